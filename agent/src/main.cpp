@@ -3,10 +3,10 @@
 #include "rexec/common/log.h"
 #include "rexec/common/version.h"
 
-#include <libwebsockets.h>
-#include <uv.h>
 #include <CLI/CLI.hpp>
+#include <libwebsockets.h>
 #include <spdlog/spdlog.h>
+#include <uv.h>
 
 #include <cstdio>
 

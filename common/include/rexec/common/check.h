@@ -9,9 +9,9 @@ namespace rx::detail {
 
 }  // namespace rx::detail
 
-#define REXEC_CHECK(cond)                                        \
-  do {                                                           \
-    if (!(cond)) {                                               \
-      ::rx::detail::check_failed(#cond, __FILE__, __LINE__);  \
-    }                                                            \
+#define REXEC_CHECK(cond)                                    \
+  do {                                                       \
+    if (!(cond)) {                                           \
+      ::rx::detail::check_failed(#cond, __FILE__, __LINE__); \
+    }                                                        \
   } while (false)

@@ -46,11 +46,12 @@ std::string_view errc_name(Errc code);
 
 struct Error {
   Errc code = Errc::kInternal;
-  std::string message;   // one sentence for a person; never contains secrets or payload bytes
-  int sys_errno = 0;     // errno (positive) when code == kSystem, else 0
+  std::string message;     // one sentence for a person; never contains secrets or payload bytes
+  int sys_errno = 0;       // errno (positive) when code == kSystem, else 0
   std::size_t offset = 0;  // byte offset into the input, for protocol errors
 
   Error() = default;
+
   Error(Errc c, std::string msg, int err = 0, std::size_t off = 0)
       : code(c), message(std::move(msg)), sys_errno(err), offset(off) {}
 

@@ -3,10 +3,10 @@
 // then key=value pairs ("session opened sid=main pid=4121"). Never log tokens or terminal bytes.
 #pragma once
 
+#include "rexec/common/result.h"
+
 #include <string>
 #include <string_view>
-
-#include "rexec/common/result.h"
 
 namespace rx {
 

@@ -11,9 +11,11 @@ template <class F>
 class [[nodiscard]] ScopeExit {
  public:
   explicit ScopeExit(F fn) : fn_(std::move(fn)) {}
+
   ~ScopeExit() {
     if (armed_) fn_();
   }
+
   ScopeExit(const ScopeExit&) = delete;
   ScopeExit& operator=(const ScopeExit&) = delete;
   ScopeExit(ScopeExit&&) = delete;

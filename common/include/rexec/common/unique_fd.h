@@ -10,19 +10,25 @@ namespace rx {
 class UniqueFd {
  public:
   UniqueFd() = default;
+
   explicit UniqueFd(int fd) : fd_(fd) {}
+
   ~UniqueFd() { reset(); }
 
   UniqueFd(const UniqueFd&) = delete;
   UniqueFd& operator=(const UniqueFd&) = delete;
+
   UniqueFd(UniqueFd&& other) noexcept : fd_(other.release()) {}
+
   UniqueFd& operator=(UniqueFd&& other) noexcept {
     if (this != &other) reset(other.release());
     return *this;
   }
 
   [[nodiscard]] int get() const { return fd_; }
+
   [[nodiscard]] bool is_valid() const { return fd_ >= 0; }
+
   explicit operator bool() const { return is_valid(); }
 
   // Gives up ownership without closing; returns the fd (or -1).

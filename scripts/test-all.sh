@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Sets up a fresh Debian 12 machine and runs every test job, in the order CI runs them:
+#   1. format-check   clang-format --dry-run -Werror
+#   2. gcc-werror     optimised build, warnings are errors, all tests
+#   3. release-static fully static rexec-agent, all tests plus the empty-chroot check
+#   4. asan           AddressSanitizer + UndefinedBehaviorSanitizer, all tests
+# Each job is a CMake workflow preset, so `cmake --workflow --preset <job>` reruns one locally.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+jobs=(format-check gcc-werror release-static asan)
+if [ $# -gt 0 ]; then jobs=("$@"); fi
+
+bash scripts/install-deps.sh
+for job in "${jobs[@]}"; do
+  echo "=== $job ==="
+  start=$(date +%s)
+  if [ "$job" = format-check ]; then
+    bash scripts/format-check.sh
+  else
+    cmake --workflow --preset "$job"
+  fi
+  echo "=== $job: ok in $(( $(date +%s) - start )) s ==="
+done
