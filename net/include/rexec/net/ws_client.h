@@ -1,0 +1,120 @@
+// SPDX-License-Identifier: MIT
+// WsClient: one client WebSocket connection on an LwsContext, with a bounded-by-accounting
+// outbound queue written one lws_write per WRITEABLE event, and whole-message reassembly.
+#pragma once
+
+#include "rexec/common/result.h"
+#include "rexec/net/lws_context.h"
+#include "rexec/net/url.h"
+
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace rx::net {
+
+struct WsConnectOptions {
+  Url url;                                                   // ws:// or wss://
+  std::vector<std::pair<std::string, std::string>> headers;  // extra request headers
+  std::string subprotocols;                   // offered, e.g. "rexec.v2, rexec.v1"; may be empty
+  std::string origin;                         // sent as Origin when non-empty
+  std::size_t max_message_bytes = 1U << 20U;  // larger incoming messages close with 1009
+};
+
+struct WsCloseInfo {
+  bool was_open = false;  // the handshake had completed
+  int http_status = 0;    // handshake HTTP status when the upgrade was refused, else 0
+  int close_code = 0;     // WebSocket close code received from the peer, when there was one
+  std::string reason;     // peer's close reason, or lws's description of a connect failure
+};
+
+// An outgoing message. `buffer` holds LWS_PRE bytes of headroom followed by the payload, so
+// lws_write needs no copy; build it with make_message().
+struct WsMessage {
+  std::string buffer;
+  bool binary = false;
+
+  [[nodiscard]] std::size_t payload_size() const { return buffer.size() - LWS_PRE; }
+};
+
+// A message with room for `payload_size` bytes at data() + LWS_PRE.
+WsMessage make_message(std::size_t payload_size, bool binary);
+WsMessage make_message(std::string_view payload, bool binary);
+
+// Lifetime: lives on the loop thread. Destroying a connected WsClient closes the connection
+// (abruptly; call close() first for a clean close) and no handler runs afterwards. Handlers may
+// destroy the WsClient only from on_close.
+class WsClient final : public ClientHandler {
+ public:
+  struct Handlers {
+    std::function<void(std::string_view selected_subprotocol)> on_open;
+    std::function<void(std::string_view payload, bool binary)> on_message;  // view valid in call
+    std::function<void()> on_drain;  // the queue fell to or below the low-water mark
+    std::function<void()> on_pong;
+    std::function<void(const WsCloseInfo&)> on_close;  // exactly once per successful connect()
+  };
+
+  WsClient(LwsContext& context, Handlers handlers);
+  ~WsClient() override;
+  WsClient(const WsClient&) = delete;
+  WsClient& operator=(const WsClient&) = delete;
+  WsClient(WsClient&&) = delete;
+  WsClient& operator=(WsClient&&) = delete;
+
+  // Starts connecting. Errors: kInvalidArgument (not a ws/wss URL), kClosed (already connected
+  // or connecting), kUnavailable (lws refused at once). On error no handler is called.
+  [[nodiscard]] Status connect(const WsConnectOptions& options);
+
+  // Queue messages; they are written in order. Ignored when not open.
+  void send(WsMessage message);
+
+  void send_text(std::string_view text) { send(make_message(text, false)); }
+
+  void send_binary(std::string_view bytes) { send(make_message(bytes, true)); }
+
+  void send_ping();
+
+  // Sends a close frame with `code` and `reason` after the queued messages, then closes.
+  void close(int code, std::string_view reason);
+
+  [[nodiscard]] bool is_open() const { return state_ == State::kOpen; }
+
+  [[nodiscard]] bool is_idle() const { return state_ == State::kIdle; }
+
+  [[nodiscard]] std::size_t queued_bytes() const { return queued_bytes_; }
+
+  void set_low_water(std::size_t bytes) { low_water_ = bytes; }
+
+  int on_lws_event(lws* wsi, lws_callback_reasons reason, void* in, size_t len) override;
+
+ private:
+  enum class State { kIdle, kConnecting, kOpen, kClosing };
+  int on_writeable();
+  int on_receive(void* in, size_t len, bool binary);
+  void finish(WsCloseInfo info);
+
+  LwsContext& context_;
+  Handlers handlers_;
+  lws* wsi_ = nullptr;
+  State state_ = State::kIdle;
+  WsConnectOptions options_;
+  std::string header_text_;  // storage for header values during the handshake
+  std::deque<WsMessage> outbox_;
+  std::size_t queued_bytes_ = 0;
+  std::size_t low_water_ = 64U * 1024U;
+  bool in_connect_ = false;         // inside lws_client_connect_via_info
+  bool failed_in_connect_ = false;  // CONNECTION_ERROR arrived before connect() returned
+  bool ping_pending_ = false;
+  bool close_pending_ = false;
+  int close_code_ = 1000;
+  std::string close_reason_;
+  std::string rx_;  // reassembly of a fragmented message
+  bool rx_overflow_ = false;
+  WsCloseInfo close_info_;
+};
+
+}  // namespace rx::net

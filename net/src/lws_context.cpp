@@ -1,0 +1,115 @@
+// SPDX-License-Identifier: MIT
+// lws context creation on a foreign libuv loop, the client protocol trampoline and log routing.
+#include "rexec/net/lws_context.h"
+
+#include <spdlog/spdlog.h>
+
+#include <array>
+#include <cstring>
+#include <string_view>
+
+namespace rx::net {
+
+namespace {
+
+int on_client_event(lws* wsi, lws_callback_reasons reason, void* /*user*/, void* in, size_t len) {
+  auto* handler = static_cast<ClientHandler*>(lws_get_opaque_user_data(wsi));
+  if (handler == nullptr) {
+    // Events that arrive for a wsi whose owner has gone: close anything that is still open.
+    return reason == LWS_CALLBACK_CLIENT_WRITEABLE || reason == LWS_CALLBACK_CLIENT_RECEIVE ||
+                   reason == LWS_CALLBACK_RECEIVE_CLIENT_HTTP ||
+                   reason == LWS_CALLBACK_CLIENT_HTTP_WRITEABLE
+               ? -1
+               : lws_callback_http_dummy(wsi, reason, nullptr, in, len);
+  }
+  try {
+    return handler->on_lws_event(wsi, reason, in, len);
+  } catch (const std::exception& e) {
+    spdlog::error("client connection failed: exception in handler what={}", e.what());
+    return -1;
+  }
+}
+
+const std::array<lws_protocols, 2> kClientOnly = {{
+    {kClientProtocolName, on_client_event, 0, 0, 0, nullptr, 0},
+    {nullptr, nullptr, 0, 0, 0, nullptr, 0},
+}};
+
+void emit_lws_log(int level, const char* line) {
+  std::string_view text(line);
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.remove_suffix(1);
+  // lws's own lines never carry our tokens or terminal bytes: we pass neither to lws logging.
+  switch (level) {
+    case LLL_ERR:
+      spdlog::error("lws: {}", text);
+      break;
+    case LLL_WARN:
+      spdlog::warn("lws: {}", text);
+      break;
+    case LLL_NOTICE:
+    case LLL_USER:
+      spdlog::debug("lws: {}", text);
+      break;
+    default:
+      spdlog::trace("lws: {}", text);
+      break;
+  }
+}
+
+}  // namespace
+
+const lws_protocols& client_protocol() { return kClientOnly[0]; }
+
+void route_lws_logs(const std::string& level) {
+  int mask = LLL_ERR;
+  if (level == "warn" || level == "info" || level == "debug" || level == "trace") mask |= LLL_WARN;
+  if (level == "debug" || level == "trace") mask |= LLL_NOTICE | LLL_USER;
+  if (level == "trace") mask |= LLL_INFO | LLL_DEBUG | LLL_CLIENT | LLL_HEADER;
+  lws_set_log_level(mask, emit_lws_log);
+}
+
+Result<std::unique_ptr<LwsContext>> LwsContext::create(const ContextOptions& options) {
+  if (options.loop == nullptr) return Error(Errc::kInvalidArgument, "lws context needs a loop");
+  std::array<void*, 1> loops = {options.loop};
+  lws_context_creation_info info;
+  std::memset(&info, 0, sizeof info);
+  info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT |
+                 LWS_SERVER_OPTION_UV_NO_SIGSEGV_SIGFPE_SPIN | LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+  info.foreign_loops = loops.data();
+  info.user = options.user;
+  info.pt_serv_buf_size = options.pt_serv_buf_size;
+  // lws reads its signal handling from here; the application owns signals (ttyd does the same).
+  info.signal_cb = nullptr;
+
+  std::unique_ptr<LwsContext> self(new LwsContext());
+  self->context_ = lws_create_context(&info);
+  if (self->context_ == nullptr) return Error(Errc::kUnavailable, "lws_create_context failed");
+
+  lws_context_creation_info vinfo;
+  std::memset(&vinfo, 0, sizeof vinfo);
+  vinfo.port = options.port;
+  vinfo.iface = options.bind_address.empty() ? nullptr : options.bind_address.c_str();
+  vinfo.protocols = options.protocols != nullptr ? options.protocols : kClientOnly.data();
+  vinfo.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+  if (!options.ca_file.empty()) vinfo.client_ssl_ca_filepath = options.ca_file.c_str();
+  if (!options.tls_cert_file.empty()) {
+    vinfo.ssl_cert_filepath = options.tls_cert_file.c_str();
+    vinfo.ssl_private_key_filepath = options.tls_key_file.c_str();
+  }
+  self->vhost_ = lws_create_vhost(self->context_, &vinfo);
+  if (self->vhost_ == nullptr) {
+    std::string where = options.bind_address.empty() ? "*" : options.bind_address;
+    return Error(Errc::kUnavailable, "cannot listen on " + where + ":" +
+                                         std::to_string(options.port) +
+                                         " (address in use, or not permitted)");
+  }
+  return self;
+}
+
+LwsContext::~LwsContext() {
+  if (context_ != nullptr) lws_context_destroy(context_);
+}
+
+int LwsContext::port() const { return vhost_ != nullptr ? lws_get_vhost_listen_port(vhost_) : -1; }
+
+}  // namespace rx::net
