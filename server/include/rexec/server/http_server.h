@@ -1,0 +1,93 @@
+// SPDX-License-Identifier: MIT
+// HttpServer: the lws plumbing of rexec-server. It parses HTTP requests and WebSocket upgrades
+// into plain values, hands them to the application's handlers, writes their responses, and runs
+// accepted WebSockets as WsConn objects. It knows no routes and no protocol messages.
+#pragma once
+
+#include "rexec/common/result.h"
+#include "rexec/server/ws_conn.h"
+
+#include <uv.h>
+
+#include <cstddef>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace rx::server {
+
+struct HttpRequest {
+  std::string method;  // "GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
+  std::string path;    // without the query string
+  std::vector<std::pair<std::string, std::string>> query;  // decoded key/value pairs, in order
+  std::map<std::string, std::string> headers;  // lower-case names; only the ones we read
+  std::string body;
+  std::string peer;         // client IP address
+  bool is_upgrade = false;  // a WebSocket upgrade request
+
+  [[nodiscard]] std::string header(const std::string& name) const;
+  [[nodiscard]] std::optional<std::string> query_param(std::string_view name) const;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string body;
+  std::string content_type = "application/json";
+  std::vector<std::pair<std::string, std::string>> headers;
+
+  static HttpResponse json(int status, std::string body) {
+    return HttpResponse{status, std::move(body), "application/json", {}};
+  }
+};
+
+// What to do with a WebSocket upgrade: refuse it with a response, or accept it and build the
+// handler once the socket is established.
+struct UpgradeDecision {
+  std::optional<HttpResponse> refusal;
+  std::function<std::unique_ptr<WsHandler>(WsConn&)> accept;
+};
+
+struct HttpServerOptions {
+  uv_loop_t* loop = nullptr;
+  std::string host = "127.0.0.1";
+  int port = 8080;                          // 0: any free port
+  std::size_t max_body_bytes = 1U << 20U;   // larger bodies get 413
+  std::size_t max_frame_bytes = 1U << 20U;  // larger WebSocket messages close with 1009
+  std::size_t ws_low_water = 256U * 1024U;  // WsHandler::on_drain threshold
+  std::string tls_cert_file;
+  std::string tls_key_file;
+};
+
+struct HttpHandlers {
+  std::function<HttpResponse(const HttpRequest&)> on_request;
+  std::function<UpgradeDecision(const HttpRequest&)> on_upgrade;
+};
+
+// Owns the lws context and every connection. Loop thread only; the loop must outlive it and run
+// after its destruction so lws can close its handles.
+class HttpServer {
+ public:
+  // Errors: kUnavailable when the address cannot be bound.
+  static Result<std::unique_ptr<HttpServer>> start(const HttpServerOptions& options,
+                                                   HttpHandlers handlers);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+  HttpServer(HttpServer&&) = delete;
+  HttpServer& operator=(HttpServer&&) = delete;
+
+  [[nodiscard]] int port() const;
+
+  class Impl;
+
+ private:
+  explicit HttpServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace rx::server

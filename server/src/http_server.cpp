@@ -1,0 +1,500 @@
+// SPDX-License-Identifier: MIT
+// lws server callbacks for rexec-server: HTTP requests with bodies, upgrade confirmation with
+// JSON refusals (PROTOCOL §2: errors are sent before the upgrade), and WebSocket connections.
+#include "rexec/server/http_server.h"
+
+#include "rexec/net/lws_context.h"
+
+#include <libwebsockets.h>
+#include <spdlog/spdlog.h>
+
+#include <array>
+#include <cstring>
+#include <deque>
+
+namespace rx::server {
+
+std::string HttpRequest::header(const std::string& name) const {
+  const auto it = headers.find(name);
+  return it == headers.end() ? std::string() : it->second;
+}
+
+std::optional<std::string> HttpRequest::query_param(std::string_view name) const {
+  for (const auto& [k, v] : query) {
+    if (k == name) return v;
+  }
+  return std::nullopt;
+}
+
+namespace {
+
+constexpr const char* kProtocolV1 = "rexec.v1";
+constexpr const char* kProtocolV2 = "rexec.v2";
+
+// Per-wsi state, kept in lws's opaque user data (it survives the protocol re-binding that
+// happens on upgrade, unlike per-session data).
+class WsiState {
+ public:
+  virtual ~WsiState() = default;
+  WsiState() = default;
+  WsiState(const WsiState&) = delete;
+  WsiState& operator=(const WsiState&) = delete;
+  WsiState(WsiState&&) = delete;
+  WsiState& operator=(WsiState&&) = delete;
+};
+
+// An HTTP transaction: request being read, response being written.
+class HttpTxn final : public WsiState {
+ public:
+  HttpRequest request;
+  HttpResponse response;
+  std::size_t body_written = 0;
+  bool too_large = false;
+};
+
+// An upgrade that was accepted by the application, waiting for ESTABLISHED.
+class PendingUpgrade final : public WsiState {
+ public:
+  std::function<std::unique_ptr<WsHandler>(WsConn&)> accept;
+};
+
+class ServerConn final : public WsiState, public WsConn {
+ public:
+  ServerConn(lws* wsi, std::string peer, bool v2, std::size_t low_water)
+      : wsi_(wsi), peer_(std::move(peer)), v2_(v2), low_water_(low_water) {}
+
+  void send(net::WsMessage message) override {
+    if (closing_) return;
+    queued_ += message.payload_size();
+    outbox_.push_back(std::move(message));
+    lws_callback_on_writable(wsi_);
+  }
+
+  void send_ping() override {
+    if (closing_) return;
+    ping_ = true;
+    lws_callback_on_writable(wsi_);
+  }
+
+  void close(int code, std::string_view reason) override {
+    if (closing_) return;
+    closing_ = true;
+    close_code_ = code;
+    close_reason_ = std::string(reason.substr(0, 120));
+    lws_callback_on_writable(wsi_);
+  }
+
+  [[nodiscard]] std::size_t queued_bytes() const override { return queued_; }
+
+  [[nodiscard]] bool is_v2() const override { return v2_; }
+
+  [[nodiscard]] const std::string& peer_address() const override { return peer_; }
+
+  int on_writeable() {
+    if (ping_) {
+      ping_ = false;
+      std::array<unsigned char, LWS_PRE + 1> buf{};
+      if (lws_write(wsi_, buf.data() + LWS_PRE, 0, LWS_WRITE_PING) < 0) return -1;
+      if (!outbox_.empty() || closing_) lws_callback_on_writable(wsi_);
+      return 0;
+    }
+    if (!outbox_.empty()) {
+      net::WsMessage& m = outbox_.front();
+      const std::size_t n = m.payload_size();
+      auto* data = reinterpret_cast<unsigned char*>(m.buffer.data()) + LWS_PRE;
+      if (lws_write(wsi_, data, n, m.binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT) <
+          static_cast<int>(n)) {
+        return -1;
+      }
+      const std::size_t before = queued_;
+      queued_ -= n;
+      outbox_.pop_front();
+      if (!outbox_.empty() || closing_) lws_callback_on_writable(wsi_);
+      if (before > low_water_ && queued_ <= low_water_ && handler_) handler_->on_drain();
+      return 0;
+    }
+    if (closing_) {
+      lws_close_reason(wsi_, static_cast<lws_close_status>(close_code_),
+                       reinterpret_cast<unsigned char*>(close_reason_.data()),
+                       close_reason_.size());
+      return -1;
+    }
+    return 0;
+  }
+
+  // Reassembles fragments; returns -1 to close (message too large).
+  int on_receive(const void* in, std::size_t len, std::size_t max_bytes) {
+    const bool first = lws_is_first_fragment(wsi_) != 0;
+    const bool last = lws_is_final_fragment(wsi_) != 0 && lws_remaining_packet_payload(wsi_) == 0;
+    const bool binary = lws_frame_is_binary(wsi_) != 0;
+    const std::string_view chunk(static_cast<const char*>(in), len);
+    if (first) rx_.clear();
+    if (rx_.size() + len > max_bytes) {
+      spdlog::warn("websocket message too large, closing peer={} limit={}", peer_, max_bytes);
+      std::string reason = "message too large";
+      lws_close_reason(wsi_, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
+                       reinterpret_cast<unsigned char*>(reason.data()), reason.size());
+      return -1;
+    }
+    if (first && last) {
+      if (handler_ && !closing_) handler_->on_message(chunk, binary);
+      return 0;
+    }
+    rx_.append(chunk);
+    if (last) {
+      std::string whole;
+      whole.swap(rx_);
+      if (handler_ && !closing_) handler_->on_message(whole, binary);
+    }
+    return 0;
+  }
+
+  std::unique_ptr<WsHandler> handler_;
+
+ private:
+  lws* wsi_;
+  std::string peer_;
+  bool v2_;
+  std::size_t low_water_;
+  std::deque<net::WsMessage> outbox_;
+  std::size_t queued_ = 0;
+  bool ping_ = false;
+  bool closing_ = false;
+  int close_code_ = 1000;
+  std::string close_reason_;
+  std::string rx_;
+};
+
+std::string copy_header(lws* wsi, lws_token_indexes token) {
+  const int len = lws_hdr_total_length(wsi, token);
+  if (len <= 0) return {};
+  std::string out(static_cast<std::size_t>(len) + 1, '\0');
+  const int n = lws_hdr_copy(wsi, out.data(), len + 1, token);
+  if (n < 0) return {};
+  out.resize(static_cast<std::size_t>(n));
+  return out;
+}
+
+std::string copy_custom_header(lws* wsi, const char* name) {
+  const int name_len = static_cast<int>(std::strlen(name));
+  const int len = lws_hdr_custom_length(wsi, name, name_len);
+  if (len <= 0) return {};
+  std::string out(static_cast<std::size_t>(len) + 1, '\0');
+  const int n = lws_hdr_custom_copy(wsi, out.data(), len + 1, name, name_len);
+  if (n < 0) return {};
+  out.resize(static_cast<std::size_t>(n));
+  return out;
+}
+
+const char* method_name(int m) {
+  switch (m) {
+    case LWSHUMETH_GET:
+      return "GET";
+    case LWSHUMETH_POST:
+      return "POST";
+    case LWSHUMETH_OPTIONS:
+      return "OPTIONS";
+    case LWSHUMETH_PUT:
+      return "PUT";
+    case LWSHUMETH_PATCH:
+      return "PATCH";
+    case LWSHUMETH_DELETE:
+      return "DELETE";
+    default:
+      return "";
+  }
+}
+
+HttpRequest read_request(lws* wsi) {
+  HttpRequest req;
+  char* uri = nullptr;
+  int uri_len = 0;
+  const int method = lws_http_get_uri_and_method(wsi, &uri, &uri_len);
+  req.method = method >= 0 ? method_name(method) : "";
+  if (uri != nullptr && uri_len > 0) req.path.assign(uri, static_cast<std::size_t>(uri_len));
+  std::array<char, 4096> frag{};
+  for (int i = 0;; ++i) {
+    const int n = lws_hdr_copy_fragment(wsi, frag.data(), static_cast<int>(frag.size()),
+                                        WSI_TOKEN_HTTP_URI_ARGS, i);
+    if (n < 0) break;
+    std::string_view kv(frag.data(), static_cast<std::size_t>(n));
+    const auto eq = kv.find('=');
+    if (eq == std::string_view::npos) {
+      req.query.emplace_back(std::string(kv), "");
+    } else {
+      req.query.emplace_back(std::string(kv.substr(0, eq)), std::string(kv.substr(eq + 1)));
+    }
+  }
+  const std::pair<const char*, lws_token_indexes> known[] = {
+      {"authorization", WSI_TOKEN_HTTP_AUTHORIZATION},
+      {"origin", WSI_TOKEN_ORIGIN},
+      {"sec-websocket-protocol", WSI_TOKEN_PROTOCOL},
+      {"content-type", WSI_TOKEN_HTTP_CONTENT_TYPE},
+      {"host", WSI_TOKEN_HOST},
+      {"upgrade", WSI_TOKEN_UPGRADE},
+  };
+  for (const auto& [name, token] : known) {
+    if (auto v = copy_header(wsi, token); !v.empty()) req.headers[name] = std::move(v);
+  }
+  for (const char* name : {"x-agent-os:", "x-agent-arch:", "x-agent-shell:", "x-agent-distro:",
+                           "x-agent-version:", "x-forwarded-for:"}) {
+    if (auto v = copy_custom_header(wsi, name); !v.empty()) {
+      std::string key(name);
+      key.pop_back();
+      req.headers[key] = std::move(v);
+    }
+  }
+  std::array<char, 64> peer{};
+  lws_get_peer_simple(wsi, peer.data(), peer.size());
+  req.peer = peer.data();
+  return req;
+}
+
+// Writes status line, headers and body at once. Used for upgrade refusals, where lws completes
+// the transaction as soon as the callback returns.
+bool write_whole_response(lws* wsi, const HttpResponse& r) {
+  std::string buf(LWS_PRE + 1024 + r.body.size(), '\0');
+  auto* start = reinterpret_cast<unsigned char*>(buf.data()) + LWS_PRE;
+  unsigned char* p = start;
+  unsigned char* end = reinterpret_cast<unsigned char*>(buf.data()) + buf.size();
+  if (lws_add_http_common_headers(wsi, static_cast<unsigned int>(r.status), r.content_type.c_str(),
+                                  r.body.size(), &p, end) != 0) {
+    return false;
+  }
+  for (const auto& [k, v] : r.headers) {
+    const std::string key = k + ":";
+    if (lws_add_http_header_by_name(wsi, reinterpret_cast<const unsigned char*>(key.c_str()),
+                                    reinterpret_cast<const unsigned char*>(v.data()),
+                                    static_cast<int>(v.size()), &p, end) != 0) {
+      return false;
+    }
+  }
+  if (lws_finalize_http_header(wsi, &p, end) != 0) return false;
+  std::memcpy(p, r.body.data(), r.body.size());
+  p += r.body.size();
+  const auto n = static_cast<std::size_t>(p - start);
+  return lws_write(wsi, start, n, LWS_WRITE_HTTP_HEADERS) == static_cast<int>(n);
+}
+
+}  // namespace
+
+class HttpServer::Impl {
+ public:
+  Impl(HttpServerOptions options, HttpHandlers handlers)
+      : options_(std::move(options)), handlers_(std::move(handlers)) {}
+
+  static int callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len) {
+    // Protocol-level events can arrive from lws's asynchronous teardown after the Impl is gone,
+    // so they must not reach the context user pointer.
+    if (reason == LWS_CALLBACK_PROTOCOL_INIT || reason == LWS_CALLBACK_PROTOCOL_DESTROY ||
+        reason == LWS_CALLBACK_EVENT_WAIT_CANCELLED || reason == LWS_CALLBACK_GET_THREAD_ID) {
+      return 0;
+    }
+    auto* self = static_cast<Impl*>(lws_context_user(lws_get_context(wsi)));
+    if (self == nullptr) return lws_callback_http_dummy(wsi, reason, user, in, len);
+    try {
+      return self->on_event(wsi, reason, user, in, len);
+    } catch (const std::exception& e) {
+      spdlog::error("connection failed: exception in handler what={}", e.what());
+      return -1;
+    }
+  }
+
+  int on_event(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len);
+  int start_response(lws* wsi, HttpTxn& txn);
+  int write_body(lws* wsi, HttpTxn& txn);
+
+  HttpServerOptions options_;
+  HttpHandlers handlers_;
+  std::array<lws_protocols, 3> protocols_{};
+  std::unique_ptr<net::LwsContext> context_;
+};
+
+namespace {
+
+template <class T>
+T* state_as(lws* wsi) {
+  return dynamic_cast<T*>(static_cast<WsiState*>(lws_get_opaque_user_data(wsi)));
+}
+
+void set_state(lws* wsi, WsiState* state) {
+  delete static_cast<WsiState*>(lws_get_opaque_user_data(wsi));  // NOLINT: owned via opaque
+  lws_set_opaque_user_data(wsi, state);
+}
+
+}  // namespace
+
+int HttpServer::Impl::start_response(lws* wsi, HttpTxn& txn) {
+  std::string buf(LWS_PRE + 2048, '\0');
+  auto* start = reinterpret_cast<unsigned char*>(buf.data()) + LWS_PRE;
+  unsigned char* p = start;
+  unsigned char* end = reinterpret_cast<unsigned char*>(buf.data()) + buf.size();
+  const HttpResponse& r = txn.response;
+  if (lws_add_http_common_headers(wsi, static_cast<unsigned int>(r.status), r.content_type.c_str(),
+                                  r.body.size(), &p, end) != 0) {
+    return -1;
+  }
+  for (const auto& [k, v] : r.headers) {
+    const std::string key = k + ":";
+    if (lws_add_http_header_by_name(wsi, reinterpret_cast<const unsigned char*>(key.c_str()),
+                                    reinterpret_cast<const unsigned char*>(v.data()),
+                                    static_cast<int>(v.size()), &p, end) != 0) {
+      return -1;
+    }
+  }
+  if (lws_finalize_write_http_header(wsi, start, &p, end) != 0) return -1;
+  if (r.body.empty()) {
+    return lws_http_transaction_completed(wsi) != 0 ? -1 : 0;
+  }
+  lws_callback_on_writable(wsi);
+  return 0;
+}
+
+int HttpServer::Impl::write_body(lws* wsi, HttpTxn& txn) {
+  constexpr std::size_t kChunk = 16U * 1024U;  // bytes per WRITEABLE; keeps the loop responsive
+  const std::string& body = txn.response.body;
+  const std::size_t n = std::min(kChunk, body.size() - txn.body_written);
+  std::string buf(LWS_PRE + n, '\0');
+  std::memcpy(buf.data() + LWS_PRE, body.data() + txn.body_written, n);
+  const bool final = txn.body_written + n == body.size();
+  if (lws_write(wsi, reinterpret_cast<unsigned char*>(buf.data()) + LWS_PRE, n,
+                final ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) != static_cast<int>(n)) {
+    return -1;
+  }
+  txn.body_written += n;
+  if (!final) {
+    lws_callback_on_writable(wsi);
+    return 0;
+  }
+  set_state(wsi, nullptr);
+  return lws_http_transaction_completed(wsi) != 0 ? -1 : 0;
+}
+
+int HttpServer::Impl::on_event(lws* wsi, lws_callback_reasons reason, void* user, void* in,
+                               size_t len) {
+  switch (reason) {
+    case LWS_CALLBACK_HTTP: {
+      auto* txn = new HttpTxn();  // NOLINT(cppcoreguidelines-owning-memory): owned via opaque
+      set_state(wsi, txn);
+      txn->request = read_request(wsi);
+      if (txn->request.method == "POST" || txn->request.method == "PUT" ||
+          txn->request.method == "PATCH") {
+        return 0;  // wait for the body (HTTP_BODY..., HTTP_BODY_COMPLETION)
+      }
+      txn->response = handlers_.on_request(txn->request);
+      return start_response(wsi, *txn);
+    }
+    case LWS_CALLBACK_HTTP_BODY: {
+      auto* txn = state_as<HttpTxn>(wsi);
+      if (txn == nullptr) return -1;
+      if (txn->request.body.size() + len > options_.max_body_bytes) {
+        txn->too_large = true;
+        return 0;  // keep reading, answer 413 at completion
+      }
+      txn->request.body.append(static_cast<const char*>(in), len);
+      return 0;
+    }
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION: {
+      auto* txn = state_as<HttpTxn>(wsi);
+      if (txn == nullptr) return -1;
+      txn->response = txn->too_large
+                          ? HttpResponse::json(413, R"({"error":"request body too large"})")
+                          : handlers_.on_request(txn->request);
+      return start_response(wsi, *txn);
+    }
+    case LWS_CALLBACK_HTTP_WRITEABLE: {
+      auto* txn = state_as<HttpTxn>(wsi);
+      if (txn == nullptr) return 0;
+      return write_body(wsi, *txn);
+    }
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: {
+      if (in == nullptr || std::strcmp(static_cast<const char*>(in), "websocket") != 0) return -1;
+      HttpRequest req = read_request(wsi);
+      req.is_upgrade = true;
+      UpgradeDecision d = handlers_.on_upgrade(req);
+      if (d.refusal || !d.accept) {
+        const HttpResponse refusal =
+            d.refusal ? *d.refusal : HttpResponse::json(404, R"({"error":"not found"})");
+        spdlog::info("upgrade refused path={} status={} peer={}", req.path, refusal.status,
+                     req.peer);
+        return write_whole_response(wsi, refusal) ? 1 : -1;
+      }
+      auto* pending = new PendingUpgrade();  // NOLINT(cppcoreguidelines-owning-memory)
+      pending->accept = std::move(d.accept);
+      set_state(wsi, pending);
+      return 0;
+    }
+    case LWS_CALLBACK_ESTABLISHED: {
+      auto* pending = state_as<PendingUpgrade>(wsi);
+      if (pending == nullptr) return -1;
+      auto accept = std::move(pending->accept);
+      const bool v2 = std::strcmp(lws_get_protocol(wsi)->name, kProtocolV2) == 0;
+      std::array<char, 64> peer{};
+      lws_get_peer_simple(wsi, peer.data(), peer.size());
+      auto* conn = new ServerConn(wsi, peer.data(), v2, options_.ws_low_water);  // NOLINT
+      set_state(wsi, conn);
+      conn->handler_ = accept(*conn);
+      return conn->handler_ ? 0 : -1;
+    }
+    case LWS_CALLBACK_RECEIVE: {
+      auto* conn = state_as<ServerConn>(wsi);
+      if (conn == nullptr) return -1;
+      return conn->on_receive(in, len, options_.max_frame_bytes);
+    }
+    case LWS_CALLBACK_RECEIVE_PONG: {
+      auto* conn = state_as<ServerConn>(wsi);
+      if (conn != nullptr && conn->handler_) conn->handler_->on_pong();
+      return 0;
+    }
+    case LWS_CALLBACK_SERVER_WRITEABLE: {
+      auto* conn = state_as<ServerConn>(wsi);
+      if (conn == nullptr) return 0;
+      return conn->on_writeable();
+    }
+    case LWS_CALLBACK_CLOSED: {
+      auto* conn = state_as<ServerConn>(wsi);
+      if (conn != nullptr && conn->handler_) {
+        auto handler = std::move(conn->handler_);
+        handler->on_closed();
+      }
+      set_state(wsi, nullptr);
+      return 0;
+    }
+    case LWS_CALLBACK_WSI_DESTROY:
+      set_state(wsi, nullptr);
+      return 0;
+    default:
+      return lws_callback_http_dummy(wsi, reason, user, in, len);
+  }
+}
+
+Result<std::unique_ptr<HttpServer>> HttpServer::start(const HttpServerOptions& options,
+                                                      HttpHandlers handlers) {
+  auto impl = std::make_unique<Impl>(options, std::move(handlers));
+  // protocols[0] serves plain HTTP and WebSockets that offer no subprotocol (v1 peers such as
+  // the deployed Go agent); "rexec.v2" is chosen whenever a client offers it.
+  const auto rx = static_cast<std::size_t>(64U * 1024U);
+  impl->protocols_[0] = {kProtocolV1, &Impl::callback, 0, rx, 0, nullptr, 0};
+  impl->protocols_[1] = {kProtocolV2, &Impl::callback, 0, rx, 1, nullptr, 0};
+  impl->protocols_[2] = {nullptr, nullptr, 0, 0, 0, nullptr, 0};
+  net::ContextOptions c;
+  c.loop = options.loop;
+  c.protocols = impl->protocols_.data();
+  c.port = options.port;
+  c.bind_address = options.host;
+  c.user = impl.get();
+  c.tls_cert_file = options.tls_cert_file;
+  c.tls_key_file = options.tls_key_file;
+  auto context = net::LwsContext::create(c);
+  if (!context) return std::move(context).error();
+  impl->context_ = std::move(context).value();
+  return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
+}
+
+HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+HttpServer::~HttpServer() = default;
+
+int HttpServer::port() const { return impl_->context_->port(); }
+
+}  // namespace rx::server

@@ -1,0 +1,252 @@
+// SPDX-License-Identifier: MIT
+// HttpServer and the net clients against each other on one loop, over real loopback sockets.
+#include "rexec/server/http_server.h"
+
+#include "rexec/net/http_client.h"
+#include "rexec/net/ws_client.h"
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <functional>
+
+using namespace rx;
+using namespace std::chrono_literals;
+
+namespace {
+
+// Runs `loop` until `done()` or `timeout`.
+bool run_until(uv_loop_t* loop, const std::function<bool()>& done,
+               std::chrono::milliseconds timeout) {
+  uv_timer_t tick;
+  uv_timer_init(loop, &tick);
+  uv_timer_start(
+      &tick, [](uv_timer_t*) {}, 5, 5);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!done() && std::chrono::steady_clock::now() < deadline) uv_run(loop, UV_RUN_ONCE);
+  uv_close(reinterpret_cast<uv_handle_t*>(&tick), nullptr);
+  uv_run(loop, UV_RUN_NOWAIT);
+  return done();
+}
+
+void close_loop_and_expect_empty(uv_loop_t* loop) {
+  for (int i = 0; i < 100 && uv_run(loop, UV_RUN_NOWAIT) != 0; ++i) {
+  }
+  uv_run(loop, UV_RUN_DEFAULT);
+  REQUIRE(uv_loop_close(loop) == 0);
+}
+
+// Echoes every message back; closes with 4000 when told "bye".
+class EchoHandler final : public server::WsHandler {
+ public:
+  EchoHandler(server::WsConn& conn, int& closed) : conn_(conn), closed_(closed) {}
+
+  void on_message(std::string_view payload, bool binary) override {
+    if (payload == "bye") {
+      conn_.close(4000, "bye");
+      return;
+    }
+    conn_.send(net::make_message(payload, binary));
+  }
+
+  void on_closed() override { ++closed_; }
+
+ private:
+  server::WsConn& conn_;
+  int& closed_;
+};
+
+struct Fixture {
+  uv_loop_t loop{};
+  std::unique_ptr<server::HttpServer> http;
+  std::unique_ptr<net::LwsContext> client_ctx;
+  int handlers_closed = 0;
+  std::string last_body;
+  std::string last_subprotocol_seen;
+
+  Fixture() {
+    REQUIRE(uv_loop_init(&loop) == 0);
+    server::HttpServerOptions o;
+    o.loop = &loop;
+    o.port = 0;
+    o.max_body_bytes = 1024;
+    o.max_frame_bytes = 4096;
+    server::HttpHandlers h;
+    h.on_request = [this](const server::HttpRequest& r) {
+      last_body = r.body;
+      nlohmann_like_reply_ = r.method + " " + r.path + " q=" + r.query_param("q").value_or("-") +
+                             " body=" + std::to_string(r.body.size());
+      return server::HttpResponse::json(r.path == "/missing" ? 404 : 200, nlohmann_like_reply_);
+    };
+    h.on_upgrade = [this](const server::HttpRequest& r) {
+      server::UpgradeDecision d;
+      last_subprotocol_seen = r.header("sec-websocket-protocol");
+      if (r.header("authorization") != "Bearer good") {
+        d.refusal = server::HttpResponse::json(401, R"({"error":"invalid token"})");
+        return d;
+      }
+      d.accept = [this](server::WsConn& c) {
+        return std::make_unique<EchoHandler>(c, handlers_closed);
+      };
+      return d;
+    };
+    auto s = server::HttpServer::start(o, std::move(h));
+    REQUIRE(s);
+    http = std::move(s).value();
+    net::ContextOptions c;
+    c.loop = &loop;
+    auto ctx = net::LwsContext::create(c);
+    REQUIRE(ctx);
+    client_ctx = std::move(ctx).value();
+  }
+
+  std::string url(const std::string& scheme, const std::string& path) const {
+    return scheme + "://127.0.0.1:" + std::to_string(http->port()) + path;
+  }
+
+  void teardown() {
+    client_ctx.reset();
+    http.reset();
+    close_loop_and_expect_empty(&loop);
+  }
+
+  std::string nlohmann_like_reply_;
+};
+
+}  // namespace
+
+TEST_CASE("HTTP GET and POST reach the handler and the response comes back", "[server]") {
+  Fixture f;
+  net::HttpClient client(*f.client_ctx);
+  std::optional<Result<net::HttpResponse>> got;
+  net::HttpRequest get;
+  get.url = *net::Url::parse(f.url("http", "/api/x?q=42"));
+  REQUIRE(client.request(get, [&](Result<net::HttpResponse> r) { got = std::move(r); }));
+  REQUIRE(run_until(
+      &f.loop, [&] { return got.has_value(); }, 5s));
+  REQUIRE(got->has_value());
+  CHECK((*got)->status == 200);
+  CHECK((*got)->body == "GET /api/x q=42 body=0");
+
+  got.reset();
+  net::HttpRequest post;
+  post.method = "POST";
+  post.url = *net::Url::parse(f.url("http", "/missing"));
+  post.body = R"({"name":"a"})";
+  REQUIRE(client.request(post, [&](Result<net::HttpResponse> r) { got = std::move(r); }));
+  REQUIRE(run_until(
+      &f.loop, [&] { return got.has_value(); }, 5s));
+  REQUIRE(got->has_value());
+  CHECK((*got)->status == 404);
+  CHECK(f.last_body == R"({"name":"a"})");
+
+  got.reset();
+  post.url = *net::Url::parse(f.url("http", "/big"));
+  post.body = std::string(5000, 'x');
+  REQUIRE(client.request(post, [&](Result<net::HttpResponse> r) { got = std::move(r); }));
+  REQUIRE(run_until(
+      &f.loop, [&] { return got.has_value(); }, 5s));
+  REQUIRE(got->has_value());
+  CHECK((*got)->status == 413);
+  f.teardown();
+}
+
+TEST_CASE("HTTP client reports a refused connection", "[server]") {
+  Fixture f;
+  net::HttpClient client(*f.client_ctx);
+  std::optional<Result<net::HttpResponse>> got;
+  net::HttpRequest get;
+  get.url = *net::Url::parse("http://127.0.0.1:1/");
+  auto st = client.request(get, [&](Result<net::HttpResponse> r) { got = std::move(r); });
+  if (st)
+    REQUIRE(run_until(
+        &f.loop, [&] { return got.has_value(); }, 5s));
+  const bool failed = !st || !got->has_value();
+  CHECK(failed);
+  f.teardown();
+}
+
+TEST_CASE("WebSocket upgrade refused with the handler's status", "[server]") {
+  Fixture f;
+  std::optional<net::WsCloseInfo> closed;
+  bool opened = false;
+  net::WsClient ws(*f.client_ctx, {.on_open = [&](std::string_view) { opened = true; },
+                                   .on_message = nullptr,
+                                   .on_drain = nullptr,
+                                   .on_pong = nullptr,
+                                   .on_close = [&](const net::WsCloseInfo& i) { closed = i; }});
+  net::WsConnectOptions o;
+  o.url = *net::Url::parse(f.url("ws", "/ws/x"));
+  o.subprotocols = "rexec.v2, rexec.v1";
+  o.headers = {{"authorization", "Bearer bad"}};
+  REQUIRE(ws.connect(o));
+  REQUIRE(run_until(
+      &f.loop, [&] { return closed.has_value(); }, 5s));
+  CHECK_FALSE(opened);
+  CHECK_FALSE(closed->was_open);
+  CHECK(closed->http_status == 401);
+  f.teardown();
+}
+
+TEST_CASE("WebSocket echo with v2 negotiation, fragments and close codes", "[server]") {
+  Fixture f;
+  std::vector<std::pair<std::string, bool>> received;
+  std::optional<net::WsCloseInfo> closed;
+  std::string selected;
+  net::WsClient ws(
+      *f.client_ctx,
+      {.on_open = [&](std::string_view p) { selected = std::string(p); },
+       .on_message = [&](std::string_view m, bool b) { received.emplace_back(std::string(m), b); },
+       .on_drain = nullptr,
+       .on_pong = nullptr,
+       .on_close = [&](const net::WsCloseInfo& i) { closed = i; }});
+  net::WsConnectOptions o;
+  o.url = *net::Url::parse(f.url("ws", "/ws/x"));
+  o.subprotocols = "rexec.token.abc, rexec.v2, rexec.v1";
+  o.headers = {{"authorization", "Bearer good"}};
+  REQUIRE(ws.connect(o));
+  REQUIRE(run_until(
+      &f.loop, [&] { return ws.is_open() || closed.has_value(); }, 5s));
+  REQUIRE(ws.is_open());
+  CHECK(selected == "rexec.v2");
+  CHECK(f.last_subprotocol_seen == "rexec.token.abc, rexec.v2, rexec.v1");
+  ws.send_text("hello");
+  ws.send_binary(std::string("\x01\x04main\x00\xff", 8));
+  ws.send_text(std::string(3000, 'z'));
+  REQUIRE(run_until(
+      &f.loop, [&] { return received.size() == 3; }, 5s));
+  CHECK(received[0] == std::make_pair(std::string("hello"), false));
+  CHECK(received[1] == std::make_pair(std::string("\x01\x04main\x00\xff", 8), true));
+  CHECK(received[2].first.size() == 3000);
+  ws.send_text("bye");
+  REQUIRE(run_until(
+      &f.loop, [&] { return closed.has_value(); }, 5s));
+  CHECK(closed->was_open);
+  CHECK(closed->close_code == 4000);
+  REQUIRE(run_until(
+      &f.loop, [&] { return f.handlers_closed == 1; }, 5s));
+  f.teardown();
+}
+
+TEST_CASE("oversized WebSocket message closes with 1009", "[server]") {
+  Fixture f;
+  std::optional<net::WsCloseInfo> closed;
+  net::WsClient ws(*f.client_ctx, {.on_open = nullptr,
+                                   .on_message = nullptr,
+                                   .on_drain = nullptr,
+                                   .on_pong = nullptr,
+                                   .on_close = [&](const net::WsCloseInfo& i) { closed = i; }});
+  net::WsConnectOptions o;
+  o.url = *net::Url::parse(f.url("ws", "/ws/x"));
+  o.headers = {{"authorization", "Bearer good"}};
+  REQUIRE(ws.connect(o));
+  REQUIRE(run_until(
+      &f.loop, [&] { return ws.is_open(); }, 5s));
+  ws.send_text(std::string(10000, 'q'));
+  REQUIRE(run_until(
+      &f.loop, [&] { return closed.has_value(); }, 5s));
+  CHECK(closed->close_code == 1009);
+  REQUIRE(run_until(
+      &f.loop, [&] { return f.handlers_closed == 1; }, 5s));
+  f.teardown();
+}
