@@ -1,0 +1,233 @@
+// SPDX-License-Identifier: MIT
+// Every message of PROTOCOL.md §3 (agent socket), §4 (user terminal socket) and §8 (files) as a
+// plain value. Terminal and file bytes are raw bytes here; the codecs add base64 or binary
+// framing. Field names in comments are the exact JSON names.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace rx::proto {
+
+// Session and transfer ids: 1..64 bytes of [A-Za-z0-9_-] ("main", "split-<connId>").
+inline constexpr std::size_t kMaxIdBytes = 64;
+[[nodiscard]] bool is_valid_id(std::string_view id);
+
+// Terminal sizes the agent accepts (PROTOCOL §3.2: ignore 0 or > 10000).
+inline constexpr std::uint32_t kMaxTerminalDim = 10000;
+
+// ---- agent socket: server → agent ----
+struct ShellStart {  // "shell_start"
+  std::string session_id;
+  bool new_session = false;
+  std::optional<std::uint16_t> cols;
+  std::optional<std::uint16_t> rows;
+  std::optional<std::uint64_t> resume_offset;
+  bool operator==(const ShellStart&) const = default;
+};
+
+struct ShellInput {  // "shell_input"; data: bytes (base64 in v1 JSON)
+  std::string session_id;
+  std::string data;
+  bool operator==(const ShellInput&) const = default;
+};
+
+struct ShellResize {  // "shell_resize"
+  std::string session_id;
+  std::uint16_t cols = 0;
+  std::uint16_t rows = 0;
+  bool operator==(const ShellResize&) const = default;
+};
+
+struct ShellStopSession {  // "shell_stop_session"
+  std::string session_id;
+  bool operator==(const ShellStopSession&) const = default;
+};
+
+struct ShellStop {  // "shell_stop"
+  bool operator==(const ShellStop&) const = default;
+};
+
+struct Exec {  // "exec" (agent socket and user socket)
+  std::string command;
+  std::optional<std::uint32_t> timeout_s;
+  bool operator==(const Exec&) const = default;
+};
+
+struct Ping {  // "ping"
+  bool operator==(const Ping&) const = default;
+};
+
+struct Pong {  // "pong"
+  bool operator==(const Pong&) const = default;
+};
+
+// ---- agent socket: agent → server ----
+struct ByteCounts {  // {"total","available","free"}, bytes
+  std::uint64_t total = 0;
+  std::uint64_t available = 0;
+  std::uint64_t free = 0;
+  bool operator==(const ByteCounts&) const = default;
+};
+
+struct SystemInfo {  // "system_info"
+  std::string hostname;
+  std::uint32_t num_cpu = 0;
+  ByteCounts memory;
+  ByteCounts disk;
+  std::string region;
+  std::string os;
+  std::string arch;
+  std::string distro;
+  std::string kernel;
+  std::string agent_version;
+  std::string shell;
+  bool operator==(const SystemInfo&) const = default;
+};
+
+struct Stats {  // "stats" (also forwarded to user sockets)
+  double cpu_percent = 0;
+  std::uint64_t memory = 0;
+  std::uint64_t memory_limit = 0;
+  std::uint64_t disk_usage = 0;
+  std::uint64_t disk_limit = 0;
+  double load1 = 0;
+  double load5 = 0;
+  double load15 = 0;
+  std::uint64_t uptime_s = 0;
+  std::uint32_t sessions = 0;
+  bool operator==(const Stats&) const = default;
+};
+
+struct ShellStarting {  // "shell_starting"
+  std::string session_id;
+  bool operator==(const ShellStarting&) const = default;
+};
+
+struct ShellStarted {  // "shell_started"
+  std::string session_id;
+  bool operator==(const ShellStarted&) const = default;
+};
+
+struct ShellOutput {  // "shell_output"; data: bytes (base64 in v1 JSON)
+  std::string session_id;
+  std::string data;
+  std::optional<std::uint64_t> offset;
+  bool operator==(const ShellOutput&) const = default;
+};
+
+struct ShellStopped {  // "shell_stopped"
+  std::string session_id;
+  std::optional<int> exit_code;
+  std::optional<int> signal;
+  bool operator==(const ShellStopped&) const = default;
+};
+
+struct ShellError {  // "shell_error"
+  std::string session_id;
+  std::string error;
+  bool operator==(const ShellError&) const = default;
+};
+
+struct ExecResult {  // "exec_result"
+  std::string command;
+  std::string output;
+  bool success = false;
+  int exit_code = 0;
+  std::optional<std::string> error;
+  bool operator==(const ExecResult&) const = default;
+};
+
+// ---- files (§8), both directions ----
+struct FileGet {  // "file_get"
+  std::string transfer_id;
+  std::string path;
+  bool operator==(const FileGet&) const = default;
+};
+
+struct FilePut {  // "file_put"
+  std::string transfer_id;
+  std::string path;
+  std::uint64_t size = 0;
+  std::optional<std::uint32_t> mode;
+  bool operator==(const FilePut&) const = default;
+};
+
+struct FileData {  // "file_data"; data: bytes (base64 in v1 JSON)
+  std::string transfer_id;
+  std::uint64_t seq = 0;
+  std::string data;
+  bool operator==(const FileData&) const = default;
+};
+
+struct FileEnd {  // "file_end"
+  std::string transfer_id;
+  std::string sha256;
+  bool operator==(const FileEnd&) const = default;
+};
+
+struct FileError {  // "file_error"
+  std::string transfer_id;
+  std::string error;
+  bool operator==(const FileError&) const = default;
+};
+
+// ---- user terminal socket ----
+struct Input {  // "input": {"type":"input","data":"<text>"}
+  std::string data;
+  bool operator==(const Input&) const = default;
+};
+
+struct Resize {  // "resize": {"type":"resize","cols":N,"rows":M} — top level, not in data
+  std::uint16_t cols = 0;
+  std::uint16_t rows = 0;
+  bool operator==(const Resize&) const = default;
+};
+
+struct Output {  // "output": text (v1); invalid UTF-8 is replaced by U+FFFD when encoding
+  std::string data;
+  std::optional<std::uint64_t> offset;
+  bool operator==(const Output&) const = default;
+};
+
+struct OffsetMsg {  // "offset": {"type":"offset","data":N}
+  std::uint64_t offset = 0;
+  bool operator==(const OffsetMsg&) const = default;
+};
+
+struct Gap {  // "gap": {"from","to"}
+  std::uint64_t from = 0;
+  std::uint64_t to = 0;
+  bool operator==(const Gap&) const = default;
+};
+
+struct AgentDisconnected {  // "agent_disconnected": {"agent_id"}
+  std::string agent_id;
+  bool operator==(const AgentDisconnected&) const = default;
+};
+
+struct AgentConnected {  // "agent_connected": {"agent_id"} (agent_id may be empty)
+  std::string agent_id;
+  bool operator==(const AgentConnected&) const = default;
+};
+
+// Everything on the agent socket, both directions.
+using AgentMessage =
+    std::variant<ShellStart, ShellInput, ShellResize, ShellStopSession, ShellStop, Exec, Ping, Pong,
+                 SystemInfo, Stats, ShellStarting, ShellStarted, ShellOutput, ShellStopped,
+                 ShellError, ExecResult, FileGet, FilePut, FileData, FileEnd, FileError>;
+
+// Everything on the user terminal socket, both directions.
+using UserMessage = std::variant<Input, Resize, Exec, Ping, Pong, Output, OffsetMsg, Gap,
+                                 AgentDisconnected, AgentConnected, Stats, ShellStarting,
+                                 ShellStarted, ShellStopped, ShellError, ExecResult>;
+
+// The JSON "type" string of a message.
+std::string_view type_name(const AgentMessage& m);
+std::string_view type_name(const UserMessage& m);
+
+}  // namespace rx::proto
