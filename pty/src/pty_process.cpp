@@ -3,11 +3,13 @@
 // fork and exec the child calls only async-signal-safe functions.
 #include "rexec/pty/pty_process.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
-#include <sys/syscall.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -16,6 +18,8 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <utility>
 
 extern char** environ;  // NOLINT: POSIX
 
@@ -23,8 +27,54 @@ namespace rx::pty {
 
 namespace {
 
+// Used when the environment has no PATH at all; Debian's default for login shells.
+constexpr const char* kDefaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+// Variables the shell must not inherit: the agent's secret, and systemd's description of the
+// agent's own service (a shell that saw NOTIFY_SOCKET or LISTEN_FDS could talk to systemd in the
+// agent's name; JOURNAL_STREAM would claim its stderr is the journal).
+constexpr std::array<const char*, 8> kStrippedVariables = {
+    "REXEC_TOKEN",  "NOTIFY_SOCKET",  "LISTEN_FDS",   "LISTEN_PID",
+    "LISTEN_FDNAMES", "JOURNAL_STREAM", "WATCHDOG_PID", "WATCHDOG_USEC"};
+
+// The steps of child set-up that can fail; reported to the parent with errno.
+enum class ChildStep : int {
+  kSetsid = 1,
+  kOpenSlave,
+  kControllingTty,
+  kDup,
+  kChdir,
+  kExec,
+};
+
+struct ChildReport {
+  int step = 0;
+  int err = 0;
+};
+
+const char* step_name(int step) {
+  switch (static_cast<ChildStep>(step)) {
+    case ChildStep::kSetsid:
+      return "setsid";
+    case ChildStep::kOpenSlave:
+      return "open pty slave";
+    case ChildStep::kControllingTty:
+      return "ioctl(TIOCSCTTY)";
+    case ChildStep::kDup:
+      return "dup2";
+    case ChildStep::kChdir:
+      return "chdir";
+    case ChildStep::kExec:
+      return "exec";
+  }
+  return "child set-up";
+}
+
 bool is_executable_file(const std::string& path) {
-  return !path.empty() && path[0] == '/' && ::access(path.c_str(), X_OK) == 0;
+  struct stat st {};
+
+  return !path.empty() && path[0] == '/' && ::stat(path.c_str(), &st) == 0 &&
+         S_ISREG(st.st_mode) && ::access(path.c_str(), X_OK) == 0;
 }
 
 std::string basename_of(const std::string& path) {
@@ -32,34 +82,115 @@ std::string basename_of(const std::string& path) {
   return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
-std::string env_or(const char* name, const std::string& fallback) {
+std::string getenv_string(const char* name) {
   const char* v = std::getenv(name);  // NOLINT(concurrency-mt-unsafe): read before fork
-  return v != nullptr && *v != '\0' ? std::string(v) : fallback;
+  return v != nullptr ? std::string(v) : std::string();
 }
 
-// Builds the child's environment: ours, minus what we override, plus the set-up variables.
-std::vector<std::string> child_environment(const std::string& shell,
-                                           const std::vector<std::string>& extra) {
-  std::vector<std::string> env;
-  const char* overridden[] = {"TERM=", "REXEC_AGENT=", "SHELL=", "REXEC_TOKEN="};
-  for (char** e = environ; *e != nullptr; ++e) {
-    bool skip = false;
-    for (const char* o : overridden) skip = skip || std::strncmp(*e, o, std::strlen(o)) == 0;
-    if (!skip) env.emplace_back(*e);
+std::vector<std::string> split_path(std::string_view path) {
+  std::vector<std::string> dirs;
+  while (!path.empty()) {
+    const auto colon = path.find(':');
+    const std::string_view dir = path.substr(0, colon);
+    if (!dir.empty() && dir[0] == '/') dirs.emplace_back(dir);
+    if (colon == std::string_view::npos) break;
+    path.remove_prefix(colon + 1);
   }
-  env.emplace_back("TERM=xterm-256color");
-  env.emplace_back("REXEC_AGENT=1");
-  env.emplace_back("SHELL=" + shell);
-  const auto has = [&env](const char* prefix) {
-    for (const auto& e : env) {
-      if (e.rfind(prefix, 0) == 0) return true;
+  return dirs;
+}
+
+// `name` itself when it is an absolute path; else the first executable <dir>/<name> in /bin,
+// /usr/bin and then `path_value`. Empty when nothing qualifies.
+std::string find_executable(const std::string& name, std::string_view path_value) {
+  if (name.empty()) return {};
+  if (name.find('/') != std::string::npos) return is_executable_file(name) ? name : std::string();
+  std::vector<std::string> dirs = {"/bin", "/usr/bin"};
+  for (auto& d : split_path(path_value)) dirs.push_back(std::move(d));
+  for (const auto& dir : dirs) {
+    std::string candidate = dir + "/" + name;
+    if (is_executable_file(candidate)) return candidate;
+  }
+  return {};
+}
+
+struct PasswdEntry {
+  std::string name;
+  std::string home;
+};
+
+// The /etc/passwd line for `uid`, parsed by hand: NSS (getpwuid) cannot be used from the static
+// agent binary, and a daemon's own account is always a local one.
+PasswdEntry passwd_entry_for(uid_t uid) {
+  std::ifstream in("/etc/passwd");
+  std::string line;
+  while (std::getline(in, line)) {
+    std::array<std::string_view, 7> f{};
+    std::string_view rest(line);
+    std::size_t n = 0;
+    for (; n < f.size(); ++n) {
+      const auto colon = rest.find(':');
+      f.at(n) = rest.substr(0, colon);
+      if (colon == std::string_view::npos) break;
+      rest.remove_prefix(colon + 1);
     }
-    return false;
-  };
-  if (!has("HOME=")) env.emplace_back("HOME=" + env_or("HOME", "/"));
-  if (!has("PATH="))
-    env.emplace_back("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-  env.insert(env.end(), extra.begin(), extra.end());
+    if (n + 1 < f.size() || f[2] != std::to_string(uid)) continue;
+    return {std::string(f[0]), std::string(f[5])};
+  }
+  return {};
+}
+
+std::string_view env_name(std::string_view entry) { return entry.substr(0, entry.find('=')); }
+
+// Replaces the variable named like `entry` ("NAME=value"), or appends it.
+void set_env(std::vector<std::string>& env, std::string entry) {
+  const std::string_view name = env_name(entry);
+  for (auto& e : env) {
+    if (env_name(e) == name) {
+      e = std::move(entry);
+      return;
+    }
+  }
+  env.push_back(std::move(entry));
+}
+
+const std::string* find_env(const std::vector<std::string>& env, std::string_view name) {
+  for (const auto& e : env) {
+    if (env_name(e) == name && e.size() > name.size()) return &e;
+  }
+  return nullptr;
+}
+
+// Our environment minus the stripped variables, plus the rexec set-up, plus `extra`.
+Result<std::vector<std::string>> child_environment(const std::string& shell,
+                                                   const std::vector<std::string>& extra) {
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string_view entry(*e);
+    if (entry.find('=') == std::string_view::npos) continue;
+    bool strip = false;
+    for (const char* s : kStrippedVariables) strip = strip || env_name(entry) == s;
+    if (!strip) env.emplace_back(entry);
+  }
+  set_env(env, "TERM=xterm-256color");
+  set_env(env, "REXEC_AGENT=1");
+  set_env(env, "SHELL=" + shell);
+  const bool need_home = find_env(env, "HOME") == nullptr;
+  const bool need_user = find_env(env, "USER") == nullptr;
+  const bool need_logname = find_env(env, "LOGNAME") == nullptr;
+  if (need_home || need_user || need_logname) {
+    const PasswdEntry pw = passwd_entry_for(::getuid());
+    if (need_home) set_env(env, "HOME=" + (pw.home.empty() ? std::string("/") : pw.home));
+    if (need_user && !pw.name.empty()) set_env(env, "USER=" + pw.name);
+    if (need_logname && !pw.name.empty()) set_env(env, "LOGNAME=" + pw.name);
+  }
+  if (find_env(env, "PATH") == nullptr) set_env(env, kDefaultPath);
+  for (const auto& e : extra) {
+    const auto eq = e.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return Error(Errc::kInvalidArgument, "extra_env entry is not NAME=value");
+    }
+    set_env(env, e);
+  }
   return env;
 }
 
@@ -71,72 +202,113 @@ std::vector<char*> c_array(std::vector<std::string>& v) {
   return out;
 }
 
-// Child side, after fork: async-signal-safe calls only. Never returns.
-[[noreturn]] void exec_child(const char* slave_path, int master, int err_pipe, const char* cwd,
-                             const char* fallback_cwd, const winsize& ws, char* const* argv,
-                             char* const* envp) {
-  const auto fail = [err_pipe](int step) {
-    const int err = errno;
-    const std::array<int, 2> report = {step, err};
-    (void)!::write(err_pipe, report.data(), sizeof report);
-    ::_exit(127);
-  };
+// ---- Child side: async-signal-safe calls only from here to execve. ----
 
-  // Default dispositions for every signal and an empty mask: the shell must not inherit the
-  // agent's ignored SIGPIPE or blocked SIGCHLD.
+void close_fds_above_2_except(int keep) {
+  // close_range() is one system call (Linux 5.9); `keep` is -1 or above 2.
+  const unsigned first_after = keep > 2 ? static_cast<unsigned>(keep) + 1U : 3U;
+  const bool below_ok = keep <= 3 || ::close_range(3U, static_cast<unsigned>(keep) - 1U, 0) == 0;
+  if (below_ok && ::close_range(first_after, ~0U, 0) == 0) return;
+  // Kernels before 5.9: walk /proc/self/fd with the raw getdents64 (opendir allocates).
+  const int dir = ::open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir >= 0) {
+    alignas(dirent64) std::array<char, 4096> buf{};
+    ssize_t n = 0;
+    while ((n = ::getdents64(dir, buf.data(), buf.size())) > 0) {
+      for (ssize_t off = 0; off < n;) {
+        const auto* d = reinterpret_cast<const dirent64*>(buf.data() + off);
+        int fd = 0;
+        bool numeric = d->d_name[0] != '\0';
+        for (const char* c = d->d_name; *c != '\0'; ++c) {
+          numeric = numeric && *c >= '0' && *c <= '9';
+          fd = fd * 10 + (*c - '0');
+        }
+        if (numeric && fd > 2 && fd != keep && fd != dir) (void)::close(fd);
+        off += d->d_reclen;
+      }
+    }
+    (void)::close(dir);
+    return;
+  }
+  // No /proc either: close every possible fd up to the soft limit.
+  rlimit lim{};
+  const rlim_t top =
+      ::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY ? lim.rlim_cur : 65536;
+  for (rlim_t fd = 3; fd < top; ++fd) {
+    if (static_cast<int>(fd) != keep) (void)::close(static_cast<int>(fd));
+  }
+}
+
+struct ChildPlan {
+  const char* slave_path;
+  const char* cwd;
+  char* const* argv;
+  char* const* envp;
+};
+
+[[noreturn]] void run_child(const ChildPlan& plan, int report_fd) {
+  // All signals are blocked (the parent blocked them around fork), so no handler inherited from
+  // the parent (libuv's, which writes to the parent's signal pipe) can run here. Reset every
+  // disposition while blocked; the mask is cleared just before execve.
   struct sigaction dfl {};
 
   dfl.sa_handler = SIG_DFL;
-  for (int sig = 1; sig < NSIG; ++sig) (void)::sigaction(sig, &dfl, nullptr);
+  for (int sig = 1; sig < NSIG; ++sig) {
+    if (sig != SIGKILL && sig != SIGSTOP) (void)::sigaction(sig, &dfl, nullptr);
+  }
+
+  // The report pipe must survive the dup2 onto 0-2 below, even if the parent ran with some of
+  // 0-2 closed and pipe2() handed out a low number.
+  if (report_fd <= 2) report_fd = ::fcntl(report_fd, F_DUPFD_CLOEXEC, 3);
+  const auto fail = [report_fd](ChildStep step) {
+    const ChildReport report{static_cast<int>(step), errno};
+    if (report_fd >= 0) (void)!::write(report_fd, &report, sizeof report);
+    ::_exit(127);
+  };
+
+  if (::setsid() < 0) fail(ChildStep::kSetsid);
+  const int slave = ::open(plan.slave_path, O_RDWR);
+  if (slave < 0) fail(ChildStep::kOpenSlave);
+  if (::ioctl(slave, TIOCSCTTY, 0) < 0) fail(ChildStep::kControllingTty);
+  for (int fd = 0; fd <= 2; ++fd) {
+    if (slave != fd && ::dup2(slave, fd) < 0) fail(ChildStep::kDup);
+  }
+  close_fds_above_2_except(report_fd);  // closes `slave` too when it is above 2
+  if (::chdir(plan.cwd) != 0 && ::chdir("/") != 0) fail(ChildStep::kChdir);
   sigset_t none;
   sigemptyset(&none);
   (void)::sigprocmask(SIG_SETMASK, &none, nullptr);
-
-  if (::setsid() < 0) fail(1);
-  ::close(master);
-  const int slave = ::open(slave_path, O_RDWR);  // first tty opened by a session leader...
-  if (slave < 0) fail(2);
-  if (::ioctl(slave, TIOCSCTTY, 0) < 0) fail(3);  // ...and made controlling explicitly
-  (void)::ioctl(slave, TIOCSWINSZ, &ws);
-  if (::dup2(slave, 0) < 0 || ::dup2(slave, 1) < 0 || ::dup2(slave, 2) < 0) fail(4);
-  // Close everything above 2 except the error pipe (CLOEXEC closes it at exec). close_range
-  // is one system call; kernels before 5.9 fall back to a loop up to the fd limit.
-  const auto close_span = [](unsigned first, unsigned last) {
-    if (first > last) return;
-    if (::syscall(SYS_close_range, first, last, 0U) == 0) return;
-    rlimit lim{};
-    const rlim_t top = ::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY
-                           ? lim.rlim_cur
-                           : 65536;
-    for (rlim_t fd = first; fd <= last && fd < top; ++fd) (void)::close(static_cast<int>(fd));
-  };
-  const auto keep = static_cast<unsigned>(err_pipe);
-  close_span(3U, keep - 1U);
-  close_span(keep + 1U, ~0U);
-  if (::chdir(cwd) != 0 && ::chdir(fallback_cwd) != 0) fail(5);
-  ::execve(argv[0], argv, envp);
-  fail(6);
+  ::execve(plan.argv[0], plan.argv, plan.envp);
+  fail(ChildStep::kExec);
   ::_exit(127);  // not reached: fail() exits
+}
+
+// ---- Parent side. ----
+
+void reap_blocking(pid_t pid) {
+  while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+  }
 }
 
 }  // namespace
 
 bool is_valid_size(PtySize size) {
-  return size.cols >= 1 && size.cols <= 10000 && size.rows >= 1 && size.rows <= 10000;
+  return size.cols >= 1 && size.cols <= kMaxPtyDimension && size.rows >= 1 &&
+         size.rows <= kMaxPtyDimension;
 }
 
 Result<std::string> choose_shell(std::string_view configured) {
+  const std::string path_value = getenv_string("PATH");
   if (!configured.empty()) {
-    std::string path(configured);
-    if (!is_executable_file(path)) return Error(Errc::kNotFound, "shell not found: " + path);
-    return path;
-  }
-  if (const std::string env = env_or("SHELL", ""); is_executable_file(env)) return env;
-  for (const char* name : {"zsh", "bash", "sh"}) {
-    for (const char* dir : {"/bin/", "/usr/bin/", "/usr/local/bin/"}) {
-      std::string path = std::string(dir) + name;
-      if (is_executable_file(path)) return path;
+    std::string found = find_executable(std::string(configured), path_value);
+    if (found.empty()) {
+      return Error(Errc::kNotFound, "shell not found: " + std::string(configured));
     }
+    return found;
+  }
+  if (const std::string env = getenv_string("SHELL"); is_executable_file(env)) return env;
+  for (const char* name : {"zsh", "bash", "sh"}) {
+    if (std::string found = find_executable(name, path_value); !found.empty()) return found;
   }
   return Error(Errc::kNotFound, "no shell found (tried $SHELL, zsh, bash, sh)");
 }
@@ -148,12 +320,39 @@ std::vector<std::string> shell_argv(const std::string& shell) {
 }
 
 Status set_window_size(int fd, PtySize size) {
-  if (!is_valid_size(size)) return Error(Errc::kInvalidArgument, "terminal size out of range");
+  if (!is_valid_size(size)) {
+    return Error(Errc::kInvalidArgument, "terminal size out of range: " +
+                                             std::to_string(size.cols) + "x" +
+                                             std::to_string(size.rows));
+  }
   winsize ws{};
   ws.ws_col = size.cols;
   ws.ws_row = size.rows;
   if (::ioctl(fd, TIOCSWINSZ, &ws) != 0) return Error::from_errno("ioctl(TIOCSWINSZ)", errno);
   return {};
+}
+
+Result<PtySize> window_size(int fd) {
+  winsize ws{};
+  if (::ioctl(fd, TIOCGWINSZ, &ws) != 0) return Error::from_errno("ioctl(TIOCGWINSZ)", errno);
+  return PtySize{ws.ws_col, ws.ws_row};
+}
+
+PtyProcess::PtyProcess(pid_t pid, UniqueFd master, UniqueFd slave)
+    : pid_(pid), master_(std::move(master)), slave_(std::move(slave)) {}
+
+PtyProcess::PtyProcess(PtyProcess&& other) noexcept
+    : pid_(std::exchange(other.pid_, -1)),
+      master_(std::move(other.master_)),
+      slave_(std::move(other.slave_)) {}
+
+PtyProcess& PtyProcess::operator=(PtyProcess&& other) noexcept {
+  if (this != &other) {
+    pid_ = std::exchange(other.pid_, -1);
+    master_ = std::move(other.master_);
+    slave_ = std::move(other.slave_);
+  }
+  return *this;
 }
 
 Status PtyProcess::resize(PtySize size) const {
@@ -162,13 +361,18 @@ Status PtyProcess::resize(PtySize size) const {
 }
 
 Status PtyProcess::signal_group(int sig) const {
+  // A pid <= 0 would make kill() signal far more than our child (-1: every process we may).
+  if (pid_ <= 0) return Error(Errc::kClosed, "no child process");
   if (::kill(-pid_, sig) != 0 && errno != ESRCH) return Error::from_errno("kill", errno);
   return {};
 }
 
 Result<PtyProcess> spawn_pty(const SpawnOptions& options) {
-  std::vector<std::string> argv;
+  if (!is_valid_size(options.size)) {
+    return Error(Errc::kInvalidArgument, "terminal size out of range");
+  }
   std::string shell;
+  std::vector<std::string> argv;
   if (options.argv_override.empty()) {
     auto chosen = choose_shell(options.shell);
     if (!chosen) return std::move(chosen).error();
@@ -177,12 +381,24 @@ Result<PtyProcess> spawn_pty(const SpawnOptions& options) {
   } else {
     argv = options.argv_override;
     auto chosen = choose_shell(options.shell);
+    if (!chosen && !options.shell.empty()) return std::move(chosen).error();
     shell = chosen ? *chosen : argv[0];
   }
-  if (!is_valid_size(options.size))
-    return Error(Errc::kInvalidArgument, "terminal size out of range");
-  std::vector<std::string> env = child_environment(shell, options.extra_env);
-  const std::string cwd = options.cwd.empty() ? env_or("HOME", "/") : options.cwd;
+  auto env_result = child_environment(shell, options.extra_env);
+  if (!env_result) return std::move(env_result).error();
+  std::vector<std::string> env = std::move(env_result).value();
+  if (argv[0].find('/') == std::string::npos) {
+    const std::string* path = find_env(env, "PATH");
+    std::string found =
+        find_executable(argv[0], path != nullptr ? std::string_view(*path).substr(5) : "");
+    if (found.empty()) return Error(Errc::kNotFound, "command not found: " + argv[0]);
+    argv[0] = std::move(found);
+  }
+  std::string cwd = options.cwd;
+  if (cwd.empty()) {
+    const std::string* home = find_env(env, "HOME");
+    cwd = home != nullptr ? home->substr(5) : "/";
+  }
   auto c_argv = c_array(argv);
   auto c_env = c_array(env);
 
@@ -194,47 +410,54 @@ Result<PtyProcess> spawn_pty(const SpawnOptions& options) {
   if (::ptsname_r(master.get(), slave_path.data(), slave_path.size()) != 0) {
     return Error::from_errno("ptsname_r", errno);
   }
-  winsize ws{};
-  ws.ws_col = options.size.cols;
-  ws.ws_row = options.size.rows;
-
-  std::array<int, 2> err_pipe{};
-  if (::pipe2(err_pipe.data(), O_CLOEXEC) != 0) return Error::from_errno("pipe2", errno);
-  UniqueFd err_read(err_pipe[0]);
-  UniqueFd err_write(err_pipe[1]);
-
-  const pid_t pid = ::fork();
-  if (pid < 0) return Error::from_errno("fork", errno);
-  if (pid == 0) {
-    exec_child(slave_path.data(), master.get(), err_write.get(), cwd.c_str(), "/", ws,
-               c_argv.data(), c_env.data());
+  UniqueFd slave(::open(slave_path.data(), O_RDWR | O_NOCTTY | O_CLOEXEC));
+  if (!slave) return Error::from_errno("open pty slave", errno);
+  // Line editing in the shell's terminal should treat input as UTF-8 (erase a whole character).
+  termios tio{};
+  if (::tcgetattr(slave.get(), &tio) == 0) {
+    tio.c_iflag |= IUTF8;
+    (void)::tcsetattr(slave.get(), TCSANOW, &tio);
   }
-  err_write.reset();
-  std::array<int, 2> report{};
+  if (auto st = set_window_size(slave.get(), options.size); !st) return std::move(st).error();
+
+  std::array<int, 2> report_pipe{};
+  if (::pipe2(report_pipe.data(), O_CLOEXEC) != 0) return Error::from_errno("pipe2", errno);
+  UniqueFd report_read(report_pipe[0]);
+  UniqueFd report_write(report_pipe[1]);
+
+  const ChildPlan plan{slave_path.data(), cwd.c_str(), c_argv.data(), c_env.data()};
+  sigset_t all;
+  sigset_t old;
+  sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &old);
+  const pid_t pid = ::fork();
+  if (pid == 0) run_child(plan, report_write.get());
+  const int fork_errno = errno;
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (pid < 0) return Error::from_errno("fork", fork_errno);
+
+  report_write.reset();
+  ChildReport report;
   ssize_t n = 0;
   do {
-    n = ::read(err_read.get(), report.data(), sizeof report);
+    n = ::read(report_read.get(), &report, sizeof report);
   } while (n < 0 && errno == EINTR);
   if (n == static_cast<ssize_t>(sizeof report)) {
     // The child failed before exec and has exited with 127: reap it here, it was never ours.
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    static constexpr const char* kSteps[] = {
-        "", "setsid", "open pty slave", "TIOCSCTTY", "dup2", "chdir", "exec"};
-    const int step = report[0] >= 1 && report[0] <= 6 ? report[0] : 6;
-    std::string what = std::string(kSteps[step]) + (step == 6 ? " " + argv[0] : "");
-    return Error::from_errno(what, report[1]);
+    reap_blocking(pid);
+    std::string what = step_name(report.step);
+    if (report.step == static_cast<int>(ChildStep::kExec)) what += " " + argv[0];
+    if (report.step == static_cast<int>(ChildStep::kChdir)) what += " " + cwd;
+    return Error::from_errno(what, report.err);
   }
   const int flags = ::fcntl(master.get(), F_GETFL);
   if (flags < 0 || ::fcntl(master.get(), F_SETFL, flags | O_NONBLOCK) != 0) {
     const int err = errno;
-    ::kill(pid, SIGKILL);
-    while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
-    }
+    (void)::kill(-pid, SIGKILL);
+    reap_blocking(pid);
     return Error::from_errno("fcntl(O_NONBLOCK)", err);
   }
-  return PtyProcess(pid, std::move(master));
+  return PtyProcess(pid, std::move(master), std::move(slave));
 }
 
 }  // namespace rx::pty

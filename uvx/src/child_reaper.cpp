@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+// ChildReaper: SIGCHLD through uv_signal_t, then waitpid(pid, WNOHANG) for each watched pid.
 #include "rexec/uvx/child_reaper.h"
 
 #include "rexec/common/check.h"
@@ -11,50 +12,69 @@
 
 namespace rx::uvx {
 
+namespace {
+
+void on_sigchld(uv_signal_t* handle, int /*signum*/) {
+  if (auto* self = static_cast<ChildReaper*>(handle->data)) self->poll();
+}
+
+}  // namespace
+
 ChildReaper::ChildReaper(uv_loop_t* loop) : recheck_(loop) {
   auto* s = new uv_signal_t();  // NOLINT(cppcoreguidelines-owning-memory): UvHandle frees it
   REXEC_CHECK(uv_signal_init(loop, s) == 0);
   signal_ = UvHandle<uv_signal_t>(s);
   signal_->data = this;
-  REXEC_CHECK(uv_signal_start(
-                  signal_.get(),
-                  [](uv_signal_t* h, int) {
-                    if (auto* self = static_cast<ChildReaper*>(h->data)) self->poll();
-                  },
-                  SIGCHLD) == 0);
-  // The signal handle must not keep the loop alive by itself: a process with nothing else to do
-  // should be able to finish its loop.
-  uv_unref(signal_.as_handle());
+  REXEC_CHECK(uv_signal_start(signal_.get(), on_sigchld, SIGCHLD) == 0);
+  update_ref();
 }
 
-void ChildReaper::watch(pid_t pid, std::function<void(ExitStatus)> on_exit) {
+void ChildReaper::update_ref() {
+  if (watched_.empty()) {
+    uv_unref(signal_.as_handle());
+  } else {
+    uv_ref(signal_.as_handle());
+  }
+}
+
+void ChildReaper::watch(pid_t pid, ExitCallback on_exit) {
   watched_[pid] = std::move(on_exit);
+  update_ref();
   recheck_.start(std::chrono::milliseconds(0), [this] { poll(); });
 }
 
-void ChildReaper::unwatch(pid_t pid) { watched_.erase(pid); }
+void ChildReaper::unwatch(pid_t pid) {
+  watched_.erase(pid);
+  update_ref();
+}
 
 void ChildReaper::poll() {
-  // Collect first, call after: callbacks may change watched_.
-  std::vector<std::pair<std::function<void(ExitStatus)>, ExitStatus>> done;
-  for (auto it = watched_.begin(); it != watched_.end();) {
+  // Iterate over a snapshot and look each pid up again: a callback may unwatch a pid further
+  // down the list (then it must not be reaped or reported) or watch new ones.
+  std::vector<pid_t> pids;
+  pids.reserve(watched_.size());
+  for (const auto& entry : watched_) pids.push_back(entry.first);
+  for (const pid_t pid : pids) {
+    const auto it = watched_.find(pid);
+    if (it == watched_.end()) continue;
     int status = 0;
     pid_t r = 0;
     do {
-      r = ::waitpid(it->first, &status, WNOHANG);
+      r = ::waitpid(pid, &status, WNOHANG);
     } while (r < 0 && errno == EINTR);
-    if (r == it->first || (r < 0 && errno == ECHILD)) {
-      ExitStatus st;
-      if (r == it->first && WIFEXITED(status)) st.exit_code = WEXITSTATUS(status);
-      if (r == it->first && WIFSIGNALED(status)) st.term_signal = WTERMSIG(status);
-      done.emplace_back(std::move(it->second), st);
-      it = watched_.erase(it);
+    if (r == 0) continue;  // still running
+    ExitStatus st;
+    if (r == pid && WIFEXITED(status)) {
+      st.exit_code = WEXITSTATUS(status);
+    } else if (r == pid && WIFSIGNALED(status)) {
+      st.term_signal = WTERMSIG(status);
     } else {
-      ++it;
+      st.exit_code = -1;  // ECHILD: someone else reaped it (or it was never our child)
     }
-  }
-  for (auto& [fn, st] : done) {
-    if (fn) fn(st);
+    ExitCallback callback = std::move(it->second);
+    watched_.erase(it);
+    update_ref();
+    if (callback) callback(st);
   }
 }
 

@@ -1,15 +1,20 @@
 // SPDX-License-Identifier: MIT
+// PtySession: the PTY master as a uv pipe, a bounded input queue, and the close rule (EOF and
+// child exit, either order).
 #include "rexec/uvx/pty_session.h"
 
 #include <signal.h>
+#include <unistd.h>
 
-#include <cerrno>
+#include <climits>
 
 namespace rx::uvx {
 
 namespace {
 
-// A write request owns its bytes; it outlives the session if libuv cancels it at close.
+// A write request owns its bytes. libuv calls write_cb exactly once, also with UV_ECANCELED
+// after the pipe is closed, possibly after the session is gone: hence the shared alive pointer
+// instead of a raw back-pointer.
 struct WriteReq {
   uv_write_t req{};
   std::string bytes;
@@ -18,115 +23,139 @@ struct WriteReq {
 
 }  // namespace
 
-// Access to private members from the C callbacks.
-struct PtySessionAccess {
-  static void on_read(PtySession* s, ssize_t n) { s->on_read(n); }
+struct PtySession::Trampolines {
+  static void on_alloc(uv_handle_t* handle, size_t /*suggested*/, uv_buf_t* buf) {
+    auto* s = static_cast<PtySession*>(handle->data);
+    if (s == nullptr) {
+      *buf = uv_buf_init(nullptr, 0);
+      return;
+    }
+    *buf = uv_buf_init(s->read_buffer_.data(), static_cast<unsigned int>(s->read_buffer_.size()));
+  }
 
-  static std::string& buffer(PtySession* s) { return s->read_buffer_; }
+  static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* /*buf*/) {
+    if (auto* s = static_cast<PtySession*>(stream->data)) s->handle_read(nread);
+  }
 
-  static std::size_t& input_queued(PtySession* s) { return s->input_queued_; }
+  static void on_write(uv_write_t* w, int /*status*/) {
+    // Failures need no handling: EIO means the shell's side is gone, and EOF follows.
+    const std::unique_ptr<WriteReq> req(reinterpret_cast<WriteReq*>(w));
+    if (PtySession* s = *req->session) s->input_queued_ -= req->bytes.size();
+  }
 };
 
-PtySession::PtySession(uv_loop_t* loop, ChildReaper& reaper, pid_t pid, Callbacks callbacks,
-                       PtySessionOptions options)
-    : reaper_(reaper),
-      pid_(pid),
+PtySession::PtySession(uv_loop_t* loop, pid_t pid, Callbacks callbacks, PtySessionOptions options)
+    : pid_(pid),
       callbacks_(std::move(callbacks)),
       options_(options),
       kill_timer_(loop),
       drain_timer_(loop),
-      self_(std::make_shared<PtySession*>(this)) {
-  read_buffer_.resize(options_.read_buffer_bytes);
-}
+      read_buffer_(options.read_buffer_bytes, '\0'),
+      self_(std::make_shared<PtySession*>(this)) {}
 
 Result<std::unique_ptr<PtySession>> PtySession::start(uv_loop_t* loop, ChildReaper& reaper,
                                                       pty::PtyProcess process, Callbacks callbacks,
                                                       PtySessionOptions options) {
-  std::unique_ptr<PtySession> s(
-      new PtySession(loop, reaper, process.pid(), std::move(callbacks), options));
+  const pid_t pid = process.pid();
+  if (pid <= 0 || process.master_fd() < 0) {
+    return Error(Errc::kInvalidArgument, "pty process has no child or no master fd");
+  }
+  // From here on the child exists: any failure kills it and leaves it to the reaper.
+  const auto abandon = [&reaper, &process, pid](Error e) -> Error {
+    (void)process.signal_group(SIGKILL);
+    reaper.watch(pid, nullptr);
+    return e;
+  };
+  if (loop == nullptr || options.read_buffer_bytes == 0 ||
+      options.read_buffer_bytes > std::size_t{UINT_MAX}) {
+    return abandon(Error(Errc::kInvalidArgument, "null loop or bad read_buffer_bytes"));
+  }
+  std::unique_ptr<PtySession> s(new PtySession(loop, pid, std::move(callbacks), options));
   auto* pipe = new uv_pipe_t();  // NOLINT(cppcoreguidelines-owning-memory): UvHandle frees it
-  uv_pipe_init(loop, pipe, 0);
+  if (const int rc = uv_pipe_init(loop, pipe, 0); rc != 0) {
+    delete pipe;  // NOLINT(cppcoreguidelines-owning-memory): never initialised, nothing to close
+    return abandon(Error::from_uv("uv_pipe_init", rc));
+  }
   s->pipe_ = UvHandle<uv_pipe_t>(pipe);
   const int fd = process.release_master();
   if (const int rc = uv_pipe_open(pipe, fd); rc != 0) {
     ::close(fd);
-    (void)process.signal_group(SIGKILL);
-    // Keep reaping the child we started even though the session failed.
-    reaper.watch(process.pid(), nullptr);
-    return Error::from_uv("uv_pipe_open", rc);
+    return abandon(Error::from_uv("uv_pipe_open", rc));
   }
   pipe->data = s.get();
+  s->slave_ = process.take_slave();
   std::weak_ptr<PtySession*> weak = s->self_;
-  reaper.watch(s->pid_, [weak](ExitStatus st) {
-    if (auto ref = weak.lock(); ref && *ref != nullptr) (*ref)->on_child_exit(st);
+  reaper.watch(pid, [weak](ExitStatus st) {
+    if (const auto ref = weak.lock(); ref && *ref != nullptr) (*ref)->handle_child_exit(st);
   });
   return s;
 }
 
 PtySession::~PtySession() {
   *self_ = nullptr;
-  if (!closed_ && !exited_) {
-    signal_group(SIGKILL);
-    // The watch stays: its callback sees the cleared self_ and does nothing, but the child is
-    // still reaped, so no zombie is left.
-  }
+  // The reaper's watch stays: its callback finds self_ cleared and only reaps.
+  if (!exited_) signal_group(SIGKILL);
 }
 
 void PtySession::signal_group(int sig) const {
-  if (::kill(-pid_, sig) != 0 && errno == ESRCH) (void)::kill(pid_, sig);
+  // The shell leads its own process group (setsid), so -pid names it. ESRCH: already gone.
+  if (pid_ > 0) (void)::kill(-pid_, sig);
 }
 
 void PtySession::start_reading() {
   if (reading_ || eof_ || !pipe_) return;
+  if (uv_read_start(pipe_.as_stream(), Trampolines::on_alloc, Trampolines::on_read) != 0) {
+    handle_eof();  // the master is unusable: treat it as the end of output
+    return;
+  }
   reading_ = true;
-  uv_read_start(
-      reinterpret_cast<uv_stream_t*>(pipe_.get()),
-      [](uv_handle_t* h, size_t, uv_buf_t* buf) {
-        auto* s = static_cast<PtySession*>(h->data);
-        std::string& b = PtySessionAccess::buffer(s);
-        buf->base = b.data();
-        buf->len = b.size();
-      },
-      [](uv_stream_t* stream, ssize_t nread, const uv_buf_t*) {
-        if (auto* s = static_cast<PtySession*>(stream->data)) PtySessionAccess::on_read(s, nread);
-      });
 }
 
 void PtySession::pause_reading() {
-  if (!reading_ || !pipe_) return;
+  if (!reading_) return;
   reading_ = false;
-  uv_read_stop(reinterpret_cast<uv_stream_t*>(pipe_.get()));
+  if (pipe_) (void)uv_read_stop(pipe_.as_stream());
 }
 
-void PtySession::on_read(ssize_t nread) {
+void PtySession::handle_read(ssize_t nread) {
   if (nread > 0) {
     if (callbacks_.on_output) {
       callbacks_.on_output(std::string_view(read_buffer_.data(), static_cast<std::size_t>(nread)));
     }
     return;
   }
-  if (nread == 0 || nread == UV_EAGAIN) return;
-  // UV_EOF, or UV_EIO: Linux reports EIO on the master once the slave side is closed.
-  on_eof();
+  if (nread == 0 || nread == UV_EAGAIN || nread == UV_EINTR) return;
+  // UV_EOF, or UV_EIO: Linux reports EIO on the master once every slave descriptor is closed
+  // and the buffered output has been read. Any other error also ends the output.
+  handle_eof();
 }
 
-void PtySession::on_eof() {
+void PtySession::handle_eof() {
   if (eof_) return;
   eof_ = true;
   pause_reading();
+  drain_timer_.stop();
   maybe_close();
 }
 
-void PtySession::on_child_exit(ExitStatus status) {
+void PtySession::arm_drain_timer() {
+  drain_timer_.start(options_.drain_timeout, [this] {
+    if (!reading_) {
+      arm_drain_timer();  // paused by the consumer: unread output is not abandoned
+      return;
+    }
+    handle_eof();  // a background job holds the terminal; closing the master hangs it up
+  });
+}
+
+void PtySession::handle_child_exit(ExitStatus status) {
   exited_ = true;
   status_ = status;
   kill_timer_.stop();
-  if (!eof_) {
-    // Drain what the shell wrote before it exited; if a background job keeps the terminal open,
-    // give up after drain_timeout.
-    start_reading();
-    drain_timer_.start(options_.drain_timeout, [this] { on_eof(); });
-  }
+  // Our slave descriptor kept EIO away while the shell ran; without it, EIO now marks the end of
+  // what the shell (and anything else on the terminal) wrote.
+  slave_.reset();
+  if (!eof_) arm_drain_timer();
   maybe_close();
 }
 
@@ -135,40 +164,40 @@ void PtySession::maybe_close() {
   closed_ = true;
   drain_timer_.stop();
   kill_timer_.stop();
-  pipe_.reset();  // closes the master: the terminal hangs up for anything still attached
-  auto on_closed = std::move(callbacks_.on_closed);
+  pipe_.reset();  // closes the master; queued writes are cancelled
+  slave_.reset();
   callbacks_.on_output = nullptr;
+  const ClosedCallback on_closed = std::move(callbacks_.on_closed);
+  callbacks_.on_closed = nullptr;
   if (on_closed) on_closed(status_);  // may destroy *this: nothing after this line
 }
 
 Status PtySession::write(std::string bytes) {
-  if (eof_ || !pipe_) return Error(Errc::kClosed, "session input is closed");
+  if (closed_ || eof_ || !pipe_) return Error(Errc::kClosed, "session input is closed");
   if (bytes.empty()) return {};
-  if (input_queued_ + bytes.size() > options_.input_queue_limit) {
-    return Error(Errc::kLimit, "input queue full");
+  if (bytes.size() > options_.input_queue_limit - input_queued_ ||
+      bytes.size() > std::size_t{UINT_MAX}) {
+    return Error(Errc::kLimit, "pty input queue full");
   }
-  auto* req = new WriteReq();  // NOLINT(cppcoreguidelines-owning-memory): freed in write_cb
+  auto req = std::make_unique<WriteReq>();
   req->bytes = std::move(bytes);
   req->session = self_;
-  input_queued_ += req->bytes.size();
-  uv_buf_t buf = uv_buf_init(req->bytes.data(), static_cast<unsigned int>(req->bytes.size()));
-  const int rc = uv_write(&req->req, reinterpret_cast<uv_stream_t*>(pipe_.get()), &buf, 1,
-                          [](uv_write_t* w, int) {
-                            std::unique_ptr<WriteReq> r(reinterpret_cast<WriteReq*>(w));
-                            if (PtySession* s = *r->session) {
-                              PtySessionAccess::input_queued(s) -= r->bytes.size();
-                            }
-                          });
-  if (rc != 0) {
-    input_queued_ -= req->bytes.size();
-    delete req;  // NOLINT(cppcoreguidelines-owning-memory): uv_write failed, no callback
-    return Error::from_uv("uv_write", rc);
+  const uv_buf_t buf =
+      uv_buf_init(req->bytes.data(), static_cast<unsigned int>(req->bytes.size()));
+  if (const int rc = uv_write(&req->req, pipe_.as_stream(), &buf, 1, Trampolines::on_write);
+      rc != 0) {
+    return Error::from_uv("uv_write", rc);  // no callback will come: req is freed here
   }
+  input_queued_ += req->bytes.size();
+  (void)req.release();  // owned by libuv until on_write
   return {};
 }
 
 Status PtySession::resize(pty::PtySize size) {
-  if (!pipe_) return Error(Errc::kClosed, "session is closed");
+  if (!pty::is_valid_size(size)) {
+    return Error(Errc::kInvalidArgument, "terminal size out of range");
+  }
+  if (closed_ || !pipe_) return Error(Errc::kClosed, "session is closed");
   uv_os_fd_t fd = -1;
   if (const int rc = uv_fileno(pipe_.as_handle(), &fd); rc != 0) {
     return Error::from_uv("uv_fileno", rc);
@@ -176,10 +205,12 @@ Status PtySession::resize(pty::PtySize size) {
   return pty::set_window_size(fd, size);
 }
 
-void PtySession::terminate(std::chrono::milliseconds grace) {
-  if (exited_) return;
+void PtySession::terminate(std::chrono::milliseconds timeout) {
+  if (exited_ || terminating_) return;
+  terminating_ = true;
   signal_group(SIGHUP);
-  kill_timer_.start(grace, [this] {
+  signal_group(SIGCONT);
+  kill_timer_.start(timeout, [this] {
     if (!exited_) signal_group(SIGKILL);
   });
 }

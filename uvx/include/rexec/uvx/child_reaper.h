@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // ChildReaper: one per loop. Watches SIGCHLD with a uv_signal_t and reaps only the pids it was
-// asked to watch, each with waitpid(pid, WNOHANG) — never waitpid(-1), which would steal other
+// asked to watch, each with waitpid(pid, WNOHANG), never waitpid(-1), which would steal other
 // code's children (libuv's own uv_spawn children, for one).
 #pragma once
 
@@ -9,21 +9,34 @@
 
 #include <sys/types.h>
 
+#include <cstddef>
 #include <functional>
 #include <map>
 
 namespace rx::uvx {
 
 struct ExitStatus {
-  int exit_code = 0;    // WEXITSTATUS when the child exited normally
+  int exit_code = 0;    // WEXITSTATUS when the child exited; -1 when its status was lost (ECHILD)
   int term_signal = 0;  // the signal that killed it, else 0
+
   bool operator==(const ExitStatus&) const = default;
 };
 
-// Loop thread only. The loop must outlive the reaper; children still watched when it is
-// destroyed are no longer reaped by it.
+// Reaps watched children and reports how they ended.
+//
+// Ownership: owns its SIGCHLD signal handle and a timer; holds the callbacks. The children stay
+// the caller's: a child that is not watched is never waited for here.
+// Thread/loop: loop thread only; the loop must outlive the reaper. There should be one reaper
+// per loop (several would work, but each SIGCHLD would then be checked by all of them).
+// Lifetime: children still watched when the reaper is destroyed are no longer reaped by it, so
+// destroy it after the sessions that use it. While at least one pid is watched the reaper keeps
+// the loop alive (like a uv_process_t); with none it does not.
 class ChildReaper {
  public:
+  using ExitCallback = std::function<void(ExitStatus)>;
+
+  // Aborts (REXEC_CHECK) if libuv cannot set up its signal pipe, which happens only when the
+  // process is out of fds at start-up.
   explicit ChildReaper(uv_loop_t* loop);
   ~ChildReaper() = default;
   ChildReaper(const ChildReaper&) = delete;
@@ -31,21 +44,31 @@ class ChildReaper {
   ChildReaper(ChildReaper&&) = delete;
   ChildReaper& operator=(ChildReaper&&) = delete;
 
-  // Calls `on_exit` once when `pid` exits (also if it already has). Replaces an earlier watch of
-  // the same pid. The callback may call watch() and unwatch().
-  void watch(pid_t pid, std::function<void(ExitStatus)> on_exit);
-  // Stops watching; the child is then not reaped by this object.
+  // Reaps `pid` when it exits and then calls `on_exit` (may be empty: reap only) once, on the
+  // loop, never from inside watch(). A child that has already exited is caught by a check on the
+  // next loop iteration, since its SIGCHLD may have come before the watch. Replaces an earlier
+  // watch of the same pid. Precondition: `pid` is a child of this process.
+  void watch(pid_t pid, ExitCallback on_exit);
+
+  // Stops watching: the callback will not be called (even if the child already exited in the
+  // current round of checks) and the child is not reaped by this object. Unknown pids are ignored.
   void unwatch(pid_t pid);
+
+  [[nodiscard]] bool is_watching(pid_t pid) const { return watched_.count(pid) != 0; }
 
   [[nodiscard]] std::size_t watched() const { return watched_.size(); }
 
-  // Checks every watched pid now (the SIGCHLD handler calls this).
+  // Checks every watched pid now; the SIGCHLD handler calls this. Callbacks may call watch() and
+  // unwatch() (a pid watched during the round is checked on the next loop iteration), and may
+  // destroy the objects that own the watched children, but not the reaper itself.
   void poll();
 
  private:
+  void update_ref();
+
   UvHandle<uv_signal_t> signal_;
   Timer recheck_;  // a poll right after watch(): the child may have exited already
-  std::map<pid_t, std::function<void(ExitStatus)>> watched_;
+  std::map<pid_t, ExitCallback> watched_;
 };
 
 }  // namespace rx::uvx

@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: MIT
-// Timer: a uv_timer_t with a std::function callback. Loop thread only; the loop must outlive it.
-// The callback may destroy the Timer.
+// Timer: a uv_timer_t with a std::function callback, owned through UvHandle.
 #pragma once
 
 #include "rexec/uvx/uv_handle.h"
@@ -10,10 +9,25 @@
 
 namespace rx::uvx {
 
+// A one-shot or repeating timer on a loop.
+//
+// Ownership: owns its uv_timer_t (freed by UvHandle after close) and the callback.
+// Thread/loop: loop thread only; the loop must outlive the Timer. The callback runs on the loop;
+// it may call start() or stop() on this Timer, or destroy it (the callback object stays alive
+// until it returns). Destroying or stopping the Timer guarantees the callback is not called again.
+// Not movable: the handle points back at this object.
 class Timer {
  public:
+  // Precondition: `loop` is an initialised loop. uv_timer_init cannot fail on a valid loop.
   explicit Timer(uv_loop_t* loop);
-  // Calls `fn` after `timeout`, then every `repeat` if non-zero. Restarts a running timer.
+  ~Timer() = default;
+  Timer(const Timer&) = delete;
+  Timer& operator=(const Timer&) = delete;
+  Timer(Timer&&) = delete;
+  Timer& operator=(Timer&&) = delete;
+
+  // Calls `fn` after `timeout`, then every `repeat` when non-zero. Restarts a running timer and
+  // replaces its callback. An active timer keeps the loop alive.
   void start(std::chrono::milliseconds timeout, std::chrono::milliseconds repeat,
              std::function<void()> fn);
 
@@ -21,7 +35,9 @@ class Timer {
     start(timeout, std::chrono::milliseconds(0), std::move(fn));
   }
 
+  // Stops the timer; the callback will not run until the next start(). Idempotent.
   void stop();
+
   [[nodiscard]] bool is_active() const;
 
  private:
