@@ -21,6 +21,9 @@ struct Url {
   // the Host header.
   [[nodiscard]] std::string host_header() const;
 
+  // "scheme://host[:port]/path".
+  [[nodiscard]] std::string to_string() const { return scheme + "://" + host_header() + path; }
+
   // "http://host[:port]" (or https): the Origin a browser on this server would send.
   [[nodiscard]] std::string origin() const;
 

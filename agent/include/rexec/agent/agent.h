@@ -1,0 +1,37 @@
+// SPDX-License-Identifier: MIT
+// The agent's run loop (`rexec-agent run`): dials the server (PROTOCOL §3), reconnects forever
+// with backoff, serves PTY shells and exec requests, and reports system_info and stats.
+#pragma once
+
+#include "rexec/agent/config.h"
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+
+namespace rx::agent {
+
+// Exit status for a permanent refusal (401/403/404 on the handshake, PROTOCOL §3.1). Distinct
+// so a service manager can stop restarting (EX_CONFIG from sysexits.h).
+inline constexpr int kExitPermanent = 78;
+
+struct RunOptions {
+  AgentConfig config;
+  std::chrono::milliseconds stats_interval{5000};  // PROTOCOL §3.2
+  std::chrono::milliseconds ping_interval{15000};  // our own keepalive pings
+  std::chrono::milliseconds idle_timeout{45000};   // silence from the server → reconnect (§3.3)
+  std::chrono::milliseconds stop_grace{5000};      // SIGHUP → SIGKILL for shells
+  std::chrono::milliseconds handshake_timeout{30000};
+  std::string disk_path = "/";
+  std::size_t max_frame_bytes = 1U << 20U;
+  std::size_t link_high_water = 1U << 20U;  // bytes queued to the server before PTYs pause
+  std::size_t link_low_water = 256U * 1024U;
+  std::size_t exec_output_limit = 1U << 20U;
+};
+
+// Runs until SIGTERM or SIGINT (returns 0 after an orderly shutdown: shells get SIGHUP, the
+// loop closes with no handle left) or a permanent refusal (returns kExitPermanent). Never
+// returns because the server is down or slow. Must be called on the main thread.
+int run_agent(const RunOptions& options);
+
+}  // namespace rx::agent

@@ -1,0 +1,621 @@
+// SPDX-License-Identifier: MIT
+// The agent's run loop: one libuv loop owning the lws context, the server link, the shells,
+// exec runners and timers. lws and uv callbacks are trampolines into Agent methods.
+#include "rexec/agent/agent.h"
+
+#include "rexec/agent/backoff.h"
+#include "rexec/common/check.h"
+#include "rexec/common/version.h"
+#include "rexec/net/http_client.h"
+#include "rexec/net/lws_context.h"
+#include "rexec/net/ws_client.h"
+#include "rexec/proto/binary_frame.h"
+#include "rexec/proto/message_codec.h"
+#include "rexec/pty/pty_process.h"
+#include "rexec/sysinfo/sysinfo.h"
+#include "rexec/uvx/child_reaper.h"
+#include "rexec/uvx/pty_session.h"
+#include "rexec/uvx/timer.h"
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <signal.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <optional>
+
+#include "exec_runner.h"
+
+namespace rx::agent {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+std::optional<std::string> env(const char* name) {
+  const char* v = std::getenv(name);  // NOLINT(concurrency-mt-unsafe): loop thread only
+  return v != nullptr ? std::optional<std::string>(v) : std::nullopt;
+}
+
+// One shell and its output counter (the offset of the next byte, PROTOCOL §4.3).
+struct Session {
+  std::string id;
+  std::unique_ptr<uvx::PtySession> pty;
+  std::uint64_t offset = 0;
+  bool stopping = false;
+};
+
+// statvfs off the loop thread (a hung mount must not block the loop).
+struct DiskWork {
+  uv_work_t req{};
+  std::string path;
+  Result<sysinfo::DiskInfo> result = Error(Errc::kInternal, "not run");
+  std::function<void(Result<sysinfo::DiskInfo>)> done;
+};
+
+}  // namespace
+
+class Agent {
+ public:
+  explicit Agent(const RunOptions& options)
+      : options_(options),
+        backoff_(),
+        reaper_(&loop()),
+        reconnect_(&loop()),
+        stats_timer_(&loop()),
+        ping_timer_(&loop()),
+        idle_timer_(&loop()),
+        shutdown_timer_(&loop()),
+        cleanup_timer_(&loop()) {}
+
+  static uv_loop_t& loop() {
+    static uv_loop_t instance;
+    return instance;
+  }
+
+  int run();
+
+ private:
+  // Link life cycle.
+  void dial();
+  void on_open(std::string_view subprotocol);
+  void on_close(const net::WsCloseInfo& info);
+  void on_link_down();
+  void schedule_reconnect();
+  void permanent_failure(int status);
+
+  // Messages.
+  void on_message(std::string_view payload, bool binary);
+  void handle(const proto::AgentMessage& m);
+  void send(const proto::AgentMessage& m);
+  void send_output(Session& s, std::string_view bytes);
+
+  // Sessions and exec.
+  void start_session(const proto::ShellStart& m);
+  void stop_session(const std::string& id);
+  void on_session_closed(const std::string& id, uvx::ExitStatus st);
+  void set_reading(bool on);
+  void run_exec(const proto::Exec& m);
+
+  // Reports.
+  void send_system_info();
+  void send_stats();
+  void read_disk(std::function<void(Result<sysinfo::DiskInfo>)> done);
+
+  // Shutdown.
+  void begin_shutdown(int exit_code);
+  void maybe_finish_shutdown();
+
+  RunOptions options_;
+  Backoff backoff_;
+  uvx::ChildReaper reaper_;
+  std::unique_ptr<net::LwsContext> context_;
+  std::unique_ptr<net::WsClient> link_;
+  std::unique_ptr<net::HttpClient> http_;
+  uvx::Timer reconnect_;
+  uvx::Timer stats_timer_;
+  uvx::Timer ping_timer_;
+  uvx::Timer idle_timer_;
+  uvx::Timer shutdown_timer_;
+  std::vector<uvx::UvHandle<uv_signal_t>> signals_;
+  std::map<std::string, std::unique_ptr<Session>> sessions_;
+  std::map<std::uint64_t, std::unique_ptr<ExecRunner>> execs_;
+  std::vector<std::unique_ptr<ExecRunner>> finished_execs_;
+  uvx::Timer cleanup_timer_;
+  std::uint64_t next_exec_ = 0;
+  sysinfo::CpuSampler cpu_;
+  std::string shell_;
+  std::string ws_url_;
+  bool v2_ = false;
+  bool reading_paused_ = false;
+  bool stopping_ = false;
+  int exit_code_ = 0;
+  int pending_disk_ = 0;
+  std::uint64_t dropped_frames_ = 0;
+  Clock::time_point connected_at_{};
+  Clock::time_point last_rx_{};
+};
+
+int Agent::run() {
+  auto server = normalized_server(options_.config.server);
+  if (!server) {
+    spdlog::error("{}", server.error().message);
+    return 2;
+  }
+  if (options_.config.agent_id.empty() || options_.config.token.empty()) {
+    spdlog::error("agent is not registered: run `rexec-agent register` first");
+    return 2;
+  }
+  auto shell = pty::choose_shell(options_.config.shell);
+  if (!shell) {
+    spdlog::error("{}", shell.error().message);
+    return 2;
+  }
+  shell_ = *shell;
+  ws_url_ =
+      net::Url::parse(*server)->with("ws", "/ws/agent/" + options_.config.agent_id).to_string();
+
+  net::ContextOptions co;
+  co.loop = &loop();
+  auto ctx = net::LwsContext::create(co);
+  if (!ctx) {
+    spdlog::error("cannot start networking: {}", ctx.error().message);
+    return 1;
+  }
+  context_ = std::move(ctx).value();
+  http_ = std::make_unique<net::HttpClient>(*context_);
+
+  for (int sig : {SIGTERM, SIGINT}) {
+    auto* h = new uv_signal_t();  // NOLINT(cppcoreguidelines-owning-memory): UvHandle frees it
+    uv_signal_init(&loop(), h);
+    h->data = this;
+    uv_signal_start(
+        h,
+        [](uv_signal_t* s, int signum) {
+          auto* self = static_cast<Agent*>(s->data);
+          if (self == nullptr) return;
+          spdlog::info("signal received, shutting down signal={}", signum);
+          self->begin_shutdown(0);
+        },
+        sig);
+    signals_.emplace_back(h);
+  }
+  ::signal(SIGPIPE, SIG_IGN);  // NOLINT: writes to a closed socket must return EPIPE instead
+
+  spdlog::info("agent starting id={} server={} shell={} version={}", options_.config.agent_id,
+               *server, shell_, REXEC_VERSION);
+  dial();
+  idle_timer_.start(milliseconds(1000), milliseconds(1000), [this] {
+    if (link_ && link_->is_open() && Clock::now() - last_rx_ > options_.idle_timeout) {
+      spdlog::warn("server silent, reconnecting idle_ms={}", options_.idle_timeout.count());
+      link_.reset();  // abrupt: a dead link will not complete a close handshake
+      on_link_down();
+      schedule_reconnect();
+    }
+  });
+  uv_run(&loop(), UV_RUN_DEFAULT);
+  return exit_code_;
+}
+
+void Agent::dial() {
+  if (stopping_) return;
+  net::WsClient::Handlers h;
+  h.on_open = [this](std::string_view p) { on_open(p); };
+  h.on_message = [this](std::string_view m, bool b) { on_message(m, b); };
+  h.on_drain = [this] { set_reading(true); };
+  h.on_pong = [this] { last_rx_ = Clock::now(); };
+  h.on_close = [this](const net::WsCloseInfo& info) { on_close(info); };
+  link_ = std::make_unique<net::WsClient>(*context_, std::move(h));
+  link_->set_low_water(options_.link_low_water);
+  net::WsConnectOptions o;
+  o.url = *net::Url::parse(ws_url_);
+  o.subprotocols = "rexec.v2, rexec.v1";
+  o.max_message_bytes = options_.max_frame_bytes;
+  const auto kernel = sysinfo::read_kernel();
+  o.headers = {
+      {"authorization", "Bearer " + options_.config.token},    {"x-agent-os", "linux"},
+      {"x-agent-arch", sysinfo::go_arch(kernel.machine)},      {"x-agent-shell", shell_},
+      {"x-agent-distro", sysinfo::read_os_release().distro()}, {"x-agent-version", REXEC_VERSION}};
+  spdlog::debug("connecting url={}", ws_url_);
+  if (auto st = link_->connect(o); !st) {
+    spdlog::warn("connect failed: {}", st.error().message);
+    link_.reset();
+    schedule_reconnect();
+    return;
+  }
+  // The handshake must finish in time (PROTOCOL §3.1).
+  reconnect_.start(options_.handshake_timeout, [this] {
+    if (link_ && !link_->is_open()) {
+      spdlog::warn("handshake timed out");
+      link_.reset();
+      schedule_reconnect();
+    }
+  });
+}
+
+void Agent::on_open(std::string_view subprotocol) {
+  reconnect_.stop();
+  v2_ = subprotocol == "rexec.v2";
+  connected_at_ = last_rx_ = Clock::now();
+  spdlog::info("connected to server protocol={}", v2_ ? "v2" : "v1");
+  send_system_info();
+  send_stats();
+  stats_timer_.start(options_.stats_interval, options_.stats_interval, [this] { send_stats(); });
+  ping_timer_.start(options_.ping_interval, options_.ping_interval, [this] {
+    if (link_) link_->send_ping();
+  });
+  set_reading(true);
+}
+
+void Agent::on_close(const net::WsCloseInfo& info) {
+  link_.reset();  // WsClient allows destruction from on_close, its last call
+  if (info.was_open) {
+    const auto lasted = std::chrono::duration_cast<milliseconds>(Clock::now() - connected_at_);
+    spdlog::info("disconnected from server code={} lasted_ms={}", info.close_code, lasted.count());
+    backoff_.on_connection_ended(lasted);
+    on_link_down();
+    schedule_reconnect();
+    return;
+  }
+  if (info.http_status == 401 || info.http_status == 403 || info.http_status == 404) {
+    permanent_failure(info.http_status);
+    return;
+  }
+  spdlog::warn("cannot connect to server: {}{}", info.reason,
+               info.http_status != 0 ? " (HTTP " + std::to_string(info.http_status) + ")" : "");
+  schedule_reconnect();
+}
+
+void Agent::on_link_down() {
+  stats_timer_.stop();
+  ping_timer_.stop();
+  // Shells keep running; their output waits in the PTY (the shell blocks) until we are back.
+  set_reading(false);
+}
+
+void Agent::schedule_reconnect() {
+  if (stopping_) {
+    maybe_finish_shutdown();
+    return;
+  }
+  const milliseconds delay = backoff_.next_delay();
+  spdlog::info("reconnecting in_ms={}", delay.count());
+  reconnect_.start(delay, [this] { dial(); });
+}
+
+void Agent::permanent_failure(int status) {
+  // The handshake refusal carries the server's JSON error, which lws does not expose; the same
+  // URL over plain HTTP answers with the same checks, so read the text from there.
+  net::HttpRequest req;
+  req.url = net::Url::parse(ws_url_)->with("http", net::Url::parse(ws_url_)->path);
+  req.headers = {{"authorization", "Bearer " + options_.config.token}};
+  auto report = [this, status](const std::string& text) {
+    spdlog::error("server refused this agent (HTTP {}): {}", status,
+                  text.empty() ? "no reason given" : text);
+    begin_shutdown(kExitPermanent);
+  };
+  auto st = http_->request(req, [report](Result<net::HttpResponse> r) {
+    std::string text;
+    if (r) {
+      auto j = nlohmann::json::parse(r->body, nullptr, false);
+      if (j.is_object() && j.contains("error") && j["error"].is_string()) {
+        text = j["error"].get<std::string>();
+      }
+    }
+    report(text);
+  });
+  if (!st) report("");
+}
+
+void Agent::on_message(std::string_view payload, bool binary) {
+  last_rx_ = Clock::now();
+  if (binary) {
+    auto frame = proto::decode_frame(payload);
+    if (!frame || frame->kind != proto::FrameKind::kShellInput) {
+      ++dropped_frames_;
+      spdlog::debug("binary frame dropped dropped_total={}", dropped_frames_);
+      return;
+    }
+    const auto it = sessions_.find(std::string(frame->id));
+    if (it == sessions_.end()) return;
+    if (auto st = it->second->pty->write(std::string(frame->payload)); !st) {
+      spdlog::warn("input dropped sid={} bytes={} reason={}", it->first, frame->payload.size(),
+                   st.error().message);
+    }
+    return;
+  }
+  proto::DecodeLimits limits;
+  limits.max_frame_bytes = options_.max_frame_bytes;
+  auto m = proto::decode_agent_message(payload, limits);
+  if (!m) {
+    ++dropped_frames_;
+    if (m.error().code == Errc::kUnknownType) {
+      spdlog::debug("message ignored: {}", m.error().message);
+    } else {
+      spdlog::warn("message dropped error={} dropped_total={}", errc_name(m.error().code),
+                   dropped_frames_);
+    }
+    return;
+  }
+  handle(*m);
+}
+
+void Agent::handle(const proto::AgentMessage& message) {
+  std::visit(
+      [this](const auto& m) {
+        using T = std::decay_t<decltype(m)>;
+        if constexpr (std::is_same_v<T, proto::ShellStart>) {
+          start_session(m);
+        } else if constexpr (std::is_same_v<T, proto::ShellInput>) {
+          const auto it = sessions_.find(m.session_id);
+          if (it == sessions_.end()) return;
+          if (auto st = it->second->pty->write(m.data); !st) {
+            spdlog::warn("input dropped sid={} bytes={} reason={}", m.session_id, m.data.size(),
+                         st.error().message);
+          }
+        } else if constexpr (std::is_same_v<T, proto::ShellResize>) {
+          const auto it = sessions_.find(m.session_id);
+          if (it != sessions_.end()) (void)it->second->pty->resize({m.cols, m.rows});
+        } else if constexpr (std::is_same_v<T, proto::ShellStopSession>) {
+          stop_session(m.session_id);
+        } else if constexpr (std::is_same_v<T, proto::ShellStop>) {
+          std::vector<std::string> ids;
+          for (const auto& [id, s] : sessions_) ids.push_back(id);
+          for (const auto& id : ids) stop_session(id);
+        } else if constexpr (std::is_same_v<T, proto::Exec>) {
+          run_exec(m);
+        } else if constexpr (std::is_same_v<T, proto::Ping>) {
+          send(proto::Pong{});
+        } else {
+          spdlog::debug("message ignored type={}", proto::type_name(proto::AgentMessage(m)));
+        }
+      },
+      message);
+}
+
+void Agent::send(const proto::AgentMessage& m) {
+  if (link_ && link_->is_open()) link_->send_text(proto::encode(m));
+}
+
+void Agent::send_output(Session& s, std::string_view bytes) {
+  const std::uint64_t offset = s.offset;
+  s.offset += bytes.size();
+  if (!link_ || !link_->is_open()) return;
+  if (v2_) {
+    const std::size_t header = proto::frame_header_size(s.id);
+    net::WsMessage msg = net::make_message(header + bytes.size(), true);
+    char* out = msg.buffer.data() + LWS_PRE;
+    proto::write_frame_header(proto::FrameKind::kShellOutput, s.id, out);
+    std::memcpy(out + header, bytes.data(), bytes.size());
+    link_->send(std::move(msg));
+  } else {
+    link_->send_text(proto::encode(proto::ShellOutput{s.id, std::string(bytes), offset}));
+  }
+  if (link_->queued_bytes() > options_.link_high_water) set_reading(false);
+}
+
+void Agent::set_reading(bool on) {
+  if (on && (!link_ || !link_->is_open() || link_->queued_bytes() > options_.link_low_water)) {
+    return;
+  }
+  reading_paused_ = !on;
+  for (auto& [id, s] : sessions_) {
+    if (on) {
+      s->pty->start_reading();
+    } else {
+      s->pty->pause_reading();
+    }
+  }
+}
+
+void Agent::start_session(const proto::ShellStart& m) {
+  const std::string id = m.new_session ? m.session_id : "main";
+  send(proto::ShellStarting{id});
+  if (const auto it = sessions_.find(id); it != sessions_.end() && !it->second->stopping) {
+    if (m.cols && m.rows) (void)it->second->pty->resize({*m.cols, *m.rows});
+    send(proto::ShellStarted{id});
+    return;
+  }
+  pty::SpawnOptions so;
+  so.shell = shell_;
+  if (m.cols && m.rows) so.size = {*m.cols, *m.rows};
+  auto proc = pty::spawn_pty(so);
+  if (!proc) {
+    spdlog::warn("session failed sid={} error={}", id, proc.error().message);
+    send(proto::ShellError{id, proc.error().message});
+    return;
+  }
+  const pid_t pid = proc->pid();
+  auto session = std::make_unique<Session>();
+  session->id = id;
+  Session* raw = session.get();
+  auto pty =
+      uvx::PtySession::start(&loop(), reaper_, std::move(proc).value(),
+                             {[this, raw](std::string_view bytes) { send_output(*raw, bytes); },
+                              [this, id](uvx::ExitStatus st) { on_session_closed(id, st); }});
+  if (!pty) {
+    send(proto::ShellError{id, pty.error().message});
+    return;
+  }
+  session->pty = std::move(pty).value();
+  if (!reading_paused_) session->pty->start_reading();
+  sessions_[id] = std::move(session);
+  spdlog::info("session opened sid={} pid={}", id, pid);
+  send(proto::ShellStarted{id});
+}
+
+void Agent::stop_session(const std::string& id) {
+  const auto it = sessions_.find(id);
+  if (it == sessions_.end() || it->second->stopping) return;
+  it->second->stopping = true;
+  it->second->pty->terminate(options_.stop_grace);
+  it->second->pty->start_reading();  // drain to EOF even if the link is paused
+}
+
+void Agent::on_session_closed(const std::string& id, uvx::ExitStatus st) {
+  proto::ShellStopped stopped{id, std::nullopt, std::nullopt};
+  if (st.term_signal != 0) {
+    stopped.signal = st.term_signal;
+  } else {
+    stopped.exit_code = st.exit_code;
+  }
+  const auto it = sessions_.find(id);
+  const std::uint64_t bytes = it != sessions_.end() ? it->second->offset : 0;
+  spdlog::info("session closed sid={} exit={} signal={} bytes_out={}", id, st.exit_code,
+               st.term_signal, bytes);
+  send(stopped);
+  if (it != sessions_.end()) sessions_.erase(it);  // destroys the PtySession from its callback
+  if (stopping_) maybe_finish_shutdown();
+}
+
+void Agent::run_exec(const proto::Exec& m) {
+  const std::uint64_t key = next_exec_++;
+  const auto timeout = std::chrono::seconds(m.timeout_s.value_or(60));
+  auto runner = std::make_unique<ExecRunner>(
+      &loop(), shell_, m.command, timeout, options_.exec_output_limit,
+      [this, key](proto::ExecResult r) {
+        spdlog::info("exec finished exit={} bytes_out={}", r.exit_code, r.output.size());
+        send(r);
+        // The runner is on the stack below this callback: free it on the next loop turn.
+        const auto it = execs_.find(key);
+        if (it == execs_.end()) return;
+        finished_execs_.push_back(std::move(it->second));
+        execs_.erase(it);
+        cleanup_timer_.start(milliseconds(0), [this] { finished_execs_.clear(); });
+      });
+  ExecRunner* raw = runner.get();
+  execs_[key] = std::move(runner);
+  spdlog::info("exec started bytes={}", m.command.size());
+  raw->start();
+}
+
+void Agent::read_disk(std::function<void(Result<sysinfo::DiskInfo>)> done) {
+  auto* work = new DiskWork();  // NOLINT(cppcoreguidelines-owning-memory): freed in after_work
+  work->path = options_.disk_path;
+  work->done = std::move(done);
+  work->req.data = work;
+  ++pending_disk_;
+  uv_queue_work(
+      &loop(), &work->req,
+      [](uv_work_t* r) {
+        auto* w = static_cast<DiskWork*>(r->data);
+        w->result = sysinfo::read_disk(w->path);
+      },
+      [](uv_work_t* r, int) {
+        std::unique_ptr<DiskWork> w(static_cast<DiskWork*>(r->data));
+        w->done(std::move(w->result));
+      });
+}
+
+void Agent::send_system_info() {
+  read_disk([this](Result<sysinfo::DiskInfo> disk) {
+    --pending_disk_;
+    if (stopping_) {
+      maybe_finish_shutdown();
+      return;
+    }
+    proto::SystemInfo info;
+    const auto kernel = sysinfo::read_kernel();
+    info.hostname = sysinfo::read_hostname();
+    info.num_cpu = sysinfo::read_num_cpu();
+    if (auto mem = sysinfo::read_meminfo()) info.memory = {mem->total, mem->available, mem->free};
+    if (disk) info.disk = {disk->total, disk->available, disk->free};
+    info.region = sysinfo::region_from(options_.config.region, env);
+    info.os = "linux";
+    info.arch = sysinfo::go_arch(kernel.machine);
+    info.distro = sysinfo::read_os_release().distro();
+    info.kernel = kernel.release;
+    info.agent_version = REXEC_VERSION;
+    info.shell = shell_;
+    send(info);
+  });
+}
+
+void Agent::send_stats() {
+  read_disk([this](Result<sysinfo::DiskInfo> disk) {
+    --pending_disk_;
+    if (stopping_) {
+      maybe_finish_shutdown();
+      return;
+    }
+    proto::Stats s;
+    if (auto cpu = sysinfo::read_cpu_times()) s.cpu_percent = cpu_.sample(*cpu);
+    if (auto mem = sysinfo::read_meminfo()) {
+      s.memory = mem->total - mem->available;
+      s.memory_limit = sysinfo::read_memory_limit().value_or(mem->total);
+    }
+    if (disk) {
+      s.disk_usage = disk->total - disk->free;
+      s.disk_limit = disk->total;
+    }
+    if (auto l = sysinfo::read_loadavg()) {
+      s.load1 = l->load1;
+      s.load5 = l->load5;
+      s.load15 = l->load15;
+    }
+    if (auto u = sysinfo::read_uptime()) s.uptime_s = static_cast<std::uint64_t>(*u);
+    s.sessions = static_cast<std::uint32_t>(sessions_.size());
+    send(s);
+  });
+}
+
+void Agent::begin_shutdown(int exit_code) {
+  if (stopping_) return;
+  stopping_ = true;
+  exit_code_ = exit_code;
+  reconnect_.stop();
+  stats_timer_.stop();
+  ping_timer_.stop();
+  idle_timer_.stop();
+  for (auto& [id, s] : sessions_) {
+    s->stopping = true;
+    s->pty->terminate(options_.stop_grace);
+    s->pty->start_reading();
+  }
+  execs_.clear();
+  // Bound the whole shutdown: SIGKILL happens at stop_grace; allow one more second to reap.
+  shutdown_timer_.start(options_.stop_grace + milliseconds(1000), [this] {
+    spdlog::warn("shutdown timed out, closing with sessions_left={}", sessions_.size());
+    sessions_.clear();
+    pending_disk_ = 0;
+    maybe_finish_shutdown();
+  });
+  maybe_finish_shutdown();
+}
+
+void Agent::maybe_finish_shutdown() {
+  if (!stopping_ || !sessions_.empty() || pending_disk_ > 0) return;
+  if (link_ && link_->is_open()) {
+    link_->close(1001, "agent shutting down");
+    return;  // on_close → schedule_reconnect → here again
+  }
+  shutdown_timer_.stop();
+  reconnect_.stop();
+  link_.reset();
+  http_.reset();
+  context_.reset();  // lws closes its handles asynchronously on our loop
+  for (auto& s : signals_) s.reset();
+  signals_.clear();
+  spdlog::info("agent stopped");
+}
+
+int run_agent(const RunOptions& options) {
+  REXEC_CHECK(uv_loop_init(&Agent::loop()) == 0);
+  int rc = 0;
+  {
+    Agent agent(options);
+    rc = agent.run();
+  }
+  // The Agent's destructor closed its remaining handles: run their close callbacks, then the
+  // loop must be empty (STYLE.md shutdown order).
+  uv_run(&Agent::loop(), UV_RUN_DEFAULT);
+  REXEC_CHECK(uv_loop_close(&Agent::loop()) == 0);
+  return rc;
+}
+
+}  // namespace rx::agent
