@@ -1,754 +1,920 @@
 // SPDX-License-Identifier: MIT
-// JSON envelope codecs. nlohmann's exceptions are caught here and never leave the module.
+// JSON envelope codecs. Each message's type name and field location are declared once (kType,
+// kSource); the decoder tables are generated from the AgentMessage / UserMessage variants, so a
+// message cannot be added to a family without being decodable. nlohmann exceptions stop here.
 #include "rexec/proto/message_codec.h"
 
 #include "rexec/proto/base64.h"
 
 #include <nlohmann/json.hpp>
 
+#include <array>
+#include <charconv>
+#include <cmath>
 #include <limits>
 #include <type_traits>
+#include <utility>
 
 namespace rx::proto {
 
 namespace {
 
 using nlohmann::json;
-
-template <class... Ts>
-struct Overloaded : Ts... {
-  using Ts::operator()...;
-};
-template <class... Ts>
-Overloaded(Ts...) -> Overloaded<Ts...>;
+using nlohmann::ordered_json;
 
 // ---------------------------------------------------------------------------------------------
-// Decoding helpers. `text` is kept to report where a bad key appears.
+// Per-message facts.
 
-class Fields {
- public:
-  Fields(const json& data, std::string_view text) : d_(&data), text_(text) {}
+// Where a message's fields are.
+enum class Source : std::uint8_t {
+  kNone,  // no fields; "data", if any, is ignored (ping, pong, shell_stop)
+  kData,  // "data" must be an object holding the fields
+  kTop,   // the fields are top-level members (the user socket's input, resize, output, offset)
+};
 
-  Status string(const char* key, std::string& out) {
-    const json* v = find(key);
-    if (v == nullptr) return missing(key);
-    if (!v->is_string()) return wrong(key, "a string");
-    out = v->get_ref<const std::string&>();
-    return {};
-  }
+template <class T>
+constexpr std::string_view kType{};
 
-  Status opt_string(const char* key, std::optional<std::string>& out) {
-    const json* v = find(key);
-    if (v == nullptr) return {};
-    std::string s;
-    if (auto st = string(key, s); !st) return st;
-    out = std::move(s);
-    return {};
-  }
+template <class T>
+constexpr Source kSource = Source::kData;
 
-  Status string_or_empty(const char* key, std::string& out) {
-    return find(key) == nullptr ? Status{} : string(key, out);
-  }
+// clang-format off
+template <> constexpr std::string_view kType<ShellStart> = "shell_start";
+template <> constexpr std::string_view kType<ShellInput> = "shell_input";
+template <> constexpr std::string_view kType<ShellResize> = "shell_resize";
+template <> constexpr std::string_view kType<ShellStopSession> = "shell_stop_session";
+template <> constexpr std::string_view kType<ShellStop> = "shell_stop";
+template <> constexpr std::string_view kType<Exec> = "exec";
+template <> constexpr std::string_view kType<Ping> = "ping";
+template <> constexpr std::string_view kType<Pong> = "pong";
+template <> constexpr std::string_view kType<SystemInfo> = "system_info";
+template <> constexpr std::string_view kType<Stats> = "stats";
+template <> constexpr std::string_view kType<ShellStarting> = "shell_starting";
+template <> constexpr std::string_view kType<ShellStarted> = "shell_started";
+template <> constexpr std::string_view kType<ShellOutput> = "shell_output";
+template <> constexpr std::string_view kType<ShellStopped> = "shell_stopped";
+template <> constexpr std::string_view kType<ShellError> = "shell_error";
+template <> constexpr std::string_view kType<ExecResult> = "exec_result";
+template <> constexpr std::string_view kType<FileGet> = "file_get";
+template <> constexpr std::string_view kType<FilePut> = "file_put";
+template <> constexpr std::string_view kType<FileData> = "file_data";
+template <> constexpr std::string_view kType<FileEnd> = "file_end";
+template <> constexpr std::string_view kType<FileError> = "file_error";
+template <> constexpr std::string_view kType<Input> = "input";
+template <> constexpr std::string_view kType<Resize> = "resize";
+template <> constexpr std::string_view kType<UserExec> = "exec";
+template <> constexpr std::string_view kType<UserPing> = "ping";
+template <> constexpr std::string_view kType<UserPong> = "pong";
+template <> constexpr std::string_view kType<Output> = "output";
+template <> constexpr std::string_view kType<OffsetMsg> = "offset";
+template <> constexpr std::string_view kType<Gap> = "gap";
+template <> constexpr std::string_view kType<AgentDisconnected> = "agent_disconnected";
+template <> constexpr std::string_view kType<AgentConnected> = "agent_connected";
 
-  Status id(const char* key, std::string& out) {
-    if (auto st = string(key, out); !st) return st;
-    if (!is_valid_id(out)) {
-      return Error(Errc::kBadSessionId,
-                   std::string("'") + key + "' must be 1..64 characters of [A-Za-z0-9_-]", 0,
-                   offset_of(key));
+template <> constexpr Source kSource<ShellStop> = Source::kNone;
+template <> constexpr Source kSource<Ping> = Source::kNone;
+template <> constexpr Source kSource<Pong> = Source::kNone;
+template <> constexpr Source kSource<UserPing> = Source::kNone;
+template <> constexpr Source kSource<UserPong> = Source::kNone;
+template <> constexpr Source kSource<Input> = Source::kTop;
+template <> constexpr Source kSource<Resize> = Source::kTop;
+template <> constexpr Source kSource<Output> = Source::kTop;
+template <> constexpr Source kSource<OffsetMsg> = Source::kTop;
+template <> constexpr Source kSource<AgentConnected> = Source::kTop;  // "data" is optional
+
+// clang-format on
+
+// ---------------------------------------------------------------------------------------------
+// Decoding.
+
+bool is_json_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+// The offset of `"key"` used as an object key (followed by optional white space and ':') at or
+// after `from`, or npos. Only used to report where an error is, so it scans lazily.
+std::size_t find_key(std::string_view text, std::size_t from, std::string_view key) {
+  while (from < text.size()) {
+    const std::size_t q = text.find('"', from);
+    if (q == std::string_view::npos) return q;
+    const std::size_t end = q + 1 + key.size();
+    if (end < text.size() && text[end] == '"' && text.compare(q + 1, key.size(), key) == 0 &&
+        (q == 0 || text[q - 1] != '\\')) {
+      std::size_t p = end + 1;
+      while (p < text.size() && is_json_space(text[p])) ++p;
+      if (p < text.size() && text[p] == ':') return q;
     }
-    return {};
+    from = q + 1;
+  }
+  return std::string_view::npos;
+}
+
+// The first error of one decode; every read after it is a no-op (LevelDB's sticky status).
+struct DecodeState {
+  std::string_view text;
+  std::optional<Error> error;
+};
+
+// Reads the members of one JSON object of a parsed message. Strings are moved out of the parsed
+// document (each member is read once). `parent` and `state` must outlive the reader.
+class Reader {
+ public:
+  Reader(json* object, DecodeState* state, const Reader* parent, const char* key)
+      : obj_(object), st_(state), parent_(parent), key_(key) {}
+
+  [[nodiscard]] bool failed() const { return st_->error.has_value(); }
+
+  // A nested object. When it is missing or not an object the error is recorded and the returned
+  // reader reads nothing.
+  Reader object(const char* key) { return nested(key, true); }
+
+  // A nested object that may be absent or null; then every optional read of it yields nothing.
+  Reader opt_object(const char* key) { return nested(key, false); }
+
+  void text(const char* key, std::string& out) {
+    if (json* v = lookup(key, true)) take_string(key, *v, out);
   }
 
-  Status bytes(const char* key, std::string& out) {
-    std::string b64;
-    if (auto st = string(key, b64); !st) return st;
-    auto decoded = base64_decode(b64);
+  void text_or_empty(const char* key, std::string& out) {
+    if (json* v = lookup(key, false)) take_string(key, *v, out);
+  }
+
+  void opt_text(const char* key, std::optional<std::string>& out) {
+    json* v = lookup(key, false);
+    std::string s;
+    if (v != nullptr && take_string(key, *v, s)) out = std::move(s);
+  }
+
+  void id(const char* key, std::string& out) {
+    json* v = lookup(key, true);
+    if (v == nullptr || !take_string(key, *v, out)) return;
+    if (!is_valid_id(out)) {
+      fail(Errc::kBadSessionId,
+           std::string("'") + key + "' must be 1..64 characters of [A-Za-z0-9_-]",
+           value_offset(key));
+    }
+  }
+
+  void bytes(const char* key, std::string& out) {
+    json* v = lookup(key, true);
+    if (v == nullptr) return;
+    if (!v->is_string()) return wrong_type(key, "a base64 string");
+    auto decoded = base64_decode(v->get_ref<const std::string&>());
     if (!decoded) {
-      return Error(Errc::kBadBase64, std::string("'") + key + "' is not valid base64", 0,
-                   offset_of(key));
+      // +1: past the value's opening quote (base64 never needs JSON escapes).
+      fail(Errc::kBadBase64, std::string("'") + key + "' is not standard padded base64",
+           value_offset(key) + 1 + decoded.error().offset);
+      return;
     }
     out = std::move(decoded).value();
-    return {};
   }
 
-  Status boolean(const char* key, bool& out, bool required) {
-    const json* v = find(key);
-    if (v == nullptr) return required ? missing(key) : Status{};
-    if (!v->is_boolean()) return wrong(key, "a boolean");
-    out = v->get<bool>();
-    return {};
+  void boolean(const char* key, bool& out) {
+    if (json* v = lookup(key, true)) take_bool(key, *v, out);
   }
 
-  template <class T>
-  Status unsigned_int(const char* key, T& out, std::uint64_t max = std::numeric_limits<T>::max()) {
-    const json* v = find(key);
-    if (v == nullptr) return missing(key);
-    return convert_unsigned(key, *v, out, max);
+  void opt_boolean(const char* key, bool& out) {
+    if (json* v = lookup(key, false)) take_bool(key, *v, out);
   }
 
   template <class T>
-  Status opt_unsigned(const char* key, std::optional<T>& out,
-                      std::uint64_t max = std::numeric_limits<T>::max()) {
-    const json* v = find(key);
-    if (v == nullptr || v->is_null()) return {};
+  void uint(const char* key, T& out, std::uint64_t max = std::numeric_limits<T>::max()) {
+    if (json* v = lookup(key, true)) take_uint(key, *v, out, max);
+  }
+
+  template <class T>
+  void opt_uint(const char* key, std::optional<T>& out,
+                std::uint64_t max = std::numeric_limits<T>::max()) {
+    json* v = lookup(key, false);
     T t{};
-    if (auto st = convert_unsigned(key, *v, t, max); !st) return st;
-    out = t;
-    return {};
+    if (v != nullptr && take_uint(key, *v, t, max)) out = t;
   }
 
-  Status integer(const char* key, int& out) {
-    const json* v = find(key);
-    if (v == nullptr) return missing(key);
-    if (!v->is_number_integer()) return wrong(key, "an integer");
-    const auto i = v->get<std::int64_t>();
-    if (i < std::numeric_limits<int>::min() || i > std::numeric_limits<int>::max()) {
-      return out_of_range(key);
-    }
-    out = static_cast<int>(i);
-    return {};
+  void integer(const char* key, int& out) {
+    if (json* v = lookup(key, true)) take_int(key, *v, out);
   }
 
-  Status opt_integer(const char* key, std::optional<int>& out) {
-    const json* v = find(key);
-    if (v == nullptr || v->is_null()) return {};
+  void opt_integer(const char* key, std::optional<int>& out) {
+    json* v = lookup(key, false);
     int i = 0;
-    if (auto st = integer(key, i); !st) return st;
-    out = i;
-    return {};
+    if (v != nullptr && take_int(key, *v, i)) out = i;
   }
 
-  Status number(const char* key, double& out) {
-    const json* v = find(key);
-    if (v == nullptr) return missing(key);
-    if (!v->is_number()) return wrong(key, "a number");
-    out = v->get<double>();
-    return {};
+  void number(const char* key, double& out) {
+    json* v = lookup(key, true);
+    if (v == nullptr) return;
+    if (!v->is_number()) return wrong_type(key, "a number");
+    const auto d = v->get<double>();
+    if (!std::isfinite(d)) return out_of_range(key);  // the parser refuses these; belt and braces
+    out = d;
   }
 
-  Status terminal_dim(const char* key, std::uint16_t& out) {
-    std::uint32_t v = 0;
-    if (auto st = unsigned_int(key, v); !st) return st;
-    if (v == 0 || v > kMaxTerminalDim) return out_of_range(key);
-    out = static_cast<std::uint16_t>(v);
-    return {};
+  // A terminal dimension that must be in 1..10000 (kBadValue otherwise).
+  void dim(const char* key, std::uint16_t& out) {
+    json* v = lookup(key, true);
+    std::uint16_t d = 0;
+    if (v == nullptr || !take_uint(key, *v, d, kMaxTerminalDim)) return;
+    if (d < kMinTerminalDim) return out_of_range(key);
+    out = d;
   }
 
-  Status opt_terminal_dim(const char* key, std::optional<std::uint16_t>& out) {
-    if (find(key) == nullptr || find(key)->is_null()) return {};
-    std::uint16_t v = 0;
-    if (auto st = terminal_dim(key, v); !st) return st;
-    out = v;
-    return {};
+  // An optional terminal dimension: an integer outside 1..10000 reads as absent.
+  void lenient_dim(const char* key, std::optional<std::uint16_t>& out) {
+    json* v = lookup(key, false);
+    if (v == nullptr) return;
+    if (!v->is_number_integer()) return wrong_type(key, "an integer");
+    if (!v->is_number_unsigned()) return;
+    const auto u = v->get<std::uint64_t>();
+    if (u >= kMinTerminalDim && u <= kMaxTerminalDim) out = static_cast<std::uint16_t>(u);
   }
 
-  Status object(const char* key, Fields& out) {
-    const json* v = find(key);
-    if (v == nullptr) return missing(key);
-    if (!v->is_object()) return wrong(key, "an object");
-    out = Fields(*v, text_);
-    return {};
+  // kBadValue at `key`'s value unless `ok`; a no-op after an earlier error.
+  void require_value(bool ok, const char* key, const char* why) {
+    if (!ok && !failed())
+      fail(Errc::kBadValue, std::string("'") + key + "' " + why, value_offset(key));
   }
 
  private:
-  [[nodiscard]] const json* find(const char* key) const {
-    if (!d_->is_object()) return nullptr;
-    const auto it = d_->find(key);
-    return it == d_->end() ? nullptr : &*it;
+  // The member `key`: nullptr after an earlier error, when absent, or when null and optional.
+  // A missing required member records kBadField.
+  json* lookup(const char* key, bool required) {
+    if (failed()) return nullptr;
+    json* v = nullptr;
+    if (obj_ != nullptr) {
+      const auto it = obj_->find(key);
+      if (it != obj_->end()) v = &*it;
+    }
+    if (v != nullptr && !required && v->is_null()) return nullptr;
+    if (v == nullptr && required) {
+      fail(Errc::kBadField, std::string("missing field '") + key + "'", base());
+    }
+    return v;
   }
 
-  [[nodiscard]] std::size_t offset_of(const char* key) const {
-    // The last occurrence: field keys of "data" come after the envelope's own keys.
-    const auto pos = text_.rfind(std::string("\"") + key + "\"");
-    return pos == std::string_view::npos ? 0 : pos;
+  Reader nested(const char* key, bool required) {
+    json* v = lookup(key, required);
+    if (v != nullptr && !v->is_object()) {
+      wrong_type(key, "an object");
+      v = nullptr;
+    }
+    return {v, st_, this, key};
   }
 
-  Error missing(const char* key) const {
-    return {Errc::kBadField, std::string("missing field '") + key + "'", 0, 0};
+  bool take_string(const char* key, json& v, std::string& out) {
+    if (!v.is_string()) {
+      wrong_type(key, "a string");
+      return false;
+    }
+    out = std::move(v.get_ref<std::string&>());
+    return true;
   }
 
-  Error wrong(const char* key, const char* what) const {
-    return {Errc::kBadField, std::string("'") + key + "' must be " + what, 0, offset_of(key)};
-  }
-
-  Error out_of_range(const char* key) const {
-    return {Errc::kBadValue, std::string("'") + key + "' is out of range", 0, offset_of(key)};
+  void take_bool(const char* key, const json& v, bool& out) {
+    if (!v.is_boolean()) return wrong_type(key, "a boolean");
+    out = v.get<bool>();
   }
 
   template <class T>
-  Status convert_unsigned(const char* key, const json& v, T& out, std::uint64_t max) {
-    if (v.is_number_unsigned()) {
+  bool take_uint(const char* key, const json& v, T& out, std::uint64_t max) {
+    if (v.is_number_unsigned()) {  // the parser gives non-negative integers this type
       const auto u = v.get<std::uint64_t>();
-      if (u > max) return out_of_range(key);
+      if (u > max) {
+        out_of_range(key);
+        return false;
+      }
       out = static_cast<T>(u);
-      return {};
+      return true;
     }
-    if (v.is_number_integer()) return out_of_range(key);  // negative
-    return wrong(key, "a non-negative integer");
+    if (v.is_number_integer()) {
+      out_of_range(key);  // negative
+    } else {
+      wrong_type(key, "a non-negative integer");
+    }
+    return false;
   }
 
-  const json* d_;  // not owned: the parsed envelope outlives every Fields
-  std::string_view text_;
+  bool take_int(const char* key, const json& v, int& out) {
+    if (!v.is_number_integer()) {
+      wrong_type(key, "an integer");
+      return false;
+    }
+    // Read unsigned values as such: get<int64_t> would wrap those above INT64_MAX.
+    if (v.is_number_unsigned()) {
+      const auto u = v.get<std::uint64_t>();
+      if (u > static_cast<std::uint64_t>(std::numeric_limits<int>::max())) {
+        out_of_range(key);
+        return false;
+      }
+      out = static_cast<int>(u);
+      return true;
+    }
+    const auto i = v.get<std::int64_t>();
+    if (i < std::numeric_limits<int>::min()) {
+      out_of_range(key);
+      return false;
+    }
+    out = static_cast<int>(i);
+    return true;
+  }
+
+  void fail(Errc code, std::string message, std::size_t offset) {
+    if (!failed()) st_->error.emplace(code, std::move(message), 0, offset);
+  }
+
+  void wrong_type(const char* key, const char* what) {
+    fail(Errc::kBadField, std::string("'") + key + "' must be " + what, value_offset(key));
+  }
+
+  void out_of_range(const char* key) {
+    fail(Errc::kBadValue, std::string("'") + key + "' is out of range", value_offset(key));
+  }
+
+  // Offsets, computed only when an error is reported. base(): this object's own key in its
+  // parent (0 for the envelope). Keys are searched from there, so a nested field is found inside
+  // its object unless the text repeats the key in an earlier sibling.
+  // NOLINTNEXTLINE(misc-no-recursion): walks up the parents, as deep as the JSON we read (3).
+  [[nodiscard]] std::size_t base() const {
+    return parent_ == nullptr ? 0 : parent_->key_offset(key_);
+  }
+
+  // NOLINTNEXTLINE(misc-no-recursion): see base().
+  [[nodiscard]] std::size_t key_offset(const char* key) const {
+    const std::size_t from = parent_ == nullptr ? 0 : base() + 1;
+    const std::size_t at = find_key(st_->text, from, key);
+    return at == std::string_view::npos ? base() : at;
+  }
+
+  // The first byte of `key`'s value ('"' of a string, the sign or digit of a number).
+  [[nodiscard]] std::size_t value_offset(const char* key) const {
+    const std::string_view src = st_->text;
+    const std::size_t from = parent_ == nullptr ? 0 : base() + 1;
+    const std::size_t at = find_key(src, from, key);
+    if (at == std::string_view::npos) return base();
+    std::size_t p = at + std::char_traits<char>::length(key) + 2;
+    while (p < src.size() && (is_json_space(src[p]) || src[p] == ':')) ++p;
+    return p;
+  }
+
+  json* obj_;             // not owned; nullptr reads as an empty object
+  DecodeState* st_;       // not owned
+  const Reader* parent_;  // not owned; nullptr for the envelope
+  const char* key_;       // this object's key in parent_; a string literal
 };
 
-struct Envelope {
-  std::string type;
-  json whole;
+void read(Reader& r, ShellStart& m) {
+  r.id("session_id", m.session_id);
+  r.opt_boolean("new_session", m.new_session);
+  r.lenient_dim("cols", m.cols);
+  r.lenient_dim("rows", m.rows);
+  r.opt_uint("resume_offset", m.resume_offset);
+}
+
+void read(Reader& r, ShellInput& m) {
+  r.id("session_id", m.session_id);
+  r.bytes("data", m.data);
+}
+
+void read(Reader& r, ShellResize& m) {
+  r.id("session_id", m.session_id);
+  r.dim("cols", m.cols);
+  r.dim("rows", m.rows);
+}
+
+void read(Reader& r, ShellStopSession& m) { r.id("session_id", m.session_id); }
+
+void read(Reader& /*r*/, ShellStop& /*m*/) {}
+
+void read(Reader& r, Exec& m) {
+  r.text("command", m.command);
+  r.opt_uint("timeout_s", m.timeout_s);
+}
+
+void read(Reader& /*r*/, Ping& /*m*/) {}
+
+void read(Reader& /*r*/, Pong& /*m*/) {}
+
+void read_counts(Reader& r, const char* key, ByteCounts& c) {
+  Reader o = r.object(key);
+  o.uint("total", c.total);
+  o.uint("available", c.available);
+  o.uint("free", c.free);
+}
+
+void read(Reader& r, SystemInfo& m) {
+  r.text("hostname", m.hostname);
+  r.uint("num_cpu", m.num_cpu);
+  read_counts(r, "memory", m.memory);
+  read_counts(r, "disk", m.disk);
+  r.text_or_empty("region", m.region);
+  r.text_or_empty("os", m.os);
+  r.text_or_empty("arch", m.arch);
+  r.text_or_empty("distro", m.distro);
+  r.text_or_empty("kernel", m.kernel);
+  r.text_or_empty("agent_version", m.agent_version);
+  r.text_or_empty("shell", m.shell);
+}
+
+void read(Reader& r, Stats& m) {
+  r.number("cpu_percent", m.cpu_percent);
+  r.uint("memory", m.memory);
+  r.uint("memory_limit", m.memory_limit);
+  r.uint("disk_usage", m.disk_usage);
+  r.uint("disk_limit", m.disk_limit);
+  r.number("load1", m.load1);
+  r.number("load5", m.load5);
+  r.number("load15", m.load15);
+  r.uint("uptime_s", m.uptime_s);
+  r.uint("sessions", m.sessions);
+}
+
+void read(Reader& r, ShellStarting& m) { r.id("session_id", m.session_id); }
+
+void read(Reader& r, ShellStarted& m) { r.id("session_id", m.session_id); }
+
+void read(Reader& r, ShellOutput& m) {
+  r.id("session_id", m.session_id);
+  r.bytes("data", m.data);
+  r.opt_uint("offset", m.offset);
+}
+
+void read(Reader& r, ShellStopped& m) {
+  r.id("session_id", m.session_id);
+  r.opt_integer("exit_code", m.exit_code);
+  r.opt_integer("signal", m.signal);
+}
+
+void read(Reader& r, ShellError& m) {
+  r.id("session_id", m.session_id);
+  r.text("error", m.error);
+}
+
+void read(Reader& r, ExecResult& m) {
+  r.text("command", m.command);
+  r.text("output", m.output);
+  r.boolean("success", m.success);
+  r.integer("exit_code", m.exit_code);
+  r.opt_text("error", m.error);
+}
+
+void read(Reader& r, FileGet& m) {
+  r.id("transfer_id", m.transfer_id);
+  r.text("path", m.path);
+}
+
+void read(Reader& r, FilePut& m) {
+  r.id("transfer_id", m.transfer_id);
+  r.text("path", m.path);
+  r.uint("size", m.size);
+  r.opt_uint("mode", m.mode, 07777);
+}
+
+void read(Reader& r, FileData& m) {
+  r.id("transfer_id", m.transfer_id);
+  r.uint("seq", m.seq);
+  r.bytes("data", m.data);
+}
+
+bool is_sha256_hex(std::string_view s) {
+  if (s.size() != 64) return false;
+  for (const char c : s) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+void read(Reader& r, FileEnd& m) {
+  r.id("transfer_id", m.transfer_id);
+  r.text("sha256", m.sha256);
+  r.require_value(is_sha256_hex(m.sha256), "sha256", "must be 64 hex digits");
+}
+
+void read(Reader& r, FileError& m) {
+  r.id("transfer_id", m.transfer_id);
+  r.text("error", m.error);
+}
+
+void read(Reader& r, Input& m) { r.text("data", m.data); }
+
+void read(Reader& r, Resize& m) {
+  r.dim("cols", m.cols);
+  r.dim("rows", m.rows);
+}
+
+void read(Reader& r, UserExec& m) { r.text("command", m.command); }
+
+void read(Reader& /*r*/, UserPing& /*m*/) {}
+
+void read(Reader& /*r*/, UserPong& /*m*/) {}
+
+void read(Reader& r, Output& m) {
+  r.text("data", m.data);
+  r.opt_uint("offset", m.offset);
+}
+
+void read(Reader& r, OffsetMsg& m) { r.uint("data", m.offset); }
+
+void read(Reader& r, Gap& m) {
+  r.uint("from", m.from);
+  r.uint("to", m.to);
+  r.require_value(m.from <= m.to, "to", "must not be below 'from'");
+}
+
+void read(Reader& r, AgentDisconnected& m) { r.text("agent_id", m.agent_id); }
+
+void read(Reader& r, AgentConnected& m) {
+  Reader data = r.opt_object("data");
+  data.opt_text("agent_id", m.agent_id);
+}
+
+template <class Family>
+struct Entry {
+  std::string_view type;
+  Source source = Source::kData;
+  Family (*decode)(Reader&) = nullptr;
 };
 
-Result<Envelope> parse_envelope(std::string_view text, const DecodeLimits& limits) {
+template <class Family, class M>
+Family decode_as(Reader& r) {
+  M m;
+  read(r, m);
+  return Family(std::in_place_type<M>, std::move(m));
+}
+
+template <class Family, std::size_t... I>
+constexpr auto make_table(std::index_sequence<I...> /*unused*/) {
+  return std::array<Entry<Family>, sizeof...(I)>{Entry<Family>{
+      kType<std::variant_alternative_t<I, Family>>, kSource<std::variant_alternative_t<I, Family>>,
+      &decode_as<Family, std::variant_alternative_t<I, Family>>}...};
+}
+
+template <class Family>
+constexpr auto make_table() {
+  return make_table<Family>(std::make_index_sequence<std::variant_size_v<Family>>{});
+}
+
+template <class Table>
+constexpr bool names_are_unique_and_set(const Table& table) {
+  for (std::size_t i = 0; i < table.size(); ++i) {
+    if (table[i].type.empty()) return false;
+    for (std::size_t j = i + 1; j < table.size(); ++j) {
+      if (table[i].type == table[j].type) return false;
+    }
+  }
+  return true;
+}
+
+constexpr auto kAgentTable = make_table<AgentMessage>();
+constexpr auto kUserTable = make_table<UserMessage>();
+static_assert(names_are_unique_and_set(kAgentTable));
+static_assert(names_are_unique_and_set(kUserTable));
+
+Error from_parse_error(const json::parse_error& e, std::size_t size) {
+  const std::string_view what = e.what();
+  // nlohmann reports bad UTF-8 and unpaired \u surrogates as syntax errors; tell them apart by
+  // the lexer's message ("invalid string: ill-formed UTF-8 byte", "... surrogate U+D800...").
+  const bool utf8 = what.find("UTF-8") != std::string_view::npos ||
+                    what.find("surrogate") != std::string_view::npos;
+  // e.byte counts the bytes read, including the one that failed (or end of input), from 1.
+  std::size_t at = e.byte > 0 ? e.byte - 1 : 0;
+  if (at > size) at = size;
+  if (utf8) return {Errc::kBadUtf8, "ill-formed UTF-8 in a JSON string", 0, at};
+  return {Errc::kBadJson, "malformed or truncated JSON", 0, at};
+}
+
+Error unknown_type(std::string_view type) {
+  // The name goes to debug logs: include it only when it is short and plainly printable.
+  bool printable = type.size() <= 64;
+  for (const char c : type) printable = printable && c >= 0x20 && c < 0x7F;
+  return {Errc::kUnknownType,
+          printable ? "unknown message type '" + std::string(type) + "'"
+                    : "unknown message type (" + std::to_string(type.size()) + " bytes)"};
+}
+
+template <class Family, std::size_t N>
+Result<Family> decode_family(std::string_view text, const DecodeLimits& limits,
+                             const std::array<Entry<Family>, N>& table) {
   if (text.size() > limits.max_frame_bytes) {
     return Error(Errc::kFrameTooLarge,
                  "frame of " + std::to_string(text.size()) + " bytes exceeds the maximum of " +
                      std::to_string(limits.max_frame_bytes),
                  0, limits.max_frame_bytes);
   }
-  Envelope e;
   try {
-    e.whole = json::parse(text);
-  } catch (const json::parse_error& err) {
-    const std::string what = err.what();
-    const bool utf8 = what.find("UTF-8") != std::string::npos;
-    const std::size_t at = err.byte > 0 ? err.byte - 1 : 0;
-    return Error(utf8 ? Errc::kBadUtf8 : Errc::kBadJson,
-                 utf8 ? "ill-formed UTF-8 in a JSON string" : "malformed JSON", 0, at);
+    json doc;
+    try {
+      doc = json::parse(text);
+    } catch (const json::parse_error& e) {
+      return from_parse_error(e, text.size());
+    }
+    if (!doc.is_object()) return Error(Errc::kMissingType, "message is not a JSON object");
+    const auto t = doc.find("type");
+    if (t == doc.end() || !t->is_string()) {
+      const std::size_t at = find_key(text, 0, "type");
+      return Error(Errc::kMissingType, "message has no string 'type'", 0,
+                   at == std::string_view::npos ? 0 : at);
+    }
+    const auto& type = t->get_ref<const std::string&>();
+    const Entry<Family>* entry = nullptr;
+    for (const auto& e : table) {
+      if (e.type == type) {
+        entry = &e;
+        break;
+      }
+    }
+    if (entry == nullptr) return unknown_type(type);
+
+    DecodeState state{text, std::nullopt};
+    Reader top(&doc, &state, nullptr, nullptr);
+    Reader data = entry->source == Source::kData ? top.object("data") : top;
+    Family message = entry->decode(data);
+    if (state.error) return std::move(*state.error);
+    return message;
+  } catch (const json::exception& e) {
+    // Unreachable by construction (every access is type-checked first); kept so that a missed
+    // check still yields an Error rather than an exception.
+    return Error(Errc::kBadField, std::string("unexpected JSON shape: ") + e.what());
   }
-  if (!e.whole.is_object()) return Error(Errc::kMissingType, "message is not a JSON object");
-  const auto t = e.whole.find("type");
-  if (t == e.whole.end() || !t->is_string()) {
-    const auto pos = text.find("\"type\"");
-    return Error(Errc::kMissingType, "message has no string 'type'", 0,
-                 pos == std::string_view::npos ? 0 : pos);
-  }
-  e.type = t->get<std::string>();
-  return e;
-}
-
-Error unknown(const std::string& type) {
-  return {Errc::kUnknownType, "unknown message type '" + type.substr(0, 64) + "'"};
-}
-
-// Binds the "data" member of the envelope for a message that needs an object.
-Result<Fields> data_object(const Envelope& e, std::string_view text) {
-  const auto it = e.whole.find("data");
-  if (it == e.whole.end() || !it->is_object()) {
-    const auto pos = text.find("\"data\"");
-    return Error(Errc::kBadField, "'data' must be an object", 0,
-                 pos == std::string_view::npos ? 0 : pos);
-  }
-  return Fields(*it, text);
-}
-
-// Runs each status in order and returns the first failure.
-template <class... S>
-Status all(S&&... statuses) {
-  Status result;
-  ((result = result ? std::forward<S>(statuses)() : result), ...);
-  return result;
-}
-
-#define REXEC_FIELD(expr) [&]() -> Status { return (expr); }
-
-// `m` is bound by reference so the field reads in `st` (evaluated in any order relative to this
-// argument) are complete before it is moved.
-template <class M, class Family>
-Result<Family> finish(Status st, M&& m) {
-  if (!st) return std::move(st).error();
-  return Family(std::forward<M>(m));
-}
-
-Status read_counts(Fields& f, const char* key, ByteCounts& out) {
-  static const json kNull;
-  Fields c(kNull, {});
-  if (auto st = f.object(key, c); !st) return st;
-  return all(REXEC_FIELD(c.unsigned_int("total", out.total)),
-             REXEC_FIELD(c.unsigned_int("available", out.available)),
-             REXEC_FIELD(c.unsigned_int("free", out.free)));
-}
-
-Status read_stats(Fields& f, Stats& s) {
-  return all(REXEC_FIELD(f.number("cpu_percent", s.cpu_percent)),
-             REXEC_FIELD(f.unsigned_int("memory", s.memory)),
-             REXEC_FIELD(f.unsigned_int("memory_limit", s.memory_limit)),
-             REXEC_FIELD(f.unsigned_int("disk_usage", s.disk_usage)),
-             REXEC_FIELD(f.unsigned_int("disk_limit", s.disk_limit)),
-             REXEC_FIELD(f.number("load1", s.load1)), REXEC_FIELD(f.number("load5", s.load5)),
-             REXEC_FIELD(f.number("load15", s.load15)),
-             REXEC_FIELD(f.unsigned_int("uptime_s", s.uptime_s)),
-             REXEC_FIELD(f.unsigned_int("sessions", s.sessions)));
-}
-
-Status read_exec_result(Fields& f, ExecResult& r) {
-  return all(REXEC_FIELD(f.string("command", r.command)), REXEC_FIELD(f.string("output", r.output)),
-             REXEC_FIELD(f.boolean("success", r.success, true)),
-             REXEC_FIELD(f.integer("exit_code", r.exit_code)),
-             REXEC_FIELD(f.opt_string("error", r.error)));
-}
-
-template <class T>
-Status read_session_only(Fields& f, T& m) {
-  return f.id("session_id", m.session_id);
-}
-
-Status read_stopped(Fields& f, ShellStopped& m) {
-  return all(REXEC_FIELD(f.id("session_id", m.session_id)),
-             REXEC_FIELD(f.opt_integer("exit_code", m.exit_code)),
-             REXEC_FIELD(f.opt_integer("signal", m.signal)));
-}
-
-Status read_exec(Fields& f, Exec& m) {
-  return all(REXEC_FIELD(f.string("command", m.command)),
-             REXEC_FIELD(f.opt_unsigned("timeout_s", m.timeout_s)));
 }
 
 // ---------------------------------------------------------------------------------------------
-// Encoding helpers.
+// Encoding.
 
-json counts_json(const ByteCounts& c) {
-  return {{"total", c.total}, {"available", c.available}, {"free", c.free}};
+constexpr auto kReplace = ordered_json::error_handler_t::replace;
+
+double finite(double d) { return std::isfinite(d) ? d : 0.0; }
+
+std::string bare(std::string_view type) {
+  std::string out = R"({"type":")";
+  out += type;
+  out += "\"}";
+  return out;
 }
 
-json stats_json(const Stats& s) {
-  return {{"cpu_percent", s.cpu_percent},
-          {"memory", s.memory},
-          {"memory_limit", s.memory_limit},
-          {"disk_usage", s.disk_usage},
-          {"disk_limit", s.disk_limit},
-          {"load1", s.load1},
-          {"load5", s.load5},
-          {"load15", s.load15},
-          {"uptime_s", s.uptime_s},
-          {"sessions", s.sessions}};
+std::string with_data(std::string_view type, const ordered_json& data) {
+  std::string out = R"({"type":")";
+  out += type;
+  out += R"(","data":)";
+  out += data.dump(-1, ' ', false, kReplace);
+  out += '}';
+  return out;
 }
 
-json exec_result_json(const ExecResult& r) {
-  json j = {{"command", r.command},
-            {"output", r.output},
-            {"success", r.success},
-            {"exit_code", r.exit_code}};
-  if (r.error) j["error"] = *r.error;
-  return j;
+template <class M>
+std::string with_data(const M& /*m*/, const ordered_json& data) {
+  return with_data(kType<M>, data);
 }
 
-json stopped_json(const ShellStopped& m) {
-  json j = {{"session_id", m.session_id}};
-  if (m.exit_code) j["exit_code"] = *m.exit_code;
-  if (m.signal) j["signal"] = *m.signal;
-  return j;
+// Appends `s` as a JSON string: verbatim when it is a valid id (no escaping needed), else
+// escaped by nlohmann.
+void append_id(std::string& out, std::string_view s) {
+  if (is_valid_id(s)) {
+    out += '"';
+    out += s;
+    out += '"';
+  } else {
+    out += ordered_json(s).dump(-1, ' ', false, kReplace);
+  }
 }
 
-std::string envelope(std::string_view type, const json& data) {
-  json j = {{"type", type}, {"data", data}};
-  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+void append_number(std::string& out, std::string_view key, std::uint64_t value) {
+  out += ",\"";
+  out += key;
+  out += "\":";
+  std::array<char, 24> digits{};  // 20 digits hold any uint64
+  const auto r = std::to_chars(digits.data(), digits.data() + digits.size(), value);
+  out.append(digits.data(), r.ptr);
 }
 
-std::string envelope(std::string_view type) {
-  json j = {{"type", type}};
-  return j.dump();
-}
+struct NumberField {
+  std::string_view key;
+  std::uint64_t value;
+};
 
-// The hot path (PTY bytes in v1) skips the json tree: ids are validated [A-Za-z0-9_-] and
-// base64 needs no escaping.
-std::string bytes_message(std::string_view type, std::string_view id_key, std::string_view id,
-                          std::string_view bytes, std::optional<std::uint64_t> number,
-                          std::string_view number_key) {
+// The v1 hot path, built without a json tree:
+// {"type":"<type>","data":{"<id_key>":"<id>"[,<before>],"data":"<base64>"[,<after>]}}
+std::string bytes_envelope(std::string_view type, std::string_view id_key, std::string_view id,
+                           std::optional<NumberField> before, std::string_view bytes,
+                           std::optional<NumberField> after) {
+  const std::size_t b64 = base64_encoded_size(bytes.size());
   std::string out;
-  out.reserve(64 + id.size() + (bytes.size() + 2) / 3 * 4);
+  out.reserve(80 + type.size() + id_key.size() + id.size() + b64);
   out += R"({"type":")";
   out += type;
   out += R"(","data":{")";
   out += id_key;
-  out += R"(":")";
-  out += id;
-  out += R"(",)";
-  if (number) {
-    out += '"';
-    out += number_key;
-    out += R"(":)";
-    out += std::to_string(*number);
-    out += ',';
-  }
-  out += R"("data":")";
-  out += base64_encode(bytes);
-  out += R"("}})";
+  out += "\":";
+  append_id(out, id);
+  if (before) append_number(out, before->key, before->value);
+  out += R"(,"data":")";
+  const std::size_t at = out.size();
+  out.resize(at + b64);
+  base64_encode_into(bytes, out.data() + at);
+  out += '"';
+  if (after) append_number(out, after->key, after->value);
+  out += "}}";
   return out;
 }
 
+std::optional<NumberField> offset_field(std::optional<std::uint64_t> offset) {
+  if (!offset) return std::nullopt;
+  return NumberField{"offset", *offset};
+}
+
+ordered_json counts_json(const ByteCounts& c) {
+  return {{"total", c.total}, {"available", c.available}, {"free", c.free}};
+}
+
+ordered_json session_json(const std::string& session_id) { return {{"session_id", session_id}}; }
+
 }  // namespace
 
+// ---- type names ----
+
 std::string_view type_name(const AgentMessage& m) {
-  return std::visit(Overloaded{[](const ShellStart&) { return "shell_start"; },
-                               [](const ShellInput&) { return "shell_input"; },
-                               [](const ShellResize&) { return "shell_resize"; },
-                               [](const ShellStopSession&) { return "shell_stop_session"; },
-                               [](const ShellStop&) { return "shell_stop"; },
-                               [](const Exec&) { return "exec"; },
-                               [](const Ping&) { return "ping"; },
-                               [](const Pong&) { return "pong"; },
-                               [](const SystemInfo&) { return "system_info"; },
-                               [](const Stats&) { return "stats"; },
-                               [](const ShellStarting&) { return "shell_starting"; },
-                               [](const ShellStarted&) { return "shell_started"; },
-                               [](const ShellOutput&) { return "shell_output"; },
-                               [](const ShellStopped&) { return "shell_stopped"; },
-                               [](const ShellError&) { return "shell_error"; },
-                               [](const ExecResult&) { return "exec_result"; },
-                               [](const FileGet&) { return "file_get"; },
-                               [](const FilePut&) { return "file_put"; },
-                               [](const FileData&) { return "file_data"; },
-                               [](const FileEnd&) { return "file_end"; },
-                               [](const FileError&) { return "file_error"; }},
-                    m);
+  return std::visit([](const auto& x) { return kType<std::decay_t<decltype(x)>>; }, m);
 }
 
 std::string_view type_name(const UserMessage& m) {
-  return std::visit(
-      Overloaded{[](const Input&) { return "input"; }, [](const Resize&) { return "resize"; },
-                 [](const Exec&) { return "exec"; }, [](const Ping&) { return "ping"; },
-                 [](const Pong&) { return "pong"; }, [](const Output&) { return "output"; },
-                 [](const OffsetMsg&) { return "offset"; }, [](const Gap&) { return "gap"; },
-                 [](const AgentDisconnected&) { return "agent_disconnected"; },
-                 [](const AgentConnected&) { return "agent_connected"; },
-                 [](const Stats&) { return "stats"; },
-                 [](const ShellStarting&) { return "shell_starting"; },
-                 [](const ShellStarted&) { return "shell_started"; },
-                 [](const ShellStopped&) { return "shell_stopped"; },
-                 [](const ShellError&) { return "shell_error"; },
-                 [](const ExecResult&) { return "exec_result"; }},
-      m);
+  return std::visit([](const auto& x) { return kType<std::decay_t<decltype(x)>>; }, m);
 }
 
+// ---- encoders ----
+
 std::string encode(const AgentMessage& message) {
-  const std::string_view type = type_name(message);
-  return std::visit(
-      Overloaded{[&](const ShellStart& m) {
-                   json d = {{"session_id", m.session_id}, {"new_session", m.new_session}};
-                   if (m.cols) d["cols"] = *m.cols;
-                   if (m.rows) d["rows"] = *m.rows;
-                   if (m.resume_offset) d["resume_offset"] = *m.resume_offset;
-                   return envelope(type, d);
-                 },
-                 [&](const ShellInput& m) {
-                   return bytes_message(type, "session_id", m.session_id, m.data, std::nullopt, "");
-                 },
-                 [&](const ShellResize& m) {
-                   return envelope(
-                       type, {{"session_id", m.session_id}, {"cols", m.cols}, {"rows", m.rows}});
-                 },
-                 [&](const ShellStopSession& m) {
-                   return envelope(type, {{"session_id", m.session_id}});
-                 },
-                 [&](const ShellStop&) { return envelope(type); },
-                 [&](const Exec& m) {
-                   json d = {{"command", m.command}};
-                   if (m.timeout_s) d["timeout_s"] = *m.timeout_s;
-                   return envelope(type, d);
-                 },
-                 [&](const Ping&) { return envelope(type); },
-                 [&](const Pong&) { return envelope(type, nullptr); },
-                 [&](const SystemInfo& m) {
-                   return envelope(type, {{"hostname", m.hostname},
-                                          {"num_cpu", m.num_cpu},
-                                          {"memory", counts_json(m.memory)},
-                                          {"disk", counts_json(m.disk)},
-                                          {"region", m.region},
-                                          {"os", m.os},
-                                          {"arch", m.arch},
-                                          {"distro", m.distro},
-                                          {"kernel", m.kernel},
-                                          {"agent_version", m.agent_version},
-                                          {"shell", m.shell}});
-                 },
-                 [&](const Stats& m) { return envelope(type, stats_json(m)); },
-                 [&](const ShellStarting& m) {
-                   return envelope(type, {{"session_id", m.session_id}});
-                 },
-                 [&](const ShellStarted& m) {
-                   return envelope(type, {{"session_id", m.session_id}});
-                 },
-                 [&](const ShellOutput& m) {
-                   return bytes_message(type, "session_id", m.session_id, m.data, m.offset,
-                                        "offset");
-                 },
-                 [&](const ShellStopped& m) { return envelope(type, stopped_json(m)); },
-                 [&](const ShellError& m) {
-                   return envelope(type, {{"session_id", m.session_id}, {"error", m.error}});
-                 },
-                 [&](const ExecResult& m) { return envelope(type, exec_result_json(m)); },
-                 [&](const FileGet& m) {
-                   return envelope(type, {{"transfer_id", m.transfer_id}, {"path", m.path}});
-                 },
-                 [&](const FilePut& m) {
-                   json d = {{"transfer_id", m.transfer_id}, {"path", m.path}, {"size", m.size}};
-                   if (m.mode) d["mode"] = *m.mode;
-                   return envelope(type, d);
-                 },
-                 [&](const FileData& m) {
-                   return bytes_message(type, "transfer_id", m.transfer_id, m.data, m.seq, "seq");
-                 },
-                 [&](const FileEnd& m) {
-                   return envelope(type, {{"transfer_id", m.transfer_id}, {"sha256", m.sha256}});
-                 },
-                 [&](const FileError& m) {
-                   return envelope(type, {{"transfer_id", m.transfer_id}, {"error", m.error}});
-                 }},
-      message);
+  return std::visit([](const auto& m) { return encode(m); }, message);
 }
 
 std::string encode(const UserMessage& message) {
-  const std::string_view type = type_name(message);
-  return std::visit(
-      Overloaded{[&](const Input& m) { return envelope(type, m.data); },
-                 [&](const Resize& m) {
-                   return json{{"type", type}, {"cols", m.cols}, {"rows", m.rows}}.dump();
-                 },
-                 [&](const Exec& m) {
-                   json d = {{"command", m.command}};
-                   if (m.timeout_s) d["timeout_s"] = *m.timeout_s;
-                   return envelope(type, d);
-                 },
-                 [&](const Ping&) { return envelope(type); },
-                 [&](const Pong&) { return envelope(type); },
-                 [&](const Output& m) {
-                   json j = {{"type", type}, {"data", m.data}};
-                   if (m.offset) j["offset"] = *m.offset;
-                   return j.dump(-1, ' ', false, json::error_handler_t::replace);
-                 },
-                 [&](const OffsetMsg& m) { return envelope(type, m.offset); },
-                 [&](const Gap& m) {
-                   return envelope(type, {{"from", m.from}, {"to", m.to}});
-                 },
-                 [&](const AgentDisconnected& m) {
-                   return envelope(type, {{"agent_id", m.agent_id}});
-                 },
-                 [&](const AgentConnected& m) {
-                   return envelope(type, {{"agent_id", m.agent_id}});
-                 },
-                 [&](const Stats& m) { return envelope(type, stats_json(m)); },
-                 [&](const ShellStarting& m) {
-                   return envelope(type, {{"session_id", m.session_id}});
-                 },
-                 [&](const ShellStarted& m) {
-                   return envelope(type, {{"session_id", m.session_id}});
-                 },
-                 [&](const ShellStopped& m) { return envelope(type, stopped_json(m)); },
-                 [&](const ShellError& m) {
-                   return envelope(type, {{"session_id", m.session_id}, {"error", m.error}});
-                 },
-                 [&](const ExecResult& m) { return envelope(type, exec_result_json(m)); }},
-      message);
+  return std::visit([](const auto& m) { return encode(m); }, message);
 }
 
+std::string encode(const ShellStart& m) {
+  ordered_json d = {{"session_id", m.session_id}, {"new_session", m.new_session}};
+  if (m.cols) d["cols"] = *m.cols;
+  if (m.rows) d["rows"] = *m.rows;
+  if (m.resume_offset) d["resume_offset"] = *m.resume_offset;
+  return with_data(m, d);
+}
+
+std::string encode(const ShellInput& m) { return encode_shell_input(m.session_id, m.data); }
+
+std::string encode(const ShellResize& m) {
+  return with_data(m, {{"session_id", m.session_id}, {"cols", m.cols}, {"rows", m.rows}});
+}
+
+std::string encode(const ShellStopSession& m) { return with_data(m, session_json(m.session_id)); }
+
+std::string encode(const ShellStop& /*m*/) { return bare(kType<ShellStop>); }
+
+std::string encode(const Exec& m) {
+  ordered_json d = {{"command", m.command}};
+  if (m.timeout_s) d["timeout_s"] = *m.timeout_s;
+  return with_data(m, d);
+}
+
+std::string encode(const Ping& /*m*/) { return bare(kType<Ping>); }
+
+std::string encode(const Pong& m) { return with_data(m, nullptr); }
+
+std::string encode(const SystemInfo& m) {
+  return with_data(m, {{"hostname", m.hostname},
+                       {"num_cpu", m.num_cpu},
+                       {"memory", counts_json(m.memory)},
+                       {"disk", counts_json(m.disk)},
+                       {"region", m.region},
+                       {"os", m.os},
+                       {"arch", m.arch},
+                       {"distro", m.distro},
+                       {"kernel", m.kernel},
+                       {"agent_version", m.agent_version},
+                       {"shell", m.shell}});
+}
+
+std::string encode(const Stats& m) {
+  return with_data(m, {{"cpu_percent", finite(m.cpu_percent)},
+                       {"memory", m.memory},
+                       {"memory_limit", m.memory_limit},
+                       {"disk_usage", m.disk_usage},
+                       {"disk_limit", m.disk_limit},
+                       {"load1", finite(m.load1)},
+                       {"load5", finite(m.load5)},
+                       {"load15", finite(m.load15)},
+                       {"uptime_s", m.uptime_s},
+                       {"sessions", m.sessions}});
+}
+
+std::string encode(const ShellStarting& m) { return with_data(m, session_json(m.session_id)); }
+
+std::string encode(const ShellStarted& m) { return with_data(m, session_json(m.session_id)); }
+
+std::string encode(const ShellOutput& m) {
+  return encode_shell_output(m.session_id, m.data, m.offset);
+}
+
+std::string encode(const ShellStopped& m) {
+  ordered_json d = session_json(m.session_id);
+  if (m.exit_code) d["exit_code"] = *m.exit_code;
+  if (m.signal) d["signal"] = *m.signal;
+  return with_data(m, d);
+}
+
+std::string encode(const ShellError& m) {
+  return with_data(m, {{"session_id", m.session_id}, {"error", m.error}});
+}
+
+std::string encode(const ExecResult& m) {
+  ordered_json d = {{"command", m.command},
+                    {"output", m.output},
+                    {"success", m.success},
+                    {"exit_code", m.exit_code}};
+  if (m.error) d["error"] = *m.error;
+  return with_data(m, d);
+}
+
+std::string encode(const FileGet& m) {
+  return with_data(m, {{"transfer_id", m.transfer_id}, {"path", m.path}});
+}
+
+std::string encode(const FilePut& m) {
+  ordered_json d = {{"transfer_id", m.transfer_id}, {"path", m.path}, {"size", m.size}};
+  if (m.mode) d["mode"] = *m.mode;
+  return with_data(m, d);
+}
+
+std::string encode(const FileData& m) {
+  return bytes_envelope(kType<FileData>, "transfer_id", m.transfer_id, NumberField{"seq", m.seq},
+                        m.data, std::nullopt);
+}
+
+std::string encode(const FileEnd& m) {
+  return with_data(m, {{"transfer_id", m.transfer_id}, {"sha256", m.sha256}});
+}
+
+std::string encode(const FileError& m) {
+  return with_data(m, {{"transfer_id", m.transfer_id}, {"error", m.error}});
+}
+
+std::string encode(const Input& m) { return with_data(m, m.data); }
+
+std::string encode(const Resize& m) {
+  std::string out = R"({"type":"resize")";
+  append_number(out, "cols", m.cols);
+  append_number(out, "rows", m.rows);
+  out += '}';
+  return out;
+}
+
+std::string encode(const UserExec& m) { return with_data(m, {{"command", m.command}}); }
+
+std::string encode(const UserPing& /*m*/) { return bare(kType<UserPing>); }
+
+std::string encode(const UserPong& /*m*/) { return bare(kType<UserPong>); }
+
+std::string encode(const Output& m) { return encode_output(m.data, m.offset); }
+
+std::string encode(const OffsetMsg& m) {
+  std::string out = R"({"type":"offset")";
+  append_number(out, "data", m.offset);
+  out += '}';
+  return out;
+}
+
+std::string encode(const Gap& m) { return with_data(m, {{"from", m.from}, {"to", m.to}}); }
+
+std::string encode(const AgentDisconnected& m) { return with_data(m, {{"agent_id", m.agent_id}}); }
+
+std::string encode(const AgentConnected& m) {
+  if (!m.agent_id) return bare(kType<AgentConnected>);
+  return with_data(m, {{"agent_id", *m.agent_id}});
+}
+
+std::string encode_shell_output(std::string_view session_id, std::string_view bytes,
+                                std::optional<std::uint64_t> offset) {
+  return bytes_envelope(kType<ShellOutput>, "session_id", session_id, std::nullopt, bytes,
+                        offset_field(offset));
+}
+
+std::string encode_shell_input(std::string_view session_id, std::string_view bytes) {
+  return bytes_envelope(kType<ShellInput>, "session_id", session_id, std::nullopt, bytes,
+                        std::nullopt);
+}
+
+std::string encode_output(std::string_view text, std::optional<std::uint64_t> offset) {
+  std::string out = R"({"type":"output","data":)";
+  out += ordered_json(text).dump(-1, ' ', false, kReplace);
+  if (offset) append_number(out, "offset", *offset);
+  out += '}';
+  return out;
+}
+
+// ---- decoders ----
+
 Result<AgentMessage> decode_agent_message(std::string_view text, const DecodeLimits& limits) {
-  auto env = parse_envelope(text, limits);
-  if (!env) return std::move(env).error();
-  const std::string& type = env->type;
-  if (type == "ping") return AgentMessage(Ping{});
-  if (type == "pong") return AgentMessage(Pong{});
-  if (type == "shell_stop") return AgentMessage(ShellStop{});
-  auto fields = data_object(*env, text);
-  // Unknown types are reported as such even when their data is odd.
-  static constexpr std::string_view kKnown[] = {
-      "shell_start",   "shell_input", "shell_resize",   "shell_stop_session", "exec",
-      "system_info",   "stats",       "shell_starting", "shell_started",      "shell_output",
-      "shell_stopped", "shell_error", "exec_result",    "file_get",           "file_put",
-      "file_data",     "file_end",    "file_error"};
-  bool known = false;
-  for (auto k : kKnown) known = known || k == type;
-  if (!known) return unknown(type);
-  if (!fields) return std::move(fields).error();
-  Fields& f = *fields;
-  if (type == "shell_start") {
-    ShellStart m;
-    return finish<ShellStart, AgentMessage>(
-        all(REXEC_FIELD(f.id("session_id", m.session_id)),
-            REXEC_FIELD(f.boolean("new_session", m.new_session, false)),
-            REXEC_FIELD(f.opt_terminal_dim("cols", m.cols)),
-            REXEC_FIELD(f.opt_terminal_dim("rows", m.rows)),
-            REXEC_FIELD(f.opt_unsigned("resume_offset", m.resume_offset))),
-        std::move(m));
-  }
-  if (type == "shell_input") {
-    ShellInput m;
-    return finish<ShellInput, AgentMessage>(
-        all(REXEC_FIELD(f.id("session_id", m.session_id)), REXEC_FIELD(f.bytes("data", m.data))),
-        std::move(m));
-  }
-  if (type == "shell_resize") {
-    ShellResize m;
-    return finish<ShellResize, AgentMessage>(all(REXEC_FIELD(f.id("session_id", m.session_id)),
-                                                 REXEC_FIELD(f.terminal_dim("cols", m.cols)),
-                                                 REXEC_FIELD(f.terminal_dim("rows", m.rows))),
-                                             std::move(m));
-  }
-  if (type == "shell_stop_session") {
-    ShellStopSession m;
-    return finish<ShellStopSession, AgentMessage>(read_session_only(f, m), std::move(m));
-  }
-  if (type == "exec") {
-    Exec m;
-    return finish<Exec, AgentMessage>(read_exec(f, m), std::move(m));
-  }
-  if (type == "system_info") {
-    SystemInfo m;
-    return finish<SystemInfo, AgentMessage>(
-        all(REXEC_FIELD(f.string("hostname", m.hostname)),
-            REXEC_FIELD(f.unsigned_int("num_cpu", m.num_cpu)),
-            REXEC_FIELD(read_counts(f, "memory", m.memory)),
-            REXEC_FIELD(read_counts(f, "disk", m.disk)),
-            REXEC_FIELD(f.string_or_empty("region", m.region)),
-            REXEC_FIELD(f.string_or_empty("os", m.os)),
-            REXEC_FIELD(f.string_or_empty("arch", m.arch)),
-            REXEC_FIELD(f.string_or_empty("distro", m.distro)),
-            REXEC_FIELD(f.string_or_empty("kernel", m.kernel)),
-            REXEC_FIELD(f.string_or_empty("agent_version", m.agent_version)),
-            REXEC_FIELD(f.string_or_empty("shell", m.shell))),
-        std::move(m));
-  }
-  if (type == "stats") {
-    Stats m;
-    return finish<Stats, AgentMessage>(read_stats(f, m), std::move(m));
-  }
-  if (type == "shell_starting") {
-    ShellStarting m;
-    return finish<ShellStarting, AgentMessage>(read_session_only(f, m), std::move(m));
-  }
-  if (type == "shell_started") {
-    ShellStarted m;
-    return finish<ShellStarted, AgentMessage>(read_session_only(f, m), std::move(m));
-  }
-  if (type == "shell_output") {
-    ShellOutput m;
-    return finish<ShellOutput, AgentMessage>(
-        all(REXEC_FIELD(f.id("session_id", m.session_id)), REXEC_FIELD(f.bytes("data", m.data)),
-            REXEC_FIELD(f.opt_unsigned("offset", m.offset))),
-        std::move(m));
-  }
-  if (type == "shell_stopped") {
-    ShellStopped m;
-    return finish<ShellStopped, AgentMessage>(read_stopped(f, m), std::move(m));
-  }
-  if (type == "shell_error") {
-    ShellError m;
-    return finish<ShellError, AgentMessage>(
-        all(REXEC_FIELD(f.id("session_id", m.session_id)), REXEC_FIELD(f.string("error", m.error))),
-        std::move(m));
-  }
-  if (type == "exec_result") {
-    ExecResult m;
-    return finish<ExecResult, AgentMessage>(read_exec_result(f, m), std::move(m));
-  }
-  if (type == "file_get") {
-    FileGet m;
-    return finish<FileGet, AgentMessage>(
-        all(REXEC_FIELD(f.id("transfer_id", m.transfer_id)), REXEC_FIELD(f.string("path", m.path))),
-        std::move(m));
-  }
-  if (type == "file_put") {
-    FilePut m;
-    return finish<FilePut, AgentMessage>(
-        all(REXEC_FIELD(f.id("transfer_id", m.transfer_id)), REXEC_FIELD(f.string("path", m.path)),
-            REXEC_FIELD(f.unsigned_int("size", m.size)),
-            REXEC_FIELD(f.opt_unsigned("mode", m.mode, 07777))),
-        std::move(m));
-  }
-  if (type == "file_data") {
-    FileData m;
-    return finish<FileData, AgentMessage>(
-        all(REXEC_FIELD(f.id("transfer_id", m.transfer_id)),
-            REXEC_FIELD(f.unsigned_int("seq", m.seq)), REXEC_FIELD(f.bytes("data", m.data))),
-        std::move(m));
-  }
-  if (type == "file_end") {
-    FileEnd m;
-    return finish<FileEnd, AgentMessage>(all(REXEC_FIELD(f.id("transfer_id", m.transfer_id)),
-                                             REXEC_FIELD(f.string("sha256", m.sha256))),
-                                         std::move(m));
-  }
-  FileError m;  // "file_error": the last known type
-  return finish<FileError, AgentMessage>(
-      all(REXEC_FIELD(f.id("transfer_id", m.transfer_id)), REXEC_FIELD(f.string("error", m.error))),
-      std::move(m));
+  return decode_family(text, limits, kAgentTable);
 }
 
 Result<UserMessage> decode_user_message(std::string_view text, const DecodeLimits& limits) {
-  auto env = parse_envelope(text, limits);
-  if (!env) return std::move(env).error();
-  const std::string& type = env->type;
-  if (type == "ping") return UserMessage(Ping{});
-  if (type == "pong") return UserMessage(Pong{});
-  Fields top(env->whole, text);
-  if (type == "resize") {
-    Resize m;
-    return finish<Resize, UserMessage>(all(REXEC_FIELD(top.terminal_dim("cols", m.cols)),
-                                           REXEC_FIELD(top.terminal_dim("rows", m.rows))),
-                                       std::move(m));
-  }
-  if (type == "input") {
-    Input m;
-    return finish<Input, UserMessage>(top.string("data", m.data), std::move(m));
-  }
-  if (type == "output") {
-    Output m;
-    return finish<Output, UserMessage>(all(REXEC_FIELD(top.string("data", m.data)),
-                                           REXEC_FIELD(top.opt_unsigned("offset", m.offset))),
-                                       std::move(m));
-  }
-  if (type == "offset") {
-    OffsetMsg m;
-    return finish<OffsetMsg, UserMessage>(top.unsigned_int("data", m.offset), std::move(m));
-  }
-  static constexpr std::string_view kKnown[] = {
-      "exec",           "gap",           "agent_disconnected", "agent_connected", "stats",
-      "shell_starting", "shell_started", "shell_stopped",      "shell_error",     "exec_result"};
-  bool known = false;
-  for (auto k : kKnown) known = known || k == type;
-  if (!known) return unknown(type);
-  auto fields = data_object(*env, text);
-  if (!fields) return std::move(fields).error();
-  Fields& f = *fields;
-  if (type == "exec") {
-    Exec m;
-    return finish<Exec, UserMessage>(read_exec(f, m), std::move(m));
-  }
-  if (type == "gap") {
-    Gap m;
-    return finish<Gap, UserMessage>(
-        all(REXEC_FIELD(f.unsigned_int("from", m.from)), REXEC_FIELD(f.unsigned_int("to", m.to))),
-        std::move(m));
-  }
-  if (type == "agent_disconnected" || type == "agent_connected") {
-    std::string agent_id;
-    auto st = f.string_or_empty("agent_id", agent_id);
-    if (!st) return std::move(st).error();
-    if (type == "agent_connected") return UserMessage(AgentConnected{agent_id});
-    return UserMessage(AgentDisconnected{agent_id});
-  }
-  if (type == "stats") {
-    Stats m;
-    return finish<Stats, UserMessage>(read_stats(f, m), std::move(m));
-  }
-  if (type == "shell_starting") {
-    ShellStarting m;
-    return finish<ShellStarting, UserMessage>(read_session_only(f, m), std::move(m));
-  }
-  if (type == "shell_started") {
-    ShellStarted m;
-    return finish<ShellStarted, UserMessage>(read_session_only(f, m), std::move(m));
-  }
-  if (type == "shell_stopped") {
-    ShellStopped m;
-    return finish<ShellStopped, UserMessage>(read_stopped(f, m), std::move(m));
-  }
-  if (type == "shell_error") {
-    ShellError m;
-    return finish<ShellError, UserMessage>(
-        all(REXEC_FIELD(f.id("session_id", m.session_id)), REXEC_FIELD(f.string("error", m.error))),
-        std::move(m));
-  }
-  ExecResult m;  // "exec_result"
-  return finish<ExecResult, UserMessage>(read_exec_result(f, m), std::move(m));
+  return decode_family(text, limits, kUserTable);
 }
 
 }  // namespace rx::proto

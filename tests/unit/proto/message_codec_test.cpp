@@ -1,152 +1,218 @@
 // SPDX-License-Identifier: MIT
-// Every message round-trips; golden JSON pins the exact wire shapes of PROTOCOL §3–§4.
+// Every message of both families round-trips; golden JSON pins the exact wire shapes of PROTOCOL
+// §3, §4 and §8; encoding never throws on text that is not UTF-8.
 #include "rexec/proto/message_codec.h"
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include <cmath>
+#include <limits>
+
+#include "test_messages.h"
+
 using namespace rx::proto;
 using nlohmann::json;
-
-namespace {
-
-std::vector<AgentMessage> all_agent_messages() {
-  SystemInfo info;
-  info.hostname = "box";
-  info.num_cpu = 8;
-  info.memory = {16ULL << 30U, 8ULL << 30U, 4ULL << 30U};
-  info.disk = {100ULL << 30U, 50ULL << 30U, 55ULL << 30U};
-  info.region = "eu";
-  info.os = "linux";
-  info.arch = "amd64";
-  info.distro = "Debian GNU/Linux 12 (bookworm)";
-  info.kernel = "6.1.0";
-  info.agent_version = "0.1.0";
-  info.shell = "/bin/bash";
-  Stats stats{12.5, 1ULL << 30U, 2ULL << 30U, 3ULL << 30U, 4ULL << 30U, 0.5, 0.25, 0.125, 3600, 2};
-  return {
-      ShellStart{"main", false, std::nullopt, std::nullopt, std::nullopt},
-      ShellStart{"split-abc", true, 120, 40, 4096},
-      ShellInput{"main", std::string("ls -la\n\x00\xff", 9)},
-      ShellResize{"main", 80, 24},
-      ShellStopSession{"split-abc"},
-      ShellStop{},
-      Exec{"uname -a", std::nullopt},
-      Exec{"sleep 1", 30},
-      Ping{},
-      Pong{},
-      info,
-      stats,
-      ShellStarting{"main"},
-      ShellStarted{"main"},
-      ShellOutput{"main", "\x1b[32mok\x1b[0m\r\n", std::nullopt},
-      ShellOutput{"split-1", std::string("\xe2\x82", 2), 123456789},
-      ShellStopped{"main", 0, std::nullopt},
-      ShellStopped{"split-1", std::nullopt, 9},
-      ShellError{"main", "shell not found: /bin/nope"},
-      ExecResult{"false", "", false, 1, std::nullopt},
-      ExecResult{"x", "out", false, -1, std::string("timed out")},
-      FileGet{"t1", "/etc/hostname"},
-      FilePut{"t2", "/tmp/x", 42, 0644},
-      FileData{"t2", 7, std::string("\x00\x01\x02", 3)},
-      FileEnd{"t2", std::string(64, 'a')},
-      FileError{"t2", "no space left on device"},
-  };
-}
-
-std::vector<UserMessage> all_user_messages() {
-  return {Input{"echo hi\r"},
-          Resize{132, 43},
-          Exec{"id", std::nullopt},
-          Ping{},
-          Pong{},
-          Output{"h\xc3\xa9llo", std::nullopt},
-          Output{"x", 99},
-          OffsetMsg{1024},
-          Gap{10, 20},
-          AgentDisconnected{"a-1"},
-          AgentConnected{"a-1"},
-          Stats{1, 2, 3, 4, 5, 6, 7, 8, 9, 10},
-          ShellStarting{"main"},
-          ShellStarted{"split-x"},
-          ShellStopped{"main", 130, std::nullopt},
-          ShellError{"main", "boom"},
-          ExecResult{"id", "uid=0", true, 0, std::nullopt}};
-}
-
-}  // namespace
+using rx::Errc;
+using rx::proto::test::all_agent_messages;
+using rx::proto::test::all_user_messages;
 
 TEST_CASE("every agent-socket message round-trips", "[proto]") {
-  for (const auto& m : all_agent_messages()) {
+  for (const AgentMessage& m : all_agent_messages()) {
     const std::string text = encode(m);
-    auto back = decode_agent_message(text);
     INFO(text);
+    auto back = decode_agent_message(text);
     REQUIRE(back);
     CHECK(*back == m);
     CHECK(encode(*back) == text);  // encode → decode → encode is stable
+    CHECK(json::parse(text)["type"] == type_name(m));
+    // The per-struct overload writes the same bytes as the variant form.
+    CHECK(std::visit([](const auto& x) { return encode(x); }, m) == text);
   }
 }
 
 TEST_CASE("every user-socket message round-trips", "[proto]") {
-  for (const auto& m : all_user_messages()) {
+  for (const UserMessage& m : all_user_messages()) {
     const std::string text = encode(m);
-    auto back = decode_user_message(text);
     INFO(text);
+    auto back = decode_user_message(text);
     REQUIRE(back);
     CHECK(*back == m);
     CHECK(encode(*back) == text);
+    CHECK(json::parse(text)["type"] == type_name(m));
+    CHECK(std::visit([](const auto& x) { return encode(x); }, m) == text);
   }
 }
 
-TEST_CASE("golden: shell_output and shell_input carry padded base64", "[proto]") {
-  CHECK(json::parse(encode(AgentMessage(ShellOutput{"main", "hi", std::nullopt}))) ==
-        json::parse(R"({"type":"shell_output","data":{"session_id":"main","data":"aGk="}})"));
-  CHECK(json::parse(encode(AgentMessage(ShellOutput{"main", "hi", 5}))) ==
-        json::parse(
-            R"({"type":"shell_output","data":{"session_id":"main","offset":5,"data":"aGk="}})"));
-  auto in = decode_agent_message(
-      R"({"type":"shell_input","data":{"session_id":"main","data":"bHMK"},"extra":1})");
-  REQUIRE(in);
-  CHECK(std::get<ShellInput>(*in).data == "ls\n");
+TEST_CASE("golden: agent socket messages", "[proto]") {
+  CHECK(encode(ShellOutput{"main", "hi", std::nullopt}) ==
+        R"({"type":"shell_output","data":{"session_id":"main","data":"aGk="}})");
+  CHECK(encode(ShellOutput{"main", "hi", 5}) ==
+        R"({"type":"shell_output","data":{"session_id":"main","data":"aGk=","offset":5}})");
+  CHECK(encode(ShellInput{"main", "ls\n"}) ==
+        R"({"type":"shell_input","data":{"session_id":"main","data":"bHMK"}})");
+  CHECK(encode(ShellStart{"split-abc", true, 120, 40, 4096}) ==
+        R"({"type":"shell_start","data":{"session_id":"split-abc","new_session":true,)"
+        R"("cols":120,"rows":40,"resume_offset":4096}})");
+  CHECK(encode(ShellStart{"main", false, std::nullopt, std::nullopt, std::nullopt}) ==
+        R"({"type":"shell_start","data":{"session_id":"main","new_session":false}})");
+  CHECK(encode(ShellResize{"main", 80, 24}) ==
+        R"({"type":"shell_resize","data":{"session_id":"main","cols":80,"rows":24}})");
+  CHECK(encode(ShellStop{}) == R"({"type":"shell_stop"})");
+  CHECK(encode(Ping{}) == R"({"type":"ping"})");
+  CHECK(encode(Pong{}) == R"({"type":"pong","data":null})");
+  CHECK(encode(ShellStopped{"main", 0, std::nullopt}) ==
+        R"({"type":"shell_stopped","data":{"session_id":"main","exit_code":0}})");
+  CHECK(encode(ExecResult{"x", "out\n\"q\"", false, -1, std::string("timed out")}) ==
+        R"({"type":"exec_result","data":{"command":"x","output":"out\n\"q\"","success":false,)"
+        R"("exit_code":-1,"error":"timed out"}})");
+  CHECK(encode(rx::proto::test::sample_stats()) ==
+        R"({"type":"stats","data":{"cpu_percent":12.5,"memory":1073741824,)"
+        R"("memory_limit":2147483648,"disk_usage":3221225472,"disk_limit":4294967296,)"
+        R"("load1":0.5,"load5":0.25,"load15":0.125,"uptime_s":3600,"sessions":2}})");
+  CHECK(encode(rx::proto::test::sample_system_info()) ==
+        R"({"type":"system_info","data":{"hostname":"box","num_cpu":8,)"
+        R"("memory":{"total":17179869184,"available":8589934592,"free":4294967296},)"
+        R"("disk":{"total":107374182400,"available":53687091200,"free":59055800320},)"
+        R"j("region":"eu","os":"linux","arch":"amd64","distro":"Debian GNU/Linux 12 (bookworm)",)j"
+        R"("kernel":"6.1.0","agent_version":"0.1.0","shell":"/bin/bash"}})");
 }
 
-TEST_CASE("golden: user resize is top level, pong has no data, agent pong has null", "[proto]") {
-  CHECK(json::parse(encode(UserMessage(Resize{100, 30}))) ==
-        json::parse(R"({"type":"resize","cols":100,"rows":30})"));
-  CHECK(encode(UserMessage(Pong{})) == R"({"type":"pong"})");
-  CHECK(encode(AgentMessage(Pong{})) == R"({"data":null,"type":"pong"})");
-  CHECK(json::parse(encode(UserMessage(OffsetMsg{7}))) ==
-        json::parse(R"({"type":"offset","data":7})"));
-  auto r = decode_user_message(R"({"type":"resize","cols":80,"rows":24})");
+TEST_CASE("golden: file transfer messages", "[proto]") {
+  CHECK(encode(FileGet{"t1", "/etc/hostname"}) ==
+        R"({"type":"file_get","data":{"transfer_id":"t1","path":"/etc/hostname"}})");
+  CHECK(encode(FilePut{"t2", "/tmp/x", 42, 0644}) ==
+        R"({"type":"file_put","data":{"transfer_id":"t2","path":"/tmp/x","size":42,"mode":420}})");
+  CHECK(encode(FileData{"t2", 7, std::string("\x00\x01\x02", 3)}) ==
+        R"({"type":"file_data","data":{"transfer_id":"t2","seq":7,"data":"AAEC"}})");
+  CHECK(encode(FileError{"t2", "denied"}) ==
+        R"({"type":"file_error","data":{"transfer_id":"t2","error":"denied"}})");
+}
+
+TEST_CASE("golden: user socket messages", "[proto]") {
+  CHECK(encode(Resize{100, 30}) == R"({"type":"resize","cols":100,"rows":30})");
+  CHECK(encode(Input{"echo hi\r"}) == R"({"type":"input","data":"echo hi\r"})");
+  CHECK(encode(UserExec{"id"}) == R"({"type":"exec","data":{"command":"id"}})");
+  CHECK(encode(UserPing{}) == R"({"type":"ping"})");
+  CHECK(encode(UserPong{}) == R"({"type":"pong"})");
+  CHECK(encode(Output{"x\x1b", 99}) == R"({"type":"output","data":"x\u001b","offset":99})");
+  CHECK(encode(OffsetMsg{7}) == R"({"type":"offset","data":7})");
+  CHECK(encode(Gap{10, 20}) == R"({"type":"gap","data":{"from":10,"to":20}})");
+  CHECK(encode(AgentDisconnected{"a-1"}) ==
+        R"({"type":"agent_disconnected","data":{"agent_id":"a-1"}})");
+  CHECK(encode(AgentConnected{std::nullopt}) == R"({"type":"agent_connected"})");
+  CHECK(encode(AgentConnected{"a-1"}) == R"({"type":"agent_connected","data":{"agent_id":"a-1"}})");
+}
+
+TEST_CASE("decode ignores extra keys, key order and white space", "[proto]") {
+  auto in = decode_agent_message(
+      " {\"data\" : {\"x\":[1,{}],\"data\":\"bHMK\", \"session_id\":\"main\"},\n"
+      "  \"extra\":1, \"type\":\"shell_input\"} ");
+  REQUIRE(in);
+  CHECK(std::get<ShellInput>(*in) == ShellInput{"main", "ls\n"});
+  auto r = decode_user_message(R"({"type":"resize","cols":80,"rows":24,"data":{"cols":1}})");
   REQUIRE(r);
   CHECK(std::get<Resize>(*r) == Resize{80, 24});
+  // The user socket's exec has no timeout: the field is ignored there.
+  auto e = decode_user_message(R"({"type":"exec","data":{"command":"id","timeout_s":5}})");
+  REQUIRE(e);
+  CHECK(std::get<UserExec>(*e) == UserExec{"id"});
 }
 
-TEST_CASE("golden: shell_start without new_session means main", "[proto]") {
+TEST_CASE("the same type name decodes to each socket's own shape", "[proto]") {
+  const std::string exec = R"({"type":"exec","data":{"command":"ls","timeout_s":3}})";
+  CHECK(std::get<Exec>(*decode_agent_message(exec)) == Exec{"ls", 3});
+  CHECK(std::holds_alternative<UserExec>(*decode_user_message(exec)));
+  CHECK(std::holds_alternative<Pong>(*decode_agent_message(R"({"type":"pong","data":null})")));
+  CHECK(std::holds_alternative<UserPong>(*decode_user_message(R"({"type":"pong"})")));
+  // A JSON ping may carry any data (PROTOCOL §3.2).
+  CHECK(std::holds_alternative<Ping>(*decode_agent_message(R"({"type":"ping","data":[1,"x"]})")));
+}
+
+TEST_CASE("shell_start: defaults, null optionals and out-of-range sizes", "[proto]") {
   auto r = decode_agent_message(R"({"type":"shell_start","data":{"session_id":"main"}})");
   REQUIRE(r);
-  CHECK_FALSE(std::get<ShellStart>(*r).new_session);
-  CHECK_FALSE(std::get<ShellStart>(*r).cols.has_value());
+  CHECK(std::get<ShellStart>(*r) ==
+        ShellStart{"main", false, std::nullopt, std::nullopt, std::nullopt});
+  auto nulls = decode_agent_message(
+      R"({"type":"shell_start","data":{"session_id":"main","cols":null,"resume_offset":null}})");
+  REQUIRE(nulls);
+  CHECK_FALSE(std::get<ShellStart>(*nulls).cols.has_value());
+  // A bad optional size must not cost the user a shell: it reads as absent.
+  for (const char* cols : {"0", "10001", "-5", "18446744073709551615"}) {
+    auto s = decode_agent_message(std::string(R"({"type":"shell_start","data":{"session_id":)") +
+                                  R"("main","cols":)" + cols + R"(,"rows":24}})");
+    INFO(cols);
+    REQUIRE(s);
+    CHECK_FALSE(std::get<ShellStart>(*s).cols.has_value());
+    CHECK(std::get<ShellStart>(*s).rows == std::optional<std::uint16_t>(24));
+  }
 }
 
-TEST_CASE("output text with invalid UTF-8 encodes as U+FFFD, never throws", "[proto]") {
-  const std::string text = encode(UserMessage(Output{std::string("a\xff\xfe", 3), std::nullopt}));
-  auto j = json::parse(text);
-  CHECK(j["data"].get<std::string>() == "a\xef\xbf\xbd\xef\xbf\xbd");
+TEST_CASE("agent_connected with or without data", "[proto]") {
+  auto bare = decode_user_message(R"({"type":"agent_connected"})");
+  REQUIRE(bare);
+  CHECK(std::get<AgentConnected>(*bare) == AgentConnected{std::nullopt});
+  auto empty = decode_user_message(R"({"type":"agent_connected","data":{}})");
+  REQUIRE(empty);
+  CHECK_FALSE(std::get<AgentConnected>(*empty).agent_id.has_value());
+  auto bad = decode_user_message(R"({"type":"agent_connected","data":{"agent_id":5}})");
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error().code == Errc::kBadField);
 }
 
-TEST_CASE("system_info field names are exact", "[proto]") {
-  const auto msgs = all_agent_messages();
-  const json j = json::parse(encode(msgs[10]));
-  CHECK(j["type"] == "system_info");
-  for (const char* key : {"hostname", "num_cpu", "memory", "disk", "region", "os", "arch", "distro",
-                          "kernel", "agent_version", "shell"}) {
-    CHECK(j["data"].contains(key));
-  }
-  for (const char* key : {"total", "available", "free"}) CHECK(j["data"]["memory"].contains(key));
-  const json s = json::parse(encode(msgs[11]));
-  for (const char* key : {"cpu_percent", "memory", "memory_limit", "disk_usage", "disk_limit",
-                          "load1", "load5", "load15", "uptime_s", "sessions"}) {
-    CHECK(s["data"].contains(key));
-  }
+TEST_CASE("text that is not UTF-8 encodes as U+FFFD and never throws", "[proto]") {
+  const std::string bad("a\xff\xfe", 3);
+  const std::string replaced = "a\xef\xbf\xbd\xef\xbf\xbd";
+  std::string text;
+  REQUIRE_NOTHROW(text = encode(Output{bad, std::nullopt}));
+  CHECK(json::parse(text)["data"].get<std::string>() == replaced);
+  auto back = decode_user_message(text);
+  REQUIRE(back);
+  CHECK(std::get<Output>(*back).data == replaced);
+  // Every other text field goes through the same path.
+  REQUIRE_NOTHROW(text = encode(ExecResult{bad, bad, true, 0, bad}));
+  CHECK(json::parse(text)["data"]["output"].get<std::string>() == replaced);
+  REQUIRE_NOTHROW(text = encode(ShellError{"main", bad}));
+  CHECK(decode_agent_message(text));
+  REQUIRE_NOTHROW(text = encode(Input{bad}));
+  CHECK(decode_user_message(text));
+}
+
+TEST_CASE("hot-path encoders write the same bytes as the structs", "[proto]") {
+  const std::string bytes("\x1b[1m\x00\xff", 6);
+  CHECK(encode_shell_output("main", bytes, 42) == encode(ShellOutput{"main", bytes, 42}));
+  CHECK(encode_shell_output("main", bytes, std::nullopt) ==
+        encode(ShellOutput{"main", bytes, std::nullopt}));
+  CHECK(encode_shell_input("split-1", bytes) == encode(ShellInput{"split-1", bytes}));
+  CHECK(encode_output("h\xc3\xa9", 3) == encode(Output{"h\xc3\xa9", 3}));
+}
+
+TEST_CASE("an invalid id still encodes to valid JSON that decode refuses", "[proto]") {
+  const std::string text = encode(ShellOutput{"a\"b\\", "x", std::nullopt});
+  REQUIRE_NOTHROW(json::parse(text));
+  auto r = decode_agent_message(text);
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code == Errc::kBadSessionId);
+}
+
+TEST_CASE("non-finite stats are sent as 0", "[proto]") {
+  Stats s = rx::proto::test::sample_stats();
+  s.cpu_percent = std::numeric_limits<double>::quiet_NaN();
+  s.load1 = std::numeric_limits<double>::infinity();
+  auto back = decode_agent_message(encode(s));
+  REQUIRE(back);
+  CHECK(std::get<Stats>(*back).cpu_percent == 0.0);
+  CHECK(std::get<Stats>(*back).load1 == 0.0);
+  CHECK(std::get<Stats>(*back).load5 == s.load5);
+}
+
+TEST_CASE("numbers keep their full range", "[proto]") {
+  const std::uint64_t big = std::numeric_limits<std::uint64_t>::max();
+  const AgentMessage out = ShellOutput{"main", "x", big};
+  CHECK(*decode_agent_message(encode(out)) == out);
+  const AgentMessage stopped = ShellStopped{"main", std::numeric_limits<int>::min(), 0};
+  CHECK(*decode_agent_message(encode(stopped)) == stopped);
+  const UserMessage gap = Gap{0, big};
+  CHECK(*decode_user_message(encode(gap)) == gap);
 }

@@ -1,49 +1,61 @@
 // SPDX-License-Identifier: MIT
-// The v2 binary frame codec (wire_format.h). The hot path writes the header in front of bytes
-// it already holds (write_frame_header into LWS_PRE-headroom buffers); decode returns views.
+// The v2 binary frame codec (wire_format.h, docs/protocol.md). The hot path writes the header in
+// front of bytes it already holds (write_frame_header into a buffer with LWS_PRE headroom before
+// it) and decodes into views, so terminal bytes are never copied by this layer.
 #pragma once
 
 #include "rexec/common/result.h"
 #include "rexec/proto/wire_format.h"
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
 
 namespace rx::proto {
 
-// Header bytes for `id` (precondition: 1 <= id.size() <= 64).
+// The number of header bytes in front of the payload for `id`: 2 + id.size().
+// Precondition for using the result with write_frame_header: is_valid_id(id).
 constexpr std::size_t frame_header_size(std::string_view id) {
   return kFrameFixedHeaderBytes + id.size();
 }
 
-// Writes the header at `out` (frame_header_size(id) bytes). Precondition: is_valid_id(id).
+// Writes the header (kind, n, id) to out[0 .. frame_header_size(id)); the caller owns `out` and
+// puts the payload right after it. Preconditions (checked with REXEC_CHECK): is_valid_id(id).
 void write_frame_header(FrameKind kind, std::string_view id, char* out);
 
-// A whole frame. Precondition: is_valid_id(id).
-std::string encode_frame(FrameKind kind, std::string_view id, std::string_view payload);
+// A whole frame: header then `payload`. Precondition (REXEC_CHECK): is_valid_id(id).
+[[nodiscard]] std::string encode_frame(FrameKind kind, std::string_view id,
+                                       std::string_view payload);
 
-// A kFileData frame: seq as 8 bytes big-endian, then `data`.
-std::string encode_file_frame(std::string_view transfer_id, std::uint64_t seq,
-                              std::string_view data);
+// A kFileData frame whose payload is `seq` as 8 bytes big-endian, then `data`.
+// Precondition (REXEC_CHECK): is_valid_id(transfer_id).
+[[nodiscard]] std::string encode_file_frame(std::string_view transfer_id, std::uint64_t seq,
+                                            std::string_view data);
 
-// Views into the decoded buffer: valid only while that buffer is.
+// A decoded frame. `id` and `payload` point into the buffer given to decode_frame: they are valid
+// only while that buffer is alive and unmodified (copy them to keep them longer).
 struct FrameView {
   FrameKind kind = FrameKind::kShellOutput;
   std::string_view id;
-  std::string_view payload;
+  std::string_view payload;  // may be empty
 };
 
-// Errors: kBadFrame (empty, unknown kind at offset 0, id length 0 or > 64 at offset 1, frame
-// shorter than its header), kBadSessionId (id characters, offset of the bad byte).
-Result<FrameView> decode_frame(std::string_view frame);
+// Never throws. Errors, with Error::offset:
+//   kBadFrame      frame shorter than 2 bytes (offset = size), unknown kind (0), id length 0 or
+//                  above 64 (1), frame ends inside the id (offset = size)
+//   kBadSessionId  an id byte outside [A-Za-z0-9_-] (offset of that byte)
+// The kind is checked against all three kinds; whether it is allowed in this direction is the
+// caller's decision.
+[[nodiscard]] Result<FrameView> decode_frame(std::string_view frame);
 
-// Splits a kFileData payload into its sequence number and bytes. Errors: kBadFrame.
+// A kFileData payload split into its sequence number and bytes; `data` views the payload.
 struct FileChunkView {
   std::uint64_t seq = 0;
   std::string_view data;
 };
 
-Result<FileChunkView> decode_file_payload(std::string_view payload);
+// Errors: kBadFrame (payload shorter than 8 bytes; offset = payload size).
+[[nodiscard]] Result<FileChunkView> decode_file_payload(std::string_view payload);
 
 }  // namespace rx::proto

@@ -1,27 +1,40 @@
 // SPDX-License-Identifier: MIT
 // Every message of PROTOCOL.md §3 (agent socket), §4 (user terminal socket) and §8 (files) as a
 // plain value. Terminal and file bytes are raw bytes here; the codecs add base64 or binary
-// framing. Field names in comments are the exact JSON names.
+// framing. Field names in comments are the exact JSON names; std::optional fields are omitted from
+// the JSON when empty. Plain values: copy, compare and move them freely on any thread.
 #pragma once
+
+#include "rexec/proto/wire_format.h"
 
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
-#include <vector>
 
 namespace rx::proto {
 
-// Session and transfer ids: 1..64 bytes of [A-Za-z0-9_-] ("main", "split-<connId>").
-inline constexpr std::size_t kMaxIdBytes = 64;
-[[nodiscard]] bool is_valid_id(std::string_view id);
+// Session and transfer ids: 1..64 bytes of [A-Za-z0-9_-] ("main", "split-<connId>"). 64 is the
+// most a v2 frame header can carry, so a connId used for a split is at most 58 characters.
+inline constexpr std::size_t kMaxIdBytes = kFrameMaxIdBytes;
 
-// Terminal sizes the agent accepts (PROTOCOL §3.2: ignore 0 or > 10000).
+[[nodiscard]] constexpr bool is_valid_id(std::string_view id) {
+  if (id.empty() || id.size() > kMaxIdBytes) return false;
+  for (const char c : id) {
+    if (!is_id_char(c)) return false;
+  }
+  return true;
+}
+
+// Terminal sizes the agent accepts (PROTOCOL §3.2: it ignores 0 or > 10000).
+inline constexpr std::uint32_t kMinTerminalDim = 1;
 inline constexpr std::uint32_t kMaxTerminalDim = 10000;
 
 // ---- agent socket: server → agent ----
-struct ShellStart {  // "shell_start"
+// "shell_start". new_session defaults to false when absent. cols/rows outside 1..10000 decode as
+// absent (the agent then uses its default size) rather than failing the start.
+struct ShellStart {
   std::string session_id;
   bool new_session = false;
   std::optional<std::uint16_t> cols;
@@ -36,7 +49,7 @@ struct ShellInput {  // "shell_input"; data: bytes (base64 in v1 JSON)
   bool operator==(const ShellInput&) const = default;
 };
 
-struct ShellResize {  // "shell_resize"
+struct ShellResize {  // "shell_resize"; cols/rows outside 1..10000 fail to decode (kBadValue)
   std::string session_id;
   std::uint16_t cols = 0;
   std::uint16_t rows = 0;
@@ -52,17 +65,17 @@ struct ShellStop {  // "shell_stop"
   bool operator==(const ShellStop&) const = default;
 };
 
-struct Exec {  // "exec" (agent socket and user socket)
+struct Exec {  // "exec" on the agent socket: {"command","timeout_s"?}
   std::string command;
   std::optional<std::uint32_t> timeout_s;
   bool operator==(const Exec&) const = default;
 };
 
-struct Ping {  // "ping"
+struct Ping {  // "ping" on the agent socket; its data (any value) is ignored
   bool operator==(const Ping&) const = default;
 };
 
-struct Pong {  // "pong"
+struct Pong {  // "pong" on the agent socket: {"type":"pong","data":null}
   bool operator==(const Pong&) const = default;
 };
 
@@ -89,7 +102,9 @@ struct SystemInfo {  // "system_info"
   bool operator==(const SystemInfo&) const = default;
 };
 
-struct Stats {  // "stats" (also forwarded to user sockets)
+// "stats" (also forwarded to user sockets). Sizes in bytes; cpu_percent 0..100; load averages as
+// in /proc/loadavg. Non-finite doubles are sent as 0 (JSON has no NaN).
+struct Stats {
   double cpu_percent = 0;
   std::uint64_t memory = 0;
   std::uint64_t memory_limit = 0;
@@ -182,6 +197,19 @@ struct Input {  // "input": {"type":"input","data":"<text>"}
   bool operator==(const Input&) const = default;
 };
 
+struct UserExec {  // "exec" on the user socket: {"type":"exec","data":{"command"}}
+  std::string command;
+  bool operator==(const UserExec&) const = default;
+};
+
+struct UserPing {  // "ping" on the user socket: {"type":"ping"}
+  bool operator==(const UserPing&) const = default;
+};
+
+struct UserPong {  // "pong" on the user socket: {"type":"pong"}
+  bool operator==(const UserPong&) const = default;
+};
+
 struct Resize {  // "resize": {"type":"resize","cols":N,"rows":M} — top level, not in data
   std::uint16_t cols = 0;
   std::uint16_t rows = 0;
@@ -210,8 +238,8 @@ struct AgentDisconnected {  // "agent_disconnected": {"agent_id"}
   bool operator==(const AgentDisconnected&) const = default;
 };
 
-struct AgentConnected {  // "agent_connected": {"agent_id"} (agent_id may be empty)
-  std::string agent_id;
+struct AgentConnected {  // "agent_connected": bare, or with data {"agent_id"}
+  std::optional<std::string> agent_id;
   bool operator==(const AgentConnected&) const = default;
 };
 
@@ -222,12 +250,13 @@ using AgentMessage =
                  ShellError, ExecResult, FileGet, FilePut, FileData, FileEnd, FileError>;
 
 // Everything on the user terminal socket, both directions.
-using UserMessage = std::variant<Input, Resize, Exec, Ping, Pong, Output, OffsetMsg, Gap,
-                                 AgentDisconnected, AgentConnected, Stats, ShellStarting,
+// Stats, ShellStarting/Started/Stopped/Error and ExecResult have the same shape on both sockets.
+using UserMessage = std::variant<Input, Resize, UserExec, UserPing, UserPong, Output, OffsetMsg,
+                                 Gap, AgentDisconnected, AgentConnected, Stats, ShellStarting,
                                  ShellStarted, ShellStopped, ShellError, ExecResult>;
 
-// The JSON "type" string of a message.
-std::string_view type_name(const AgentMessage& m);
-std::string_view type_name(const UserMessage& m);
+// The JSON "type" string of a message ("shell_output"). The view is of a string literal.
+[[nodiscard]] std::string_view type_name(const AgentMessage& m);
+[[nodiscard]] std::string_view type_name(const UserMessage& m);
 
 }  // namespace rx::proto

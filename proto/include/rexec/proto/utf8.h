@@ -10,10 +10,10 @@ namespace rx::proto {
 
 // The length of the longest prefix of `bytes` that does not end inside an incomplete (but so
 // far valid) UTF-8 sequence. At most 3 bytes are held back; bytes that can never become valid
-// UTF-8 are not held back, so a stream of binary garbage never stalls.
-std::size_t utf8_complete_prefix(std::string_view bytes);
+// UTF-8 are not held back, so a stream of binary garbage never stalls. Pure; any thread.
+[[nodiscard]] std::size_t utf8_complete_prefix(std::string_view bytes);
 
 // True when `bytes` is well-formed UTF-8 (no overlongs, surrogates or values past U+10FFFF).
-bool is_valid_utf8(std::string_view bytes);
+[[nodiscard]] bool is_valid_utf8(std::string_view bytes);
 
 }  // namespace rx::proto
