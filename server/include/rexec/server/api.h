@@ -1,0 +1,56 @@
+// SPDX-License-Identifier: MIT
+// Api: every HTTP route and WebSocket upgrade of PROTOCOL §1–§5, as plain functions of an
+// HttpRequest. Authentication, ownership, scopes, plan limits, origin checks and rate limits
+// happen here, before any side effect; the live state is the Hub's, the records the Store's.
+#pragma once
+
+#include "rexec/server/auth/authenticator.h"
+#include "rexec/server/auth/request_auth.h"
+#include "rexec/server/config.h"
+#include "rexec/server/http_server.h"
+#include "rexec/server/hub.h"
+#include "rexec/server/storage/store.h"
+
+#include <memory>
+#include <string>
+
+namespace rx::server {
+
+// Loop thread only. `store`, `auth` and `hub` must outlive the Api.
+class Api final : public HubSink {
+ public:
+  Api(const ServerConfig& config, Store& store, Authenticator& auth);
+
+  void attach(Hub& hub) { hub_ = &hub; }
+
+  HttpResponse handle(const HttpRequest& req);
+  UpgradeDecision upgrade(const HttpRequest& req);
+
+  // HubSink: persist what the hub reports.
+  void agent_online(const std::string& agent_id) override;
+  void agent_offline(const std::string& agent_id) override;
+  void agent_heartbeat(const std::string& agent_id) override;
+  void agent_system_info(const std::string& agent_id, const nlohmann::json& info) override;
+  void agent_stats(const std::string& agent_id, const nlohmann::json& stats) override;
+
+ private:
+  // The checks shared by a WebSocket upgrade and a plain GET of the same URL: either a refusal
+  // or the decision to accept.
+  UpgradeDecision route_socket(const HttpRequest& req);
+  Result<Principal> authenticate(const HttpRequest& req);
+  bool origin_ok(const HttpRequest& req) const;
+
+  HttpResponse register_agent(const Principal& p, const HttpRequest& req);
+  HttpResponse list_agents(const Principal& p);
+  HttpResponse agent_route(const Principal& p, const HttpRequest& req, const std::string& id,
+                           const std::string& rest);
+  HttpResponse tokens_route(const Principal& p, const HttpRequest& req, const std::string& rest);
+
+  ServerConfig config_;
+  Store& store_;
+  Authenticator& auth_;
+  Hub* hub_ = nullptr;
+  RateLimiter limiter_;
+};
+
+}  // namespace rx::server

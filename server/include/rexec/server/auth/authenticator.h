@@ -1,0 +1,60 @@
+// SPDX-License-Identifier: MIT
+// Authenticator: turns a presented token (API token or JWT) into a Principal, with a bounded
+// validation cache (≤ 5 minutes) that revocation clears at once.
+#pragma once
+
+#include "rexec/common/result.h"
+#include "rexec/server/storage/store.h"
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace rx::server {
+
+struct Principal {
+  std::string user_id;
+  std::string username;
+  std::string tier;
+  bool is_admin = false;
+  bool subscription_active = false;
+  std::vector<std::string> scopes;  // ["agent"] for agent tokens; user tokens have user scope
+  std::optional<std::string> token_id;
+  std::optional<std::string> agent_id;  // the agent an agent-scoped token was minted for
+  bool via_jwt = false;
+
+  // Agent-scoped tokens may only open their agent's socket and validate themselves.
+  [[nodiscard]] bool is_agent_scoped() const { return scopes.size() == 1 && scopes[0] == "agent"; }
+};
+
+class Authenticator {
+ public:
+  using Clock = std::function<std::chrono::system_clock::time_point()>;
+  Authenticator(
+      Store& store, std::string jwt_secret,
+      std::chrono::seconds cache_ttl = std::chrono::minutes(5),
+      Clock clock = [] { return std::chrono::system_clock::now(); });
+
+  // Errors: kUnauthorized "invalid token"; kStorage.
+  Result<Principal> authenticate(const std::string& token);
+  void invalidate_token(const std::string& token_id);
+  void invalidate_user(const std::string& user_id);
+
+ private:
+  struct Entry {
+    Principal principal;
+    std::chrono::system_clock::time_point until;
+    std::optional<std::int64_t> expires_at_ms;
+  };
+
+  Store& store_;
+  std::string secret_;
+  std::chrono::seconds ttl_;
+  Clock clock_;
+  std::map<std::string, Entry> cache_;  // by token hash
+};
+
+}  // namespace rx::server

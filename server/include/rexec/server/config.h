@@ -1,0 +1,39 @@
+// SPDX-License-Identifier: MIT
+// ServerConfig: every rexec-server setting, with the defaults of PROTOCOL.md. Filled from flags
+// by main.cpp; tests shorten the timers.
+#pragma once
+
+#include "rexec/server/limits.h"
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+#include <vector>
+
+namespace rx::server {
+
+struct ServerConfig {
+  std::string listen_host = "127.0.0.1";
+  int listen_port = 8080;  // 0: any free port (the bound port is printed)
+  std::string db_path = "./rexec.db";
+  std::string jwt_secret;                    // HS256 key; generated and stored in the DB when empty
+  std::string public_url;                    // the server's own origin, e.g. http://127.0.0.1:8080
+  std::vector<std::string> allowed_origins;  // exact matches; empty: own origin + localhost
+  bool block_empty_origin = false;
+  std::chrono::milliseconds ping_interval{15000};            // control ping to every agent (§3.3)
+  std::chrono::milliseconds pong_timeout{45000};             // no traffic this long: agent offline
+  std::chrono::milliseconds session_linger{15 * 60 * 1000};  // main shell after its last viewer
+  std::chrono::milliseconds agent_grace{60000};  // user sockets wait this long for the agent
+  std::chrono::hours stats_retention{24};
+  std::size_t stats_history_max = 1000;      // samples kept per agent
+  std::size_t max_frame_bytes = 1U << 20U;   // larger incoming frames close with 1009
+  std::size_t max_body_bytes = 1U << 20U;    // HTTP request bodies
+  std::size_t user_queue_limit = 4U << 20U;  // bytes queued to a user socket before dropping
+  std::chrono::milliseconds slow_consumer_stall{10000};  // then close 1008 "slow consumer"
+  double rate_limit_per_sec = 20;                        // per IP, HTTP requests and upgrades
+  double rate_limit_burst = 60;
+  PlanLimits plan_limits;
+  std::string log_level = "info";
+};
+
+}  // namespace rx::server

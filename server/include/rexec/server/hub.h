@@ -1,0 +1,148 @@
+// SPDX-License-Identifier: MIT
+// Hub: the server's live state (PROTOCOL §3–§4). Agent sockets, user terminal sockets and
+// events-hub sockets meet here: terminal output fans out to every viewer of a session, input
+// and resizes go to the agent, heartbeats mark agents offline, and the grace and linger timers
+// run. A passive object over WsConn, so tests drive it with in-memory connections.
+#pragma once
+
+#include "rexec/server/ws_conn.h"
+#include "rexec/uvx/timer.h"
+
+#include <nlohmann/json.hpp>
+#include <uv.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+
+namespace rx::server {
+
+struct HubConfig {
+  std::chrono::milliseconds ping_interval{15000};  // control ping to every agent (§3.3)
+  std::chrono::milliseconds pong_timeout{45000};   // silence this long: offline
+  std::chrono::milliseconds session_linger{15 * 60 * 1000};
+  std::chrono::milliseconds agent_grace{60000};
+  std::size_t max_frame_bytes = 1U << 20U;
+  std::size_t user_queue_limit = 4U << 20U;  // bytes queued to one user socket, at most
+  std::chrono::milliseconds slow_consumer_stall{10000};
+};
+
+// Where the hub reports what must be persisted. Called on the loop thread; must not throw.
+class HubSink {
+ public:
+  virtual ~HubSink() = default;
+  virtual void agent_online(const std::string& agent_id) = 0;
+  virtual void agent_offline(const std::string& agent_id) = 0;
+  virtual void agent_heartbeat(const std::string& agent_id) = 0;
+  virtual void agent_system_info(const std::string& agent_id, const nlohmann::json& info) = 0;
+  virtual void agent_stats(const std::string& agent_id, const nlohmann::json& stats) = 0;
+
+ protected:
+  HubSink() = default;
+  HubSink(const HubSink&) = default;
+  HubSink& operator=(const HubSink&) = default;
+  HubSink(HubSink&&) = default;
+  HubSink& operator=(HubSink&&) = default;
+};
+
+struct AgentLive {
+  std::chrono::system_clock::time_point connected_at;
+  std::chrono::system_clock::time_point last_ping;
+  std::size_t sessions = 0;
+  std::string os, arch;
+  nlohmann::json system_info;  // null until the agent sent it
+  nlohmann::json stats;        // latest, null until the first sample
+};
+
+struct AgentHello {
+  std::string agent_id;
+  std::string user_id;
+  std::string os, arch, shell, distro, version;  // X-Agent-* headers
+};
+
+struct TerminalRequest {
+  std::string agent_id;
+  std::string user_id;
+  std::string conn_id;  // [A-Za-z0-9_-], ≤ 58 characters for splits
+  bool new_session = false;
+};
+
+// Loop thread only; the loop and the sink must outlive the hub. Handlers returned by accept_*
+// refer to the hub: destroy connections before the hub (HttpServer first).
+class Hub {
+ public:
+  Hub(uv_loop_t* loop, HubConfig config, HubSink& sink);
+  ~Hub();
+  Hub(const Hub&) = delete;
+  Hub& operator=(const Hub&) = delete;
+  Hub(Hub&&) = delete;
+  Hub& operator=(Hub&&) = delete;
+
+  std::unique_ptr<WsHandler> accept_agent(WsConn& conn, AgentHello hello);
+  std::unique_ptr<WsHandler> accept_user(WsConn& conn, TerminalRequest request);
+  std::unique_ptr<WsHandler> accept_events(WsConn& conn, std::string user_id);
+
+  [[nodiscard]] bool is_online(const std::string& agent_id) const;
+  [[nodiscard]] std::optional<AgentLive> live(const std::string& agent_id) const;
+  // Distinct agents on which `user_id` has an open terminal socket.
+  [[nodiscard]] std::set<std::string> terminal_agents(const std::string& user_id) const;
+  // Closes the agent's socket and every terminal on it (the agent was deleted).
+  void drop_agent(const std::string& agent_id);
+  // Stops timers and closes every socket (server shutdown).
+  void shutdown();
+
+  // Counters, for logs and tests.
+  [[nodiscard]] std::uint64_t dropped_messages() const { return dropped_; }
+
+  struct AgentConn;
+  struct UserConn;
+  struct EventsConn;
+  struct Session;
+
+ private:
+  friend struct AgentHandler;
+  friend struct UserHandler;
+  friend struct EventsHandler;
+
+  void on_agent_message(AgentConn& a, std::string_view payload, bool binary);
+  void on_agent_closed(AgentConn& a);
+  void on_user_message(UserConn& u, std::string_view payload, bool binary);
+  void on_user_closed(UserConn& u);
+  void mark_offline(const std::string& agent_id);
+  void check_heartbeats();
+  void send_to_agent(const std::string& agent_id, const std::string& text);
+  void send_input(const std::string& agent_id, const std::string& session_id,
+                  std::string_view bytes);
+  void send_shell_start(const std::string& agent_id, const std::string& session_id,
+                        bool new_session);
+  void route_output(const std::string& agent_id, const std::string& session_id,
+                    std::string_view bytes, std::optional<std::uint64_t> offset);
+  void route_status(const std::string& agent_id, const std::string& session_id,
+                    const std::string& text);
+  void send_user(UserConn& u, net::WsMessage message);
+  void broadcast_events(const std::string& user_id, const nlohmann::json& event);
+  Session& session(const std::string& agent_id, const std::string& session_id);
+
+  uv_loop_t* loop_;
+  HubConfig config_;
+  HubSink& sink_;
+  uvx::Timer ping_timer_;
+  uvx::Timer check_timer_;
+  std::map<std::string, std::unique_ptr<AgentConn>> agents_;
+  std::map<std::pair<std::string, std::string>, std::unique_ptr<Session>> sessions_;
+  std::set<UserConn*> users_;
+  std::map<std::string, std::set<EventsConn*>> events_;
+  std::map<std::string, std::unique_ptr<uvx::Timer>> grace_;
+  std::map<std::string, std::string> agent_owner_;  // agent id → user id, for events
+  std::uint64_t dropped_ = 0;
+};
+
+// RFC 3339 UTC with seconds, e.g. 2026-11-24T02:30:00Z.
+std::string format_time(std::chrono::system_clock::time_point t);
+
+}  // namespace rx::server

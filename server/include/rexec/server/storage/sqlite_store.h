@@ -1,0 +1,68 @@
+// SPDX-License-Identifier: MIT
+// SqliteStore: the embedded default Store. WAL mode, a busy timeout, foreign keys, versioned
+// migrations (PRAGMA user_version) and prepared statements only. Calls are synchronous and run
+// on the loop thread: WAL on a local disk keeps them well under a millisecond.
+#pragma once
+
+#include "rexec/server/storage/store.h"
+
+#include <memory>
+#include <string>
+
+struct sqlite3;
+
+namespace rx::server {
+
+class SqliteStore final : public Store {
+ public:
+  // Opens (creating if needed) and migrates. Errors: kStorage naming the path and the reason.
+  static Result<std::unique_ptr<SqliteStore>> open(const std::string& path);
+  ~SqliteStore() override;
+  SqliteStore(const SqliteStore&) = delete;
+  SqliteStore& operator=(const SqliteStore&) = delete;
+  SqliteStore(SqliteStore&&) = delete;
+  SqliteStore& operator=(SqliteStore&&) = delete;
+
+  [[nodiscard]] int schema_version() const;
+
+  Status create_user(const User& u) override;
+  Result<std::optional<User>> user_by_id(const std::string& id) override;
+  Result<std::optional<User>> user_by_name(const std::string& username) override;
+  Result<std::vector<User>> list_users() override;
+  Status create_token(const ApiToken& t) override;
+  Result<std::optional<ApiToken>> token_by_hash(const std::string& hash) override;
+  Result<std::vector<ApiToken>> tokens_of(const std::string& user_id) override;
+  Result<bool> revoke_token(const std::string& id, const std::string& user_id, Millis now) override;
+  Result<std::vector<std::string>> revoke_agent_tokens(const std::string& agent_id,
+                                                       Millis now) override;
+  Status touch_token(const std::string& id, Millis now) override;
+  Status create_agent(const Agent& a) override;
+  Result<std::optional<Agent>> agent(const std::string& id) override;
+  Result<std::vector<Agent>> agents_of(const std::string& user_id) override;
+  Result<int> count_agents(const std::string& user_id) override;
+  Status update_agent(const std::string& id, const std::string& name,
+                      const std::string& description, Millis now) override;
+  Status delete_agent(const std::string& id) override;
+  Status set_online(const std::string& id, Millis now) override;
+  Status set_offline(const std::string& id, Millis now) override;
+  Status set_all_offline() override;
+  Status touch_agent(const std::string& id, Millis now) override;
+  Status set_system_info(const std::string& id, const std::string& json) override;
+  Status add_stats(const std::string& agent_id, Millis at, const std::string& json) override;
+  Status prune_stats(const std::string& agent_id, Millis cutoff, std::size_t keep) override;
+  Result<std::vector<std::pair<Millis, std::string>>> stats_of(const std::string& agent_id,
+                                                               std::size_t limit) override;
+  Result<std::string> setting(const std::string& key) override;
+  Status set_setting(const std::string& key, const std::string& value) override;
+
+  class Stmt;
+
+ private:
+  explicit SqliteStore(sqlite3* db) : db_(db) {}
+
+  Status exec(const char* sql);
+  Status migrate();
+  sqlite3* db_;
+};
+
+}  // namespace rx::server

@@ -1,0 +1,109 @@
+// SPDX-License-Identifier: MIT
+// Store: the server's persistent records (users, API tokens, agents, stats) behind an
+// interface, so a PostgreSQL backend can sit beside the SQLite one. No SQL in this header.
+// Timestamps are Unix milliseconds (UTC).
+#pragma once
+
+#include "rexec/common/result.h"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace rx::server {
+
+using Millis = std::int64_t;  // Unix time in milliseconds
+
+struct User {
+  std::string id;  // uuid v4
+  std::string username;
+  std::string tier = "free";  // guest, free, pro, enterprise
+  bool is_admin = false;
+  bool subscription_active = false;
+  Millis created_at = 0;
+};
+
+struct ApiToken {
+  std::string id;  // uuid v4
+  std::string user_id;
+  std::string name;
+  std::string token_hash;    // hex SHA-256 of the token; the token itself is never stored
+  std::string token_prefix;  // first 12 characters, for display
+  std::vector<std::string> scopes;
+  std::optional<std::string> agent_id;  // the agent this token was minted for
+  std::optional<Millis> expires_at;
+  std::optional<Millis> revoked_at;
+  std::optional<Millis> last_used_at;
+  Millis created_at = 0;
+};
+
+struct Agent {
+  std::string id;  // uuid v4
+  std::string user_id;
+  std::string name;
+  std::string description;
+  std::string os, arch, shell, distro;
+  std::vector<std::string> tags;
+  std::string status = "offline";  // online | offline
+  bool mfa_locked = false;
+  std::optional<Millis> connected_at;
+  std::optional<Millis> last_ping;
+  Millis created_at = 0;
+  Millis updated_at = 0;
+  std::string system_info;  // JSON text, empty until the agent sent it
+  std::optional<std::string> token_id;
+};
+
+// Every method returns kStorage on a database failure and never throws. Loop thread only.
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  virtual Status create_user(const User& u) = 0;  // kExists for a taken username
+  virtual Result<std::optional<User>> user_by_id(const std::string& id) = 0;
+  virtual Result<std::optional<User>> user_by_name(const std::string& username) = 0;
+  virtual Result<std::vector<User>> list_users() = 0;
+
+  virtual Status create_token(const ApiToken& t) = 0;
+  virtual Result<std::optional<ApiToken>> token_by_hash(const std::string& hash) = 0;
+  virtual Result<std::vector<ApiToken>> tokens_of(const std::string& user_id) = 0;
+  // Returns false when no live token with that id belongs to the user.
+  virtual Result<bool> revoke_token(const std::string& id, const std::string& user_id,
+                                    Millis now) = 0;
+  virtual Result<std::vector<std::string>> revoke_agent_tokens(const std::string& agent_id,
+                                                               Millis now) = 0;
+  virtual Status touch_token(const std::string& id, Millis now) = 0;
+
+  virtual Status create_agent(const Agent& a) = 0;
+  virtual Result<std::optional<Agent>> agent(const std::string& id) = 0;
+  virtual Result<std::vector<Agent>> agents_of(const std::string& user_id) = 0;  // newest first
+  virtual Result<int> count_agents(const std::string& user_id) = 0;
+  virtual Status update_agent(const std::string& id, const std::string& name,
+                              const std::string& description, Millis now) = 0;
+  virtual Status delete_agent(const std::string& id) = 0;
+  virtual Status set_online(const std::string& id, Millis now) = 0;
+  virtual Status set_offline(const std::string& id, Millis now) = 0;
+  virtual Status set_all_offline() = 0;
+  virtual Status touch_agent(const std::string& id, Millis now) = 0;
+  virtual Status set_system_info(const std::string& id, const std::string& json) = 0;
+
+  virtual Status add_stats(const std::string& agent_id, Millis at, const std::string& json) = 0;
+  // Keeps samples newer than `cutoff` and at most `keep` per agent.
+  virtual Status prune_stats(const std::string& agent_id, Millis cutoff, std::size_t keep) = 0;
+  virtual Result<std::vector<std::pair<Millis, std::string>>> stats_of(
+      const std::string& agent_id, std::size_t limit) = 0;  // newest first
+
+  // A server-wide secret kept in the database (the JWT key when none is configured).
+  virtual Result<std::string> setting(const std::string& key) = 0;  // "" when unset
+  virtual Status set_setting(const std::string& key, const std::string& value) = 0;
+
+ protected:
+  Store() = default;
+  Store(const Store&) = default;
+  Store& operator=(const Store&) = default;
+  Store(Store&&) = default;
+  Store& operator=(Store&&) = default;
+};
+
+}  // namespace rx::server

@@ -1,0 +1,429 @@
+// SPDX-License-Identifier: MIT
+// Routes of PROTOCOL §1–§5. Every handler authenticates, checks scope and ownership, and only
+// then touches the store or the hub.
+#include "rexec/server/api.h"
+
+#include "rexec/common/version.h"
+#include "rexec/proto/messages.h"
+#include "rexec/server/auth/tokens.h"
+#include "rexec/server/limits.h"
+
+#include <spdlog/spdlog.h>
+
+namespace rx::server {
+
+namespace {
+
+using nlohmann::json;
+using SysClock = std::chrono::system_clock;
+
+Millis now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(SysClock::now().time_since_epoch())
+      .count();
+}
+
+std::string rfc3339(Millis ms) {
+  return format_time(SysClock::time_point(std::chrono::milliseconds(ms)));
+}
+
+json time_or_null(const std::optional<Millis>& ms) {
+  return ms ? json(rfc3339(*ms)) : json(nullptr);
+}
+
+HttpResponse reply(int status, const json& body) { return HttpResponse::json(status, body.dump()); }
+
+HttpResponse error(int status, const std::string& text) { return reply(status, {{"error", text}}); }
+
+UpgradeDecision refuse(int status, const json& body) {
+  UpgradeDecision d;
+  d.refusal = reply(status, body);
+  return d;
+}
+
+UpgradeDecision refuse(int status, const char* text) {
+  return refuse(status, json{{"error", text}});
+}
+
+// "/a/b/c" → {"a","b","c"}
+std::vector<std::string> split_path(const std::string& path) {
+  std::vector<std::string> parts;
+  std::size_t i = 0;
+  while (i < path.size()) {
+    while (i < path.size() && path[i] == '/') ++i;
+    const std::size_t j = path.find('/', i);
+    if (i < path.size()) parts.push_back(path.substr(i, j == std::string::npos ? j : j - i));
+    i = j == std::string::npos ? path.size() : j;
+  }
+  return parts;
+}
+
+json agent_json(const Agent& a, bool online) {
+  json j = {{"id", a.id},
+            {"user_id", a.user_id},
+            {"name", a.name},
+            {"os", a.os},
+            {"arch", a.arch},
+            {"shell", a.shell},
+            {"status", online ? "online" : "offline"},
+            {"mfa_locked", a.mfa_locked},
+            {"connected_at", time_or_null(a.connected_at)},
+            {"last_ping", time_or_null(a.last_ping)},
+            {"created_at", rfc3339(a.created_at)},
+            {"updated_at", rfc3339(a.updated_at)}};
+  if (!a.description.empty()) j["description"] = a.description;
+  if (!a.distro.empty()) j["distro"] = a.distro;
+  if (!a.tags.empty()) j["tags"] = a.tags;
+  auto info = json::parse(a.system_info, nullptr, false);
+  j["system_info"] = info.is_discarded() ? json(nullptr) : info;
+  return j;
+}
+
+bool valid_conn_id(const std::string& id, bool split) {
+  // The split's session id "split-<connId>" must fit the 64-byte frame id (docs/protocol.md).
+  return proto::is_valid_id(id) && (!split || id.size() <= proto::kMaxIdBytes - 6);
+}
+
+}  // namespace
+
+Api::Api(const ServerConfig& config, Store& store, Authenticator& auth)
+    : config_(config),
+      store_(store),
+      auth_(auth),
+      limiter_(config.rate_limit_per_sec, config.rate_limit_burst) {}
+
+Result<Principal> Api::authenticate(const HttpRequest& req) {
+  const auto extracted =
+      extract_token(req.header("authorization"), req.header("sec-websocket-protocol"),
+                    req.query_param("token").value_or(""));
+  if (!extracted) return Error(Errc::kUnauthorized, "no token");
+  return auth_.authenticate(extracted->token);
+}
+
+bool Api::origin_ok(const HttpRequest& req) const {
+  return origin_allowed(req.header("origin"), config_.allowed_origins, config_.public_url,
+                        config_.block_empty_origin);
+}
+
+HttpResponse Api::handle(const HttpRequest& req) {
+  if (auto wait = limiter_.take(req.peer)) {
+    return reply(429, {{"error", "rate limit exceeded"}, {"retry_after", *wait}});
+  }
+  const auto parts = split_path(req.path);
+  if (req.path == "/api/version" && req.method == "GET") {
+    return reply(200, {{"version", REXEC_VERSION}, {"build", REXEC_BUILD_DATE}});
+  }
+  // A plain GET of a socket URL answers with the same checks as the upgrade would.
+  const bool socket_path =
+      (parts.size() == 3 && parts[0] == "ws" && parts[1] == "agent") ||
+      (parts.size() == 4 && parts[0] == "ws" && parts[1] == "agent" && parts[3] == "terminal") ||
+      (parts.size() == 4 && parts[0] == "api" && parts[1] == "agents" && parts[3] == "ws") ||
+      req.path == "/api/events";
+  if (socket_path && req.method == "GET") {
+    UpgradeDecision d = route_socket(req);
+    if (d.refusal) return *d.refusal;
+    return error(426, "websocket upgrade required");
+  }
+  if (parts.empty() || parts[0] != "api") return error(404, "not found");
+  auto principal = authenticate(req);
+  if (!principal) {
+    if (principal.error().code == Errc::kStorage) return error(500, "internal error");
+    return error(401, "unauthorized");
+  }
+  const Principal& p = *principal;
+  if (req.path == "/api/tokens/validate" && req.method == "GET") {
+    return reply(200, {{"valid", true},
+                       {"user_id", p.user_id},
+                       {"username", p.username},
+                       {"tier", p.tier},
+                       {"scopes", p.scopes}});
+  }
+  if (p.is_agent_scoped()) return error(403, "token scope does not allow this");
+  if (parts.size() >= 2 && parts[1] == "agents") {
+    if (parts.size() == 2 && req.method == "GET") return list_agents(p);
+    if ((parts.size() == 2 || (parts.size() == 3 && parts[2] == "register")) &&
+        req.method == "POST") {
+      return register_agent(p, req);
+    }
+    if (parts.size() >= 3) return agent_route(p, req, parts[2], parts.size() == 4 ? parts[3] : "");
+  }
+  if (parts.size() >= 2 && parts[1] == "tokens") {
+    return tokens_route(p, req, parts.size() == 3 ? parts[2] : "");
+  }
+  return error(404, "not found");
+}
+
+UpgradeDecision Api::upgrade(const HttpRequest& req) {
+  if (auto wait = limiter_.take(req.peer)) {
+    return refuse(429, json{{"error", "rate limit exceeded"}, {"retry_after", *wait}});
+  }
+  return route_socket(req);
+}
+
+UpgradeDecision Api::route_socket(const HttpRequest& req) {
+  const auto parts = split_path(req.path);
+  auto principal = authenticate(req);
+  if (!principal) return refuse(401, "invalid token");
+  const Principal& p = *principal;
+
+  if (req.path == "/api/events") {
+    if (p.is_agent_scoped()) return refuse(403, "not authorized");
+    if (!origin_ok(req)) return refuse(403, "origin not allowed");
+    UpgradeDecision d;
+    d.accept = [this, user = p.user_id](WsConn& c) { return hub_->accept_events(c, user); };
+    return d;
+  }
+  const bool terminal = parts.size() == 4 && parts[3] == "terminal";
+  const std::string agent_id = parts.size() >= 3 ? parts[2] : "";
+  auto agent = store_.agent(agent_id);
+  if (!agent) return refuse(500, "internal error");
+  if (!*agent) return refuse(404, "agent not found");
+  const Agent& a = **agent;
+  if (a.user_id != p.user_id) return refuse(403, "not authorized");
+
+  if (!terminal) {
+    // The agent socket: the owner's user token (the deployed agent uses one) or an agent token
+    // minted for this agent.
+    if (p.is_agent_scoped() && p.agent_id != a.id) return refuse(403, "not authorized");
+    if (!origin_ok(req)) return refuse(403, "origin not allowed");
+    UpgradeDecision d;
+    AgentHello hello{a.id,
+                     a.user_id,
+                     req.header("x-agent-os"),
+                     req.header("x-agent-arch"),
+                     req.header("x-agent-shell"),
+                     req.header("x-agent-distro"),
+                     req.header("x-agent-version")};
+    d.accept = [this, hello](WsConn& c) { return hub_->accept_agent(c, hello); };
+    return d;
+  }
+
+  if (p.is_agent_scoped()) return refuse(403, "not authorized");
+  const auto limit = plan_limit(p.tier, p.is_admin, p.subscription_active, config_.plan_limits);
+  if (limit) {
+    const auto open = hub_->terminal_agents(p.user_id);
+    if (*limit == 0) {
+      return refuse(403, json{{"error", "agent terminals not available for your plan"},
+                              {"code", "agent_terminal_limit_reached"}});
+    }
+    if (open.count(a.id) == 0 && static_cast<int>(open.size()) >= *limit) {
+      return refuse(403, json{{"error", "agent terminal limit reached for your plan"},
+                              {"code", "agent_terminal_limit_reached"},
+                              {"limit", *limit}});
+    }
+  }
+  if (a.mfa_locked) return refuse(423, "terminal is MFA protected");
+  if (!hub_->is_online(a.id)) return refuse(404, "agent not online");
+  if (!origin_ok(req)) return refuse(403, "origin not allowed");
+  const bool split = req.query_param("newSession").value_or("") == "true";
+  std::string conn_id = req.query_param("id").value_or("");
+  if (conn_id.empty()) conn_id = random_hex(8);
+  if (!valid_conn_id(conn_id, split)) return refuse(400, "invalid connection id");
+  UpgradeDecision d;
+  TerminalRequest t{a.id, p.user_id, conn_id, split};
+  d.accept = [this, t](WsConn& c) { return hub_->accept_user(c, t); };
+  return d;
+}
+
+HttpResponse Api::register_agent(const Principal& p, const HttpRequest& req) {
+  const json body = json::parse(req.body, nullptr, false);
+  if (!body.is_object() || !body.contains("name") || !body["name"].is_string() ||
+      body["name"].get<std::string>().empty()) {
+    return error(400, "name is required");
+  }
+  const auto limit = plan_limit(p.tier, p.is_admin, p.subscription_active, config_.plan_limits);
+  if (limit) {
+    if (*limit == 0) {
+      return reply(403, {{"error", "agent registration not available for your plan"},
+                         {"code", "agent_limit_reached"}});
+    }
+    auto count = store_.count_agents(p.user_id);
+    if (!count) return error(500, "internal error");
+    if (*count >= *limit) {
+      return reply(403, {{"error", "agent limit reached for your plan"},
+                         {"code", "agent_limit_reached"},
+                         {"limit", *limit}});
+    }
+  }
+  const auto str = [&](const char* k) {
+    return body.contains(k) && body[k].is_string() ? body[k].get<std::string>() : std::string();
+  };
+  const Millis now = now_ms();
+  Agent a;
+  a.id = new_uuid_v4();
+  a.user_id = p.user_id;
+  a.name = str("name");
+  a.description = str("description");
+  a.os = str("os");
+  a.arch = str("arch");
+  a.shell = str("shell");
+  if (body.contains("tags") && body["tags"].is_array()) {
+    for (const auto& t : body["tags"]) {
+      if (t.is_string()) a.tags.push_back(t.get<std::string>());
+    }
+  }
+  a.created_at = a.updated_at = now;
+  const std::string token = generate_api_token();
+  ApiToken t;
+  t.id = new_uuid_v4();
+  t.user_id = p.user_id;
+  t.name = "agent-" + a.name;
+  t.token_hash = hash_token(token);
+  t.token_prefix = token.substr(0, 12);
+  t.scopes = {"agent"};
+  t.agent_id = a.id;
+  t.created_at = now;
+  a.token_id = t.id;
+  if (!store_.create_agent(a) || !store_.create_token(t)) return error(500, "internal error");
+  spdlog::info("agent registered agent={} user={}", a.id, p.user_id);
+  return reply(201, {{"id", a.id},
+                     {"name", a.name},
+                     {"token", token},
+                     {"token_info",
+                      {{"id", t.id},
+                       {"name", t.name},
+                       {"scopes", t.scopes},
+                       {"note", "store this token now: it is shown only once"}}}});
+}
+
+HttpResponse Api::list_agents(const Principal& p) {
+  auto agents = store_.agents_of(p.user_id);
+  if (!agents) return error(500, "internal error");
+  json out = json::array();
+  for (const Agent& a : *agents) out.push_back(agent_json(a, hub_->is_online(a.id)));
+  return reply(200, out);
+}
+
+HttpResponse Api::agent_route(const Principal& p, const HttpRequest& req, const std::string& id,
+                              const std::string& rest) {
+  auto agent = store_.agent(id);
+  if (!agent) return error(500, "internal error");
+  if (!*agent || (*agent)->user_id != p.user_id) return error(404, "agent not found");
+  const Agent& a = **agent;
+  if (rest.empty() && req.method == "GET") return reply(200, agent_json(a, hub_->is_online(a.id)));
+  if (rest == "status" && req.method == "GET") {
+    const auto live = hub_->live(a.id);
+    json j = {{"status", live ? "online" : "offline"},
+              {"connected_at", time_or_null(a.connected_at)},
+              {"last_ping", time_or_null(a.last_ping)},
+              {"sessions", live ? live->sessions : 0},
+              {"os", a.os},
+              {"arch", a.arch}};
+    if (live) {
+      j["connected_at"] = format_time(live->connected_at);
+      j["last_ping"] = format_time(live->last_ping);
+      if (!live->system_info.is_null()) j["system_info"] = live->system_info;
+      if (!live->stats.is_null()) j["stats"] = live->stats;
+    }
+    return reply(200, j);
+  }
+  if (rest.empty() && req.method == "PATCH") {
+    const json body = json::parse(req.body, nullptr, false);
+    if (!body.is_object()) return error(400, "invalid JSON body");
+    const std::string name =
+        body.contains("name") && body["name"].is_string() ? body["name"].get<std::string>() : a.name;
+    const std::string desc = body.contains("description") && body["description"].is_string()
+                                 ? body["description"].get<std::string>()
+                                 : a.description;
+    if (name.empty()) return error(400, "name is required");
+    if (!store_.update_agent(a.id, name, desc, now_ms())) return error(500, "internal error");
+    return reply(200, {{"id", a.id},
+                       {"name", name},
+                       {"description", desc},
+                       {"message", "Agent updated successfully"}});
+  }
+  if (rest.empty() && req.method == "DELETE") {
+    auto revoked = store_.revoke_agent_tokens(a.id, now_ms());
+    if (!revoked || !store_.delete_agent(a.id)) return error(500, "internal error");
+    for (const auto& tid : *revoked) auth_.invalidate_token(tid);
+    hub_->drop_agent(a.id);
+    spdlog::info("agent deleted agent={} user={}", a.id, p.user_id);
+    return reply(200, {{"message", "agent deleted"}});
+  }
+  return error(404, "not found");
+}
+
+HttpResponse Api::tokens_route(const Principal& p, const HttpRequest& req,
+                               const std::string& rest) {
+  if (rest.empty() && req.method == "GET") {
+    auto tokens = store_.tokens_of(p.user_id);
+    if (!tokens) return error(500, "internal error");
+    json out = json::array();
+    for (const auto& t : *tokens) {
+      out.push_back({{"id", t.id},
+                     {"name", t.name},
+                     {"token_prefix", t.token_prefix},
+                     {"scopes", t.scopes},
+                     {"expires_at", time_or_null(t.expires_at)},
+                     {"revoked_at", time_or_null(t.revoked_at)},
+                     {"last_used_at", time_or_null(t.last_used_at)},
+                     {"created_at", rfc3339(t.created_at)}});
+    }
+    return reply(200, out);
+  }
+  if (rest.empty() && req.method == "POST") {
+    const json body = json::parse(req.body, nullptr, false);
+    if (!body.is_object() || !body.contains("name") || !body["name"].is_string()) {
+      return error(400, "name is required");
+    }
+    const Millis now = now_ms();
+    const std::string token = generate_api_token();
+    ApiToken t;
+    t.id = new_uuid_v4();
+    t.user_id = p.user_id;
+    t.name = body["name"];
+    t.token_hash = hash_token(token);
+    t.token_prefix = token.substr(0, 12);
+    t.scopes = {"read", "write"};
+    if (body.contains("scopes") && body["scopes"].is_array()) {
+      t.scopes.clear();
+      for (const auto& s : body["scopes"]) {
+        if (s.is_string()) t.scopes.push_back(s);
+      }
+    }
+    if (body.contains("expires_in") && body["expires_in"].is_number_integer() &&
+        body["expires_in"].get<int>() > 0) {
+      t.expires_at = now + body["expires_in"].get<Millis>() * 86'400'000;
+    }
+    t.created_at = now;
+    if (!store_.create_token(t)) return error(500, "internal error");
+    return reply(201, {{"token", token},
+                       {"id", t.id},
+                       {"name", t.name},
+                       {"token_prefix", t.token_prefix},
+                       {"scopes", t.scopes},
+                       {"expires_at", time_or_null(t.expires_at)},
+                       {"created_at", rfc3339(t.created_at)}});
+  }
+  if (!rest.empty() && req.method == "DELETE") {
+    auto ok = store_.revoke_token(rest, p.user_id, now_ms());
+    if (!ok) return error(500, "internal error");
+    if (!*ok) return error(404, "token not found");
+    auth_.invalidate_token(rest);
+    return reply(200, {{"message", "token revoked"}});
+  }
+  return error(404, "not found");
+}
+
+void Api::agent_online(const std::string& agent_id) { (void)store_.set_online(agent_id, now_ms()); }
+
+void Api::agent_offline(const std::string& agent_id) {
+  (void)store_.set_offline(agent_id, now_ms());
+}
+
+void Api::agent_heartbeat(const std::string& agent_id) {
+  (void)store_.touch_agent(agent_id, now_ms());
+}
+
+void Api::agent_system_info(const std::string& agent_id, const nlohmann::json& info) {
+  (void)store_.set_system_info(agent_id, info.dump());
+}
+
+void Api::agent_stats(const std::string& agent_id, const nlohmann::json& stats) {
+  const Millis now = now_ms();
+  (void)store_.add_stats(agent_id, now, stats.dump());
+  const Millis cutoff =
+      now - std::chrono::duration_cast<std::chrono::milliseconds>(config_.stats_retention).count();
+  (void)store_.prune_stats(agent_id, cutoff, config_.stats_history_max);
+}
+
+}  // namespace rx::server

@@ -1,0 +1,550 @@
+// SPDX-License-Identifier: MIT
+// The hub's routing: agent ⇄ sessions ⇄ viewers, heartbeats, grace and linger timers.
+#include "rexec/server/hub.h"
+
+#include "rexec/proto/base64.h"
+#include "rexec/proto/binary_frame.h"
+#include "rexec/proto/message_codec.h"
+#include "rexec/proto/utf8.h"
+
+#include <spdlog/spdlog.h>
+
+#include <cstring>
+#include <ctime>
+#include <vector>
+
+namespace rx::server {
+
+using Clock = std::chrono::steady_clock;
+using SysClock = std::chrono::system_clock;
+using nlohmann::json;
+
+std::string format_time(SysClock::time_point t) {
+  const std::time_t tt = SysClock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+struct Hub::AgentConn {
+  std::string id;
+  std::string user_id;
+  WsConn* conn = nullptr;
+  AgentHello hello;
+  Clock::time_point last_rx;
+  SysClock::time_point connected_at;
+  SysClock::time_point last_ping;
+  json system_info;
+  json stats;
+  std::vector<UserConn*> exec_waiters;  // FIFO: exec_result carries no request id
+  bool gone = false;
+};
+
+struct Hub::UserConn {
+  WsConn* conn = nullptr;
+  std::string agent_id;
+  std::string user_id;
+  std::string conn_id;
+  std::string session_id;
+  std::string utf8_tail;  // v1: incomplete UTF-8 held back until the next chunk (§4.2)
+  bool offset_sent = false;
+  Clock::time_point stalled_since{};
+  std::uint64_t dropped_bytes = 0;
+  bool gone = false;
+};
+
+struct Hub::EventsConn {
+  WsConn* conn = nullptr;
+  std::string user_id;
+};
+
+struct Hub::Session {
+  std::string agent_id;
+  std::string id;
+  std::set<UserConn*> viewers;
+  std::uint64_t offset = 0;  // of the next output byte
+  std::unique_ptr<uvx::Timer> linger;
+};
+
+// ---- handlers: trampolines from the plumbing into the hub ----
+
+struct AgentHandler final : WsHandler {
+  Hub& hub;
+  Hub::AgentConn& a;
+
+  AgentHandler(Hub& h, Hub::AgentConn& c) : hub(h), a(c) {}
+
+  void on_message(std::string_view payload, bool binary) override {
+    hub.on_agent_message(a, payload, binary);
+  }
+
+  void on_pong() override {
+    a.last_rx = Clock::now();
+    a.last_ping = SysClock::now();
+    hub.sink_.agent_heartbeat(a.id);
+  }
+
+  void on_closed() override { hub.on_agent_closed(a); }
+};
+
+struct UserHandler final : WsHandler {
+  Hub& hub;
+  Hub::UserConn* u;
+
+  UserHandler(Hub& h, Hub::UserConn* c) : hub(h), u(c) {}
+
+  void on_message(std::string_view payload, bool binary) override {
+    hub.on_user_message(*u, payload, binary);
+  }
+
+  void on_closed() override { hub.on_user_closed(*u); }
+};
+
+struct EventsHandler final : WsHandler {
+  Hub& hub;
+  std::unique_ptr<Hub::EventsConn> e;
+
+  EventsHandler(Hub& h, std::unique_ptr<Hub::EventsConn> c) : hub(h), e(std::move(c)) {}
+
+  void on_message(std::string_view payload, bool) override {
+    auto j = json::parse(payload, nullptr, false);
+    if (j.is_object() && j.value("type", "") == "ping") e->conn->send_text(R"({"type":"pong"})");
+  }
+
+  void on_closed() override {
+    auto it = hub.events_.find(e->user_id);
+    if (it != hub.events_.end()) {
+      it->second.erase(e.get());
+      if (it->second.empty()) hub.events_.erase(it);
+    }
+  }
+};
+
+// ---- hub ----
+
+Hub::Hub(uv_loop_t* loop, HubConfig config, HubSink& sink)
+    : loop_(loop), config_(config), sink_(sink), ping_timer_(loop), check_timer_(loop) {
+  ping_timer_.start(config_.ping_interval, config_.ping_interval, [this] {
+    for (auto& [id, a] : agents_) a->conn->send_ping();
+  });
+  const auto check = std::min(config_.ping_interval / 2, std::chrono::milliseconds(1000));
+  check_timer_.start(check, check, [this] { check_heartbeats(); });
+}
+
+Hub::~Hub() { shutdown(); }
+
+void Hub::shutdown() {
+  ping_timer_.stop();
+  check_timer_.stop();
+  grace_.clear();
+  for (auto& [key, s] : sessions_) s->linger.reset();
+}
+
+std::unique_ptr<WsHandler> Hub::accept_agent(WsConn& conn, AgentHello hello) {
+  const std::string id = hello.agent_id;
+  if (auto it = agents_.find(id); it != agents_.end()) {
+    // A new connection replaces the old one (the agent reconnected before we noticed).
+    spdlog::info("agent connection replaced agent={}", id);
+    it->second->gone = true;
+    it->second->conn->close(4000, "replaced by a new connection");
+    agents_.erase(it);
+  }
+  auto a = std::make_unique<AgentConn>();
+  a->id = id;
+  a->user_id = hello.user_id;
+  a->conn = &conn;
+  a->hello = std::move(hello);
+  a->last_rx = Clock::now();
+  a->connected_at = a->last_ping = SysClock::now();
+  AgentConn& ref = *a;
+  agents_[id] = std::move(a);
+  agent_owner_[id] = ref.user_id;
+  grace_.erase(id);
+  sink_.agent_online(id);
+  spdlog::info("agent connected agent={} protocol={} peer={}", id, conn.is_v2() ? "v2" : "v1",
+               conn.peer_address());
+  broadcast_events(ref.user_id, {{"type", "agent_connected"}, {"data", {{"agent_id", id}}}});
+  // Viewers that waited through the grace period: tell them, and bring their sessions back.
+  for (auto& [key, s] : sessions_) {
+    if (key.first != id || s->viewers.empty()) continue;
+    for (UserConn* u : s->viewers) {
+      u->conn->send_text(proto::encode(proto::UserMessage(proto::AgentConnected{id})));
+    }
+    send_shell_start(id, s->id, s->id != "main");
+  }
+  return std::make_unique<AgentHandler>(*this, ref);
+}
+
+std::unique_ptr<WsHandler> Hub::accept_user(WsConn& conn, TerminalRequest req) {
+  const std::string sid = req.new_session ? "split-" + req.conn_id : "main";
+  // Takeover: the same connId on the same agent replaces the old socket (§4.1).
+  for (UserConn* old : users_) {
+    if (!old->gone && old->agent_id == req.agent_id && old->conn_id == req.conn_id) {
+      old->gone = true;
+      session(old->agent_id, old->session_id).viewers.erase(old);
+      old->conn->close(4000, "replaced by a new connection");
+      break;
+    }
+  }
+  auto* u = new UserConn();  // NOLINT(cppcoreguidelines-owning-memory): freed in on_user_closed
+  u->conn = &conn;
+  u->agent_id = req.agent_id;
+  u->user_id = req.user_id;
+  u->conn_id = req.conn_id;
+  u->session_id = sid;
+  users_.insert(u);
+  Session& s = session(req.agent_id, sid);
+  s.linger.reset();
+  s.viewers.insert(u);
+  spdlog::info("terminal opened agent={} sid={} conn={} protocol={}", req.agent_id, sid,
+               req.conn_id, conn.is_v2() ? "v2" : "v1");
+  if (is_online(req.agent_id)) send_shell_start(req.agent_id, sid, req.new_session);
+  return std::make_unique<UserHandler>(*this, u);
+}
+
+std::unique_ptr<WsHandler> Hub::accept_events(WsConn& conn, std::string user_id) {
+  auto e = std::make_unique<EventsConn>();
+  e->conn = &conn;
+  e->user_id = std::move(user_id);
+  events_[e->user_id].insert(e.get());
+  return std::make_unique<EventsHandler>(*this, std::move(e));
+}
+
+bool Hub::is_online(const std::string& agent_id) const { return agents_.count(agent_id) != 0; }
+
+std::optional<AgentLive> Hub::live(const std::string& agent_id) const {
+  const auto it = agents_.find(agent_id);
+  if (it == agents_.end()) return std::nullopt;
+  AgentLive l;
+  l.connected_at = it->second->connected_at;
+  l.last_ping = it->second->last_ping;
+  l.os = it->second->hello.os;
+  l.arch = it->second->hello.arch;
+  l.system_info = it->second->system_info;
+  l.stats = it->second->stats;
+  for (const auto& [key, s] : sessions_) {
+    if (key.first == agent_id && !s->viewers.empty()) ++l.sessions;
+  }
+  return l;
+}
+
+std::set<std::string> Hub::terminal_agents(const std::string& user_id) const {
+  std::set<std::string> out;
+  for (const UserConn* u : users_) {
+    if (!u->gone && u->user_id == user_id) out.insert(u->agent_id);
+  }
+  return out;
+}
+
+void Hub::drop_agent(const std::string& agent_id) {
+  for (UserConn* u : users_) {
+    if (u->agent_id == agent_id && !u->gone) u->conn->close(4001, "agent not online");
+  }
+  if (auto it = agents_.find(agent_id); it != agents_.end()) {
+    it->second->conn->close(4003, "agent deleted");
+  }
+}
+
+Hub::Session& Hub::session(const std::string& agent_id, const std::string& session_id) {
+  auto& slot = sessions_[{agent_id, session_id}];
+  if (!slot) {
+    slot = std::make_unique<Session>();
+    slot->agent_id = agent_id;
+    slot->id = session_id;
+  }
+  return *slot;
+}
+
+void Hub::send_to_agent(const std::string& agent_id, const std::string& text) {
+  if (auto it = agents_.find(agent_id); it != agents_.end()) it->second->conn->send_text(text);
+}
+
+void Hub::send_shell_start(const std::string& agent_id, const std::string& session_id,
+                           bool new_session) {
+  proto::ShellStart m;
+  m.session_id = session_id;
+  m.new_session = new_session;
+  send_to_agent(agent_id, proto::encode(proto::AgentMessage(m)));
+}
+
+void Hub::send_input(const std::string& agent_id, const std::string& session_id,
+                     std::string_view bytes) {
+  const auto it = agents_.find(agent_id);
+  if (it == agents_.end() || bytes.empty()) return;
+  WsConn& c = *it->second->conn;
+  if (c.is_v2()) {
+    c.send(net::make_message(proto::encode_frame(proto::FrameKind::kShellInput, session_id, bytes),
+                             true));
+  } else {
+    c.send_text(
+        proto::encode(proto::AgentMessage(proto::ShellInput{session_id, std::string(bytes)})));
+  }
+}
+
+void Hub::send_user(UserConn& u, net::WsMessage message) {
+  if (u.gone) return;
+  if (u.conn->queued_bytes() > config_.user_queue_limit) {
+    // Slow consumer (§7): drop its output; close it once it has been stalled too long.
+    const auto now = Clock::now();
+    if (u.stalled_since == Clock::time_point{}) u.stalled_since = now;
+    u.dropped_bytes += message.payload_size();
+    if (now - u.stalled_since > config_.slow_consumer_stall) {
+      spdlog::warn("slow consumer closed agent={} conn={} dropped_bytes={}", u.agent_id, u.conn_id,
+                   u.dropped_bytes);
+      u.gone = true;
+      u.conn->close(1008, "slow consumer");
+    }
+    return;
+  }
+  u.stalled_since = {};
+  u.conn->send(std::move(message));
+}
+
+void Hub::route_output(const std::string& agent_id, const std::string& session_id,
+                       std::string_view bytes, std::optional<std::uint64_t> offset) {
+  const auto it = sessions_.find({agent_id, session_id});
+  if (it == sessions_.end()) return;
+  Session& s = *it->second;
+  if (offset) s.offset = *offset;
+  const std::uint64_t start = s.offset;
+  s.offset += bytes.size();
+  for (UserConn* u : s.viewers) {
+    if (u->conn->is_v2()) {
+      if (!u->offset_sent) {
+        u->offset_sent = true;
+        send_user(*u, net::make_message(proto::encode(proto::UserMessage(proto::OffsetMsg{start})),
+                                        false));
+      }
+      send_user(*u, net::make_message(bytes, true));
+      continue;
+    }
+    std::string text = std::move(u->utf8_tail);
+    u->utf8_tail.clear();
+    text.append(bytes);
+    const std::size_t keep = proto::utf8_complete_prefix(text);
+    u->utf8_tail = text.substr(keep);
+    text.resize(keep);
+    if (text.empty()) continue;
+    const std::uint64_t text_offset = start + bytes.size() - u->utf8_tail.size() - text.size();
+    send_user(*u, net::make_message(
+                      proto::encode(proto::UserMessage(proto::Output{text, text_offset})), false));
+  }
+}
+
+void Hub::route_status(const std::string& agent_id, const std::string& session_id,
+                       const std::string& text) {
+  const auto it = sessions_.find({agent_id, session_id});
+  if (it == sessions_.end()) return;
+  for (UserConn* u : it->second->viewers) u->conn->send_text(text);
+}
+
+void Hub::broadcast_events(const std::string& user_id, const json& event) {
+  const auto it = events_.find(user_id);
+  if (it == events_.end()) return;
+  const std::string text = event.dump();
+  for (EventsConn* e : it->second) e->conn->send_text(text);
+}
+
+void Hub::on_agent_message(AgentConn& a, std::string_view payload, bool binary) {
+  a.last_rx = Clock::now();
+  a.last_ping = SysClock::now();
+  if (binary) {
+    auto frame = proto::decode_frame(payload);
+    if (!frame || frame->kind != proto::FrameKind::kShellOutput) {
+      ++dropped_;
+      spdlog::debug("agent frame dropped agent={} dropped_total={}", a.id, dropped_);
+      return;
+    }
+    route_output(a.id, std::string(frame->id), frame->payload, std::nullopt);
+    return;
+  }
+  proto::DecodeLimits limits;
+  limits.max_frame_bytes = config_.max_frame_bytes;
+  auto decoded = proto::decode_agent_message(payload, limits);
+  if (!decoded) {
+    ++dropped_;
+    spdlog::debug("agent message dropped agent={} error={} dropped_total={}", a.id,
+                  errc_name(decoded.error().code), dropped_);
+    return;
+  }
+  std::visit(
+      [&](const auto& m) {
+        using T = std::decay_t<decltype(m)>;
+        if constexpr (std::is_same_v<T, proto::ShellOutput>) {
+          route_output(a.id, m.session_id, m.data, m.offset);
+        } else if constexpr (std::is_same_v<T, proto::ShellStarting> ||
+                             std::is_same_v<T, proto::ShellStarted> ||
+                             std::is_same_v<T, proto::ShellError>) {
+          route_status(a.id, m.session_id, proto::encode(proto::UserMessage(m)));
+        } else if constexpr (std::is_same_v<T, proto::ShellStopped>) {
+          route_status(a.id, m.session_id, proto::encode(proto::UserMessage(m)));
+          if (auto it = sessions_.find({a.id, m.session_id}); it != sessions_.end()) {
+            it->second->offset = 0;  // a new shell numbers from 0 again
+          }
+        } else if constexpr (std::is_same_v<T, proto::Stats>) {
+          a.stats = json::parse(proto::encode(proto::UserMessage(m)))["data"];
+          sink_.agent_stats(a.id, a.stats);
+          const std::string text = proto::encode(proto::UserMessage(m));
+          for (UserConn* u : users_) {
+            if (u->agent_id == a.id && !u->gone) u->conn->send_text(text);
+          }
+          broadcast_events(a.user_id, {{"type", "agent_stats"},
+                                       {"data", {{"agent_id", a.id}, {"stats", a.stats}}}});
+        } else if constexpr (std::is_same_v<T, proto::SystemInfo>) {
+          a.system_info = json::parse(proto::encode(proto::AgentMessage(m)))["data"];
+          sink_.agent_system_info(a.id, a.system_info);
+        } else if constexpr (std::is_same_v<T, proto::ExecResult>) {
+          while (!a.exec_waiters.empty()) {
+            UserConn* u = a.exec_waiters.front();
+            a.exec_waiters.erase(a.exec_waiters.begin());
+            if (u != nullptr && !u->gone) {
+              u->conn->send_text(proto::encode(proto::UserMessage(m)));
+              break;
+            }
+          }
+        } else {
+          // pong and anything else from an agent: the timestamp refresh above is all.
+        }
+      },
+      *decoded);
+}
+
+void Hub::on_agent_closed(AgentConn& a) {
+  if (a.gone) return;  // replaced: the new connection owns the state
+  const std::string id = a.id;
+  spdlog::info("agent disconnected agent={}", id);
+  mark_offline(id);
+}
+
+void Hub::mark_offline(const std::string& agent_id) {
+  const auto it = agents_.find(agent_id);
+  if (it == agents_.end()) return;
+  const std::string user_id = it->second->user_id;
+  for (UserConn* w : it->second->exec_waiters) {
+    if (w != nullptr && !w->gone) {
+      proto::ExecResult r;
+      r.error = "agent disconnected";
+      r.exit_code = -1;
+      w->conn->send_text(proto::encode(proto::UserMessage(r)));
+    }
+  }
+  agents_.erase(it);
+  sink_.agent_offline(agent_id);
+  broadcast_events(user_id, {{"type", "agent_disconnected"}, {"data", {{"agent_id", agent_id}}}});
+  bool has_viewers = false;
+  for (UserConn* u : users_) {
+    if (u->agent_id != agent_id || u->gone) continue;
+    has_viewers = true;
+    u->conn->send_text(proto::encode(proto::UserMessage(proto::AgentDisconnected{agent_id})));
+  }
+  if (!has_viewers) return;
+  auto timer = std::make_unique<uvx::Timer>(loop_);
+  timer->start(config_.agent_grace, [this, agent_id] {
+    if (!is_online(agent_id)) {
+      for (UserConn* u : users_) {
+        if (u->agent_id == agent_id && !u->gone) u->conn->close(4001, "agent not online");
+      }
+    }
+    grace_.erase(agent_id);  // destroys this timer after its callback (Timer copies fn first)
+  });
+  grace_[agent_id] = std::move(timer);
+}
+
+void Hub::check_heartbeats() {
+  const auto now = Clock::now();
+  std::vector<std::string> dead;
+  for (auto& [id, a] : agents_) {
+    if (now - a->last_rx > config_.pong_timeout) dead.push_back(id);
+  }
+  for (const auto& id : dead) {
+    auto it = agents_.find(id);
+    spdlog::warn("agent heartbeat lost agent={} timeout_ms={}", id, config_.pong_timeout.count());
+    it->second->gone = true;  // its on_closed must not run mark_offline a second time
+    it->second->conn->close(1001, "heartbeat timeout");
+    mark_offline(id);
+  }
+}
+
+void Hub::on_user_message(UserConn& u, std::string_view payload, bool binary) {
+  if (u.gone) return;
+  if (binary) {
+    send_input(u.agent_id, u.session_id, payload);
+    return;
+  }
+  proto::DecodeLimits limits;
+  limits.max_frame_bytes = config_.max_frame_bytes;
+  auto decoded = proto::decode_user_message(payload, limits);
+  if (!decoded) {
+    ++dropped_;
+    spdlog::debug("user message dropped error={}", errc_name(decoded.error().code));
+    return;
+  }
+  std::visit(
+      [&](const auto& m) {
+        using T = std::decay_t<decltype(m)>;
+        if constexpr (std::is_same_v<T, proto::Input>) {
+          send_input(u.agent_id, u.session_id, m.data);
+        } else if constexpr (std::is_same_v<T, proto::Resize>) {
+          send_to_agent(
+              u.agent_id,
+              proto::encode(proto::AgentMessage(proto::ShellResize{u.session_id, m.cols, m.rows})));
+        } else if constexpr (std::is_same_v<T, proto::UserExec>) {
+          const auto it = agents_.find(u.agent_id);
+          if (it == agents_.end()) {
+            proto::ExecResult r;
+            r.command = m.command;
+            r.exit_code = -1;
+            r.error = "agent not online";
+            u.conn->send_text(proto::encode(proto::UserMessage(r)));
+            return;
+          }
+          it->second->exec_waiters.push_back(&u);
+          it->second->conn->send_text(
+              proto::encode(proto::AgentMessage(proto::Exec{m.command, std::nullopt})));
+        } else if constexpr (std::is_same_v<T, proto::UserPing>) {
+          u.conn->send_text(proto::encode(proto::UserMessage(proto::UserPong{})));
+        } else {
+          ++dropped_;
+        }
+      },
+      *decoded);
+}
+
+void Hub::on_user_closed(UserConn& u) {
+  std::unique_ptr<UserConn> owned(&u);
+  users_.erase(&u);
+  if (auto it = agents_.find(u.agent_id); it != agents_.end()) {
+    for (UserConn*& w : it->second->exec_waiters) {
+      if (w == &u) w = nullptr;
+    }
+  }
+  const auto sit = sessions_.find({u.agent_id, u.session_id});
+  if (sit == sessions_.end()) return;
+  Session& s = *sit->second;
+  s.viewers.erase(&u);
+  spdlog::info("terminal closed agent={} sid={} conn={}", u.agent_id, u.session_id, u.conn_id);
+  if (!s.viewers.empty()) return;
+  // A takeover replaced this viewer with another socket on the same session: nothing to stop.
+  for (const UserConn* other : users_) {
+    if (other->agent_id == u.agent_id && other->session_id == u.session_id) return;
+  }
+  const std::string agent_id = u.agent_id;
+  const std::string sid = u.session_id;
+  if (sid != "main") {
+    send_to_agent(agent_id, proto::encode(proto::AgentMessage(proto::ShellStopSession{sid})));
+    sessions_.erase(sit);
+    return;
+  }
+  // The main shell keeps running for session_linger after its last viewer (§4.3).
+  s.linger = std::make_unique<uvx::Timer>(loop_);
+  s.linger->start(config_.session_linger, [this, agent_id, sid] {
+    const auto it = sessions_.find({agent_id, sid});
+    if (it == sessions_.end() || !it->second->viewers.empty()) return;
+    send_to_agent(agent_id, proto::encode(proto::AgentMessage(proto::ShellStopSession{sid})));
+    sessions_.erase(it);  // destroys the timer running this callback; nothing after this
+  });
+}
+
+}  // namespace rx::server

@@ -1,0 +1,284 @@
+// SPDX-License-Identifier: MIT
+// rexec-server: the reference server. `serve` runs it; `user add|list` and `token revoke`
+// manage users and API tokens in its database.
+#include "rexec/common/check.h"
+#include "rexec/common/log.h"
+#include "rexec/common/version.h"
+#include "rexec/net/lws_context.h"
+#include "rexec/server/api.h"
+#include "rexec/server/auth/tokens.h"
+#include "rexec/server/storage/sqlite_store.h"
+#include "rexec/uvx/uv_handle.h"
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+#include <uv.h>
+
+#include <signal.h>
+
+#include <cstdio>
+#include <memory>
+
+namespace {
+
+using namespace rx::server;
+
+Millis now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+int fail(const std::string& sentence) {
+  std::fprintf(stderr, "rexec-server: %s\n", sentence.c_str());
+  return 1;
+}
+
+rx::Result<std::unique_ptr<SqliteStore>> open_db(const std::string& path) {
+  return SqliteStore::open(path);
+}
+
+// The JWT key: the flag, else one generated once and kept in the database.
+rx::Result<std::string> jwt_secret(Store& store, const std::string& flag) {
+  if (!flag.empty()) {
+    if (flag.size() < 32)
+      return rx::Error(rx::Errc::kConfig, "--jwt-secret needs at least 32 bytes");
+    return flag;
+  }
+  auto stored = store.setting("jwt_secret");
+  if (!stored) return std::move(stored).error();
+  if (!stored->empty()) return *stored;
+  std::string secret = random_hex(32);
+  if (auto st = store.set_setting("jwt_secret", secret); !st) return std::move(st).error();
+  return secret;
+}
+
+int serve(ServerConfig config, const std::string& jwt_flag) {
+  auto store = open_db(config.db_path);
+  if (!store) return fail(store.error().message);
+  (void)(*store)->set_all_offline();  // no agent is connected to a server that just started
+  auto secret = jwt_secret(**store, jwt_flag);
+  if (!secret) return fail(secret.error().message);
+  Authenticator auth(**store, *secret);
+
+  uv_loop_t loop;
+  REXEC_CHECK(uv_loop_init(&loop) == 0);
+  int rc = 0;
+  {
+    Api api(config, **store, auth);
+    HubConfig hc;
+    hc.ping_interval = config.ping_interval;
+    hc.pong_timeout = config.pong_timeout;
+    hc.session_linger = config.session_linger;
+    hc.agent_grace = config.agent_grace;
+    hc.max_frame_bytes = config.max_frame_bytes;
+    hc.user_queue_limit = config.user_queue_limit;
+    hc.slow_consumer_stall = config.slow_consumer_stall;
+    auto hub = std::make_unique<Hub>(&loop, hc, api);
+    api.attach(*hub);
+
+    HttpServerOptions ho;
+    ho.loop = &loop;
+    ho.host = config.listen_host;
+    ho.port = config.listen_port;
+    ho.max_body_bytes = config.max_body_bytes;
+    ho.max_frame_bytes = config.max_frame_bytes;
+    HttpHandlers handlers;
+    handlers.on_request = [&api](const HttpRequest& r) { return api.handle(r); };
+    handlers.on_upgrade = [&api](const HttpRequest& r) { return api.upgrade(r); };
+    auto http = HttpServer::start(ho, std::move(handlers));
+    if (!http) {
+      rc = fail(http.error().message);
+    } else {
+      const std::string url =
+          "http://" + config.listen_host + ":" + std::to_string((*http)->port());
+      // The effective own origin, for the default origin check.
+      if (config.public_url.empty()) {
+        config.public_url = url;
+        // Api keeps its own copy of the config: it was built before the port was known.
+      }
+      std::printf("rexec-server listening on %s\n", url.c_str());
+      std::fflush(stdout);
+      spdlog::info("server started url={} db={} version={}", url, config.db_path, REXEC_VERSION);
+
+      std::vector<rx::uvx::UvHandle<uv_signal_t>> signals;
+
+      struct Stop {
+        std::unique_ptr<HttpServer>* http;
+        std::unique_ptr<Hub>* hub;
+        std::vector<rx::uvx::UvHandle<uv_signal_t>>* signals;
+      } stop{&*http, &hub, &signals};
+
+      for (int sig : {SIGTERM, SIGINT}) {
+        auto* h = new uv_signal_t();  // NOLINT(cppcoreguidelines-owning-memory): UvHandle frees it
+        uv_signal_init(&loop, h);
+        h->data = &stop;
+        uv_signal_start(
+            h,
+            [](uv_signal_t* s, int) {
+              auto* st = static_cast<Stop*>(s->data);
+              if (st == nullptr) return;
+              spdlog::info("shutting down");
+              // Shutdown order: stop accepting and close sockets (lws), then the hub's timers,
+              // then our own handles; the loop then runs dry.
+              st->http->reset();
+              (*st->hub)->shutdown();
+              for (auto& h2 : *st->signals) h2.reset();
+            },
+            sig);
+        signals.emplace_back(h);
+      }
+      ::signal(SIGPIPE, SIG_IGN);  // NOLINT
+      uv_run(&loop, UV_RUN_DEFAULT);
+      http->reset();
+    }
+    hub.reset();
+  }
+  uv_run(&loop, UV_RUN_DEFAULT);
+  REXEC_CHECK(uv_loop_close(&loop) == 0);
+  return rc;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"rexec-server: the Rexec reference server"};
+  app.require_subcommand(1);
+  app.fallthrough();  // global options may follow the subcommand
+  ServerConfig config;
+  std::string db = config.db_path;
+  std::string listen = "127.0.0.1:8080";
+  std::string jwt_flag;
+  std::string log_level = "info";
+  long long ping_ms = config.ping_interval.count();
+  long long pong_ms = config.pong_timeout.count();
+  long long linger_ms = config.session_linger.count();
+  long long grace_ms = config.agent_grace.count();
+  std::vector<std::string> plan_limits;
+  app.add_option("--db", db, "SQLite database file")->capture_default_str();
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
+
+  auto* serve_cmd = app.add_subcommand("serve", "Run the server");
+  serve_cmd->add_option("--listen", listen, "host:port (port 0: any free port)")
+      ->capture_default_str();
+  serve_cmd->add_option("--jwt-secret", jwt_flag,
+                        "HS256 key (≥ 32 bytes); default: kept in the DB");
+  serve_cmd->add_option("--public-url", config.public_url, "The server's own origin");
+  serve_cmd->add_option("--allowed-origin", config.allowed_origins, "Allowed Origin (repeatable)");
+  serve_cmd->add_flag("--block-empty-origin", config.block_empty_origin,
+                      "Refuse sockets without an Origin header");
+  serve_cmd->add_option("--ping-interval-ms", ping_ms, "Agent heartbeat ping period");
+  serve_cmd->add_option("--pong-timeout-ms", pong_ms, "Silence before an agent is offline");
+  serve_cmd->add_option("--session-linger-ms", linger_ms, "Main shell life after its last viewer");
+  serve_cmd->add_option("--agent-grace-ms", grace_ms, "How long viewers wait for a lost agent");
+  serve_cmd->add_option("--plan-limit", plan_limits, "TIER=N, e.g. free=5 (repeatable)");
+
+  auto* user_cmd = app.add_subcommand("user", "Manage users");
+  user_cmd->require_subcommand(1);
+  auto* user_add = user_cmd->add_subcommand("add", "Create a user and print an API token");
+  std::string name;
+  std::string tier = "free";
+  bool admin = false;
+  user_add->add_option("name", name, "User name")->required();
+  user_add->add_option("--tier", tier, "guest, free, pro or enterprise")
+      ->check(CLI::IsMember({"guest", "free", "pro", "enterprise"}));
+  user_add->add_flag("--admin", admin, "Exempt from every plan limit");
+  auto* user_list = user_cmd->add_subcommand("list", "List users");
+
+  auto* token_cmd = app.add_subcommand("token", "Manage API tokens");
+  token_cmd->require_subcommand(1);
+  auto* token_revoke = token_cmd->add_subcommand("revoke", "Revoke a token by id");
+  std::string token_id;
+  std::string token_user;
+  token_revoke->add_option("id", token_id, "Token id")->required();
+  token_revoke->add_option("--user", token_user, "Owner user name")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  rx::LogOptions log;
+  log.level = log_level;
+  log.ident = "rexec-server";
+  if (auto st = rx::init_logging(log); !st) return fail(st.error().message);
+  rx::net::route_lws_logs(log_level);
+  config.db_path = db;
+
+  if (serve_cmd->parsed()) {
+    const auto colon = listen.rfind(':');
+    if (colon == std::string::npos) return fail("--listen must be host:port");
+    config.listen_host = listen.substr(0, colon);
+    try {
+      config.listen_port = std::stoi(listen.substr(colon + 1));
+    } catch (const std::exception&) {
+      return fail("--listen must be host:port");
+    }
+    config.ping_interval = std::chrono::milliseconds(ping_ms);
+    config.pong_timeout = std::chrono::milliseconds(pong_ms);
+    config.session_linger = std::chrono::milliseconds(linger_ms);
+    config.agent_grace = std::chrono::milliseconds(grace_ms);
+    for (const auto& pl : plan_limits) {
+      const auto eq = pl.find('=');
+      if (eq == std::string::npos) return fail("--plan-limit must be TIER=N");
+      try {
+        config.plan_limits.by_tier[pl.substr(0, eq)] = std::stoi(pl.substr(eq + 1));
+      } catch (const std::exception&) {
+        return fail("--plan-limit must be TIER=N");
+      }
+    }
+    if (config.public_url.empty() && config.listen_port != 0) {
+      config.public_url = "http://" + listen;
+    }
+    return serve(config, jwt_flag);
+  }
+
+  auto store = open_db(db);
+  if (!store) return fail(store.error().message);
+  if (user_add->parsed()) {
+    User u;
+    u.id = new_uuid_v4();
+    u.username = name;
+    u.tier = tier;
+    u.is_admin = admin;
+    u.created_at = now_ms();
+    if (auto st = (*store)->create_user(u); !st) {
+      return fail(st.error().code == rx::Errc::kExists ? "user " + name + " already exists"
+                                                       : st.error().message);
+    }
+    const std::string token = generate_api_token();
+    ApiToken t;
+    t.id = new_uuid_v4();
+    t.user_id = u.id;
+    t.name = "cli";
+    t.token_hash = hash_token(token);
+    t.token_prefix = token.substr(0, 12);
+    t.scopes = {"read", "write"};
+    t.created_at = u.created_at;
+    if (auto st = (*store)->create_token(t); !st) return fail(st.error().message);
+    std::fprintf(stderr, "created user %s (%s%s); its API token, shown once:\n", name.c_str(),
+                 tier.c_str(), admin ? ", admin" : "");
+    std::printf("%s\n", token.c_str());
+    return 0;
+  }
+  if (user_list->parsed()) {
+    auto users = (*store)->list_users();
+    if (!users) return fail(users.error().message);
+    std::printf("%-36s  %-20s  %-10s  %s\n", "ID", "NAME", "TIER", "ADMIN");
+    for (const auto& u : *users) {
+      std::printf("%-36s  %-20s  %-10s  %s\n", u.id.c_str(), u.username.c_str(), u.tier.c_str(),
+                  u.is_admin ? "yes" : "no");
+    }
+    return 0;
+  }
+  if (token_revoke->parsed()) {
+    auto user = (*store)->user_by_name(token_user);
+    if (!user || !*user) return fail("no user named " + token_user);
+    auto ok = (*store)->revoke_token(token_id, (*user)->id, now_ms());
+    if (!ok) return fail(ok.error().message);
+    if (!*ok) return fail("no live token " + token_id + " of " + token_user);
+    std::printf("token %s revoked\n", token_id.c_str());
+    return 0;
+  }
+  return 0;
+}

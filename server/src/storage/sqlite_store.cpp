@@ -1,0 +1,472 @@
+// SPDX-License-Identifier: MIT
+#include "rexec/server/storage/sqlite_store.h"
+
+#include <nlohmann/json.hpp>
+#include <sqlite3.h>
+
+#include <array>
+
+namespace rx::server {
+
+namespace {
+
+// Schema migrations, applied in order; PRAGMA user_version records how many ran. Append only.
+constexpr std::array<const char*, 1> kMigrations = {R"sql(
+CREATE TABLE users (
+  id TEXT PRIMARY KEY, username TEXT NOT NULL UNIQUE, tier TEXT NOT NULL,
+  is_admin INTEGER NOT NULL DEFAULT 0, subscription_active INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL);
+CREATE TABLE api_tokens (
+  id TEXT PRIMARY KEY, user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+  name TEXT NOT NULL, token_hash TEXT NOT NULL UNIQUE, token_prefix TEXT NOT NULL,
+  scopes TEXT NOT NULL, agent_id TEXT, expires_at INTEGER, revoked_at INTEGER,
+  last_used_at INTEGER, created_at INTEGER NOT NULL);
+CREATE INDEX api_tokens_user ON api_tokens(user_id);
+CREATE TABLE agents (
+  id TEXT PRIMARY KEY, user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+  name TEXT NOT NULL, description TEXT NOT NULL DEFAULT '', os TEXT NOT NULL DEFAULT '',
+  arch TEXT NOT NULL DEFAULT '', shell TEXT NOT NULL DEFAULT '', distro TEXT NOT NULL DEFAULT '',
+  tags TEXT NOT NULL DEFAULT '[]', status TEXT NOT NULL DEFAULT 'offline',
+  mfa_locked INTEGER NOT NULL DEFAULT 0, connected_at INTEGER, last_ping INTEGER,
+  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+  system_info TEXT NOT NULL DEFAULT '', token_id TEXT);
+CREATE INDEX agents_user ON agents(user_id, created_at);
+CREATE TABLE agent_stats (
+  agent_id TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE, at INTEGER NOT NULL,
+  data TEXT NOT NULL);
+CREATE INDEX agent_stats_agent ON agent_stats(agent_id, at);
+CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+)sql"};
+
+Error db_error(sqlite3* db, const std::string& what) {
+  return {Errc::kStorage, what + ": " + sqlite3_errmsg(db)};
+}
+
+std::string join_json(const std::vector<std::string>& v) { return nlohmann::json(v).dump(); }
+
+std::vector<std::string> split_json(const std::string& s) {
+  auto j = nlohmann::json::parse(s, nullptr, false);
+  std::vector<std::string> out;
+  if (j.is_array()) {
+    for (const auto& e : j) {
+      if (e.is_string()) out.push_back(e.get<std::string>());
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+// A prepared statement, finalized on destruction.
+class SqliteStore::Stmt {
+ public:
+  Stmt(sqlite3* db, const char* sql) : db_(db) {
+    ok_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) == SQLITE_OK;
+  }
+
+  ~Stmt() { sqlite3_finalize(stmt_); }
+
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+  Stmt(Stmt&&) = delete;
+  Stmt& operator=(Stmt&&) = delete;
+
+  Stmt& bind(int i, const std::string& v) {
+    sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+
+  Stmt& bind(int i, std::int64_t v) {
+    sqlite3_bind_int64(stmt_, i, v);
+    return *this;
+  }
+
+  Stmt& bind(int i, bool v) { return bind(i, static_cast<std::int64_t>(v ? 1 : 0)); }
+
+  template <class T>
+  Stmt& bind(int i, const std::optional<T>& v) {
+    if (v) return bind(i, *v);
+    sqlite3_bind_null(stmt_, i);
+    return *this;
+  }
+
+  // SQLITE_ROW → true, SQLITE_DONE → false, else an Error.
+  Result<bool> step() {
+    if (!ok_) return db_error(db_, "prepare");
+    const int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    if (rc == SQLITE_CONSTRAINT) return Error(Errc::kExists, sqlite3_errmsg(db_));
+    return db_error(db_, "step");
+  }
+
+  Status run() {
+    auto r = step();
+    if (!r) return std::move(r).error();
+    return {};
+  }
+
+  [[nodiscard]] std::string text(int col) const {
+    const auto* p = sqlite3_column_text(stmt_, col);
+    return p != nullptr ? std::string(reinterpret_cast<const char*>(p),
+                                      static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col)))
+                        : std::string();
+  }
+
+  [[nodiscard]] std::int64_t i64(int col) const { return sqlite3_column_int64(stmt_, col); }
+
+  [[nodiscard]] std::optional<std::int64_t> opt_i64(int col) const {
+    if (sqlite3_column_type(stmt_, col) == SQLITE_NULL) return std::nullopt;
+    return i64(col);
+  }
+
+  [[nodiscard]] std::optional<std::string> opt_text(int col) const {
+    if (sqlite3_column_type(stmt_, col) == SQLITE_NULL) return std::nullopt;
+    return text(col);
+  }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+  bool ok_ = false;
+};
+
+namespace {
+
+constexpr const char* kUserCols = "id, username, tier, is_admin, subscription_active, created_at";
+constexpr const char* kTokenCols =
+    "id, user_id, name, token_hash, token_prefix, scopes, agent_id, expires_at, revoked_at, "
+    "last_used_at, created_at";
+constexpr const char* kAgentCols =
+    "id, user_id, name, description, os, arch, shell, distro, tags, status, mfa_locked, "
+    "connected_at, last_ping, created_at, updated_at, system_info, token_id";
+
+User read_user(const SqliteStore::Stmt& s) {
+  return {s.text(0), s.text(1), s.text(2), s.i64(3) != 0, s.i64(4) != 0, s.i64(5)};
+}
+
+ApiToken read_token(const SqliteStore::Stmt& s) {
+  ApiToken t;
+  t.id = s.text(0);
+  t.user_id = s.text(1);
+  t.name = s.text(2);
+  t.token_hash = s.text(3);
+  t.token_prefix = s.text(4);
+  t.scopes = split_json(s.text(5));
+  t.agent_id = s.opt_text(6);
+  t.expires_at = s.opt_i64(7);
+  t.revoked_at = s.opt_i64(8);
+  t.last_used_at = s.opt_i64(9);
+  t.created_at = s.i64(10);
+  return t;
+}
+
+Agent read_agent(const SqliteStore::Stmt& s) {
+  Agent a;
+  a.id = s.text(0);
+  a.user_id = s.text(1);
+  a.name = s.text(2);
+  a.description = s.text(3);
+  a.os = s.text(4);
+  a.arch = s.text(5);
+  a.shell = s.text(6);
+  a.distro = s.text(7);
+  a.tags = split_json(s.text(8));
+  a.status = s.text(9);
+  a.mfa_locked = s.i64(10) != 0;
+  a.connected_at = s.opt_i64(11);
+  a.last_ping = s.opt_i64(12);
+  a.created_at = s.i64(13);
+  a.updated_at = s.i64(14);
+  a.system_info = s.text(15);
+  a.token_id = s.opt_text(16);
+  return a;
+}
+
+std::string sql(const char* head, const char* cols, const char* tail) {
+  return std::string(head) + cols + tail;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path) {
+  sqlite3* db = nullptr;
+  const int rc =
+      sqlite3_open_v2(path.c_str(), &db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
+  if (rc != SQLITE_OK) {
+    std::string why = db != nullptr ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close(db);
+    return Error(Errc::kStorage, "cannot open database " + path + ": " + why);
+  }
+  std::unique_ptr<SqliteStore> s(new SqliteStore(db));
+  sqlite3_busy_timeout(db, 5000);
+  for (const char* pragma :
+       {"PRAGMA journal_mode=WAL", "PRAGMA foreign_keys=ON", "PRAGMA synchronous=NORMAL"}) {
+    if (auto st = s->exec(pragma); !st) {
+      return Error(Errc::kStorage, "cannot open database " + path + ": " + st.error().message);
+    }
+  }
+  if (auto st = s->migrate(); !st) return std::move(st).error();
+  return s;
+}
+
+SqliteStore::~SqliteStore() { sqlite3_close(db_); }
+
+Status SqliteStore::exec(const char* text) {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, text, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err != nullptr ? err : "unknown error";
+    sqlite3_free(err);
+    return Error(Errc::kStorage, msg);
+  }
+  return {};
+}
+
+int SqliteStore::schema_version() const {
+  Stmt s(db_, "PRAGMA user_version");
+  auto row = s.step();
+  return row && *row ? static_cast<int>(s.i64(0)) : -1;
+}
+
+Status SqliteStore::migrate() {
+  for (int v = schema_version(); v < static_cast<int>(kMigrations.size()); ++v) {
+    const std::string step = std::string("BEGIN;") + kMigrations[static_cast<std::size_t>(v)] +
+                             "PRAGMA user_version=" + std::to_string(v + 1) + ";COMMIT;";
+    if (auto st = exec(step.c_str()); !st) {
+      (void)exec("ROLLBACK");
+      return Error(Errc::kStorage,
+                   "migration " + std::to_string(v + 1) + " failed: " + st.error().message);
+    }
+  }
+  return {};
+}
+
+Status SqliteStore::create_user(const User& u) {
+  Stmt s(db_, "INSERT INTO users VALUES (?,?,?,?,?,?)");
+  return s.bind(1, u.id)
+      .bind(2, u.username)
+      .bind(3, u.tier)
+      .bind(4, u.is_admin)
+      .bind(5, u.subscription_active)
+      .bind(6, u.created_at)
+      .run();
+}
+
+Result<std::optional<User>> SqliteStore::user_by_id(const std::string& id) {
+  Stmt s(db_, sql("SELECT ", kUserCols, " FROM users WHERE id=?").c_str());
+  auto row = s.bind(1, id).step();
+  if (!row) return std::move(row).error();
+  return *row ? std::optional<User>(read_user(s)) : std::nullopt;
+}
+
+Result<std::optional<User>> SqliteStore::user_by_name(const std::string& username) {
+  Stmt s(db_, sql("SELECT ", kUserCols, " FROM users WHERE username=?").c_str());
+  auto row = s.bind(1, username).step();
+  if (!row) return std::move(row).error();
+  return *row ? std::optional<User>(read_user(s)) : std::nullopt;
+}
+
+Result<std::vector<User>> SqliteStore::list_users() {
+  Stmt s(db_, sql("SELECT ", kUserCols, " FROM users ORDER BY created_at").c_str());
+  std::vector<User> out;
+  while (true) {
+    auto row = s.step();
+    if (!row) return std::move(row).error();
+    if (!*row) return out;
+    out.push_back(read_user(s));
+  }
+}
+
+Status SqliteStore::create_token(const ApiToken& t) {
+  Stmt s(db_, "INSERT INTO api_tokens VALUES (?,?,?,?,?,?,?,?,?,?,?)");
+  return s.bind(1, t.id)
+      .bind(2, t.user_id)
+      .bind(3, t.name)
+      .bind(4, t.token_hash)
+      .bind(5, t.token_prefix)
+      .bind(6, join_json(t.scopes))
+      .bind(7, t.agent_id)
+      .bind(8, t.expires_at)
+      .bind(9, t.revoked_at)
+      .bind(10, t.last_used_at)
+      .bind(11, t.created_at)
+      .run();
+}
+
+Result<std::optional<ApiToken>> SqliteStore::token_by_hash(const std::string& hash) {
+  Stmt s(db_, sql("SELECT ", kTokenCols, " FROM api_tokens WHERE token_hash=?").c_str());
+  auto row = s.bind(1, hash).step();
+  if (!row) return std::move(row).error();
+  return *row ? std::optional<ApiToken>(read_token(s)) : std::nullopt;
+}
+
+Result<std::vector<ApiToken>> SqliteStore::tokens_of(const std::string& user_id) {
+  Stmt s(db_,
+         sql("SELECT ", kTokenCols, " FROM api_tokens WHERE user_id=? ORDER BY created_at DESC")
+             .c_str());
+  s.bind(1, user_id);
+  std::vector<ApiToken> out;
+  while (true) {
+    auto row = s.step();
+    if (!row) return std::move(row).error();
+    if (!*row) return out;
+    out.push_back(read_token(s));
+  }
+}
+
+Result<bool> SqliteStore::revoke_token(const std::string& id, const std::string& user_id,
+                                       Millis now) {
+  Stmt s(db_, "UPDATE api_tokens SET revoked_at=? WHERE id=? AND user_id=? AND revoked_at IS NULL");
+  if (auto st = s.bind(1, now).bind(2, id).bind(3, user_id).run(); !st)
+    return std::move(st).error();
+  return sqlite3_changes(db_) > 0;
+}
+
+Result<std::vector<std::string>> SqliteStore::revoke_agent_tokens(const std::string& agent_id,
+                                                                  Millis now) {
+  std::vector<std::string> ids;
+  {
+    Stmt q(db_, "SELECT id FROM api_tokens WHERE agent_id=? AND revoked_at IS NULL");
+    q.bind(1, agent_id);
+    while (true) {
+      auto row = q.step();
+      if (!row) return std::move(row).error();
+      if (!*row) break;
+      ids.push_back(q.text(0));
+    }
+  }
+  Stmt s(db_, "UPDATE api_tokens SET revoked_at=? WHERE agent_id=? AND revoked_at IS NULL");
+  if (auto st = s.bind(1, now).bind(2, agent_id).run(); !st) return std::move(st).error();
+  return ids;
+}
+
+Status SqliteStore::touch_token(const std::string& id, Millis now) {
+  Stmt s(db_, "UPDATE api_tokens SET last_used_at=? WHERE id=?");
+  return s.bind(1, now).bind(2, id).run();
+}
+
+Status SqliteStore::create_agent(const Agent& a) {
+  Stmt s(db_, "INSERT INTO agents VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+  return s.bind(1, a.id)
+      .bind(2, a.user_id)
+      .bind(3, a.name)
+      .bind(4, a.description)
+      .bind(5, a.os)
+      .bind(6, a.arch)
+      .bind(7, a.shell)
+      .bind(8, a.distro)
+      .bind(9, join_json(a.tags))
+      .bind(10, a.status)
+      .bind(11, a.mfa_locked)
+      .bind(12, a.connected_at)
+      .bind(13, a.last_ping)
+      .bind(14, a.created_at)
+      .bind(15, a.updated_at)
+      .bind(16, a.system_info)
+      .bind(17, a.token_id)
+      .run();
+}
+
+Result<std::optional<Agent>> SqliteStore::agent(const std::string& id) {
+  Stmt s(db_, sql("SELECT ", kAgentCols, " FROM agents WHERE id=?").c_str());
+  auto row = s.bind(1, id).step();
+  if (!row) return std::move(row).error();
+  return *row ? std::optional<Agent>(read_agent(s)) : std::nullopt;
+}
+
+Result<std::vector<Agent>> SqliteStore::agents_of(const std::string& user_id) {
+  Stmt s(db_, sql("SELECT ", kAgentCols,
+                  " FROM agents WHERE user_id=? ORDER BY created_at DESC, rowid DESC")
+                  .c_str());
+  s.bind(1, user_id);
+  std::vector<Agent> out;
+  while (true) {
+    auto row = s.step();
+    if (!row) return std::move(row).error();
+    if (!*row) return out;
+    out.push_back(read_agent(s));
+  }
+}
+
+Result<int> SqliteStore::count_agents(const std::string& user_id) {
+  Stmt s(db_, "SELECT COUNT(*) FROM agents WHERE user_id=?");
+  auto row = s.bind(1, user_id).step();
+  if (!row) return std::move(row).error();
+  return static_cast<int>(s.i64(0));
+}
+
+Status SqliteStore::update_agent(const std::string& id, const std::string& name,
+                                 const std::string& description, Millis now) {
+  Stmt s(db_, "UPDATE agents SET name=?, description=?, updated_at=? WHERE id=?");
+  return s.bind(1, name).bind(2, description).bind(3, now).bind(4, id).run();
+}
+
+Status SqliteStore::delete_agent(const std::string& id) {
+  Stmt s(db_, "DELETE FROM agents WHERE id=?");
+  return s.bind(1, id).run();
+}
+
+Status SqliteStore::set_online(const std::string& id, Millis now) {
+  Stmt s(db_, "UPDATE agents SET status='online', connected_at=?, last_ping=? WHERE id=?");
+  return s.bind(1, now).bind(2, now).bind(3, id).run();
+}
+
+Status SqliteStore::set_offline(const std::string& id, Millis now) {
+  Stmt s(db_, "UPDATE agents SET status='offline', updated_at=? WHERE id=?");
+  return s.bind(1, now).bind(2, id).run();
+}
+
+Status SqliteStore::set_all_offline() { return exec("UPDATE agents SET status='offline'"); }
+
+Status SqliteStore::touch_agent(const std::string& id, Millis now) {
+  Stmt s(db_, "UPDATE agents SET last_ping=? WHERE id=?");
+  return s.bind(1, now).bind(2, id).run();
+}
+
+Status SqliteStore::set_system_info(const std::string& id, const std::string& json) {
+  Stmt s(db_, "UPDATE agents SET system_info=? WHERE id=?");
+  return s.bind(1, json).bind(2, id).run();
+}
+
+Status SqliteStore::add_stats(const std::string& agent_id, Millis at, const std::string& json) {
+  Stmt s(db_, "INSERT INTO agent_stats VALUES (?,?,?)");
+  return s.bind(1, agent_id).bind(2, at).bind(3, json).run();
+}
+
+Status SqliteStore::prune_stats(const std::string& agent_id, Millis cutoff, std::size_t keep) {
+  Stmt old(db_, "DELETE FROM agent_stats WHERE agent_id=? AND at<?");
+  if (auto st = old.bind(1, agent_id).bind(2, cutoff).run(); !st) return st;
+  Stmt extra(db_,
+             "DELETE FROM agent_stats WHERE agent_id=?1 AND rowid NOT IN (SELECT rowid FROM "
+             "agent_stats WHERE agent_id=?1 ORDER BY at DESC LIMIT ?2)");
+  return extra.bind(1, agent_id).bind(2, static_cast<std::int64_t>(keep)).run();
+}
+
+Result<std::vector<std::pair<Millis, std::string>>> SqliteStore::stats_of(
+    const std::string& agent_id, std::size_t limit) {
+  Stmt s(db_, "SELECT at, data FROM agent_stats WHERE agent_id=? ORDER BY at DESC LIMIT ?");
+  s.bind(1, agent_id).bind(2, static_cast<std::int64_t>(limit));
+  std::vector<std::pair<Millis, std::string>> out;
+  while (true) {
+    auto row = s.step();
+    if (!row) return std::move(row).error();
+    if (!*row) return out;
+    out.emplace_back(s.i64(0), s.text(1));
+  }
+}
+
+Result<std::string> SqliteStore::setting(const std::string& key) {
+  Stmt s(db_, "SELECT value FROM settings WHERE key=?");
+  auto row = s.bind(1, key).step();
+  if (!row) return std::move(row).error();
+  return *row ? s.text(0) : std::string();
+}
+
+Status SqliteStore::set_setting(const std::string& key, const std::string& value) {
+  Stmt s(db_,
+         "INSERT INTO settings VALUES (?,?) ON CONFLICT(key) DO UPDATE SET value=excluded.value");
+  return s.bind(1, key).bind(2, value).run();
+}
+
+}  // namespace rx::server
