@@ -28,13 +28,14 @@ namespace rx::pty {
 namespace {
 
 // Used when the environment has no PATH at all; Debian's default for login shells.
-constexpr const char* kDefaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+constexpr const char* kDefaultPath =
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 // Variables the shell must not inherit: the agent's secret, and systemd's description of the
 // agent's own service (a shell that saw NOTIFY_SOCKET or LISTEN_FDS could talk to systemd in the
 // agent's name; JOURNAL_STREAM would claim its stderr is the journal).
 constexpr std::array<const char*, 8> kStrippedVariables = {
-    "REXEC_TOKEN",  "NOTIFY_SOCKET",  "LISTEN_FDS",   "LISTEN_PID",
+    "REXEC_TOKEN",    "NOTIFY_SOCKET",  "LISTEN_FDS",   "LISTEN_PID",
     "LISTEN_FDNAMES", "JOURNAL_STREAM", "WATCHDOG_PID", "WATCHDOG_USEC"};
 
 // The steps of child set-up that can fail; reported to the parent with errno.
@@ -73,8 +74,8 @@ const char* step_name(int step) {
 bool is_executable_file(const std::string& path) {
   struct stat st {};
 
-  return !path.empty() && path[0] == '/' && ::stat(path.c_str(), &st) == 0 &&
-         S_ISREG(st.st_mode) && ::access(path.c_str(), X_OK) == 0;
+  return !path.empty() && path[0] == '/' && ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+         ::access(path.c_str(), X_OK) == 0;
 }
 
 std::string basename_of(const std::string& path) {
@@ -107,7 +108,9 @@ std::string find_executable(const std::string& name, std::string_view path_value
   std::vector<std::string> dirs = {"/bin", "/usr/bin"};
   for (auto& d : split_path(path_value)) dirs.push_back(std::move(d));
   for (const auto& dir : dirs) {
-    std::string candidate = dir + "/" + name;
+    std::string candidate = dir;
+    candidate += '/';
+    candidate += name;
     if (is_executable_file(candidate)) return candidate;
   }
   return {};
@@ -160,6 +163,19 @@ const std::string* find_env(const std::vector<std::string>& env, std::string_vie
   return nullptr;
 }
 
+// HOME, USER and LOGNAME from /etc/passwd when the environment lacks them (a system service
+// often runs without them); HOME falls back to "/".
+void fill_account_variables(std::vector<std::string>& env) {
+  const bool need_home = find_env(env, "HOME") == nullptr;
+  const bool need_user = find_env(env, "USER") == nullptr;
+  const bool need_logname = find_env(env, "LOGNAME") == nullptr;
+  if (!need_home && !need_user && !need_logname) return;
+  const PasswdEntry pw = passwd_entry_for(::getuid());
+  if (need_home) set_env(env, "HOME=" + (pw.home.empty() ? std::string("/") : pw.home));
+  if (need_user && !pw.name.empty()) set_env(env, "USER=" + pw.name);
+  if (need_logname && !pw.name.empty()) set_env(env, "LOGNAME=" + pw.name);
+}
+
 // Our environment minus the stripped variables, plus the rexec set-up, plus `extra`.
 Result<std::vector<std::string>> child_environment(const std::string& shell,
                                                    const std::vector<std::string>& extra) {
@@ -174,15 +190,7 @@ Result<std::vector<std::string>> child_environment(const std::string& shell,
   set_env(env, "TERM=xterm-256color");
   set_env(env, "REXEC_AGENT=1");
   set_env(env, "SHELL=" + shell);
-  const bool need_home = find_env(env, "HOME") == nullptr;
-  const bool need_user = find_env(env, "USER") == nullptr;
-  const bool need_logname = find_env(env, "LOGNAME") == nullptr;
-  if (need_home || need_user || need_logname) {
-    const PasswdEntry pw = passwd_entry_for(::getuid());
-    if (need_home) set_env(env, "HOME=" + (pw.home.empty() ? std::string("/") : pw.home));
-    if (need_user && !pw.name.empty()) set_env(env, "USER=" + pw.name);
-    if (need_logname && !pw.name.empty()) set_env(env, "LOGNAME=" + pw.name);
-  }
+  fill_account_variables(env);
   if (find_env(env, "PATH") == nullptr) set_env(env, kDefaultPath);
   for (const auto& e : extra) {
     const auto eq = e.find('=');
@@ -262,7 +270,9 @@ struct ChildPlan {
   if (report_fd <= 2) report_fd = ::fcntl(report_fd, F_DUPFD_CLOEXEC, 3);
   const auto fail = [report_fd](ChildStep step) {
     const ChildReport report{static_cast<int>(step), errno};
-    if (report_fd >= 0) (void)!::write(report_fd, &report, sizeof report);
+    if (report_fd >= 0 && ::write(report_fd, &report, sizeof report) < 0) {
+      // Nobody to tell: the parent sees EOF and a child that exits 127.
+    }
     ::_exit(127);
   };
 
@@ -277,7 +287,7 @@ struct ChildPlan {
   if (::chdir(plan.cwd) != 0 && ::chdir("/") != 0) fail(ChildStep::kChdir);
   sigset_t none;
   sigemptyset(&none);
-  (void)::sigprocmask(SIG_SETMASK, &none, nullptr);
+  (void)::sigprocmask(SIG_SETMASK, &none, nullptr);  // NOLINT(concurrency-mt-unsafe): one thread
   ::execve(plan.argv[0], plan.argv, plan.envp);
   fail(ChildStep::kExec);
   ::_exit(127);  // not reached: fail() exits
@@ -288,6 +298,108 @@ struct ChildPlan {
 void reap_blocking(pid_t pid) {
   while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
   }
+}
+
+// What the child will exec, resolved before fork.
+struct ChildSpec {
+  std::vector<std::string> argv;  // argv[0] is an absolute path
+  std::vector<std::string> env;
+  std::string cwd;
+};
+
+Result<ChildSpec> prepare_child(const SpawnOptions& options) {
+  ChildSpec spec;
+  std::string shell;
+  if (options.argv_override.empty()) {
+    auto chosen = choose_shell(options.shell);
+    if (!chosen) return std::move(chosen).error();
+    shell = *chosen;
+    spec.argv = shell_argv(shell);
+  } else {
+    spec.argv = options.argv_override;
+    auto chosen = choose_shell(options.shell);
+    if (!chosen && !options.shell.empty()) return std::move(chosen).error();
+    shell = chosen ? *chosen : spec.argv[0];
+  }
+  auto env = child_environment(shell, options.extra_env);
+  if (!env) return std::move(env).error();
+  spec.env = std::move(env).value();
+  if (spec.argv[0].find('/') == std::string::npos) {
+    const std::string* path = find_env(spec.env, "PATH");
+    std::string found =
+        find_executable(spec.argv[0], path != nullptr ? std::string_view(*path).substr(5) : "");
+    if (found.empty()) return Error(Errc::kNotFound, "command not found: " + spec.argv[0]);
+    spec.argv[0] = std::move(found);
+  }
+  spec.cwd = options.cwd;
+  if (spec.cwd.empty()) {
+    const std::string* home = find_env(spec.env, "HOME");
+    spec.cwd = home != nullptr ? home->substr(5) : "/";
+  }
+  return spec;
+}
+
+struct PtyPair {
+  UniqueFd master;                   // O_CLOEXEC; O_NONBLOCK is set once the child runs
+  UniqueFd slave;                    // the parent's own descriptor: O_CLOEXEC | O_NOCTTY
+  std::array<char, 128> slave_path;  // what the child opens as its controlling terminal
+};
+
+Result<PtyPair> open_pty_pair(PtySize size) {
+  PtyPair pair{UniqueFd(::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC)), UniqueFd(), {}};
+  if (!pair.master) return Error::from_errno("posix_openpt", errno);
+  if (::grantpt(pair.master.get()) != 0) return Error::from_errno("grantpt", errno);
+  if (::unlockpt(pair.master.get()) != 0) return Error::from_errno("unlockpt", errno);
+  if (::ptsname_r(pair.master.get(), pair.slave_path.data(), pair.slave_path.size()) != 0) {
+    return Error::from_errno("ptsname_r", errno);
+  }
+  pair.slave.reset(::open(pair.slave_path.data(), O_RDWR | O_NOCTTY | O_CLOEXEC));
+  if (!pair.slave) return Error::from_errno("open pty slave", errno);
+  // Line editing in the shell's terminal should treat input as UTF-8 (erase a whole character).
+  termios tio{};
+  if (::tcgetattr(pair.slave.get(), &tio) == 0) {
+    tio.c_iflag |= IUTF8;
+    (void)::tcsetattr(pair.slave.get(), TCSANOW, &tio);
+  }
+  if (auto st = set_window_size(pair.slave.get(), size); !st) return std::move(st).error();
+  return pair;
+}
+
+// Forks the child and waits until it has exec'd (the report pipe closes) or reported a failure,
+// in which case the child is reaped here and the failure returned.
+Result<pid_t> fork_child(ChildSpec& spec, const char* slave_path) {
+  auto c_argv = c_array(spec.argv);
+  auto c_env = c_array(spec.env);
+  std::array<int, 2> report_pipe{};
+  if (::pipe2(report_pipe.data(), O_CLOEXEC) != 0) return Error::from_errno("pipe2", errno);
+  UniqueFd report_read(report_pipe[0]);
+  UniqueFd report_write(report_pipe[1]);
+
+  const ChildPlan plan{slave_path, spec.cwd.c_str(), c_argv.data(), c_env.data()};
+  sigset_t all;
+  sigset_t old;
+  sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &old);
+  const pid_t pid = ::fork();
+  if (pid == 0) run_child(plan, report_write.get());
+  const int fork_errno = errno;
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (pid < 0) return Error::from_errno("fork", fork_errno);
+
+  report_write.reset();
+  ChildReport report;
+  ssize_t n = 0;
+  do {
+    n = ::read(report_read.get(), &report, sizeof report);
+  } while (n < 0 && errno == EINTR);
+  if (n != static_cast<ssize_t>(sizeof report)) return pid;  // EOF: exec succeeded
+  // The child failed before exec and has exited with 127: reap it here, it was never the
+  // caller's.
+  reap_blocking(pid);
+  std::string what = step_name(report.step);
+  if (report.step == static_cast<int>(ChildStep::kExec)) what += " " + spec.argv[0];
+  if (report.step == static_cast<int>(ChildStep::kChdir)) what += " " + spec.cwd;
+  return Error::from_errno(what, report.err);
 }
 
 }  // namespace
@@ -321,9 +433,9 @@ std::vector<std::string> shell_argv(const std::string& shell) {
 
 Status set_window_size(int fd, PtySize size) {
   if (!is_valid_size(size)) {
-    return Error(Errc::kInvalidArgument, "terminal size out of range: " +
-                                             std::to_string(size.cols) + "x" +
-                                             std::to_string(size.rows));
+    return Error(Errc::kInvalidArgument,
+                 "terminal size out of range: " + std::to_string(size.cols) + "x" +
+                     std::to_string(size.rows));
   }
   winsize ws{};
   ws.ws_col = size.cols;
@@ -371,93 +483,20 @@ Result<PtyProcess> spawn_pty(const SpawnOptions& options) {
   if (!is_valid_size(options.size)) {
     return Error(Errc::kInvalidArgument, "terminal size out of range");
   }
-  std::string shell;
-  std::vector<std::string> argv;
-  if (options.argv_override.empty()) {
-    auto chosen = choose_shell(options.shell);
-    if (!chosen) return std::move(chosen).error();
-    shell = *chosen;
-    argv = shell_argv(shell);
-  } else {
-    argv = options.argv_override;
-    auto chosen = choose_shell(options.shell);
-    if (!chosen && !options.shell.empty()) return std::move(chosen).error();
-    shell = chosen ? *chosen : argv[0];
-  }
-  auto env_result = child_environment(shell, options.extra_env);
-  if (!env_result) return std::move(env_result).error();
-  std::vector<std::string> env = std::move(env_result).value();
-  if (argv[0].find('/') == std::string::npos) {
-    const std::string* path = find_env(env, "PATH");
-    std::string found =
-        find_executable(argv[0], path != nullptr ? std::string_view(*path).substr(5) : "");
-    if (found.empty()) return Error(Errc::kNotFound, "command not found: " + argv[0]);
-    argv[0] = std::move(found);
-  }
-  std::string cwd = options.cwd;
-  if (cwd.empty()) {
-    const std::string* home = find_env(env, "HOME");
-    cwd = home != nullptr ? home->substr(5) : "/";
-  }
-  auto c_argv = c_array(argv);
-  auto c_env = c_array(env);
-
-  UniqueFd master(::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
-  if (!master) return Error::from_errno("posix_openpt", errno);
-  if (::grantpt(master.get()) != 0) return Error::from_errno("grantpt", errno);
-  if (::unlockpt(master.get()) != 0) return Error::from_errno("unlockpt", errno);
-  std::array<char, 128> slave_path{};
-  if (::ptsname_r(master.get(), slave_path.data(), slave_path.size()) != 0) {
-    return Error::from_errno("ptsname_r", errno);
-  }
-  UniqueFd slave(::open(slave_path.data(), O_RDWR | O_NOCTTY | O_CLOEXEC));
-  if (!slave) return Error::from_errno("open pty slave", errno);
-  // Line editing in the shell's terminal should treat input as UTF-8 (erase a whole character).
-  termios tio{};
-  if (::tcgetattr(slave.get(), &tio) == 0) {
-    tio.c_iflag |= IUTF8;
-    (void)::tcsetattr(slave.get(), TCSANOW, &tio);
-  }
-  if (auto st = set_window_size(slave.get(), options.size); !st) return std::move(st).error();
-
-  std::array<int, 2> report_pipe{};
-  if (::pipe2(report_pipe.data(), O_CLOEXEC) != 0) return Error::from_errno("pipe2", errno);
-  UniqueFd report_read(report_pipe[0]);
-  UniqueFd report_write(report_pipe[1]);
-
-  const ChildPlan plan{slave_path.data(), cwd.c_str(), c_argv.data(), c_env.data()};
-  sigset_t all;
-  sigset_t old;
-  sigfillset(&all);
-  ::pthread_sigmask(SIG_SETMASK, &all, &old);
-  const pid_t pid = ::fork();
-  if (pid == 0) run_child(plan, report_write.get());
-  const int fork_errno = errno;
-  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  if (pid < 0) return Error::from_errno("fork", fork_errno);
-
-  report_write.reset();
-  ChildReport report;
-  ssize_t n = 0;
-  do {
-    n = ::read(report_read.get(), &report, sizeof report);
-  } while (n < 0 && errno == EINTR);
-  if (n == static_cast<ssize_t>(sizeof report)) {
-    // The child failed before exec and has exited with 127: reap it here, it was never ours.
-    reap_blocking(pid);
-    std::string what = step_name(report.step);
-    if (report.step == static_cast<int>(ChildStep::kExec)) what += " " + argv[0];
-    if (report.step == static_cast<int>(ChildStep::kChdir)) what += " " + cwd;
-    return Error::from_errno(what, report.err);
-  }
-  const int flags = ::fcntl(master.get(), F_GETFL);
-  if (flags < 0 || ::fcntl(master.get(), F_SETFL, flags | O_NONBLOCK) != 0) {
+  auto spec = prepare_child(options);
+  if (!spec) return std::move(spec).error();
+  auto pair = open_pty_pair(options.size);
+  if (!pair) return std::move(pair).error();
+  auto pid = fork_child(*spec, pair->slave_path.data());
+  if (!pid) return std::move(pid).error();
+  const int flags = ::fcntl(pair->master.get(), F_GETFL);
+  if (flags < 0 || ::fcntl(pair->master.get(), F_SETFL, flags | O_NONBLOCK) != 0) {
     const int err = errno;
-    (void)::kill(-pid, SIGKILL);
-    reap_blocking(pid);
+    (void)::kill(-*pid, SIGKILL);
+    reap_blocking(*pid);
     return Error::from_errno("fcntl(O_NONBLOCK)", err);
   }
-  return PtyProcess(pid, std::move(master), std::move(slave));
+  return PtyProcess(*pid, std::move(pair->master), std::move(pair->slave));
 }
 
 }  // namespace rx::pty

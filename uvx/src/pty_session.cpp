@@ -1,46 +1,29 @@
 // SPDX-License-Identifier: MIT
-// PtySession: the PTY master as a uv pipe, a bounded input queue, and the close rule (EOF and
-// child exit, either order).
+// PtySession: the PTY master under a uv_poll_t, read until EIO; a bounded input queue; and the
+// close rule (EOF and child exit, in either order).
 #include "rexec/uvx/pty_session.h"
 
 #include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <climits>
 
 namespace rx::uvx {
 
 namespace {
 
-// A write request owns its bytes. libuv calls write_cb exactly once, also with UV_ECANCELED
-// after the pipe is closed, possibly after the session is gone: hence the shared alive pointer
-// instead of a raw back-pointer.
-struct WriteReq {
-  uv_write_t req{};
-  std::string bytes;
-  std::shared_ptr<PtySession*> session;
-};
+// Reads per wake-up, at most: with a 4 KiB line buffer per read that is up to 128 KiB before the
+// loop gets to run other handles (libuv's stream reader uses the same bound).
+constexpr int kMaxReadsPerWakeup = 32;
 
 }  // namespace
 
 struct PtySession::Trampolines {
-  static void on_alloc(uv_handle_t* handle, size_t /*suggested*/, uv_buf_t* buf) {
-    auto* s = static_cast<PtySession*>(handle->data);
-    if (s == nullptr) {
-      *buf = uv_buf_init(nullptr, 0);
-      return;
-    }
-    *buf = uv_buf_init(s->read_buffer_.data(), static_cast<unsigned int>(s->read_buffer_.size()));
-  }
-
-  static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* /*buf*/) {
-    if (auto* s = static_cast<PtySession*>(stream->data)) s->handle_read(nread);
-  }
-
-  static void on_write(uv_write_t* w, int /*status*/) {
-    // Failures need no handling: EIO means the shell's side is gone, and EOF follows.
-    const std::unique_ptr<WriteReq> req(reinterpret_cast<WriteReq*>(w));
-    if (PtySession* s = *req->session) s->input_queued_ -= req->bytes.size();
+  static void on_poll(uv_poll_t* handle, int status, int /*events*/) {
+    // The event bits are not needed: POLLHUP arrives without any of them, and a read or write
+    // that is not ready just says EAGAIN.
+    if (auto* s = static_cast<PtySession*>(handle->data)) s->handle_poll(status);
   }
 };
 
@@ -66,23 +49,18 @@ Result<std::unique_ptr<PtySession>> PtySession::start(uv_loop_t* loop, ChildReap
     reaper.watch(pid, nullptr);
     return e;
   };
-  if (loop == nullptr || options.read_buffer_bytes == 0 ||
-      options.read_buffer_bytes > std::size_t{UINT_MAX}) {
-    return abandon(Error(Errc::kInvalidArgument, "null loop or bad read_buffer_bytes"));
+  if (loop == nullptr || options.read_buffer_bytes == 0) {
+    return abandon(Error(Errc::kInvalidArgument, "null loop or zero read_buffer_bytes"));
   }
   std::unique_ptr<PtySession> s(new PtySession(loop, pid, std::move(callbacks), options));
-  auto* pipe = new uv_pipe_t();  // NOLINT(cppcoreguidelines-owning-memory): UvHandle frees it
-  if (const int rc = uv_pipe_init(loop, pipe, 0); rc != 0) {
-    delete pipe;  // NOLINT(cppcoreguidelines-owning-memory): never initialised, nothing to close
-    return abandon(Error::from_uv("uv_pipe_init", rc));
+  auto* poll = new uv_poll_t();  // NOLINT(cppcoreguidelines-owning-memory): UvHandle frees it
+  if (const int rc = uv_poll_init(loop, poll, process.master_fd()); rc != 0) {
+    delete poll;  // NOLINT(cppcoreguidelines-owning-memory): never initialised, nothing to close
+    return abandon(Error::from_uv("uv_poll_init", rc));
   }
-  s->pipe_ = UvHandle<uv_pipe_t>(pipe);
-  const int fd = process.release_master();
-  if (const int rc = uv_pipe_open(pipe, fd); rc != 0) {
-    ::close(fd);
-    return abandon(Error::from_uv("uv_pipe_open", rc));
-  }
-  pipe->data = s.get();
+  s->master_ = UniqueFd(process.release_master());
+  s->poll_ = UvHandle<uv_poll_t>(poll);
+  poll->data = s.get();
   s->slave_ = process.take_slave();
   std::weak_ptr<PtySession*> weak = s->self_;
   reaper.watch(pid, [weak](ExitStatus st) {
@@ -95,6 +73,7 @@ PtySession::~PtySession() {
   *self_ = nullptr;
   // The reaper's watch stays: its callback finds self_ cleared and only reaps.
   if (!exited_) signal_group(SIGKILL);
+  // Members: poll_ is closed (and taken off epoll) before master_ is closed.
 }
 
 void PtySession::signal_group(int sig) const {
@@ -102,38 +81,104 @@ void PtySession::signal_group(int sig) const {
   if (pid_ > 0) (void)::kill(-pid_, sig);
 }
 
-void PtySession::start_reading() {
-  if (reading_ || eof_ || !pipe_) return;
-  if (uv_read_start(pipe_.as_stream(), Trampolines::on_alloc, Trampolines::on_read) != 0) {
-    handle_eof();  // the master is unusable: treat it as the end of output
-    return;
+void PtySession::update_poll() {
+  if (!poll_) return;
+  int events = 0;
+  if (reading_) events |= UV_READABLE;
+  if (!input_.empty()) events |= UV_WRITABLE;
+  if (events == poll_events_) return;
+  poll_events_ = events;
+  if (events == 0) {
+    (void)uv_poll_stop(poll_.get());
+  } else if (uv_poll_start(poll_.get(), events, Trampolines::on_poll) != 0) {
+    poll_events_ = 0;  // cannot happen for a valid handle; stop waiting on it
   }
+}
+
+void PtySession::start_reading() {
+  if (reading_ || eof_ || !poll_) return;
   reading_ = true;
+  update_poll();
 }
 
 void PtySession::pause_reading() {
   if (!reading_) return;
   reading_ = false;
-  if (pipe_) (void)uv_read_stop(pipe_.as_stream());
+  update_poll();
 }
 
-void PtySession::handle_read(ssize_t nread) {
-  if (nread > 0) {
-    if (callbacks_.on_output) {
-      callbacks_.on_output(std::string_view(read_buffer_.data(), static_cast<std::size_t>(nread)));
-    }
+void PtySession::handle_poll(int status) {
+  if (status < 0) {
+    // POLLERR: libuv has stopped the handle. A hung-up master reads as EOF, so drain and end.
+    poll_events_ = 0;
+    const std::weak_ptr<PtySession*> alive = self_;
+    if (reading_) read_available();  // may close and destroy the session
+    if (!alive.expired()) handle_eof();
     return;
   }
-  if (nread == 0 || nread == UV_EAGAIN || nread == UV_EINTR) return;
-  // UV_EOF, or UV_EIO: Linux reports EIO on the master once every slave descriptor is closed
-  // and the buffered output has been read. Any other error also ends the output.
-  handle_eof();
+  if (!input_.empty()) flush_input();
+  if (reading_) read_available();  // may close and destroy the session: nothing after this
+}
+
+void PtySession::read_available() {
+  std::size_t filled = 0;
+  bool end = false;
+  for (int i = 0; i < kMaxReadsPerWakeup && !end; ++i) {
+    const ssize_t n =
+        ::read(master_.get(), read_buffer_.data() + filled, read_buffer_.size() - filled);
+    if (n > 0) {
+      filled += static_cast<std::size_t>(n);
+      if (filled < read_buffer_.size()) continue;
+      if (callbacks_.on_output) callbacks_.on_output(std::string_view(read_buffer_.data(), filled));
+      filled = 0;
+      if (!reading_) return;  // paused by the callback
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) break;
+    // EIO: every slave descriptor is closed and the kernel has handed over all pending output.
+    // 0 (a hung-up master) and any other error end the output too.
+    end = true;
+  }
+  if (filled > 0 && callbacks_.on_output) {
+    callbacks_.on_output(std::string_view(read_buffer_.data(), filled));
+  }
+  if (end) handle_eof();  // may close and destroy the session: nothing after this
+}
+
+void PtySession::flush_input() {
+  while (!input_.empty()) {
+    const std::string& front = input_.front();
+    const ssize_t n =
+        ::write(master_.get(), front.data() + input_offset_, front.size() - input_offset_);
+    if (n > 0) {
+      const auto written = static_cast<std::size_t>(n);
+      input_offset_ += written;
+      input_queued_ -= written;
+      if (input_offset_ == front.size()) {
+        input_.pop_front();
+        input_offset_ = 0;
+      }
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) break;
+    // EIO: nobody holds the slave side any more, so nobody will read this input.
+    input_.clear();
+    input_offset_ = 0;
+    input_queued_ = 0;
+  }
+  update_poll();
 }
 
 void PtySession::handle_eof() {
   if (eof_) return;
   eof_ = true;
-  pause_reading();
+  reading_ = false;
+  input_.clear();
+  input_offset_ = 0;
+  input_queued_ = 0;
+  update_poll();
   drain_timer_.stop();
   maybe_close();
 }
@@ -164,7 +209,8 @@ void PtySession::maybe_close() {
   closed_ = true;
   drain_timer_.stop();
   kill_timer_.stop();
-  pipe_.reset();  // closes the master; queued writes are cancelled
+  poll_.reset();    // off epoll first...
+  master_.reset();  // ...then close the master: the terminal hangs up for anything still on it
   slave_.reset();
   callbacks_.on_output = nullptr;
   const ClosedCallback on_closed = std::move(callbacks_.on_closed);
@@ -173,23 +219,14 @@ void PtySession::maybe_close() {
 }
 
 Status PtySession::write(std::string bytes) {
-  if (closed_ || eof_ || !pipe_) return Error(Errc::kClosed, "session input is closed");
+  if (closed_ || eof_ || !poll_) return Error(Errc::kClosed, "session input is closed");
   if (bytes.empty()) return {};
-  if (bytes.size() > options_.input_queue_limit - input_queued_ ||
-      bytes.size() > std::size_t{UINT_MAX}) {
+  if (bytes.size() > options_.input_queue_limit - input_queued_) {
     return Error(Errc::kLimit, "pty input queue full");
   }
-  auto req = std::make_unique<WriteReq>();
-  req->bytes = std::move(bytes);
-  req->session = self_;
-  const uv_buf_t buf =
-      uv_buf_init(req->bytes.data(), static_cast<unsigned int>(req->bytes.size()));
-  if (const int rc = uv_write(&req->req, pipe_.as_stream(), &buf, 1, Trampolines::on_write);
-      rc != 0) {
-    return Error::from_uv("uv_write", rc);  // no callback will come: req is freed here
-  }
-  input_queued_ += req->bytes.size();
-  (void)req.release();  // owned by libuv until on_write
+  input_queued_ += bytes.size();
+  input_.push_back(std::move(bytes));
+  flush_input();
   return {};
 }
 
@@ -197,12 +234,8 @@ Status PtySession::resize(pty::PtySize size) {
   if (!pty::is_valid_size(size)) {
     return Error(Errc::kInvalidArgument, "terminal size out of range");
   }
-  if (closed_ || !pipe_) return Error(Errc::kClosed, "session is closed");
-  uv_os_fd_t fd = -1;
-  if (const int rc = uv_fileno(pipe_.as_handle(), &fd); rc != 0) {
-    return Error::from_uv("uv_fileno", rc);
-  }
-  return pty::set_window_size(fd, size);
+  if (closed_ || !master_) return Error(Errc::kClosed, "session is closed");
+  return pty::set_window_size(master_.get(), size);
 }
 
 void PtySession::terminate(std::chrono::milliseconds timeout) {

@@ -54,7 +54,7 @@ class ChildReaper {
   // current round of checks) and the child is not reaped by this object. Unknown pids are ignored.
   void unwatch(pid_t pid);
 
-  [[nodiscard]] bool is_watching(pid_t pid) const { return watched_.count(pid) != 0; }
+  [[nodiscard]] bool is_watching(pid_t pid) const { return watched_.contains(pid); }
 
   [[nodiscard]] std::size_t watched() const { return watched_.size(); }
 

@@ -1,8 +1,15 @@
 // SPDX-License-Identifier: MIT
-// PtySession: one shell on a PTY, driven by the loop. Output is read from the master through a
-// uv pipe (reads start paused, so nothing is lost before a subscriber exists); input goes through
-// a bounded write queue; the session ends only when both EOF on the master and the child's exit
-// have arrived, in either order, so every byte the shell wrote is delivered first.
+// PtySession: one shell on a PTY, driven by the loop. The master is watched with a uv_poll_t and
+// read until read() itself reports EIO (reads start paused, so nothing is lost before a subscriber
+// exists); input goes through a bounded queue; the session ends only when both EOF on the master
+// and the child's exit have arrived, in either order, so every byte the shell wrote is delivered.
+//
+// Why uv_poll and not uv_pipe_open + uv_read_start: libuv's stream reader reports EOF as soon as
+// epoll shows POLLHUP after a read that did not fill the buffer. A PTY master raises POLLHUP when
+// the slave side closes, while the kernel may still be moving the shell's last output into the
+// master's 4 KiB line buffer, and every master read is "short". The stream reader lost the tail
+// of `seq 1 20000` once in every few runs (Linux 6.18, libuv 1.44); reading until EIO lost
+// nothing in 300 runs, because the kernel flushes pending input before it returns EIO.
 #pragma once
 
 #include "rexec/common/result.h"
@@ -16,6 +23,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -27,26 +35,28 @@ struct PtySessionOptions {
   // Bytes of input accepted but not yet written to the PTY. A shell that does not read its input
   // (or a PTY whose input buffer is full) must not make the agent buffer without bound.
   std::size_t input_queue_limit = std::size_t{1} << 20U;
-  // Bytes per read from the master: one on_output call carries at most this much, which keeps a
+  // Bytes per on_output call, at most. Consecutive reads (a PTY master hands out at most 4 KiB
+  // each) are gathered up to this size, so busy output leaves in few, large chunks; 64 KiB keeps a
   // v2 frame (2 + 64 header bytes) far below the 1 MiB frame limit.
   std::size_t read_buffer_bytes = std::size_t{64} << 10U;
   // After the child exits, how long to keep reading for EOF. EOF comes at once unless a
-  // background job still holds the terminal; then the session closes after this much reading
-  // time (time spent paused does not count), which hangs the terminal up for that job.
+  // background job still holds the terminal; then the session stops waiting after this long and
+  // closes the master, which hangs the terminal up for that job. If reading is paused when the
+  // time is up, the wait is extended by another drain_timeout: unread output is never dropped.
   std::chrono::milliseconds drain_timeout{2000};
 };
 
 // A shell (or any child) on a PTY, on a libuv loop.
 //
-// Ownership: takes over the PtyProcess: its master fd goes to a uv_pipe_t (closed with the
-// session), and the parent's slave descriptor is kept until the child exits (see
-// pty::PtyProcess). The child is watched by `reaper`, which reaps it even if the session is
-// destroyed first.
+// Ownership: takes over the PtyProcess: the session owns the master fd (watched by a uv_poll_t,
+// closed with the session) and keeps the parent's slave descriptor until the child exits (see
+// pty::PtyProcess). Queued input is owned by the session; no libuv request ever points at it. The
+// child is watched by `reaper`, which reaps it even if the session is destroyed first.
 // Thread/loop: every method must be called on the loop thread; callbacks run on it.
 // Lifetime: `loop` and `reaper` must outlive the session. Destroying the session at any time is
-// safe (handles close through UvHandle, queued writes are cancelled and freed by libuv, and no
-// callback runs afterwards); if the child has not exited yet it is sent SIGKILL (to its process
-// group), since nobody would read its terminal again.
+// safe (the poll handle closes through UvHandle, queued input is freed, and no callback runs
+// afterwards); if the child has not exited yet it is sent SIGKILL (to its process group), since
+// nobody would read its terminal again.
 // Reading: starts paused; nothing is read, and so the session cannot close, until
 // start_reading(). pause_reading()/resume_reading() are the backpressure valve (the caller keeps
 // its own high/low water marks): while paused the PTY fills and the shell blocks on write.
@@ -66,9 +76,9 @@ class PtySession {
   };
 
   // Takes over `process` and starts watching its child. Reads start paused.
-  // Errors: kInvalidArgument (no master fd, read_buffer_bytes == 0, null loop); kSystem from
-  // uv_pipe_init / uv_pipe_open. On error the child is sent SIGKILL and the reaper still reaps
-  // it; no callback is ever called.
+  // Errors: kInvalidArgument (no child or master fd, read_buffer_bytes == 0, null loop); kSystem
+  // from uv_poll_init. On error the child is sent SIGKILL and the reaper still reaps it; no
+  // callback is ever called.
   [[nodiscard]] static Result<std::unique_ptr<PtySession>> start(uv_loop_t* loop,
                                                                  ChildReaper& reaper,
                                                                  pty::PtyProcess process,
@@ -96,11 +106,11 @@ class PtySession {
 
   [[nodiscard]] bool is_reading() const { return reading_; }
 
-  // Queues `bytes` as input to the PTY; never blocks. The bytes are owned by the write request
-  // until libuv is done with them.
+  // Sends `bytes` to the PTY as input; never blocks. What the PTY cannot take now is queued (owned
+  // by the session) and written when the master becomes writable, in order. If the terminal's
+  // input side is gone (EIO), queued input is dropped: EOF follows.
   // Errors: kLimit when input_queued() + bytes.size() would exceed input_queue_limit (nothing is
-  // queued; the caller may retry later or drop); kClosed after EOF or close; kSystem from
-  // uv_write.
+  // queued; the caller may retry later or drop); kClosed after EOF or close.
   [[nodiscard]] Status write(std::string bytes);
 
   // Bytes accepted by write() and not yet written to the PTY.
@@ -126,7 +136,10 @@ class PtySession {
   struct Trampolines;
 
   PtySession(uv_loop_t* loop, pid_t pid, Callbacks callbacks, PtySessionOptions options);
-  void handle_read(ssize_t nread);
+  void handle_poll(int status);
+  void read_available();
+  void flush_input();
+  void update_poll();
   void handle_eof();
   void handle_child_exit(ExitStatus status);
   void arm_drain_timer();
@@ -136,15 +149,19 @@ class PtySession {
   pid_t pid_;
   Callbacks callbacks_;
   PtySessionOptions options_;
-  UvHandle<uv_pipe_t> pipe_;  // the master; reset once closed
+  UniqueFd master_;           // declared before poll_: the poll handle is closed first
+  UvHandle<uv_poll_t> poll_;  // watches master_; reset once closed
+  int poll_events_ = 0;       // UV_READABLE / UV_WRITABLE currently requested
   UniqueFd slave_;            // the parent's slave descriptor, kept until the child exits
   Timer kill_timer_;
   Timer drain_timer_;
   std::string read_buffer_;
-  // Points at this session until destruction; write requests hold a copy and the reaper's
-  // callback a weak_ptr, so late libuv callbacks never touch a destroyed session.
-  std::shared_ptr<PtySession*> self_;
+  std::deque<std::string> input_;  // queued input; the front may be partly written
+  std::size_t input_offset_ = 0;   // bytes of input_.front() already written
   std::size_t input_queued_ = 0;
+  // Points at this session until destruction; the reaper's callback holds a weak_ptr, so a late
+  // exit report never touches a destroyed session.
+  std::shared_ptr<PtySession*> self_;
   ExitStatus status_;
   bool reading_ = false;
   bool eof_ = false;
