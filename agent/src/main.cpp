@@ -218,6 +218,7 @@ std::chrono::milliseconds env_ms(const char* name, std::chrono::milliseconds fal
 int main(int argc, char** argv) {
   CLI::App app{"rexec-agent: connects this machine to a Rexec server"};
   app.require_subcommand(1);
+  app.fallthrough();  // global options may follow the subcommand
   Flags f;
   f.config_path = env("REXEC_CONFIG").value_or(rx::agent::default_config_path());
   app.add_option("--config", f.config_path, "Config file")->capture_default_str();

@@ -51,7 +51,9 @@ Status WsClient::connect(const WsConnectOptions& options) {
   info.port = options_.url.port;
   info.path = options_.url.path.c_str();
   info.host = header_text_.c_str();
-  info.origin = options_.origin.empty() ? nullptr : options_.origin.c_str();
+  // lws 4.1 would write "Origin: http://<origin>"; the header is added whole in
+  // APPEND_HANDSHAKE_HEADER instead, so any scheme can be sent.
+  info.origin = nullptr;
   info.protocol = options_.subprotocols.empty() ? nullptr : options_.subprotocols.c_str();
   info.local_protocol_name = kClientProtocolName;
   info.ssl_connection = options_.url.is_tls() ? LCCSCF_USE_SSL : 0;
@@ -102,8 +104,10 @@ void WsClient::close(int code, std::string_view reason) {
 int WsClient::on_writeable() {
   if (ping_pending_) {
     ping_pending_ = false;
-    unsigned char buf[LWS_PRE + 1];
-    if (lws_write(wsi_, buf + LWS_PRE, 0, LWS_WRITE_PING) < 0) return -1;
+    // lws 4.1 reports a pong only when it carries a payload; the peer echoes ours.
+    unsigned char buf[LWS_PRE + 4] = {};
+    std::memcpy(buf + LWS_PRE, "rxhb", 4);
+    if (lws_write(wsi_, buf + LWS_PRE, 4, LWS_WRITE_PING) < 0) return -1;
     if (!outbox_.empty() || close_pending_) lws_callback_on_writable(wsi_);
     return 0;
   }
@@ -177,7 +181,9 @@ int WsClient::on_lws_event(lws* wsi, lws_callback_reasons reason, void* in, size
     case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER: {
       auto** p = static_cast<unsigned char**>(in);
       unsigned char* end = *p + len;
-      for (const auto& [name, value] : options_.headers) {
+      auto headers = options_.headers;
+      if (!options_.origin.empty()) headers.emplace_back("origin", options_.origin);
+      for (const auto& [name, value] : headers) {
         std::string key = name + ":";
         if (lws_add_http_header_by_name(wsi, reinterpret_cast<const unsigned char*>(key.c_str()),
                                         reinterpret_cast<const unsigned char*>(value.data()),
@@ -218,6 +224,7 @@ int WsClient::on_lws_event(lws* wsi, lws_callback_reasons reason, void* in, size
       WsCloseInfo info = close_info_;
       info.http_status = static_cast<int>(lws_http_client_http_response(wsi));
       info.reason = in != nullptr ? std::string(static_cast<const char*>(in), len) : "failed";
+      lws_set_opaque_user_data(wsi, nullptr);  // nothing may reach us after this event
       if (in_connect_) {
         close_info_ = info;  // still inside connect(): it reports the failure itself
         failed_in_connect_ = true;
@@ -227,6 +234,7 @@ int WsClient::on_lws_event(lws* wsi, lws_callback_reasons reason, void* in, size
       return 0;
     }
     case LWS_CALLBACK_CLIENT_CLOSED:
+      lws_set_opaque_user_data(wsi, nullptr);  // WSI_DESTROY follows; the handler may be gone
       finish(close_info_);
       return 0;
     default:

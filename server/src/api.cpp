@@ -319,8 +319,9 @@ HttpResponse Api::agent_route(const Principal& p, const HttpRequest& req, const 
   if (rest.empty() && req.method == "PATCH") {
     const json body = json::parse(req.body, nullptr, false);
     if (!body.is_object()) return error(400, "invalid JSON body");
-    const std::string name =
-        body.contains("name") && body["name"].is_string() ? body["name"].get<std::string>() : a.name;
+    const std::string name = body.contains("name") && body["name"].is_string()
+                                 ? body["name"].get<std::string>()
+                                 : a.name;
     const std::string desc = body.contains("description") && body["description"].is_string()
                                  ? body["description"].get<std::string>()
                                  : a.description;

@@ -92,11 +92,7 @@ int serve(ServerConfig config, const std::string& jwt_flag) {
     } else {
       const std::string url =
           "http://" + config.listen_host + ":" + std::to_string((*http)->port());
-      // The effective own origin, for the default origin check.
-      if (config.public_url.empty()) {
-        config.public_url = url;
-        // Api keeps its own copy of the config: it was built before the port was known.
-      }
+      if (config.public_url.empty()) api.set_public_url(url);  // port 0: known only now
       std::printf("rexec-server listening on %s\n", url.c_str());
       std::fflush(stdout);
       spdlog::info("server started url={} db={} version={}", url, config.db_path, REXEC_VERSION);
@@ -172,6 +168,10 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--session-linger-ms", linger_ms, "Main shell life after its last viewer");
   serve_cmd->add_option("--agent-grace-ms", grace_ms, "How long viewers wait for a lost agent");
   serve_cmd->add_option("--plan-limit", plan_limits, "TIER=N, e.g. free=5 (repeatable)");
+  serve_cmd
+      ->add_option("--rate-limit", config.rate_limit_per_sec,
+                   "Requests and upgrades per second per IP (burst: 3 s worth)")
+      ->capture_default_str();
 
   auto* user_cmd = app.add_subcommand("user", "Manage users");
   user_cmd->require_subcommand(1);
@@ -214,6 +214,7 @@ int main(int argc, char** argv) {
     } catch (const std::exception&) {
       return fail("--listen must be host:port");
     }
+    config.rate_limit_burst = config.rate_limit_per_sec * 3;
     config.ping_interval = std::chrono::milliseconds(ping_ms);
     config.pong_timeout = std::chrono::milliseconds(pong_ms);
     config.session_linger = std::chrono::milliseconds(linger_ms);
