@@ -1,0 +1,144 @@
+// SPDX-License-Identifier: MIT
+#include "fixture.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <regex>
+#include <stdexcept>
+
+namespace rx::test {
+
+namespace {
+
+std::string make_temp_dir() {
+  char tmpl[] = "/tmp/rexec-it-XXXXXX";
+  if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
+  return tmpl;
+}
+
+std::string trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+std::string ms(std::chrono::milliseconds d) { return std::to_string(d.count()); }
+
+}  // namespace
+
+std::string server_binary() { return REXEC_SERVER_BINARY; }
+
+std::string agent_binary() { return REXEC_AGENT_BINARY; }
+
+std::string client_binary() { return REXEC_CLIENT_BINARY; }
+
+System::System(ServerOptions options) : dir_(make_temp_dir()) {
+  db_path_ = dir_ + "/rexec.db";
+  jwt_secret_ = "integration-test-secret-0123456789abcdef";
+  base_args_ = {"--db", db_path_, "--jwt-secret", jwt_secret_, "--ping-interval-ms",
+                ms(options.ping_interval), "--pong-timeout-ms", ms(options.pong_timeout),
+                "--session-linger-ms", ms(options.session_linger), "--agent-grace-ms",
+                ms(options.agent_grace), "--log-level", "debug",
+                // Every test client, agent and user shares 127.0.0.1, and tests poll.
+                "--rate-limit", "2000"};
+  start_server("127.0.0.1:0", options.extra_args);
+}
+
+void System::start_server(const std::string& listen, const std::vector<std::string>& extra_args) {
+  std::vector<std::string> argv = {server_binary(), "serve", "--listen", listen};
+  argv.insert(argv.end(), base_args_.begin(), base_args_.end());
+  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  const std::string log_path = dir_ + "/server.log";
+  const std::size_t log_start = read_file(log_path).size();
+  server_ = std::make_unique<Process>(Process::start(argv, log_path));
+  const std::regex listening(R"(listening on http://127\.0\.0\.1:(\d+))");
+  std::smatch m;
+  int port = 0;
+  const bool up = wait_until(
+      [&] {
+        const std::string log = read_file(log_path).substr(log_start);
+        if (std::regex_search(log, m, listening)) {
+          port = std::stoi(m[1].str());
+          return true;
+        }
+        return !server_->running();
+      },
+      std::chrono::seconds(15));
+  if (!up || port == 0) {
+    dump_logs();
+    throw std::runtime_error("rexec-server did not start");
+  }
+  port_ = port;
+}
+
+void System::restart_server(const std::vector<std::string>& extra_args) {
+  server_->signal(SIGTERM);
+  if (!server_->wait(std::chrono::seconds(10))) server_->kill();
+  start_server("127.0.0.1:" + std::to_string(port_), extra_args);
+}
+
+System::~System() {
+  server_.reset();
+  std::error_code ec;
+  std::filesystem::remove_all(dir_, ec);
+}
+
+std::string System::http_url(const std::string& path) const {
+  return "http://127.0.0.1:" + std::to_string(port_) + path;
+}
+
+std::string System::ws_url(const std::string& path) const {
+  return "ws://127.0.0.1:" + std::to_string(port_) + path;
+}
+
+std::string System::add_user(const std::string& name, const std::string& tier, bool admin) {
+  std::vector<std::string> argv = {server_binary(), "user", "add",  name,
+                                   "--tier",        tier,   "--db", db_path_};
+  if (admin) argv.emplace_back("--admin");
+  auto r = run_program(argv, dir_ + "/cli.log");
+  if (r.exit_code != 0) {
+    dump_logs();
+    throw std::runtime_error("user add failed: " + read_file(dir_ + "/cli.log"));
+  }
+  return trim(r.out);
+}
+
+System::Agent System::start_agent(const std::string& token, const std::string& name,
+                                  const std::vector<std::string>& run_env) {
+  Agent agent;
+  const int n = ++agents_started_;
+  agent.config_path = dir_ + "/agent-" + std::to_string(n) + ".json";
+  const std::string log = dir_ + "/agent-" + std::to_string(n) + ".log";
+  agent_logs_.push_back(log);
+  auto r = run_program({agent_binary(), "register", "--server", http_url(), "--token", token,
+                        "--name", name, "--config", agent.config_path},
+                       log);
+  if (r.exit_code != 0) {
+    dump_logs();
+    throw std::runtime_error("agent register failed (exit " + std::to_string(r.exit_code) + ")");
+  }
+  agent.id = trim(r.out);
+  std::vector<std::string> env = {"REXEC_LOG_LEVEL=debug"};
+  env.insert(env.end(), run_env.begin(), run_env.end());
+  agent.process = std::make_unique<Process>(
+      Process::start({agent_binary(), "run", "--config", agent.config_path}, log, env));
+  return agent;
+}
+
+void System::restart_agent(Agent& agent) {
+  const std::string log = agent.process->log_path();
+  agent.process.reset();
+  agent.process = std::make_unique<Process>(Process::start(
+      {agent_binary(), "run", "--config", agent.config_path}, log, {"REXEC_LOG_LEVEL=debug"}));
+}
+
+void System::dump_logs() const {
+  std::fprintf(stderr, "===== server log =====\n%s\n", read_file(dir_ + "/server.log").c_str());
+  for (const auto& log : agent_logs_) {
+    std::fprintf(stderr, "===== %s =====\n%s\n", log.c_str(), read_file(log).c_str());
+  }
+}
+
+}  // namespace rx::test

@@ -1,0 +1,89 @@
+// SPDX-License-Identifier: MIT
+// System fixture: a real rexec-server on 127.0.0.1 (port chosen by the kernel) with a temp
+// SQLite database and short heartbeat timers, users made through its CLI, and real rexec-agent
+// processes registered and running against it. On failure, the children's logs are printed.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "process.h"
+#include "test_client.h"
+
+namespace rx::test {
+
+struct ServerOptions {
+  std::chrono::milliseconds ping_interval{500};
+  std::chrono::milliseconds pong_timeout{2000};
+  std::chrono::milliseconds session_linger{2000};
+  std::chrono::milliseconds agent_grace{1500};
+  std::vector<std::string> extra_args;
+};
+
+class System {
+ public:
+  explicit System(ServerOptions options = {});
+  ~System();
+  System(const System&) = delete;
+  System& operator=(const System&) = delete;
+  System(System&&) = delete;
+  System& operator=(System&&) = delete;
+
+  [[nodiscard]] const std::string& dir() const { return dir_; }
+
+  [[nodiscard]] int port() const { return port_; }
+
+  [[nodiscard]] std::string http_url(const std::string& path = "") const;
+  [[nodiscard]] std::string ws_url(const std::string& path = "") const;
+
+  [[nodiscard]] const std::string& jwt_secret() const { return jwt_secret_; }
+
+  [[nodiscard]] const std::string& db_path() const { return db_path_; }
+
+  // `rexec-server user add NAME --tier TIER [--admin]`; returns the API token it prints.
+  std::string add_user(const std::string& name, const std::string& tier = "free",
+                       bool admin = false);
+
+  struct Agent {
+    std::string id;
+    std::string config_path;
+    std::unique_ptr<Process> process;
+  };
+
+  // `rexec-agent register` (with `token`) then `rexec-agent run` in the background.
+  Agent start_agent(const std::string& token, const std::string& name = "test-agent",
+                    const std::vector<std::string>& run_env = {});
+  // Starts `rexec-agent run` again for an already registered agent.
+  void restart_agent(Agent& agent);
+
+  Process& server() { return *server_; }
+
+  // Stops the server (SIGTERM) and starts it again on the same port and database, with the
+  // original arguments plus `extra_args` replacing ServerOptions::extra_args.
+  void restart_server(const std::vector<std::string>& extra_args);
+  // Prints every child log (server, agents) to stderr; call on failure.
+  void dump_logs() const;
+
+  Loop& loop() { return loop_; }
+
+ private:
+  std::string dir_;
+  std::string db_path_;
+  std::string jwt_secret_;
+  int port_ = 0;
+  std::vector<std::string> base_args_;  // serve arguments without --listen and extra_args
+  void start_server(const std::string& listen, const std::vector<std::string>& extra_args);
+  std::unique_ptr<Process> server_;
+  std::vector<std::string> agent_logs_;
+  int agents_started_ = 0;
+  Loop loop_;
+};
+
+// Paths of the built programs (set by CMake).
+std::string server_binary();
+std::string agent_binary();
+std::string client_binary();
+
+}  // namespace rx::test

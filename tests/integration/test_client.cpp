@@ -1,0 +1,165 @@
+// SPDX-License-Identifier: MIT
+#include "test_client.h"
+
+#include <stdexcept>
+
+namespace rx::test {
+
+Loop::Loop() {
+  if (uv_loop_init(&loop_) != 0) throw std::runtime_error("uv_loop_init");
+  net::ContextOptions options;
+  options.loop = &loop_;
+  auto ctx = net::LwsContext::create(options);
+  if (!ctx) throw std::runtime_error(ctx.error().to_string());
+  context_ = std::move(ctx).value();
+}
+
+Loop::~Loop() {
+  context_.reset();
+  for (int i = 0; i < 1000 && uv_run(&loop_, UV_RUN_NOWAIT) != 0; ++i) {
+  }
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  (void)uv_loop_close(&loop_);
+}
+
+bool Loop::run_until(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  // A 10 ms repeating timer of this call's own bounds each uv_run(ONCE), so the deadline holds
+  // even when run_until nests (a predicate that makes an HTTP call runs the loop itself).
+  auto* tick = new uv_timer_t();
+  uv_timer_init(&loop_, tick);
+  uv_timer_start(
+      tick, [](uv_timer_t*) {}, 10, 10);
+  while (!done() && std::chrono::steady_clock::now() < deadline) uv_run(&loop_, UV_RUN_ONCE);
+  uv_close(reinterpret_cast<uv_handle_t*>(tick),
+           [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+  return done();
+}
+
+void Loop::run_for(std::chrono::milliseconds d) {
+  (void)run_until([] { return false; }, d);
+}
+
+HttpResult http(Loop& loop, const std::string& method, const std::string& url,
+                const std::string& token, const std::string& body,
+                const std::vector<std::pair<std::string, std::string>>& headers) {
+  net::HttpClient client(loop.lws());
+  net::HttpRequest req;
+  req.method = method;
+  auto parsed = net::Url::parse(url);
+  if (!parsed) throw std::runtime_error("bad url " + url);
+  req.url = *parsed;
+  req.body = body;
+  req.headers = headers;
+  if (!token.empty()) req.headers.emplace_back("authorization", "Bearer " + token);
+  bool done = false;
+  HttpResult result;
+  auto st = client.request(std::move(req), [&](Result<net::HttpResponse> r) {
+    done = true;
+    if (!r) return;
+    result.status = r->status;
+    result.raw = r->body;
+    result.body = nlohmann::json::parse(result.raw, nullptr, false);
+    if (result.body.is_discarded()) result.body = nullptr;
+  });
+  if (!st) return result;
+  loop.run_until([&] { return done; }, 10s);
+  loop.run_for(5ms);  // callers poll in loops: keep them from spinning
+  return result;
+}
+
+nlohmann::json WsFrame::json() const {
+  if (binary) return nullptr;
+  auto j = nlohmann::json::parse(data, nullptr, false);
+  return j.is_discarded() ? nlohmann::json(nullptr) : j;
+}
+
+TestSocket::TestSocket(Loop& loop) : loop_(loop) {
+  net::WsClient::Handlers h;
+  h.on_open = [this](std::string_view p) {
+    open_ = true;
+    subprotocol_ = std::string(p);
+  };
+  h.on_message = [this](std::string_view data, bool binary) {
+    frames_.push_back(WsFrame{binary, std::string(data)});
+  };
+  h.on_close = [this](const net::WsCloseInfo& info) {
+    open_ = false;
+    closed_ = true;
+    close_info_ = info;
+  };
+  client_ = std::make_unique<net::WsClient>(loop.lws(), std::move(h));
+}
+
+bool TestSocket::open(const std::string& url, const std::string& bearer,
+                      const std::string& subprotocols, const std::string& origin,
+                      const std::vector<std::pair<std::string, std::string>>& headers) {
+  net::WsConnectOptions o;
+  auto parsed = net::Url::parse(url);
+  if (!parsed) throw std::runtime_error("bad url " + url);
+  o.url = *parsed;
+  o.subprotocols = subprotocols;
+  o.origin = origin;
+  o.headers = headers;
+  o.max_message_bytes = 8U << 20U;
+  if (!bearer.empty()) o.headers.emplace_back("authorization", "Bearer " + bearer);
+  closed_ = false;
+  if (!client_->connect(o)) {
+    closed_ = true;
+    return false;
+  }
+  loop_.run_until([&] { return open_ || closed_; }, 10s);
+  return open_;
+}
+
+std::optional<nlohmann::json> TestSocket::wait_json(
+    const std::function<bool(const nlohmann::json&)>& pred, std::chrono::milliseconds timeout) {
+  std::optional<nlohmann::json> found;
+  std::size_t scanned = 0;
+  loop_.run_until(
+      [&] {
+        for (; scanned < frames_.size(); ++scanned) {
+          auto j = frames_[scanned].json();
+          if (!j.is_null() && pred(j)) {
+            found = j;
+            return true;
+          }
+        }
+        return false;
+      },
+      timeout);
+  return found;
+}
+
+std::optional<nlohmann::json> TestSocket::wait_type(const std::string& type,
+                                                    std::chrono::milliseconds timeout) {
+  return wait_json(
+      [&](const nlohmann::json& j) { return j.is_object() && j.value("type", "") == type; },
+      timeout);
+}
+
+std::string TestSocket::output() const {
+  std::string out;
+  for (const auto& f : frames_) {
+    if (f.binary) {
+      out += f.data;
+      continue;
+    }
+    auto j = f.json();
+    if (j.is_object() && j.value("type", "") == "output" && j.contains("data") &&
+        j["data"].is_string()) {
+      out += j["data"].get<std::string>();
+    }
+  }
+  return out;
+}
+
+bool TestSocket::wait_output(const std::string& needle, std::chrono::milliseconds timeout) {
+  return loop_.run_until([&] { return output().find(needle) != std::string::npos; }, timeout);
+}
+
+bool TestSocket::wait_closed(std::chrono::milliseconds timeout) {
+  return loop_.run_until([&] { return closed_; }, timeout);
+}
+
+}  // namespace rx::test
