@@ -22,6 +22,7 @@ class Api final : public HubSink {
   Api(const ServerConfig& config, Store& store, Authenticator& auth);
 
   void attach(Hub& hub) { hub_ = &hub; }
+
   // The server's own origin, once the listening port is known (default origin check, §2).
   void set_public_url(std::string url) { config_.public_url = std::move(url); }
 
