@@ -96,6 +96,7 @@ Result<JwtClaims> verify_jwt(std::string_view token, std::string_view secret,
       std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
   if (claims.exp <= now_s) return invalid("expired");
   claims.user_id = c["user_id"].get<std::string>();
+  if (claims.user_id.empty()) return invalid("empty user_id");
   if (c.contains("username") && c["username"].is_string()) claims.username = c["username"];
   if (c.contains("tier") && c["tier"].is_string()) claims.tier = c["tier"];
   if (c.contains("iat") && c["iat"].is_number()) claims.iat = c["iat"].get<std::int64_t>();
