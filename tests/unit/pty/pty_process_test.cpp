@@ -211,7 +211,9 @@ struct ProcStat {
 
 ProcStat read_proc_stat(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::stringstream whole;
+  whole << in.rdbuf();  // istreambuf_iterator trips GCC 12's -Wnull-dereference at -O2
+  const std::string text = whole.str();
   const auto paren = text.rfind(')');
   REQUIRE(paren != std::string::npos);
   std::istringstream rest(text.substr(paren + 2));
