@@ -32,37 +32,6 @@ std::optional<std::string> env(const char* name) {
   return v != nullptr ? std::optional<std::string>(v) : std::nullopt;
 }
 
-// Runs one HTTP request to completion on a private loop.
-rx::Result<rx::net::HttpResponse> http_once(rx::net::HttpRequest req) {
-  uv_loop_t loop;
-  REXEC_CHECK(uv_loop_init(&loop) == 0);
-  std::optional<rx::Result<rx::net::HttpResponse>> result;
-  {
-    rx::net::ContextOptions co;
-    co.loop = &loop;
-    auto ctx = rx::net::LwsContext::create(co);
-    if (!ctx) return std::move(ctx).error();
-    {
-      rx::net::HttpClient client(**ctx);
-      auto st = client.request(std::move(req),
-                               [&](rx::Result<rx::net::HttpResponse> r) { result = std::move(r); });
-      if (!st) result = std::move(st).error();
-      uv_timer_t deadline;
-      uv_timer_init(&loop, &deadline);
-      uv_timer_start(
-          &deadline, [](uv_timer_t*) {}, 30000, 0);
-      while (!result && uv_is_active(reinterpret_cast<uv_handle_t*>(&deadline)) != 0) {
-        uv_run(&loop, UV_RUN_ONCE);
-      }
-      uv_close(reinterpret_cast<uv_handle_t*>(&deadline), nullptr);
-    }
-  }
-  uv_run(&loop, UV_RUN_DEFAULT);
-  REXEC_CHECK(uv_loop_close(&loop) == 0);
-  if (!result) return rx::Error(rx::Errc::kTimeout, "no answer within 30 s");
-  return std::move(*result);
-}
-
 std::string error_text(const rx::net::HttpResponse& r) {
   auto j = nlohmann::json::parse(r.body, nullptr, false);
   if (j.is_object() && j.contains("error") && j["error"].is_string()) {
@@ -132,7 +101,7 @@ int do_register(const Flags& flags) {
   req.url = rx::net::Url::parse(*server + "/api/agents/register").value();
   req.headers = {{"authorization", "Bearer " + c.token}};
   req.body = body.dump();
-  auto r = http_once(req);
+  auto r = rx::net::fetch_blocking(req);
   if (!r) return fail("cannot reach the server at " + *server + ": " + r.error().message);
   if (r->status == 401) return fail("the server rejected the token (401 unauthorized)");
   if (r->status == 404) return fail("no agent registration at " + *server + " (404)");
@@ -168,7 +137,7 @@ int do_status(const Flags& flags) {
   rx::net::HttpRequest req;
   req.url = rx::net::Url::parse(*server + "/api/tokens/validate").value();
   req.headers = {{"authorization", "Bearer " + c.token}};
-  auto r = http_once(req);
+  auto r = rx::net::fetch_blocking(req);
   if (!r) {
     std::printf("server:   unreachable (%s)\n", r.error().message.c_str());
     return 1;
@@ -191,7 +160,7 @@ int do_unregister(const Flags& flags) {
   req.method = "DELETE";
   req.url = rx::net::Url::parse(*server + "/api/agents/" + c.agent_id).value();
   req.headers = {{"authorization", "Bearer " + c.token}};
-  auto r = http_once(req);
+  auto r = rx::net::fetch_blocking(req);
   if (!r) return fail("cannot reach the server at " + *server + ": " + r.error().message);
   if (r->status != 200 && r->status != 404) {
     return fail("the server refused to delete the agent (" + error_text(*r) +

@@ -40,28 +40,12 @@ int fail(const std::string& sentence) {
 
 rx::Result<rx::net::HttpResponse> http_get(const std::string& server, const std::string& token,
                                            const std::string& path) {
-  uv_loop_t loop;
-  REXEC_CHECK(uv_loop_init(&loop) == 0);
-  std::optional<rx::Result<rx::net::HttpResponse>> result;
-  {
-    rx::net::ContextOptions co;
-    co.loop = &loop;
-    auto ctx = rx::net::LwsContext::create(co);
-    if (!ctx) return std::move(ctx).error();
-    rx::net::HttpClient client(**ctx);
-    rx::net::HttpRequest req;
-    auto url = rx::net::Url::parse(server + path);
-    if (!url) return std::move(url).error();
-    req.url = *url;
-    req.headers = {{"authorization", "Bearer " + token}};
-    auto st =
-        client.request(req, [&](rx::Result<rx::net::HttpResponse> r) { result = std::move(r); });
-    if (!st) result = std::move(st).error();
-    while (!result) uv_run(&loop, UV_RUN_ONCE);
-  }
-  uv_run(&loop, UV_RUN_DEFAULT);
-  REXEC_CHECK(uv_loop_close(&loop) == 0);
-  return std::move(*result);
+  auto url = rx::net::Url::parse(server + path);
+  if (!url) return std::move(url).error();
+  rx::net::HttpRequest req;
+  req.url = *url;
+  req.headers = {{"authorization", "Bearer " + token}};
+  return rx::net::fetch_blocking(std::move(req));
 }
 
 std::string error_of(const rx::net::HttpResponse& r) {

@@ -2,8 +2,11 @@
 // One-shot HTTP client calls over lws. Each Call owns itself from connect to CLOSED_CLIENT_HTTP.
 #include "rexec/net/http_client.h"
 
+#include "rexec/common/check.h"
+
 #include <algorithm>
 #include <cstring>
+#include <optional>
 
 namespace rx::net {
 
@@ -159,6 +162,39 @@ Status HttpClient::request(HttpRequest request, HttpCallback callback) {
     }
   }
   return {};
+}
+
+Result<HttpResponse> fetch_blocking(HttpRequest request, std::chrono::milliseconds timeout) {
+  uv_loop_t loop;
+  REXEC_CHECK(uv_loop_init(&loop) == 0);
+  std::optional<Result<HttpResponse>> result;
+  {
+    ContextOptions co;
+    co.loop = &loop;
+    auto ctx = LwsContext::create(co);
+    if (!ctx) {
+      result = std::move(ctx).error();
+    } else {
+      HttpClient client(**ctx);
+      auto st = client.request(std::move(request),
+                               [&](Result<HttpResponse> r) { result = std::move(r); });
+      if (!st) result = std::move(st).error();
+      uv_timer_t deadline;
+      uv_timer_init(&loop, &deadline);
+      uv_timer_start(
+          &deadline, [](uv_timer_t*) {}, static_cast<std::uint64_t>(timeout.count()), 0);
+      while (!result && uv_is_active(reinterpret_cast<uv_handle_t*>(&deadline)) != 0) {
+        uv_run(&loop, UV_RUN_ONCE);
+      }
+      uv_close(reinterpret_cast<uv_handle_t*>(&deadline), nullptr);
+    }
+  }
+  uv_run(&loop, UV_RUN_DEFAULT);  // lws closes its handles after the context is gone
+  REXEC_CHECK(uv_loop_close(&loop) == 0);
+  if (!result)
+    return Error(Errc::kTimeout,
+                 "no answer within " + std::to_string(timeout.count() / 1000) + " s");
+  return std::move(*result);
 }
 
 }  // namespace rx::net

@@ -10,6 +10,16 @@ namespace {
 
 Error invalid() { return {Errc::kUnauthorized, "invalid token"}; }
 
+Principal principal_of(const User& u) {
+  Principal p;
+  p.user_id = u.id;
+  p.username = u.username;
+  p.tier = u.tier;
+  p.is_admin = u.is_admin;
+  p.subscription_active = u.subscription_active;
+  return p;
+}
+
 Millis to_ms(std::chrono::system_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
 }
@@ -29,12 +39,7 @@ Result<Principal> Authenticator::authenticate(const std::string& token) {
     auto user = store_.user_by_id(claims->user_id);
     if (!user) return std::move(user).error();
     if (!*user) return invalid();
-    Principal p;
-    p.user_id = (*user)->id;
-    p.username = (*user)->username;
-    p.tier = (*user)->tier;
-    p.is_admin = (*user)->is_admin;
-    p.subscription_active = (*user)->subscription_active;
+    Principal p = principal_of(**user);
     p.scopes = {"all"};
     p.via_jwt = true;
     return p;
@@ -57,12 +62,7 @@ Result<Principal> Authenticator::authenticate(const std::string& token) {
   auto user = store_.user_by_id(t.user_id);
   if (!user) return std::move(user).error();
   if (!*user) return invalid();
-  Principal p;
-  p.user_id = (*user)->id;
-  p.username = (*user)->username;
-  p.tier = (*user)->tier;
-  p.is_admin = (*user)->is_admin;
-  p.subscription_active = (*user)->subscription_active;
+  Principal p = principal_of(**user);
   p.scopes = t.scopes;
   p.token_id = t.id;
   p.agent_id = t.agent_id;

@@ -183,6 +183,26 @@ Agent read_agent(const SqliteStore::Stmt& s) {
   return a;
 }
 
+// Every row of `s`, each turned into a T by `read`.
+template <class T, class Read>
+Result<std::vector<T>> collect(SqliteStore::Stmt& s, Read read) {
+  std::vector<T> out;
+  while (true) {
+    auto row = s.step();
+    if (!row) return std::move(row).error();
+    if (!*row) return out;
+    out.push_back(read(s));
+  }
+}
+
+// The first row of `s`, if any.
+template <class T, class Read>
+Result<std::optional<T>> first(SqliteStore::Stmt& s, Read read) {
+  auto row = s.step();
+  if (!row) return std::move(row).error();
+  return *row ? std::optional<T>(read(s)) : std::nullopt;
+}
+
 std::string sql(const char* head, const char* cols, const char* tail) {
   return std::string(head) + cols + tail;
 }
@@ -255,27 +275,19 @@ Status SqliteStore::create_user(const User& u) {
 
 Result<std::optional<User>> SqliteStore::user_by_id(const std::string& id) {
   Stmt s(db_, sql("SELECT ", kUserCols, " FROM users WHERE id=?").c_str());
-  auto row = s.bind(1, id).step();
-  if (!row) return std::move(row).error();
-  return *row ? std::optional<User>(read_user(s)) : std::nullopt;
+  s.bind(1, id);
+  return first<User>(s, read_user);
 }
 
 Result<std::optional<User>> SqliteStore::user_by_name(const std::string& username) {
   Stmt s(db_, sql("SELECT ", kUserCols, " FROM users WHERE username=?").c_str());
-  auto row = s.bind(1, username).step();
-  if (!row) return std::move(row).error();
-  return *row ? std::optional<User>(read_user(s)) : std::nullopt;
+  s.bind(1, username);
+  return first<User>(s, read_user);
 }
 
 Result<std::vector<User>> SqliteStore::list_users() {
   Stmt s(db_, sql("SELECT ", kUserCols, " FROM users ORDER BY created_at").c_str());
-  std::vector<User> out;
-  while (true) {
-    auto row = s.step();
-    if (!row) return std::move(row).error();
-    if (!*row) return out;
-    out.push_back(read_user(s));
-  }
+  return collect<User>(s, read_user);
 }
 
 Status SqliteStore::create_token(const ApiToken& t) {
@@ -296,9 +308,8 @@ Status SqliteStore::create_token(const ApiToken& t) {
 
 Result<std::optional<ApiToken>> SqliteStore::token_by_hash(const std::string& hash) {
   Stmt s(db_, sql("SELECT ", kTokenCols, " FROM api_tokens WHERE token_hash=?").c_str());
-  auto row = s.bind(1, hash).step();
-  if (!row) return std::move(row).error();
-  return *row ? std::optional<ApiToken>(read_token(s)) : std::nullopt;
+  s.bind(1, hash);
+  return first<ApiToken>(s, read_token);
 }
 
 Result<std::vector<ApiToken>> SqliteStore::tokens_of(const std::string& user_id) {
@@ -306,13 +317,7 @@ Result<std::vector<ApiToken>> SqliteStore::tokens_of(const std::string& user_id)
          sql("SELECT ", kTokenCols, " FROM api_tokens WHERE user_id=? ORDER BY created_at DESC")
              .c_str());
   s.bind(1, user_id);
-  std::vector<ApiToken> out;
-  while (true) {
-    auto row = s.step();
-    if (!row) return std::move(row).error();
-    if (!*row) return out;
-    out.push_back(read_token(s));
-  }
+  return collect<ApiToken>(s, read_token);
 }
 
 Result<bool> SqliteStore::revoke_token(const std::string& id, const std::string& user_id,
@@ -370,9 +375,8 @@ Status SqliteStore::create_agent(const Agent& a) {
 
 Result<std::optional<Agent>> SqliteStore::agent(const std::string& id) {
   Stmt s(db_, sql("SELECT ", kAgentCols, " FROM agents WHERE id=?").c_str());
-  auto row = s.bind(1, id).step();
-  if (!row) return std::move(row).error();
-  return *row ? std::optional<Agent>(read_agent(s)) : std::nullopt;
+  s.bind(1, id);
+  return first<Agent>(s, read_agent);
 }
 
 Result<std::vector<Agent>> SqliteStore::agents_of(const std::string& user_id) {
@@ -380,13 +384,7 @@ Result<std::vector<Agent>> SqliteStore::agents_of(const std::string& user_id) {
                   " FROM agents WHERE user_id=? ORDER BY created_at DESC, rowid DESC")
                   .c_str());
   s.bind(1, user_id);
-  std::vector<Agent> out;
-  while (true) {
-    auto row = s.step();
-    if (!row) return std::move(row).error();
-    if (!*row) return out;
-    out.push_back(read_agent(s));
-  }
+  return collect<Agent>(s, read_agent);
 }
 
 Result<int> SqliteStore::count_agents(const std::string& user_id) {

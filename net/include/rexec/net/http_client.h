@@ -7,6 +7,7 @@
 #include "rexec/net/lws_context.h"
 #include "rexec/net/url.h"
 
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <memory>
@@ -57,5 +58,10 @@ class HttpClient {
   LwsContext& context_;
   std::vector<Call*> calls_;
 };
+
+// Runs one request to completion on a private loop: for command-line tools, before or without
+// an event loop of their own. Errors: as HttpClient::request, plus kTimeout after `timeout`.
+Result<HttpResponse> fetch_blocking(HttpRequest request,
+                                    std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
 }  // namespace rx::net
