@@ -243,8 +243,7 @@ void Agent::on_open(std::string_view subprotocol) {
   v2_ = subprotocol == "rexec.v2";
   connected_at_ = last_rx_ = Clock::now();
   spdlog::info("connected to server protocol={}", v2_ ? "v2" : "v1");
-  send_system_info();
-  send_stats();
+  send_system_info();  // then the first stats, in that order (PROTOCOL §3.2)
   stats_timer_.start(options_.stats_interval, options_.stats_interval, [this] { send_stats(); });
   ping_timer_.start(options_.ping_interval, options_.ping_interval, [this] {
     if (link_) link_->send_ping();
@@ -533,6 +532,7 @@ void Agent::send_system_info() {
     info.agent_version = REXEC_VERSION;
     info.shell = shell_;
     send(info);
+    send_stats();
   });
 }
 

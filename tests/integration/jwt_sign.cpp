@@ -11,7 +11,9 @@ std::string base64url(const std::string& bytes) {
       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
   std::string out;
   std::size_t i = 0;
-  const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(bytes[k]); };
+  const auto byte = [&](std::size_t k) {
+    return static_cast<unsigned>(static_cast<unsigned char>(bytes[k]));
+  };
   for (; i + 2 < bytes.size(); i += 3) {
     const unsigned v = (byte(i) << 16U) | (byte(i + 1) << 8U) | byte(i + 2);
     out += kAlphabet[(v >> 18U) & 63U];
