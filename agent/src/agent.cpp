@@ -393,7 +393,7 @@ void Agent::send_output(Session& s, std::string_view bytes) {
     std::memcpy(out + header, bytes.data(), bytes.size());
     link_->send(std::move(msg));
   } else {
-    link_->send_text(proto::encode(proto::ShellOutput{s.id, std::string(bytes), offset}));
+    link_->send_text(proto::encode_shell_output(s.id, bytes, offset));
   }
   if (link_->queued_bytes() > options_.link_high_water) set_reading(false);
 }

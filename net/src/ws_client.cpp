@@ -104,10 +104,11 @@ void WsClient::close(int code, std::string_view reason) {
 int WsClient::on_writeable() {
   if (ping_pending_) {
     ping_pending_ = false;
-    // lws 4.1 reports a pong only when it carries a payload; the peer echoes ours.
-    unsigned char buf[LWS_PRE + 4] = {};
-    std::memcpy(buf + LWS_PRE, "rxhb", 4);
-    if (lws_write(wsi_, buf + LWS_PRE, 4, LWS_WRITE_PING) < 0) return -1;
+    WsMessage ping = make_message(kPingPayload, false);
+    if (lws_write(wsi_, reinterpret_cast<unsigned char*>(ping.buffer.data()) + LWS_PRE,
+                  kPingPayload.size(), LWS_WRITE_PING) < 0) {
+      return -1;
+    }
     if (!outbox_.empty() || close_pending_) lws_callback_on_writable(wsi_);
     return 0;
   }

@@ -93,11 +93,11 @@ class ServerConn final : public WsiState, public WsConn {
   int on_writeable() {
     if (ping_) {
       ping_ = false;
-      // lws 4.1 reports a pong to the application only when it carries a payload, and the peer
-      // echoes the ping's payload: never send an empty ping.
-      std::array<unsigned char, LWS_PRE + 4> buf{};
-      std::memcpy(buf.data() + LWS_PRE, "rxhb", 4);
-      if (lws_write(wsi_, buf.data() + LWS_PRE, 4, LWS_WRITE_PING) < 0) return -1;
+      net::WsMessage ping = net::make_message(net::kPingPayload, false);  // never empty
+      if (lws_write(wsi_, reinterpret_cast<unsigned char*>(ping.buffer.data()) + LWS_PRE,
+                    net::kPingPayload.size(), LWS_WRITE_PING) < 0) {
+        return -1;
+      }
       if (!outbox_.empty() || closing_) lws_callback_on_writable(wsi_);
       return 0;
     }

@@ -275,11 +275,15 @@ void Hub::send_input(const std::string& agent_id, const std::string& session_id,
   if (it == agents_.end() || bytes.empty()) return;
   WsConn& c = *it->second->conn;
   if (c.is_v2()) {
-    c.send(net::make_message(proto::encode_frame(proto::FrameKind::kShellInput, session_id, bytes),
-                             true));
+    // The frame is built in place behind lws's headroom: one copy of the input bytes.
+    const std::size_t header = proto::frame_header_size(session_id);
+    net::WsMessage msg = net::make_message(header + bytes.size(), true);
+    char* out = msg.buffer.data() + LWS_PRE;
+    proto::write_frame_header(proto::FrameKind::kShellInput, session_id, out);
+    std::memcpy(out + header, bytes.data(), bytes.size());
+    c.send(std::move(msg));
   } else {
-    c.send_text(
-        proto::encode(proto::AgentMessage(proto::ShellInput{session_id, std::string(bytes)})));
+    c.send_text(proto::encode_shell_input(session_id, bytes));
   }
 }
 
@@ -328,8 +332,7 @@ void Hub::route_output(const std::string& agent_id, const std::string& session_i
     text.resize(keep);
     if (text.empty()) continue;
     const std::uint64_t text_offset = start + bytes.size() - u->utf8_tail.size() - text.size();
-    send_user(*u, net::make_message(
-                      proto::encode(proto::UserMessage(proto::Output{text, text_offset})), false));
+    send_user(*u, net::make_message(proto::encode_output(text, text_offset), false));
   }
 }
 
@@ -384,9 +387,10 @@ void Hub::on_agent_message(AgentConn& a, std::string_view payload, bool binary) 
             it->second->offset = 0;  // a new shell numbers from 0 again
           }
         } else if constexpr (std::is_same_v<T, proto::Stats>) {
-          a.stats = json::parse(proto::encode(proto::UserMessage(m)))["data"];
-          sink_.agent_stats(a.id, a.stats);
+          // Encoded once: the text goes to viewers, its parsed data to the store and events.
           const std::string text = proto::encode(proto::UserMessage(m));
+          a.stats = json::parse(text)["data"];
+          sink_.agent_stats(a.id, a.stats);
           for (UserConn* u : users_) {
             if (u->agent_id == a.id && !u->gone) u->conn->send_text(text);
           }

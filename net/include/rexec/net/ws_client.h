@@ -32,6 +32,10 @@ struct WsCloseInfo {
   std::string reason;     // peer's close reason, or lws's description of a connect failure
 };
 
+// Payload of our keepalive pings. lws 4.1 reports a pong to the application only when it carries
+// a payload, and the peer echoes the ping's, so pings are never empty (agent and server alike).
+inline constexpr std::string_view kPingPayload = "rxhb";
+
 // An outgoing message. `buffer` holds LWS_PRE bytes of headroom followed by the payload, so
 // lws_write needs no copy; build it with make_message().
 struct WsMessage {
