@@ -16,8 +16,8 @@
 
 namespace rx::agent {
 
-// Loop thread only. `done` runs exactly once (possibly before start() returns on a spawn
-// failure is NOT the case: spawn failures are reported through `done` on the next loop turn).
+// Loop thread only. `done` runs exactly once and never inside start(): a spawn failure is
+// reported on the next loop turn. `done` may destroy the runner.
 class ExecRunner {
  public:
   using Done = std::function<void(proto::ExecResult)>;

@@ -37,7 +37,7 @@ Status WsClient::connect(const WsConnectOptions& options) {
     return Error(Errc::kInvalidArgument, "WebSocket URL must be ws:// or wss://");
   }
   options_ = options;
-  header_text_ = options_.url.host_header();
+  host_ = options_.url.host_header();
   outbox_.clear();
   queued_bytes_ = 0;
   ping_pending_ = close_pending_ = false;
@@ -50,7 +50,7 @@ Status WsClient::connect(const WsConnectOptions& options) {
   info.address = options_.url.host.c_str();
   info.port = options_.url.port;
   info.path = options_.url.path.c_str();
-  info.host = header_text_.c_str();
+  info.host = host_.c_str();
   // lws 4.1 would write "Origin: http://<origin>"; the header is added whole in
   // APPEND_HANDSHAKE_HEADER instead, so any scheme can be sent.
   info.origin = nullptr;
@@ -197,7 +197,7 @@ int WsClient::on_lws_event(lws* wsi, lws_callback_reasons reason, void* in, size
     case LWS_CALLBACK_CLIENT_FILTER_PRE_ESTABLISH: {
       char proto[64] = {0};
       if (lws_hdr_copy(wsi, proto, sizeof proto, WSI_TOKEN_PROTOCOL) < 0) proto[0] = '\0';
-      header_text_ = proto;
+      subprotocol_ = proto;
       return 0;
     }
     case LWS_CALLBACK_CLIENT_ESTABLISHED:
@@ -205,7 +205,7 @@ int WsClient::on_lws_event(lws* wsi, lws_callback_reasons reason, void* in, size
       state_ = State::kOpen;
       close_info_.was_open = true;
       if (!outbox_.empty() || close_pending_) lws_callback_on_writable(wsi);
-      if (handlers_.on_open) handlers_.on_open(header_text_);
+      if (handlers_.on_open) handlers_.on_open(subprotocol_);
       return 0;
     case LWS_CALLBACK_CLIENT_RECEIVE:
       return on_receive(in, len, lws_frame_is_binary(wsi) != 0);

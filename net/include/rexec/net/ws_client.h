@@ -106,7 +106,8 @@ class WsClient final : public ClientHandler {
   lws* wsi_ = nullptr;
   State state_ = State::kIdle;
   WsConnectOptions options_;
-  std::string header_text_;  // storage for header values during the handshake
+  std::string host_;         // the Host header; lws reads it during connect
+  std::string subprotocol_;  // the one the server selected
   std::deque<WsMessage> outbox_;
   std::size_t queued_bytes_ = 0;
   std::size_t low_water_ = 64U * 1024U;
