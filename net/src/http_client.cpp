@@ -13,7 +13,10 @@ namespace rx::net {
 class HttpClient::Call final : public ClientHandler {
  public:
   Call(HttpClient* owner, HttpRequest request, HttpCallback callback)
-      : owner_(owner), request_(std::move(request)), callback_(std::move(callback)) {}
+      : owner_(owner),
+        context_(&owner->context_),
+        request_(std::move(request)),
+        callback_(std::move(callback)) {}
 
   void abandon() {
     owner_ = nullptr;
@@ -23,6 +26,7 @@ class HttpClient::Call final : public ClientHandler {
   int on_lws_event(lws* wsi, lws_callback_reasons reason, void* in, size_t len) override;
 
   HttpClient* owner_;
+  const LwsContext* context_;  // outlives every call: lws reports all of them before it goes
   HttpRequest request_;
   HttpCallback callback_;
   std::string host_;
@@ -32,6 +36,11 @@ class HttpClient::Call final : public ClientHandler {
 
  private:
   void complete(Result<HttpResponse> result, lws* wsi);
+
+  [[nodiscard]] std::string connect_failure(const void* in, size_t len) const {
+    std::string why = failure_reason(*context_, request_.url.host, in, len);
+    return tls_refused() ? why : request_.url.host_header() + ": " + why;
+  }
 };
 
 void HttpClient::Call::complete(Result<HttpResponse> result, lws* wsi) {
@@ -110,8 +119,7 @@ int HttpClient::Call::on_lws_event(lws* wsi, lws_callback_reasons reason, void* 
       complete(std::move(response_), wsi);
       return 0;
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR: {
-      std::string why = in != nullptr ? std::string(static_cast<const char*>(in), len) : "failed";
-      complete(Error(Errc::kUnavailable, request_.url.host_header() + ": " + why), wsi);
+      complete(Error(Errc::kUnavailable, connect_failure(in, len)), wsi);
       return 0;
     }
     case LWS_CALLBACK_CLOSED_CLIENT_HTTP:
@@ -164,13 +172,15 @@ Status HttpClient::request(HttpRequest request, HttpCallback callback) {
   return {};
 }
 
-Result<HttpResponse> fetch_blocking(HttpRequest request, std::chrono::milliseconds timeout) {
+Result<HttpResponse> fetch_blocking(HttpRequest request, const std::string& ca_file,
+                                    std::chrono::milliseconds timeout) {
   uv_loop_t loop;
   REXEC_CHECK(uv_loop_init(&loop) == 0);
   std::optional<Result<HttpResponse>> result;
   {
     ContextOptions co;
     co.loop = &loop;
+    co.ca_file = ca_file;
     auto ctx = LwsContext::create(co);
     if (!ctx) {
       result = std::move(ctx).error();

@@ -2,9 +2,14 @@
 // lws context creation on a foreign libuv loop, the client protocol trampoline and log routing.
 #include "rexec/net/lws_context.h"
 
+#include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
 #include <array>
+#include <cerrno>
 #include <cstring>
 #include <string_view>
 
@@ -12,8 +17,19 @@ namespace rx::net {
 
 namespace {
 
-int on_client_event(lws* wsi, lws_callback_reasons reason, void* /*user*/, void* in, size_t len) {
+int on_client_event(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len) {
+  if (reason == LWS_CALLBACK_OPENSSL_LOAD_EXTRA_CLIENT_VERIFY_CERTS) {
+    return 0;  // `wsi` is a fake one here; the trust anchors are in our own SSL_CTX already
+  }
   auto* handler = static_cast<ClientHandler*>(lws_get_opaque_user_data(wsi));
+  if (reason == LWS_CALLBACK_OPENSSL_PERFORM_SERVER_CERT_VERIFICATION) {
+    // `user` is the X509_STORE_CTX and `len` OpenSSL's preverify_ok. Returning 0 leaves OpenSSL's
+    // verdict standing: lws fails the handshake when preverify_ok is 0.
+    if (len == 0 && handler != nullptr) {
+      handler->note_tls_verify_error(X509_STORE_CTX_get_error(static_cast<X509_STORE_CTX*>(user)));
+    }
+    return 0;
+  }
   if (handler == nullptr) {
     // Events that arrive for a wsi whose owner has gone: close anything that is still open.
     return reason == LWS_CALLBACK_CLIENT_WRITEABLE || reason == LWS_CALLBACK_CLIENT_RECEIVE ||
@@ -39,6 +55,9 @@ void emit_lws_log(int level, const char* line) {
   std::string_view text(line);
   while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.remove_suffix(1);
   // lws's own lines never carry our tokens or terminal bytes: we pass neither to lws logging.
+  // A refused certificate is reported by the connection's owner in one sentence
+  // (ClientHandler::failure_reason); lws's own line about it is detail.
+  if (level == LLL_ERR && text.rfind("SSL error:", 0) == 0) level = LLL_NOTICE;
   switch (level) {
     case LLL_ERR:
       spdlog::error("lws: {}", text);
@@ -81,7 +100,24 @@ Result<std::unique_ptr<LwsContext>> LwsContext::create(const ContextOptions& opt
   // lws reads its signal handling from here; the application owns signals (ttyd does the same).
   info.signal_cb = nullptr;
 
+  for (const std::string* f : {&options.tls_cert_file, &options.tls_key_file}) {
+    if (!f->empty() && ::access(f->c_str(), R_OK) != 0) {
+      return Error::from_errno("cannot read TLS file " + *f, errno);
+    }
+  }
   std::unique_ptr<LwsContext> self(new LwsContext());
+  auto anchors = find_trust_anchors(options.ca_file);
+  if (anchors) {
+    self->anchors_ = std::move(anchors).value();
+  } else if (!options.ca_file.empty()) {
+    return std::move(anchors).error();
+  } else {
+    spdlog::debug("no CA certificates: {}", anchors.error().message);
+  }
+  auto ssl_ctx = make_client_ssl_ctx(self->anchors_);
+  if (!ssl_ctx) return std::move(ssl_ctx).error();
+  self->client_ssl_ctx_ = *ssl_ctx;
+
   self->context_ = lws_create_context(&info);
   if (self->context_ == nullptr) return Error(Errc::kUnavailable, "lws_create_context failed");
 
@@ -91,7 +127,7 @@ Result<std::unique_ptr<LwsContext>> LwsContext::create(const ContextOptions& opt
   vinfo.iface = options.bind_address.empty() ? nullptr : options.bind_address.c_str();
   vinfo.protocols = options.protocols != nullptr ? options.protocols : kClientOnly.data();
   vinfo.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
-  if (!options.ca_file.empty()) vinfo.client_ssl_ca_filepath = options.ca_file.c_str();
+  vinfo.provided_client_ssl_ctx = self->client_ssl_ctx_;
   if (!options.tls_cert_file.empty()) {
     vinfo.ssl_cert_filepath = options.tls_cert_file.c_str();
     vinfo.ssl_private_key_filepath = options.tls_key_file.c_str();
@@ -99,15 +135,31 @@ Result<std::unique_ptr<LwsContext>> LwsContext::create(const ContextOptions& opt
   self->vhost_ = lws_create_vhost(self->context_, &vinfo);
   if (self->vhost_ == nullptr) {
     std::string where = options.bind_address.empty() ? "*" : options.bind_address;
-    return Error(Errc::kUnavailable, "cannot listen on " + where + ":" +
-                                         std::to_string(options.port) +
-                                         " (address in use, or not permitted)");
+    return Error(
+        Errc::kUnavailable,
+        "cannot listen on " + where + ":" + std::to_string(options.port) +
+            (options.tls_cert_file.empty()
+                 ? " (address in use, or not permitted)"
+                 : " (address in use, or the TLS certificate and key do not load or match)"));
   }
   return self;
 }
 
 LwsContext::~LwsContext() {
   if (context_ != nullptr) lws_context_destroy(context_);
+  // Connections still closing hold their own reference (SSL_new takes one).
+  if (client_ssl_ctx_ != nullptr) SSL_CTX_free(client_ssl_ctx_);
+}
+
+std::string ClientHandler::failure_reason(const LwsContext& context, std::string_view host,
+                                          const void* in, size_t len) const {
+  if (tls_verify_error_ != 0) {
+    return verify_failure_sentence(host, tls_verify_error_, context.trust_anchors());
+  }
+  if (in == nullptr || len == 0) return "connection failed";
+  std::string_view text(static_cast<const char*>(in), len);
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\0')) text.remove_suffix(1);
+  return std::string(text);
 }
 
 int LwsContext::port() const { return vhost_ != nullptr ? lws_get_vhost_listen_port(vhost_) : -1; }

@@ -41,6 +41,7 @@ Status WsClient::connect(const WsConnectOptions& options) {
   outbox_.clear();
   queued_bytes_ = 0;
   ping_pending_ = close_pending_ = false;
+  reset_tls_verify_error();
   close_info_ = {};
 
   lws_client_connect_info info;
@@ -71,6 +72,7 @@ Status WsClient::connect(const WsConnectOptions& options) {
     std::string why = close_info_.reason.empty() ? "cannot start connection" : close_info_.reason;
     state_ = State::kIdle;
     wsi_ = nullptr;
+    if (tls_refused()) return Error(Errc::kUnavailable, why);
     return Error(Errc::kUnavailable, "connect to " + options_.url.host_header() + ": " + why);
   }
   return {};
@@ -224,7 +226,7 @@ int WsClient::on_lws_event(lws* wsi, lws_callback_reasons reason, void* in, size
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR: {
       WsCloseInfo info = close_info_;
       info.http_status = static_cast<int>(lws_http_client_http_response(wsi));
-      info.reason = in != nullptr ? std::string(static_cast<const char*>(in), len) : "failed";
+      info.reason = failure_reason(context_, options_.url.host, in, len);
       lws_set_opaque_user_data(wsi, nullptr);  // nothing may reach us after this event
       if (in_connect_) {
         close_info_ = info;  // still inside connect(): it reports the failure itself

@@ -60,8 +60,9 @@ class HttpClient {
 };
 
 // Runs one request to completion on a private loop: for command-line tools, before or without
-// an event loop of their own. Errors: as HttpClient::request, plus kTimeout after `timeout`.
-Result<HttpResponse> fetch_blocking(HttpRequest request,
+// an event loop of their own, trusting `ca_file` (empty: find_trust_anchors()). Errors: as
+// HttpClient::request and LwsContext::create, plus kTimeout after `timeout`.
+Result<HttpResponse> fetch_blocking(HttpRequest request, const std::string& ca_file = {},
                                     std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
 }  // namespace rx::net

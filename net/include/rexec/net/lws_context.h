@@ -4,12 +4,14 @@
 #pragma once
 
 #include "rexec/common/result.h"
+#include "rexec/net/tls.h"
 
 #include <libwebsockets.h>
 #include <uv.h>
 
 #include <memory>
 #include <string>
+#include <string_view>
 
 namespace rx::net {
 
@@ -21,7 +23,7 @@ struct ContextOptions {
   int port = CONTEXT_PORT_NO_LISTEN;  // 0: any free port (read it back with port())
   std::string bind_address;           // listen address for servers; empty: all addresses
   void* user = nullptr;               // returned by lws_context_user()
-  std::string ca_file;                // client trust anchors; empty: the system default
+  std::string ca_file;                // client trust anchors; empty: find_trust_anchors()
   std::string tls_cert_file;          // server: serve TLS with this certificate chain...
   std::string tls_key_file;           // ...and this key
   unsigned int pt_serv_buf_size = 0;  // 0: lws default; bytes of the per-thread I/O buffer
@@ -32,7 +34,9 @@ struct ContextOptions {
 class LwsContext {
  public:
   // Errors: kInvalidArgument without a loop; kUnavailable when lws cannot create the context or
-  // bind the port (the message names the address).
+  // bind the port (the message names the address); kNotFound / kConfig when `ca_file` is given
+  // and cannot be used. Without `ca_file`, a machine with no CA bundle still gets a context:
+  // every https/wss connection then fails verification with a sentence that says so.
   static Result<std::unique_ptr<LwsContext>> create(const ContextOptions& options);
   ~LwsContext();
 
@@ -45,6 +49,9 @@ class LwsContext {
 
   [[nodiscard]] lws_vhost* vhost() const { return vhost_; }
 
+  // What client connections verify servers against.
+  [[nodiscard]] const TrustAnchors& trust_anchors() const { return anchors_; }
+
   // The bound listening port, or -1 for a client-only context.
   [[nodiscard]] int port() const;
 
@@ -52,6 +59,8 @@ class LwsContext {
   LwsContext() = default;
   lws_context* context_ = nullptr;
   lws_vhost* vhost_ = nullptr;
+  TrustAnchors anchors_;
+  SSL_CTX* client_ssl_ctx_ = nullptr;  // ours; lws borrows it (provided_client_ssl_ctx)
 };
 
 // A client-side connection object: the built-in client protocol forwards every lws event of a
@@ -62,12 +71,30 @@ class ClientHandler {
   virtual ~ClientHandler() = default;
   virtual int on_lws_event(lws* wsi, lws_callback_reasons reason, void* in, size_t len) = 0;
 
+  // Called by the client protocol when OpenSSL refuses the server's certificate; the first
+  // X509_V_ERR of a connection is kept for failure_reason().
+  void note_tls_verify_error(int x509_error) {
+    if (tls_verify_error_ == 0) tls_verify_error_ = x509_error;
+  }
+
  protected:
+  // Why a connection failed, for CLIENT_CONNECTION_ERROR: the verify_failure_sentence() when the
+  // certificate was refused, else lws's own text (`in`, `len`).
+  [[nodiscard]] std::string failure_reason(const LwsContext& context, std::string_view host,
+                                           const void* in, size_t len) const;
+
+  void reset_tls_verify_error() { tls_verify_error_ = 0; }
+
+  [[nodiscard]] bool tls_refused() const { return tls_verify_error_ != 0; }
+
   ClientHandler() = default;
   ClientHandler(const ClientHandler&) = default;
   ClientHandler& operator=(const ClientHandler&) = default;
   ClientHandler(ClientHandler&&) = default;
   ClientHandler& operator=(ClientHandler&&) = default;
+
+ private:
+  int tls_verify_error_ = 0;
 };
 
 // The name of the built-in client protocol; pass it as lws_client_connect_info.local_protocol_name.
