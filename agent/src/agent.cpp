@@ -162,6 +162,7 @@ int Agent::run() {
 
   net::ContextOptions co;
   co.loop = &loop();
+  co.ca_file = options_.config.ca_file;
   auto ctx = net::LwsContext::create(co);
   if (!ctx) {
     spdlog::error("cannot start networking: {}", ctx.error().message);

@@ -82,11 +82,12 @@ Result<AgentConfig> load_config(const std::string& path) {
     return Error(Errc::kConfig, path + " is not a JSON object");
   }
   AgentConfig c;
-  for (auto status : {read_field(j, "server", c.server), read_field(j, "agent_id", c.agent_id),
-                      read_field(j, "token", c.token), read_field(j, "name", c.name),
-                      read_field(j, "description", c.description), read_field(j, "tags", c.tags),
-                      read_field(j, "shell", c.shell), read_field(j, "region", c.region),
-                      read_field(j, "log_level", c.log_level)}) {
+  for (auto status :
+       {read_field(j, "server", c.server), read_field(j, "agent_id", c.agent_id),
+        read_field(j, "token", c.token), read_field(j, "name", c.name),
+        read_field(j, "description", c.description), read_field(j, "tags", c.tags),
+        read_field(j, "shell", c.shell), read_field(j, "region", c.region),
+        read_field(j, "log_level", c.log_level), read_field(j, "ca_file", c.ca_file)}) {
     if (!status) return Error(Errc::kConfig, path + ": " + status.error().message);
   }
   return c;
@@ -103,6 +104,7 @@ void apply_environment(AgentConfig& config,
   take("REXEC_SHELL", config.shell);
   take("REXEC_REGION", config.region);
   take("REXEC_LOG_LEVEL", config.log_level);
+  take("REXEC_CA_FILE", config.ca_file);
 }
 
 Status save_config(const std::string& path, const AgentConfig& config) {
@@ -116,6 +118,7 @@ Status save_config(const std::string& path, const AgentConfig& config) {
             {"shell", config.shell},
             {"region", config.region},
             {"log_level", config.log_level}};
+  if (!config.ca_file.empty()) j["ca_file"] = config.ca_file;
   const std::string text = j.dump(2) + "\n";
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));

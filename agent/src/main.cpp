@@ -47,9 +47,24 @@ std::string redact(const std::string& token) {
 
 struct Flags {
   std::string config_path;
-  std::string server, token, name, description, shell, region, log_level;
+  std::string server, token, name, description, shell, region, log_level, ca_file;
+  std::string agent_id;      // register: already registered, only save
+  bool token_stdin = false;  // read the token from the first line of stdin
   std::vector<std::string> tags;
 };
+
+// The first line of stdin, without surrounding white space: how install.sh passes a token, so
+// it never appears on a command line.
+std::string read_token_line() {
+  std::string line;
+  int ch = 0;
+  while ((ch = std::fgetc(stdin)) != EOF && ch != '\n' && line.size() < 4096) {
+    line.push_back(static_cast<char>(ch));
+  }
+  const auto first = line.find_first_not_of(" \t\r");
+  const auto last = line.find_last_not_of(" \t\r");
+  return first == std::string::npos ? std::string() : line.substr(first, last - first + 1);
+}
 
 // File, then environment, then flags (flags win).
 rx::Result<AgentConfig> resolve(const Flags& f, bool must_exist) {
@@ -69,12 +84,33 @@ rx::Result<AgentConfig> resolve(const Flags& f, bool must_exist) {
   if (!f.shell.empty()) c.shell = f.shell;
   if (!f.region.empty()) c.region = f.region;
   if (!f.log_level.empty()) c.log_level = f.log_level;
+  if (!f.ca_file.empty()) c.ca_file = f.ca_file;
   return c;
 }
 
 int fail(const std::string& sentence) {
   std::fprintf(stderr, "rexec-agent: %s\n", sentence.c_str());
   return 1;
+}
+
+// register --agent-id: the agent exists; check that its token works, then save.
+int save_registration(const Flags& flags, AgentConfig c, const std::string& server) {
+  if (c.token.rfind("rexec_", 0) != 0) return fail("--agent-id needs the agent's own rexec_ token");
+  rx::net::HttpRequest req;
+  req.url = rx::net::Url::parse(server + "/api/tokens/validate").value();
+  req.headers = {{"authorization", "Bearer " + c.token}};
+  auto r = rx::net::fetch_blocking(req, c.ca_file);
+  if (!r) return fail("cannot reach the server at " + server + ": " + r.error().message);
+  if (r->status != 200) return fail("the server rejected the token (" + error_text(*r) + ")");
+  c.server = server;
+  c.agent_id = flags.agent_id;
+  if (auto st = rx::agent::save_config(flags.config_path, c); !st) {
+    return fail("could not save the config: " + st.error().message);
+  }
+  std::fprintf(stderr, "saved agent %s; config in %s\n", c.agent_id.c_str(),
+               flags.config_path.c_str());
+  std::printf("%s\n", c.agent_id.c_str());
+  return 0;
 }
 
 int do_register(const Flags& flags) {
@@ -84,6 +120,7 @@ int do_register(const Flags& flags) {
   auto server = rx::agent::normalized_server(c.server);
   if (!server) return fail(server.error().message);
   if (c.token.empty()) return fail("no token: pass --token or set REXEC_TOKEN");
+  if (!flags.agent_id.empty()) return save_registration(flags, c, *server);
   if (c.name.empty()) c.name = rx::sysinfo::read_hostname();
   if (!c.shell.empty()) {
     if (auto sh = rx::pty::choose_shell(c.shell); !sh) return fail(sh.error().message);
@@ -101,7 +138,7 @@ int do_register(const Flags& flags) {
   req.url = rx::net::Url::parse(*server + "/api/agents/register").value();
   req.headers = {{"authorization", "Bearer " + c.token}};
   req.body = body.dump();
-  auto r = rx::net::fetch_blocking(req);
+  auto r = rx::net::fetch_blocking(req, c.ca_file);
   if (!r) return fail("cannot reach the server at " + *server + ": " + r.error().message);
   if (r->status == 401) return fail("the server rejected the token (401 unauthorized)");
   if (r->status == 404) return fail("no agent registration at " + *server + " (404)");
@@ -137,7 +174,7 @@ int do_status(const Flags& flags) {
   rx::net::HttpRequest req;
   req.url = rx::net::Url::parse(*server + "/api/tokens/validate").value();
   req.headers = {{"authorization", "Bearer " + c.token}};
-  auto r = rx::net::fetch_blocking(req);
+  auto r = rx::net::fetch_blocking(req, c.ca_file);
   if (!r) {
     std::printf("server:   unreachable (%s)\n", r.error().message.c_str());
     return 1;
@@ -160,7 +197,7 @@ int do_unregister(const Flags& flags) {
   req.method = "DELETE";
   req.url = rx::net::Url::parse(*server + "/api/agents/" + c.agent_id).value();
   req.headers = {{"authorization", "Bearer " + c.token}};
-  auto r = rx::net::fetch_blocking(req);
+  auto r = rx::net::fetch_blocking(req, c.ca_file);
   if (!r) return fail("cannot reach the server at " + *server + ": " + r.error().message);
   if (r->status != 200 && r->status != 404) {
     return fail("the server refused to delete the agent (" + error_text(*r) +
@@ -192,6 +229,9 @@ int main(int argc, char** argv) {
   f.config_path = env("REXEC_CONFIG").value_or(rx::agent::default_config_path());
   app.add_option("--config", f.config_path, "Config file")->capture_default_str();
   app.add_option("--log-level", f.log_level, "trace, debug, info, warn, error");
+  app.add_option("--ca-file", f.ca_file,
+                 "PEM file of CA certificates to trust (default: SSL_CERT_FILE, SSL_CERT_DIR, then "
+                 "the system bundle); saved by register");
 
   auto* reg = app.add_subcommand("register", "Register this machine and save its agent token");
   reg->add_option("--server", f.server, "Server URL, e.g. https://rexec.example.com");
@@ -200,6 +240,9 @@ int main(int argc, char** argv) {
   reg->add_option("--description", f.description, "Description");
   reg->add_option("--tags", f.tags, "Tags")->delimiter(',');
   reg->add_option("--shell", f.shell, "Shell for terminals (default: $SHELL, zsh, bash, sh)");
+  reg->add_option("--agent-id", f.agent_id,
+                  "Already registered: save this id with its agent token (--token) instead");
+  reg->add_flag("--token-stdin", f.token_stdin, "Read the token from the first line of stdin");
 
   auto* run = app.add_subcommand("run", "Connect and serve terminals (foreground)");
   run->add_option("--server", f.server, "Override the server URL");
@@ -209,6 +252,7 @@ int main(int argc, char** argv) {
   auto* status = app.add_subcommand("status", "Show the config and check the server");
   auto* unreg = app.add_subcommand("unregister", "Delete this agent on the server and its config");
   unreg->add_option("--token", f.token, "A user API token allowed to delete the agent");
+  unreg->add_flag("--token-stdin", f.token_stdin, "Read the token from the first line of stdin");
   auto* version = app.add_subcommand("version", "Print version, commit and build date");
 
   try {
@@ -229,6 +273,10 @@ int main(int argc, char** argv) {
   if (auto st = rx::init_logging(log); !st) return fail(st.error().message);
   rx::net::route_lws_logs(log.level);
 
+  if (f.token_stdin) {
+    f.token = read_token_line();
+    if (f.token.empty()) return fail("--token-stdin: no token on stdin");
+  }
   if (reg->parsed()) return do_register(f);
   if (status->parsed()) return do_status(f);
   if (unreg->parsed()) return do_unregister(f);

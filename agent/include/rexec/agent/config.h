@@ -23,6 +23,7 @@ struct AgentConfig {
   std::string shell;   // empty: $SHELL, then zsh, bash, sh
   std::string region;  // reported in system_info
   std::string log_level = "info";
+  std::string ca_file;  // trust anchors for https/wss; empty: the system's (net/tls.h)
 };
 
 // /etc/rexec/agent.json when running as root, else $XDG_CONFIG_HOME/rexec/agent.json (default
@@ -33,8 +34,8 @@ std::string default_config_path();
 // object of the expected shape (the message names the field); kSystem / kPermission on I/O.
 Result<AgentConfig> load_config(const std::string& path);
 
-// Overlays REXEC_SERVER, REXEC_AGENT_ID, REXEC_TOKEN, REXEC_SHELL, REXEC_REGION and
-// REXEC_LOG_LEVEL from `getenv` (injected for tests) onto `config`.
+// Overlays REXEC_SERVER, REXEC_AGENT_ID, REXEC_TOKEN, REXEC_SHELL, REXEC_REGION,
+// REXEC_LOG_LEVEL and REXEC_CA_FILE from `getenv` (injected for tests) onto `config`.
 void apply_environment(AgentConfig& config,
                        const std::function<std::optional<std::string>(const char*)>& getenv);
 
