@@ -89,7 +89,8 @@ Api::Api(const ServerConfig& config, Store& store, Authenticator& auth)
     : config_(config),
       store_(store),
       auth_(auth),
-      limiter_(config.rate_limit_per_sec, config.rate_limit_burst) {}
+      limiter_(config.rate_limit_per_sec, config.rate_limit_burst),
+      downloads_(config.downloads_dir) {}
 
 Result<Principal> Api::authenticate(const HttpRequest& req) {
   const auto extracted =
@@ -112,6 +113,7 @@ HttpResponse Api::handle(const HttpRequest& req) {
   if (req.path == "/api/version" && req.method == "GET") {
     return reply(200, {{"version", REXEC_VERSION}, {"build", REXEC_BUILD_DATE}});
   }
+  if (auto file = downloads_.handle(req, config_.public_url)) return std::move(*file);
   // A plain GET of a socket URL answers with the same checks as the upgrade would.
   const bool socket_path =
       (parts.size() == 3 && parts[0] == "ws" && parts[1] == "agent") ||

@@ -83,6 +83,8 @@ int serve(ServerConfig config, const std::string& jwt_flag) {
     ho.port = config.listen_port;
     ho.max_body_bytes = config.max_body_bytes;
     ho.max_frame_bytes = config.max_frame_bytes;
+    ho.tls_cert_file = config.tls_cert_file;
+    ho.tls_key_file = config.tls_key_file;
     HttpHandlers handlers;
     handlers.on_request = [&api](const HttpRequest& r) { return api.handle(r); };
     handlers.on_upgrade = [&api](const HttpRequest& r) { return api.upgrade(r); };
@@ -90,8 +92,8 @@ int serve(ServerConfig config, const std::string& jwt_flag) {
     if (!http) {
       rc = fail(http.error().message);
     } else {
-      const std::string url =
-          "http://" + config.listen_host + ":" + std::to_string((*http)->port());
+      const std::string url = std::string(config.tls_cert_file.empty() ? "http" : "https") + "://" +
+                              config.listen_host + ":" + std::to_string((*http)->port());
       if (config.public_url.empty()) api.set_public_url(url);  // port 0: known only now
       std::printf("rexec-server listening on %s\n", url.c_str());
       std::fflush(stdout);
@@ -168,6 +170,10 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--session-linger-ms", linger_ms, "Main shell life after its last viewer");
   serve_cmd->add_option("--agent-grace-ms", grace_ms, "How long viewers wait for a lost agent");
   serve_cmd->add_option("--plan-limit", plan_limits, "TIER=N, e.g. free=5 (repeatable)");
+  serve_cmd->add_option("--tls-cert", config.tls_cert_file, "Serve TLS: PEM certificate chain");
+  serve_cmd->add_option("--tls-key", config.tls_key_file, "Serve TLS: PEM private key");
+  serve_cmd->add_option("--downloads-dir", config.downloads_dir,
+                        "Directory holding rexec-agent-linux-<arch> binaries to serve");
   serve_cmd
       ->add_option("--rate-limit", config.rate_limit_per_sec,
                    "Requests and upgrades per second per IP (burst: 3 s worth)")
@@ -228,8 +234,11 @@ int main(int argc, char** argv) {
         return fail("--plan-limit must be TIER=N");
       }
     }
+    if (config.tls_cert_file.empty() != config.tls_key_file.empty()) {
+      return fail("--tls-cert and --tls-key go together");
+    }
     if (config.public_url.empty() && config.listen_port != 0) {
-      config.public_url = "http://" + listen;
+      config.public_url = (config.tls_cert_file.empty() ? "http://" : "https://") + listen;
     }
     return serve(config, jwt_flag);
   }

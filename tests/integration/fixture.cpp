@@ -53,14 +53,15 @@ void System::start_server(const std::string& listen, const std::vector<std::stri
   const std::string log_path = dir_ + "/server.log";
   const std::size_t log_start = read_file(log_path).size();
   server_ = std::make_unique<Process>(Process::start(argv, log_path));
-  const std::regex listening(R"(listening on http://127\.0\.0\.1:(\d+))");
+  const std::regex listening(R"(listening on (https?)://127\.0\.0\.1:(\d+))");
   std::smatch m;
   int port = 0;
   const bool up = wait_until(
       [&] {
         const std::string log = read_file(log_path).substr(log_start);
         if (std::regex_search(log, m, listening)) {
-          port = std::stoi(m[1].str());
+          scheme_ = m[1].str();
+          port = std::stoi(m[2].str());
           return true;
         }
         return !server_->running();
@@ -86,11 +87,12 @@ System::~System() {
 }
 
 std::string System::http_url(const std::string& path) const {
-  return "http://127.0.0.1:" + std::to_string(port_) + path;
+  return scheme_ + "://127.0.0.1:" + std::to_string(port_) + path;
 }
 
 std::string System::ws_url(const std::string& path) const {
-  return "ws://127.0.0.1:" + std::to_string(port_) + path;
+  return (scheme_ == "https" ? "wss://127.0.0.1:" : "ws://127.0.0.1:") + std::to_string(port_) +
+         path;
 }
 
 std::string System::add_user(const std::string& name, const std::string& tier, bool admin) {

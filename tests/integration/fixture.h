@@ -73,6 +73,7 @@ class System {
   std::string db_path_;
   std::string jwt_secret_;
   int port_ = 0;
+  std::string scheme_ = "http";
   std::vector<std::string> base_args_;  // serve arguments without --listen and extra_args
   void start_server(const std::string& listen, const std::vector<std::string>& extra_args);
   std::unique_ptr<Process> server_;

@@ -5,10 +5,11 @@
 
 namespace rx::test {
 
-Loop::Loop() {
+Loop::Loop(const std::string& ca_file) {
   if (uv_loop_init(&loop_) != 0) throw std::runtime_error("uv_loop_init");
   net::ContextOptions options;
   options.loop = &loop_;
+  options.ca_file = ca_file;
   auto ctx = net::LwsContext::create(options);
   if (!ctx) throw std::runtime_error(ctx.error().to_string());
   context_ = std::move(ctx).value();

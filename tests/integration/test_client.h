@@ -24,7 +24,8 @@ using namespace std::chrono_literals;
 
 class Loop {
  public:
-  Loop();
+  // Client connections trust `ca_file` (empty: the system's CAs).
+  explicit Loop(const std::string& ca_file = "");
   ~Loop();
   Loop(const Loop&) = delete;
   Loop& operator=(const Loop&) = delete;

@@ -7,6 +7,7 @@
 #include "rexec/server/auth/authenticator.h"
 #include "rexec/server/auth/request_auth.h"
 #include "rexec/server/config.h"
+#include "rexec/server/downloads.h"
 #include "rexec/server/http_server.h"
 #include "rexec/server/hub.h"
 #include "rexec/server/storage/store.h"
@@ -54,6 +55,7 @@ class Api final : public HubSink {
   Authenticator& auth_;
   Hub* hub_ = nullptr;
   RateLimiter limiter_;
+  Downloads downloads_;
 };
 
 }  // namespace rx::server

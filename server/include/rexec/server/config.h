@@ -34,6 +34,9 @@ struct ServerConfig {
   double rate_limit_burst = 60;
   PlanLimits plan_limits;
   std::string log_level = "info";
+  std::string tls_cert_file;  // PEM chain; with tls_key_file, the server speaks only TLS
+  std::string tls_key_file;
+  std::string downloads_dir;  // serves rexec-agent-linux-<arch> (+ .sha256) from here; empty: 404
 };
 
 }  // namespace rx::server

@@ -1,0 +1,176 @@
+// SPDX-License-Identifier: MIT
+// TLS end to end (Ship it): a throwaway CA made with the openssl CLI, rexec-server serving TLS,
+// and rexec-agent registering and connecting with verification on. A trusted CA connects; an
+// untrusted one and a wrong host name are refused with one sentence naming host and reason.
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <stdexcept>
+
+#include "fixture.h"
+
+using rx::test::read_file;
+using rx::test::run_program;
+using rx::test::System;
+using namespace std::chrono_literals;
+
+namespace {
+
+// A CA and a server certificate for 127.0.0.1 and rexec.test only (not "localhost"), in `dir`.
+void make_certs(const std::string& dir) {
+  const std::string script = R"(set -e
+cd ")" + dir + R"("
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+  -keyout ca.key -out ca.pem -subj /CN=rexec-test-ca 2>/dev/null
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+  -keyout other-ca.key -out other-ca.pem -subj /CN=rexec-other-ca 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+  -keyout server.key -out server.csr -subj /CN=rexec.test 2>/dev/null
+printf 'subjectAltName=DNS:rexec.test,IP:127.0.0.1\n' > ext.cnf
+openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+  -extfile ext.cnf -out server.pem 2>/dev/null
+)";
+  auto r = run_program({"/bin/sh", "-c", script}, dir + "/openssl.log");
+  if (r.exit_code != 0)
+    throw std::runtime_error("openssl failed: " + read_file(dir + "/openssl.log"));
+}
+
+struct CertDir {
+  std::string path;
+
+  CertDir() {
+    char tmpl[] = "/tmp/rexec-tls-XXXXXX";
+    if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp");
+    path = tmpl;
+    make_certs(path);
+  }
+
+  ~CertDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+
+  CertDir(const CertDir&) = delete;
+  CertDir& operator=(const CertDir&) = delete;
+  CertDir(CertDir&&) = delete;
+  CertDir& operator=(CertDir&&) = delete;
+};
+
+rx::test::ServerOptions tls_server(const CertDir& certs) {
+  rx::test::ServerOptions o;
+  o.extra_args = {"--tls-cert", certs.path + "/server.pem", "--tls-key",
+                  certs.path + "/server.key"};
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("TLS: a trusted CA registers, connects and serves a terminal over wss", "[integration]") {
+  CertDir certs;
+  System sys(tls_server(certs));
+  REQUIRE(sys.http_url().rfind("https://", 0) == 0);
+  const std::string token = sys.add_user("alice");
+  const std::string cfg = sys.dir() + "/tls-agent.json";
+  const std::string log = sys.dir() + "/tls-agent.log";
+  auto reg =
+      run_program({rx::test::agent_binary(), "register", "--server", sys.http_url(), "--token",
+                   token, "--name", "tls", "--config", cfg, "--ca-file", certs.path + "/ca.pem"},
+                  log);
+  INFO(read_file(log));
+  REQUIRE(reg.exit_code == 0);
+  const std::string id = reg.out.substr(0, reg.out.find('\n'));
+  // The CA is saved with the registration: `run` needs no flag.
+  CHECK(read_file(cfg).find("ca.pem") != std::string::npos);
+  rx::test::Process agent = rx::test::Process::start(
+      {rx::test::agent_binary(), "run", "--config", cfg}, log, {"REXEC_LOG_LEVEL=debug"});
+
+  rx::test::Loop loop(certs.path + "/ca.pem");
+  const bool online = loop.run_until(
+      [&] {
+        auto r = rx::test::http(loop, "GET", sys.http_url("/api/agents/" + id), token);
+        return r.status == 200 && r.body.value("status", "") == "online";
+      },
+      15s);
+  if (!online) sys.dump_logs();
+  INFO(read_file(log));
+  REQUIRE(online);
+
+  rx::test::TestSocket user(loop);
+  REQUIRE(user.open(sys.ws_url("/ws/agent/" + id + "/terminal?id=tls-1"), token));
+  REQUIRE(user.wait_type("shell_started"));
+  user.send_json({{"type", "input"}, {"data", "echo over-'tls'-ok\n"}});
+  CHECK(user.wait_output("over-tls-ok"));
+}
+
+TEST_CASE("TLS: an untrusted CA and a wrong host name are refused in one sentence",
+          "[integration]") {
+  CertDir certs;
+  System sys(tls_server(certs));
+  const std::string token = sys.add_user("bob");
+  const std::string port = std::to_string(sys.port());
+  const std::string log = sys.dir() + "/refused.log";
+
+  SECTION("untrusted: the system CAs and another CA do not vouch for the server") {
+    for (const std::string& ca : {std::string(), certs.path + "/other-ca.pem"}) {
+      std::vector<std::string> argv = {rx::test::agent_binary(),
+                                       "register",
+                                       "--server",
+                                       sys.http_url(),
+                                       "--token",
+                                       token,
+                                       "--config",
+                                       sys.dir() + "/u.json"};
+      if (!ca.empty()) argv.insert(argv.end(), {"--ca-file", ca});
+      auto r = run_program(argv, log);
+      const std::string err = read_file(log);
+      INFO(err);
+      CHECK(r.exit_code == 1);
+      CHECK(err.find("cannot verify the TLS certificate of 127.0.0.1: it is not signed by a CA "
+                     "this machine trusts") != std::string::npos);
+      CHECK(err.find(ca.empty() ? "trusted CAs: /" : "trusted CAs: " + ca) != std::string::npos);
+      CHECK_FALSE(std::filesystem::exists(sys.dir() + "/u.json"));
+    }
+  }
+
+  SECTION("wrong host: the certificate names 127.0.0.1 and rexec.test, not localhost") {
+    auto r = run_program(
+        {rx::test::agent_binary(), "register", "--server", "https://localhost:" + port, "--token",
+         token, "--config", sys.dir() + "/h.json", "--ca-file", certs.path + "/ca.pem"},
+        log);
+    const std::string err = read_file(log);
+    INFO(err);
+    CHECK(r.exit_code == 1);
+    CHECK(err.find("cannot verify the TLS certificate of localhost: the certificate was issued "
+                   "for another name (hostname mismatch)") != std::string::npos);
+  }
+
+  SECTION("run: the agent keeps retrying and logs the sentence, never connects") {
+    // A config as `register` would have written it, for a server whose CA is not trusted.
+    const std::string cfg = sys.dir() + "/run.json";
+    {
+      rx::test::Loop loop(certs.path + "/ca.pem");
+      auto r = rx::test::http(loop, "POST", sys.http_url("/api/agents/register"), token,
+                              R"({"name":"untrusted"})");
+      REQUIRE(r.status == 201);
+      nlohmann::json c = {{"server", sys.http_url()},
+                          {"agent_id", r.body["id"]},
+                          {"token", r.body["token"]},
+                          {"ca_file", certs.path + "/other-ca.pem"}};
+      std::FILE* f = std::fopen(cfg.c_str(), "w");
+      REQUIRE(f != nullptr);
+      std::fputs(c.dump().c_str(), f);
+      std::fclose(f);
+    }
+    rx::test::Process agent =
+        rx::test::Process::start({rx::test::agent_binary(), "run", "--config", cfg}, log);
+    const bool said = rx::test::wait_until(
+        [&] {
+          return agent.log().find("cannot verify the TLS certificate of 127.0.0.1") !=
+                 std::string::npos;
+        },
+        10s);
+    INFO(agent.log());
+    CHECK(said);
+    CHECK(agent.running());  // a refused certificate is retried with backoff, not fatal
+  }
+}
