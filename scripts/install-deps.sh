@@ -13,7 +13,7 @@ packages=(
   libuv1-dev libssl-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev catch2 zlib1g-dev
   libsqlite3-dev libhiredis-dev liboath-dev libpq-dev
   # test tools
-  procps psmisc util-linux python3 sqlite3 curl
+  procps psmisc util-linux python3 sqlite3 curl shellcheck systemd
 )
 
 sudo=()
