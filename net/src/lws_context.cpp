@@ -105,6 +105,12 @@ Result<std::unique_ptr<LwsContext>> LwsContext::create(const ContextOptions& opt
       return Error::from_errno("cannot read TLS file " + *f, errno);
     }
   }
+  // lws reads WebSocket masks and nonces from /dev/urandom and fails context creation without
+  // it; lws 4.1.6 then crashes in its own clean-up on a foreign libuv loop (uv_run on a loop it
+  // never set). Missing /dev/urandom is common in chroots and minimal containers: say so instead.
+  if (::access("/dev/urandom", R_OK) != 0) {
+    return Error::from_errno("cannot read /dev/urandom (libwebsockets needs it)", errno);
+  }
   std::unique_ptr<LwsContext> self(new LwsContext());
   auto anchors = find_trust_anchors(options.ca_file);
   if (anchors) {

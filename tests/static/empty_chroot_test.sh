@@ -25,3 +25,48 @@ case "$out" in
   "rexec-agent "*) echo "ok: $out (root held $(ls -A "$root" | wc -l) file)" ;;
   *) echo "FAIL: unexpected output: $out" >&2; exit 1 ;;
 esac
+
+# As root: networking from the same empty root. Without /dev/urandom libwebsockets cannot start,
+# and the agent must say so rather than crash; with it (and /etc/hosts) a host name resolves
+# through glibc's built-in files lookup, no NSS libraries present, and HTTP reaches a server.
+if [ "$(id -u)" -ne 0 ] || ! command -v python3 >/dev/null; then
+  echo "skip: networking checks need root and python3"
+  exit 0
+fi
+port_file=$(mktemp)
+python3 - "$port_file" <<'PY' &
+import http.server, socketserver, sys
+class Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *a): pass
+with socketserver.TCPServer(("127.0.0.1", 0), Quiet) as s:
+    open(sys.argv[1], "w").write(str(s.server_address[1]))
+    s.timeout = 20
+    s.handle_request(); s.handle_request()
+PY
+web=$!
+trap 'rm -rf "$root" "$port_file"; kill $web 2>/dev/null || true' EXIT
+for _ in $(seq 50); do [ -s "$port_file" ] && break; sleep 0.1; done
+port=$(cat "$port_file")
+printf '{"server":"http://rexec.internal:%s","agent_id":"x","token":"rexec_abc"}\n' "$port" > "$root/cfg.json"
+mkdir -p "$root/etc" "$root/dev"
+echo "127.0.0.1 rexec.internal" > "$root/etc/hosts"
+echo "hosts: files" > "$root/etc/nsswitch.conf"
+
+set +e
+out=$(chroot "$root" /rexec-agent --config /cfg.json status 2>&1)
+rc=$?
+set -e
+[ "$rc" -eq 1 ] || { echo "FAIL: without /dev/urandom: exit $rc: $out" >&2; exit 1; }
+case "$out" in
+  *"cannot read /dev/urandom"*) echo "ok: no /dev/urandom is a clear error" ;;
+  *) echo "FAIL: without /dev/urandom: $out" >&2; exit 1 ;;
+esac
+
+mknod -m 444 "$root/dev/urandom" c 1 9
+set +e
+out=$(chroot "$root" /rexec-agent --config /cfg.json status 2>&1)
+set -e
+case "$out" in
+  *"auth:     rejected (HTTP 404)"*) echo "ok: rexec.internal resolved from /etc/hosts; HTTP reached the server" ;;
+  *) echo "FAIL: static name resolution or HTTP: $out" >&2; exit 1 ;;
+esac
