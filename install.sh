@@ -69,6 +69,7 @@ unit_path=/etc/systemd/system/rexec-agent.service
 # (401/403/404): restarting cannot help, so systemd must not. The agent reconnects with its own
 # backoff while it runs; RestartSec only spaces out restarts after a crash. RestartSteps and
 # RestartMaxDelaySec (systemd 254+) grow that delay; older systemd ignores them with a notice.
+# Until the config exists (a .deb installed but not registered) the unit does not start at all.
 print_unit() {
   cat <<EOF
 [Unit]
@@ -76,6 +77,7 @@ Description=Rexec agent: browser terminals on this machine
 Documentation=https://github.com/rexec/rexec-agent
 After=network-online.target
 Wants=network-online.target
+ConditionPathExists=$2
 StartLimitIntervalSec=0
 
 [Service]
