@@ -24,7 +24,12 @@ for f in "$run_dir"/*.pid; do
 done
 rm -f "$run_dir"/*.pid "$run_dir"/rexec.db* "$run_dir"/agent.json "$run_dir"/client.json
 
-"$server" serve --listen "127.0.0.1:$port" --db "$run_dir/rexec.db" >"$run_dir/server.log" 2>&1 &
+# The server also offers this agent build to other machines (install.sh downloads it).
+mkdir -p "$run_dir/downloads"
+case "$(uname -m)" in x86_64) arch=amd64 ;; aarch64) arch=arm64 ;; *) arch=$(uname -m) ;; esac
+cp "$agent" "$run_dir/downloads/rexec-agent-linux-$arch"
+"$server" serve --listen "127.0.0.1:$port" --db "$run_dir/rexec.db" \
+  --downloads-dir "$run_dir/downloads" >"$run_dir/server.log" 2>&1 &
 echo $! >"$run_dir/server.pid"
 for _ in $(seq 1 50); do
   grep -q "listening on" "$run_dir/server.log" && break
@@ -34,6 +39,7 @@ grep -q "listening on" "$run_dir/server.log" || { cat "$run_dir/server.log"; exi
 url="http://127.0.0.1:$port"
 
 token=$("$server" user add demo --tier pro --db "$run_dir/rexec.db" 2>/dev/null)
+(umask 077 && printf '%s\n' "$token" >"$run_dir/token")
 agent_id=$("$agent" --config "$run_dir/agent.json" register --server "$url" --token "$token" \
   --name "$(hostname)")
 "$agent" --config "$run_dir/agent.json" run >"$run_dir/agent.log" 2>&1 &
@@ -57,4 +63,6 @@ echo
 echo "  REXEC_CLIENT_CONFIG=$run_dir/client.json $client term $agent_id"
 echo
 echo "Run one command:  REXEC_CLIENT_CONFIG=$run_dir/client.json $client exec $agent_id -- uname -a"
+echo "Install the agent on another machine that can reach $url:"
+echo "  curl -fsSL $url/install-agent.sh | sh -s -- --token \"\$(cat $run_dir/token)\""
 echo "Stop everything:  kill \$(cat $run_dir/*.pid)"
