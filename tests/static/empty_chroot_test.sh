@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# Proves the release rexec-agent is fully static: `file` must say "statically linked", and the
+# Proves the release rexec-agent is fully static and hardened: `file` must say static(-pie), the
+# ELF headers show PIE, RELRO, BIND_NOW and an NX stack, and the
 # binary must run in an empty root that holds nothing but itself (no libc, no loader, no /etc).
 #   empty_chroot_test.sh PATH/TO/rexec-agent
 set -euo pipefail
@@ -11,6 +12,18 @@ case "$desc" in
   *"statically linked"*|*"static-pie linked"*) ;;
   *) echo "FAIL: not static: $desc" >&2; exit 1 ;;
 esac
+
+# Hardening of the release build: position independent (static-pie), full RELRO (GNU_RELRO and
+# BIND_NOW), non-executable stack.
+if command -v readelf >/dev/null; then
+  hdr=$(readelf -hW "$bin") dyn=$(readelf -dW "$bin") seg=$(readelf -lW "$bin")
+  case "$desc" in *"static-pie linked"*) ;; *) echo "FAIL: not static-pie: $desc" >&2; exit 1 ;; esac
+  grep -q "Type: *DYN" <<<"$hdr" || { echo "FAIL: not PIE" >&2; exit 1; }
+  grep -q "GNU_RELRO" <<<"$seg" || { echo "FAIL: no RELRO segment" >&2; exit 1; }
+  grep -q "BIND_NOW" <<<"$dyn" || { echo "FAIL: no BIND_NOW" >&2; exit 1; }
+  grep -E "GNU_STACK" <<<"$seg" | grep -qv "RWE" || { echo "FAIL: executable stack" >&2; exit 1; }
+  echo "ok: static-pie, RELRO, BIND_NOW, NX stack; $(stat -c %s "$bin") bytes"
+fi
 
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
