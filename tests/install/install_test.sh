@@ -33,7 +33,7 @@ cp "$agent_bin" "$tmp/dl/rexec-agent-linux-$arch"
 # The server, on a free loopback port.
 "$server_bin" --db "$tmp/rexec.db" serve --listen 127.0.0.1:0 --downloads-dir "$tmp/dl" \
   --jwt-secret install-test-secret-0123456789abcdef --rate-limit 1000 >"$tmp/server.log" 2>&1 &
-pids+=($!)
+pids+=("$!")
 for _ in $(seq 100); do
   url=$(sed -n 's/^rexec-server listening on \(http:[^ ]*\)$/\1/p' "$tmp/server.log")
   [ -n "$url" ] && break
@@ -74,9 +74,9 @@ ok "installed to ~/.local/bin, registered as $id, config 0600"
 run_line=$(sed -n 's/^rexec-agent install:   \(.* run\)$/\1/p' "$tmp/install1.log")
 [ "$run_line" = "$bin --config $cfg run" ] || fail "unexpected run hint: $run_line"
 setpriv --reuid 65534 --regid 65534 --clear-groups env -i PATH=/usr/bin:/bin HOME="$home" \
-  $run_line >"$tmp/agent.log" 2>&1 &
+  "$bin" --config "$cfg" run >"$tmp/agent.log" 2>&1 &
 agent_pid=$!
-pids+=($agent_pid)
+pids+=("$agent_pid")
 for _ in $(seq 150); do
   api "$url/api/agents/$id" | grep -q '"status":"online"' && break
   sleep 0.1
@@ -101,7 +101,7 @@ mkdir -p "$tmp/fake/downloads"
 printf '<!DOCTYPE html><html><body>Not Found</body></html>\n' > "$tmp/fake/downloads/rexec-agent-linux-$arch"
 (cd "$tmp/fake/downloads" && sha256sum "rexec-agent-linux-$arch" > "rexec-agent-linux-$arch.sha256")
 python3 -m http.server 0 --bind 127.0.0.1 --directory "$tmp/fake" >"$tmp/fake.log" 2>&1 &
-pids+=($!)
+pids+=("$!")
 for _ in $(seq 100); do
   fake_port=$(sed -n 's/.*port \([0-9]*\).*/\1/p' "$tmp/fake.log" | head -n 1)
   [ -n "$fake_port" ] && break

@@ -35,7 +35,7 @@ else
 fi
 out=$("${run[@]}" 2>&1) || { echo "FAIL: did not run in an empty root: $out" >&2; exit 1; }
 case "$out" in
-  "rexec-agent "*) echo "ok: $out (root held $(ls -A "$root" | wc -l) file)" ;;
+  "rexec-agent "*) echo "ok: $out (root held $(find "$root" -mindepth 1 | wc -l) file)" ;;
   *) echo "FAIL: unexpected output: $out" >&2; exit 1 ;;
 esac
 
