@@ -26,6 +26,12 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; echo "--- server log" >&2; cat "$tmp/server.log" >&2 || true; exit 1; }
 ok() { echo "ok: $*"; }
 
+# Under the sanitizer presets the agent needs its options (LSan suppressions) in the clean
+# environments below.
+san=()
+[ -n "${ASAN_OPTIONS:-}" ] && san+=("ASAN_OPTIONS=$ASAN_OPTIONS")
+[ -n "${LSAN_OPTIONS:-}" ] && san+=("LSAN_OPTIONS=$LSAN_OPTIONS")
+
 case "$(uname -m)" in x86_64) arch=amd64 ;; aarch64) arch=arm64 ;; *) echo "SKIP: arch"; exit 77 ;; esac
 mkdir -p "$tmp/dl"
 cp "$agent_bin" "$tmp/dl/rexec-agent-linux-$arch"
@@ -53,7 +59,7 @@ as_nobody() {
   local home=$1; shift
   mkdir -p "$home" && chown 65534:65534 "$home"
   (cd "$home" && curl -fsSL "$url/install-agent.sh" |
-     setpriv --reuid 65534 --regid 65534 --clear-groups env -i PATH=/usr/bin:/bin HOME="$home" \
+     setpriv --reuid 65534 --regid 65534 --clear-groups env -i "${san[@]}" PATH=/usr/bin:/bin HOME="$home" \
        sh -s -- "$@")
 }
 
@@ -73,7 +79,7 @@ ok "installed to ~/.local/bin, registered as $id, config 0600"
 # 2. The printed command runs it; it comes online.
 run_line=$(sed -n 's/^rexec-agent install:   \(.* run\)$/\1/p' "$tmp/install1.log")
 [ "$run_line" = "$bin --config $cfg run" ] || fail "unexpected run hint: $run_line"
-setpriv --reuid 65534 --regid 65534 --clear-groups env -i PATH=/usr/bin:/bin HOME="$home" \
+setpriv --reuid 65534 --regid 65534 --clear-groups env -i "${san[@]}" PATH=/usr/bin:/bin HOME="$home" \
   "$bin" --config "$cfg" run >"$tmp/agent.log" 2>&1 &
 agent_pid=$!
 pids+=("$agent_pid")
@@ -113,7 +119,7 @@ cp "$repo/install.sh" "$tmp/install.sh"  # outside the checkout: it must downloa
 chmod 644 "$tmp/install.sh"
 install_from_fake() {
   mkdir -p "$bad_home" && chown 65534:65534 "$bad_home"
-  (cd "$bad_home" && setpriv --reuid 65534 --regid 65534 --clear-groups env -i PATH=/usr/bin:/bin \
+  (cd "$bad_home" && setpriv --reuid 65534 --regid 65534 --clear-groups env -i "${san[@]}" PATH=/usr/bin:/bin \
      HOME="$bad_home" sh "$tmp/install.sh" --server "http://127.0.0.1:$fake_port" \
      --token "$token" >"$tmp/bad.log" 2>&1)
 }
@@ -143,7 +149,7 @@ ok "--agent-id saves without registering; a wrong token is refused"
 # 6. A deleted agent exits 78, the status the unit's RestartPreventExitStatus names.
 api -X DELETE "$url/api/agents/$pre_id" >/dev/null
 set +e
-timeout 30 setpriv --reuid 65534 --regid 65534 --clear-groups env -i PATH=/usr/bin:/bin \
+timeout 30 setpriv --reuid 65534 --regid 65534 --clear-groups env -i "${san[@]}" PATH=/usr/bin:/bin \
   HOME="$home3" "$home3/.local/bin/rexec-agent" --config "$home3/.config/rexec/agent.json" run \
   >"$tmp/deleted.log" 2>&1
 status=$?
