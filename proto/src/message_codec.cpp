@@ -52,6 +52,7 @@ template <> constexpr std::string_view kType<Stats> = "stats";
 template <> constexpr std::string_view kType<ShellStarting> = "shell_starting";
 template <> constexpr std::string_view kType<ShellStarted> = "shell_started";
 template <> constexpr std::string_view kType<ShellOutput> = "shell_output";
+template <> constexpr std::string_view kType<ShellReplay> = "shell_replay";
 template <> constexpr std::string_view kType<ShellStopped> = "shell_stopped";
 template <> constexpr std::string_view kType<ShellError> = "shell_error";
 template <> constexpr std::string_view kType<ExecResult> = "exec_result";
@@ -427,7 +428,16 @@ void read(Reader& r, Stats& m) {
 
 void read(Reader& r, ShellStarting& m) { r.id("session_id", m.session_id); }
 
-void read(Reader& r, ShellStarted& m) { r.id("session_id", m.session_id); }
+void read(Reader& r, ShellStarted& m) {
+  r.id("session_id", m.session_id);
+  r.opt_boolean("new_shell", m.new_shell);
+}
+
+void read(Reader& r, ShellReplay& m) {
+  r.id("session_id", m.session_id);
+  r.uint("offset", m.offset);
+  r.bytes("data", m.data);
+}
 
 void read(Reader& r, ShellOutput& m) {
   r.id("session_id", m.session_id);
@@ -805,7 +815,16 @@ std::string encode(const Stats& m) {
 
 std::string encode(const ShellStarting& m) { return with_data(m, session_json(m.session_id)); }
 
-std::string encode(const ShellStarted& m) { return with_data(m, session_json(m.session_id)); }
+std::string encode(const ShellStarted& m) {
+  ordered_json d = session_json(m.session_id);
+  if (m.new_shell) d["new_shell"] = true;
+  return with_data(m, d);
+}
+
+std::string encode(const ShellReplay& m) {
+  return bytes_envelope(kType<ShellReplay>, "session_id", m.session_id, std::nullopt, m.data,
+                        offset_field(m.offset));
+}
 
 std::string encode(const ShellOutput& m) {
   return encode_shell_output(m.session_id, m.data, m.offset);

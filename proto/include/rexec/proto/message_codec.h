@@ -46,6 +46,7 @@ struct DecodeLimits {
 [[nodiscard]] std::string encode(const ShellStarting& m);
 [[nodiscard]] std::string encode(const ShellStarted& m);
 [[nodiscard]] std::string encode(const ShellOutput& m);
+[[nodiscard]] std::string encode(const ShellReplay& m);
 [[nodiscard]] std::string encode(const ShellStopped& m);
 [[nodiscard]] std::string encode(const ShellError& m);
 [[nodiscard]] std::string encode(const ExecResult& m);

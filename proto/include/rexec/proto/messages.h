@@ -125,6 +125,9 @@ struct ShellStarting {  // "shell_starting"
 
 struct ShellStarted {  // "shell_started"
   std::string session_id;
+  // Ours (§4.3): true when this start spawned a new shell, whose output numbers from 0 again.
+  // Sent only when true; a peer that does not know it ignores it.
+  bool new_shell = false;
   bool operator==(const ShellStarted&) const = default;
 };
 
@@ -133,6 +136,16 @@ struct ShellOutput {  // "shell_output"; data: bytes (base64 in v1 JSON)
   std::string data;
   std::optional<std::uint64_t> offset;
   bool operator==(const ShellOutput&) const = default;
+};
+
+// Ours (§4.3): the answer to shell_start's resume_offset, sent between shell_starting and
+// shell_started: the session's output from `offset` (the oldest the ring still holds, if the
+// request was older) up to now. The server gives it only to the sockets that asked.
+struct ShellReplay {  // "shell_replay"; data: bytes (base64)
+  std::string session_id;
+  std::uint64_t offset = 0;
+  std::string data;
+  bool operator==(const ShellReplay&) const = default;
 };
 
 struct ShellStopped {  // "shell_stopped"
@@ -244,10 +257,10 @@ struct AgentConnected {  // "agent_connected": bare, or with data {"agent_id"}
 };
 
 // Everything on the agent socket, both directions.
-using AgentMessage =
-    std::variant<ShellStart, ShellInput, ShellResize, ShellStopSession, ShellStop, Exec, Ping, Pong,
-                 SystemInfo, Stats, ShellStarting, ShellStarted, ShellOutput, ShellStopped,
-                 ShellError, ExecResult, FileGet, FilePut, FileData, FileEnd, FileError>;
+using AgentMessage = std::variant<ShellStart, ShellInput, ShellResize, ShellStopSession, ShellStop,
+                                  Exec, Ping, Pong, SystemInfo, Stats, ShellStarting, ShellStarted,
+                                  ShellOutput, ShellReplay, ShellStopped, ShellError, ExecResult,
+                                  FileGet, FilePut, FileData, FileEnd, FileError>;
 
 // Everything on the user terminal socket, both directions.
 // Stats, ShellStarting/Started/Stopped/Error and ExecResult have the same shape on both sockets.
