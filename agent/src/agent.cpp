@@ -4,6 +4,7 @@
 #include "rexec/agent/agent.h"
 
 #include "rexec/agent/backoff.h"
+#include "rexec/agent/output_ring.h"
 #include "rexec/common/check.h"
 #include "rexec/common/version.h"
 #include "rexec/net/http_client.h"
@@ -42,13 +43,17 @@ std::optional<std::string> env(const char* name) {
   return v != nullptr ? std::optional<std::string>(v) : std::nullopt;
 }
 
-// One shell and its output counter (the offset of the next byte, PROTOCOL §4.3).
+// One shell and the last 256 KiB of its output, numbered by offset (PROTOCOL §4.3).
 struct Session {
   std::string id;
   std::unique_ptr<uvx::PtySession> pty;
-  std::uint64_t offset = 0;
+  OutputRing ring;
+  bool synced = false;  // this link has been told the offset of our next output byte
   bool stopping = false;
 };
+
+// Replays go out in pieces this size (base64 makes them a third larger on the wire).
+constexpr std::size_t kReplayChunk = 64U * 1024U;
 
 // statvfs off the loop thread (a hung mount must not block the loop).
 struct DiskWork {
@@ -94,6 +99,7 @@ class Agent {
   void handle(const proto::AgentMessage& m);
   void send(const proto::AgentMessage& m);
   void send_output(Session& s, std::string_view bytes);
+  void replay(Session& s, std::uint64_t from);
 
   // Sessions and exec.
   void start_session(const proto::ShellStart& m);
@@ -243,6 +249,7 @@ void Agent::on_open(std::string_view subprotocol) {
   reconnect_.stop();
   v2_ = subprotocol == "rexec.v2";
   connected_at_ = last_rx_ = Clock::now();
+  for (auto& [id, s] : sessions_) s->synced = false;
   spdlog::info("connected to server protocol={}", v2_ ? "v2" : "v1");
   send_system_info();  // then the first stats, in that order (PROTOCOL §3.2)
   stats_timer_.start(options_.stats_interval, options_.stats_interval, [this] { send_stats(); });
@@ -274,8 +281,10 @@ void Agent::on_close(const net::WsCloseInfo& info) {
 void Agent::on_link_down() {
   stats_timer_.stop();
   ping_timer_.stop();
-  // Shells keep running; their output waits in the PTY (the shell blocks) until we are back.
-  set_reading(false);
+  // Shells keep running and their output goes on into the rings: the server asks for what its
+  // viewers missed when we are back (shell_start with resume_offset). Memory stays bounded by
+  // the rings; output beyond a ring's size while the link is down is reported as a gap.
+  set_reading(true);
 }
 
 void Agent::schedule_reconnect() {
@@ -383,10 +392,10 @@ void Agent::send(const proto::AgentMessage& m) {
 }
 
 void Agent::send_output(Session& s, std::string_view bytes) {
-  const std::uint64_t offset = s.offset;
-  s.offset += bytes.size();
+  const std::uint64_t offset = s.ring.end_offset();
+  s.ring.append(bytes);
   if (!link_ || !link_->is_open()) return;
-  if (v2_) {
+  if (v2_ && s.synced) {
     const std::size_t header = proto::frame_header_size(s.id);
     net::WsMessage msg = net::make_message(header + bytes.size(), true);
     char* out = msg.buffer.data() + LWS_PRE;
@@ -394,15 +403,17 @@ void Agent::send_output(Session& s, std::string_view bytes) {
     std::memcpy(out + header, bytes.data(), bytes.size());
     link_->send(std::move(msg));
   } else {
+    // v1, and the first output of each session on a v2 link: JSON, which carries the offset;
+    // binary frames after it are contiguous with it.
     link_->send_text(proto::encode_shell_output(s.id, bytes, offset));
+    s.synced = true;
   }
   if (link_->queued_bytes() > options_.link_high_water) set_reading(false);
 }
 
 void Agent::set_reading(bool on) {
-  if (on && (!link_ || !link_->is_open() || link_->queued_bytes() > options_.link_low_water)) {
-    return;
-  }
+  // While the link is up, its queue decides; while it is down, output goes to the rings.
+  if (on && link_ && link_->is_open() && link_->queued_bytes() > options_.link_low_water) return;
   reading_paused_ = !on;
   for (auto& [id, s] : sessions_) {
     if (on) {
@@ -417,7 +428,9 @@ void Agent::start_session(const proto::ShellStart& m) {
   const std::string id = m.new_session ? m.session_id : "main";
   send(proto::ShellStarting{id});
   if (const auto it = sessions_.find(id); it != sessions_.end() && !it->second->stopping) {
-    if (m.cols && m.rows) (void)it->second->pty->resize({*m.cols, *m.rows});
+    Session& s = *it->second;
+    if (m.cols && m.rows) (void)s.pty->resize({*m.cols, *m.rows});
+    if (m.resume_offset) replay(s, *m.resume_offset);
     send(proto::ShellStarted{id});
     return;
   }
@@ -446,7 +459,23 @@ void Agent::start_session(const proto::ShellStart& m) {
   if (!reading_paused_) session->pty->start_reading();
   sessions_[id] = std::move(session);
   spdlog::info("session opened sid={} pid={}", id, pid);
-  send(proto::ShellStarted{id});
+  send(proto::ShellStarted{id, true});
+}
+
+void Agent::replay(Session& s, std::uint64_t from) {
+  OutputRing::Slice slice = s.ring.read_from(from);
+  if (slice.from != from) {
+    spdlog::info("replay gap sid={} asked={} oldest={}", s.id, from, slice.from);
+  }
+  std::string_view rest = slice.bytes;
+  std::uint64_t offset = slice.from;
+  do {  // at least one message, so the server learns the offset even when nothing is missing
+    const std::string_view piece = rest.substr(0, kReplayChunk);
+    send(proto::ShellReplay{s.id, offset, std::string(piece)});
+    offset += piece.size();
+    rest.remove_prefix(piece.size());
+  } while (!rest.empty());
+  s.synced = true;  // live output goes on from the replay's end
 }
 
 void Agent::stop_session(const std::string& id) {
@@ -465,7 +494,7 @@ void Agent::on_session_closed(const std::string& id, uvx::ExitStatus st) {
     stopped.exit_code = st.exit_code;
   }
   const auto it = sessions_.find(id);
-  const std::uint64_t bytes = it != sessions_.end() ? it->second->offset : 0;
+  const std::uint64_t bytes = it != sessions_.end() ? it->second->ring.end_offset() : 0;
   spdlog::info("session closed sid={} exit={} signal={} bytes_out={}", id, st.exit_code,
                st.term_signal, bytes);
   send(stopped);

@@ -221,7 +221,13 @@ UpgradeDecision Api::route_socket(const HttpRequest& req) {
   if (conn_id.empty()) conn_id = random_hex(8);
   if (!valid_conn_id(conn_id, split)) return refuse(400, "invalid connection id");
   UpgradeDecision d;
-  TerminalRequest t{a.id, p.user_id, conn_id, split};
+  TerminalRequest t{a.id, p.user_id, conn_id, split, std::nullopt};
+  if (auto o = req.query_param("offset")) {
+    char* end = nullptr;
+    const unsigned long long v = std::strtoull(o->c_str(), &end, 10);
+    if (o->empty() || *end != '\0' || (*o)[0] == '-') return refuse(400, "invalid offset");
+    t.offset = v;
+  }
   d.accept = [this, t](WsConn& c) { return hub_->accept_user(c, t); };
   return d;
 }

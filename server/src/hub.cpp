@@ -49,7 +49,13 @@ struct Hub::UserConn {
   std::string conn_id;
   std::string session_id;
   std::string utf8_tail;  // v1: incomplete UTF-8 held back until the next chunk (§4.2)
-  bool offset_sent = false;
+  // Output positions (§4.3): `delivered` is the offset of the next byte this viewer needs. It
+  // waits for the agent's replay (`awaiting`) after joining and after the agent reconnects;
+  // `explicit_offset` when it came with &offset=N, so a missing range is reported as a gap.
+  std::uint64_t delivered = 0;
+  bool awaiting = false;
+  bool explicit_offset = false;
+  bool offset_sent = false;  // v2: {"type":"offset"} precedes binary output after each jump
   Clock::time_point stalled_since{};
   std::uint64_t dropped_bytes = 0;
   bool gone = false;
@@ -169,10 +175,13 @@ std::unique_ptr<WsHandler> Hub::accept_agent(WsConn& conn, AgentHello hello) {
   // Viewers that waited through the grace period: tell them, and bring their sessions back.
   for (auto& [key, s] : sessions_) {
     if (key.first != id || s->viewers.empty()) continue;
+    std::uint64_t resume = UINT64_MAX;
     for (UserConn* u : s->viewers) {
       u->conn->send_text(proto::encode(proto::UserMessage(proto::AgentConnected{id})));
+      u->awaiting = true;
+      resume = std::min(resume, u->delivered);
     }
-    send_shell_start(id, s->id, s->id != "main");
+    send_shell_start(id, s->id, s->id != "main", resume);
   }
   return std::make_unique<AgentHandler>(*this, ref);
 }
@@ -194,13 +203,19 @@ std::unique_ptr<WsHandler> Hub::accept_user(WsConn& conn, TerminalRequest req) {
   u->user_id = req.user_id;
   u->conn_id = req.conn_id;
   u->session_id = sid;
+  u->delivered = req.offset.value_or(0);
+  u->explicit_offset = req.offset.has_value();
   users_.insert(u);
   Session& s = session(req.agent_id, sid);
   s.linger.reset();
   s.viewers.insert(u);
   spdlog::info("terminal opened agent={} sid={} conn={} protocol={}", req.agent_id, sid,
                req.conn_id, conn.is_v2() ? "v2" : "v1");
-  if (is_online(req.agent_id)) send_shell_start(req.agent_id, sid, req.new_session);
+  if (is_online(req.agent_id)) {
+    // Scrollback first (from the agent's ring), then live output (§4.3).
+    u->awaiting = true;
+    send_shell_start(req.agent_id, sid, req.new_session, u->delivered);
+  }
   return std::make_unique<UserHandler>(*this, u);
 }
 
@@ -262,10 +277,11 @@ void Hub::send_to_agent(const std::string& agent_id, const std::string& text) {
 }
 
 void Hub::send_shell_start(const std::string& agent_id, const std::string& session_id,
-                           bool new_session) {
+                           bool new_session, std::uint64_t resume_offset) {
   proto::ShellStart m;
   m.session_id = session_id;
   m.new_session = new_session;
+  m.resume_offset = resume_offset;
   send_to_agent(agent_id, proto::encode(proto::AgentMessage(m)));
 }
 
@@ -307,33 +323,64 @@ void Hub::send_user(UserConn& u, net::WsMessage message) {
 }
 
 void Hub::route_output(const std::string& agent_id, const std::string& session_id,
-                       std::string_view bytes, std::optional<std::uint64_t> offset) {
+                       std::string_view bytes, std::optional<std::uint64_t> offset, bool replay) {
   const auto it = sessions_.find({agent_id, session_id});
   if (it == sessions_.end()) return;
   Session& s = *it->second;
-  if (offset) s.offset = *offset;
-  const std::uint64_t start = s.offset;
-  s.offset += bytes.size();
+  // Live binary frames continue from the last byte received; JSON output and replays say where
+  // they start. Either way each viewer gets each byte once (deliver()).
+  const std::uint64_t start = offset.value_or(s.offset);
+  s.offset = std::max(s.offset, start + bytes.size());
   for (UserConn* u : s.viewers) {
-    if (u->conn->is_v2()) {
-      if (!u->offset_sent) {
-        u->offset_sent = true;
-        send_user(*u, net::make_message(proto::encode(proto::UserMessage(proto::OffsetMsg{start})),
-                                        false));
-      }
-      send_user(*u, net::make_message(bytes, true));
-      continue;
-    }
-    std::string text = std::move(u->utf8_tail);
-    u->utf8_tail.clear();
-    text.append(bytes);
-    const std::size_t keep = proto::utf8_complete_prefix(text);
-    u->utf8_tail = text.substr(keep);
-    text.resize(keep);
-    if (text.empty()) continue;
-    const std::uint64_t text_offset = start + bytes.size() - u->utf8_tail.size() - text.size();
-    send_user(*u, net::make_message(proto::encode_output(text, text_offset), false));
+    if (u->awaiting == replay) deliver(*u, start, bytes);
   }
+}
+
+void Hub::deliver(UserConn& u, std::uint64_t start, std::string_view bytes) {
+  const std::uint64_t end = start + bytes.size();
+  if (end <= u.delivered && !bytes.empty()) return;  // seen already
+  if (start < u.delivered) {
+    bytes.remove_prefix(static_cast<std::size_t>(u.delivered - start));
+    start = u.delivered;
+  } else if (start > u.delivered) {
+    // Bytes this viewer never got are gone (older than the agent's ring, or dropped for a slow
+    // socket): say so, never skip silently. A viewer that asked for nothing in particular just
+    // starts where the scrollback starts.
+    if (u.explicit_offset || u.delivered > 0) {
+      send_user(u, net::make_message(
+                       proto::encode(proto::UserMessage(proto::Gap{u.delivered, start})), false));
+    }
+    u.utf8_tail.clear();
+    u.offset_sent = false;
+    u.delivered = start;
+  }
+  if (bytes.empty()) return;
+  u.delivered = end;
+  if (u.conn->is_v2()) {
+    if (!u.offset_sent) {
+      u.offset_sent = true;
+      send_user(
+          u, net::make_message(proto::encode(proto::UserMessage(proto::OffsetMsg{start})), false));
+    }
+    send_user(u, net::make_message(bytes, true));
+    return;
+  }
+  std::string text = std::move(u.utf8_tail);
+  u.utf8_tail.clear();
+  text.append(bytes);
+  const std::size_t keep = proto::utf8_complete_prefix(text);
+  u.utf8_tail = text.substr(keep);
+  text.resize(keep);
+  if (text.empty()) return;
+  const std::uint64_t text_offset = end - u.utf8_tail.size() - text.size();
+  send_user(u, net::make_message(proto::encode_output(text, text_offset), false));
+}
+
+void Hub::reset_position(UserConn& u) {
+  u.delivered = 0;
+  u.explicit_offset = false;
+  u.offset_sent = false;
+  u.utf8_tail.clear();
 }
 
 void Hub::route_status(const std::string& agent_id, const std::string& session_id,
@@ -360,7 +407,7 @@ void Hub::on_agent_message(AgentConn& a, std::string_view payload, bool binary) 
       spdlog::debug("agent frame dropped agent={} dropped_total={}", a.id, dropped_);
       return;
     }
-    route_output(a.id, std::string(frame->id), frame->payload, std::nullopt);
+    route_output(a.id, std::string(frame->id), frame->payload, std::nullopt, false);
     return;
   }
   proto::DecodeLimits limits;
@@ -376,15 +423,29 @@ void Hub::on_agent_message(AgentConn& a, std::string_view payload, bool binary) 
       [&](const auto& m) {
         using T = std::decay_t<decltype(m)>;
         if constexpr (std::is_same_v<T, proto::ShellOutput>) {
-          route_output(a.id, m.session_id, m.data, m.offset);
-        } else if constexpr (std::is_same_v<T, proto::ShellStarting> ||
-                             std::is_same_v<T, proto::ShellStarted> ||
+          route_output(a.id, m.session_id, m.data, m.offset, false);
+        } else if constexpr (std::is_same_v<T, proto::ShellReplay>) {
+          route_output(a.id, m.session_id, m.data, m.offset, true);
+        } else if constexpr (std::is_same_v<T, proto::ShellStarting>) {
+          route_status(a.id, m.session_id, proto::encode(proto::UserMessage(m)));
+        } else if constexpr (std::is_same_v<T, proto::ShellStarted> ||
                              std::is_same_v<T, proto::ShellError>) {
+          if (auto it = sessions_.find({a.id, m.session_id}); it != sessions_.end()) {
+            bool fresh = false;
+            if constexpr (std::is_same_v<T, proto::ShellStarted>) fresh = m.new_shell;
+            // The replay (if any) came before this; a new shell numbers its output from 0.
+            if (fresh) it->second->offset = 0;
+            for (UserConn* u : it->second->viewers) {
+              u->awaiting = false;
+              if (fresh) reset_position(*u);
+            }
+          }
           route_status(a.id, m.session_id, proto::encode(proto::UserMessage(m)));
         } else if constexpr (std::is_same_v<T, proto::ShellStopped>) {
           route_status(a.id, m.session_id, proto::encode(proto::UserMessage(m)));
           if (auto it = sessions_.find({a.id, m.session_id}); it != sessions_.end()) {
             it->second->offset = 0;  // a new shell numbers from 0 again
+            for (UserConn* u : it->second->viewers) reset_position(*u);
           }
         } else if constexpr (std::is_same_v<T, proto::Stats>) {
           // Encoded once: the text goes to viewers, its parsed data to the store and events.

@@ -70,6 +70,7 @@ struct TerminalRequest {
   std::string user_id;
   std::string conn_id;  // [A-Za-z0-9_-], ≤ 58 characters for splits
   bool new_session = false;
+  std::optional<std::uint64_t> offset;  // &offset=N: output bytes this viewer has shown (§4.3)
 };
 
 // Loop thread only; the loop and the sink must outlive the hub. Handlers returned by accept_*
@@ -119,9 +120,15 @@ class Hub {
   void send_input(const std::string& agent_id, const std::string& session_id,
                   std::string_view bytes);
   void send_shell_start(const std::string& agent_id, const std::string& session_id,
-                        bool new_session);
+                        bool new_session, std::uint64_t resume_offset);
+  // Live output (`replay` false) goes to viewers that are not waiting for a replay; a replay
+  // only to those that are. `offset`: where the bytes start; nullopt: after the last received.
   void route_output(const std::string& agent_id, const std::string& session_id,
-                    std::string_view bytes, std::optional<std::uint64_t> offset);
+                    std::string_view bytes, std::optional<std::uint64_t> offset, bool replay);
+  // Sends `bytes` (starting at `start`) to `u`, minus what it has, after a gap marker if it
+  // misses some.
+  void deliver(UserConn& u, std::uint64_t start, std::string_view bytes);
+  void reset_position(UserConn& u);
   void route_status(const std::string& agent_id, const std::string& session_id,
                     const std::string& text);
   void send_user(UserConn& u, net::WsMessage message);

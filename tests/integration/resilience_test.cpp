@@ -1,0 +1,187 @@
+// SPDX-License-Identifier: MIT
+// Output survives (PROTOCOL §4.3): the agent's ring, offsets, replay to viewers that join late or
+// come back, gap markers, and a lost agent link (the agent frozen with SIGSTOP until the server
+// gives up on it) with output delivered exactly once after it returns.
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+
+#include <regex>
+#include <sstream>
+
+#include "fixture.h"
+
+using rx::test::System;
+using rx::test::TestSocket;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct Setup {
+  System sys;
+  std::string token;
+  System::Agent agent;
+
+  explicit Setup(rx::test::ServerOptions o = {})
+      : sys(std::move(o)), token(sys.add_user("carol")), agent(sys.start_agent(token)) {
+    const bool online = sys.loop().run_until(
+        [&] {
+          auto r =
+              rx::test::http(sys.loop(), "GET", sys.http_url("/api/agents/" + agent.id), token);
+          return r.status == 200 && r.body.value("status", "") == "online";
+        },
+        10s);
+    if (!online) sys.dump_logs();
+    REQUIRE(online);
+  }
+
+  [[nodiscard]] std::string url(const std::string& conn_id, const std::string& extra = "") const {
+    return sys.ws_url("/ws/agent/" + agent.id + "/terminal?id=" + conn_id + extra);
+  }
+};
+
+// Lines of `text` that match `pattern` exactly, once carriage returns and terminal control
+// sequences (bash's bracketed-paste switch before a command's output) are dropped.
+std::vector<std::string> lines_matching(const std::string& text, const std::string& pattern) {
+  const std::regex re(pattern);
+  const std::regex csi("\x1b\\[[0-9;?]*[A-Za-z]");
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    line.erase(std::remove(line.begin(), line.end(), '\r'), line.end());
+    line = std::regex_replace(line, csi, "");
+    if (std::regex_match(line, re)) out.push_back(line);
+  }
+  return out;
+}
+
+std::vector<std::string> numbered(const std::string& prefix, int from, int to) {
+  std::vector<std::string> v;
+  for (int i = from; i <= to; ++i) v.push_back(prefix + std::to_string(i));
+  return v;
+}
+
+// The offset just past the last output byte a v2 socket has received.
+std::uint64_t end_offset(const TestSocket& s) {
+  std::uint64_t pos = 0;
+  for (const auto& f : s.frames()) {
+    if (f.binary) {
+      pos += f.data.size();
+    } else if (auto j = f.json(); j.is_object() && j.value("type", "") == "offset") {
+      pos = j["data"].get<std::uint64_t>();
+    }
+  }
+  return pos;
+}
+
+std::vector<nlohmann::json> of_type(const TestSocket& s, const std::string& type) {
+  std::vector<nlohmann::json> v;
+  for (const auto& f : s.frames()) {
+    if (auto j = f.json(); j.is_object() && j.value("type", "") == type) v.push_back(j);
+  }
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("resume: a viewer back with &offset=N gets exactly what followed", "[integration]") {
+  Setup s;
+  TestSocket a(s.sys.loop());
+  REQUIRE(a.open(s.url("resume-a"), s.token, "rexec.v2"));
+  REQUIRE(a.wait_type("shell_started"));
+  a.send_json({{"type", "input"}, {"data", "seq 1 300 | sed 's/^/L/'; echo first-'done'\n"}});
+  REQUIRE(a.wait_output("first-done"));
+  // More output after this viewer is gone; main lingers, so the shell keeps it in its ring.
+  a.send_json(
+      {{"type", "input"}, {"data", "sleep 0.5; seq 301 900 | sed 's/^/L/'; echo second-'done'\n"}});
+  s.sys.loop().run_for(100ms);
+  const std::uint64_t shown = end_offset(a);
+  const std::string first = a.output();
+  a.close();
+  REQUIRE(a.wait_closed());
+  s.sys.loop().run_for(800ms);  // the second batch runs with nobody watching
+
+  TestSocket b(s.sys.loop());
+  REQUIRE(b.open(s.url("resume-b", "&offset=" + std::to_string(shown)), s.token, "rexec.v2"));
+  REQUIRE(b.wait_output("second-done"));
+  const auto offsets = of_type(b, "offset");
+  REQUIRE_FALSE(offsets.empty());
+  CHECK(offsets.front()["data"].get<std::uint64_t>() == shown);
+  CHECK(of_type(b, "gap").empty());
+  // Together the two viewers saw every line once, in order.
+  CHECK(lines_matching(first + b.output(), "L[0-9]+") == numbered("L", 1, 900));
+}
+
+TEST_CASE("scrollback: a new viewer of a running main sees it first, then live output",
+          "[integration]") {
+  Setup s;
+  TestSocket a(s.sys.loop());
+  REQUIRE(a.open(s.url("sb-a"), s.token, "rexec.v1"));
+  REQUIRE(a.wait_type("shell_started"));
+  a.send_json({{"type", "input"}, {"data", "seq 1 200 | sed 's/^/S/'; echo sb-'done'\n"}});
+  REQUIRE(a.wait_output("sb-done"));
+
+  for (const std::string proto : {"rexec.v1", "rexec.v2"}) {
+    DYNAMIC_SECTION(proto) {
+      TestSocket b(s.sys.loop());
+      REQUIRE(b.open(s.url("sb-b" + proto.substr(6)), s.token, proto));
+      REQUIRE(b.wait_output("sb-done"));
+      a.send_json({{"type", "input"}, {"data", "echo live-'after'\n"}});
+      REQUIRE(b.wait_output("live-after"));
+      const std::string out = b.output();
+      CHECK(lines_matching(out, "S[0-9]+") == numbered("S", 1, 200));
+      CHECK(out.find("sb-done") < out.rfind("live-after"));
+      CHECK(of_type(b, "gap").empty());
+    }
+  }
+}
+
+TEST_CASE("gap: asking for output older than the ring gives a marker, then the ring",
+          "[integration]") {
+  Setup s;
+  TestSocket a(s.sys.loop());
+  REQUIRE(a.open(s.url("gap-a"), s.token, "rexec.v2"));
+  REQUIRE(a.wait_type("shell_started"));
+  // 400,000 bytes: more than the 256 KiB ring.
+  a.send_json({{"type", "input"},
+               {"data", "head -c 400000 /dev/zero | tr '\\0' x; echo; echo big-'done'\n"}});
+  REQUIRE(a.wait_output("big-done", 20s));
+  const std::uint64_t end = end_offset(a);
+
+  TestSocket b(s.sys.loop());
+  REQUIRE(b.open(s.url("gap-b", "&offset=10"), s.token, "rexec.v2"));
+  REQUIRE(b.wait_output("big-done"));
+  const auto gaps = of_type(b, "gap");
+  REQUIRE(gaps.size() == 1);
+  CHECK(gaps[0]["data"]["from"] == 10);
+  const std::uint64_t to = gaps[0]["data"]["to"].get<std::uint64_t>();
+  CHECK(to == end - 256 * 1024);
+  // After the marker: the offset, then exactly the ring's bytes.
+  CHECK(of_type(b, "offset").front()["data"].get<std::uint64_t>() == to);
+  CHECK(b.output().size() == 256 * 1024);
+}
+
+TEST_CASE("agent link lost: output made while it was away arrives once, in order",
+          "[integration]") {
+  rx::test::ServerOptions o;
+  o.agent_grace = 30s;  // the viewer waits for the agent
+  Setup s(o);
+  TestSocket v(s.sys.loop());
+  REQUIRE(v.open(s.url("lost-v"), s.token, "rexec.v2"));
+  REQUIRE(v.wait_type("shell_started"));
+  v.send_json({{"type", "input"},
+               {"data", "for i in $(seq 1 60); do echo N$i; sleep 0.05; done; echo lost-'fin'\n"}});
+  REQUIRE(v.wait_output("N5"));
+  // Freeze the agent: the server hears nothing, declares it offline after pong_timeout and
+  // closes the link; the shell goes on writing into the PTY meanwhile.
+  s.agent.process->signal(SIGSTOP);
+  REQUIRE(v.wait_type("agent_disconnected", 10s));
+  s.agent.process->signal(SIGCONT);
+  REQUIRE(v.wait_type("agent_connected", 20s));
+  const bool done = v.wait_output("lost-fin", 20s);
+  if (!done) s.sys.dump_logs();
+  REQUIRE(done);
+  CHECK(lines_matching(v.output(), "N[0-9]+") == numbered("N", 1, 60));
+  CHECK(of_type(v, "gap").empty());
+}
