@@ -294,5 +294,6 @@ int main(int argc, char** argv) {
   o.stats_interval = env_ms("REXEC_STATS_INTERVAL_MS", o.stats_interval);
   o.ping_interval = env_ms("REXEC_PING_INTERVAL_MS", o.ping_interval);
   o.idle_timeout = env_ms("REXEC_IDLE_TIMEOUT_MS", o.idle_timeout);
+  o.handshake_timeout = env_ms("REXEC_HANDSHAKE_TIMEOUT_MS", o.handshake_timeout);
   return rx::agent::run_agent(o);
 }

@@ -71,6 +71,7 @@ struct Hub::Session {
   std::string id;
   std::set<UserConn*> viewers;
   std::uint64_t offset = 0;  // of the next output byte
+  bool has_shell = false;    // between shell_started and shell_stopped
   std::unique_ptr<uvx::Timer> linger;
 };
 
@@ -434,8 +435,17 @@ void Hub::on_agent_message(AgentConn& a, std::string_view payload, bool binary) 
             bool fresh = false;
             if constexpr (std::is_same_v<T, proto::ShellStarted>) fresh = m.new_shell;
             // The replay (if any) came before this; a new shell numbers its output from 0.
-            if (fresh) it->second->offset = 0;
-            for (UserConn* u : it->second->viewers) {
+            Session& sess = *it->second;
+            if (fresh && sess.has_shell) {
+              // The agent restarted and this session's shell died with it: say so before the
+              // new shell's start, as if the old one had reported its end.
+              route_status(a.id, m.session_id,
+                           proto::encode(proto::UserMessage(
+                               proto::ShellStopped{m.session_id, std::nullopt, std::nullopt})));
+            }
+            if (fresh) sess.offset = 0;
+            sess.has_shell = std::is_same_v<T, proto::ShellStarted>;
+            for (UserConn* u : sess.viewers) {
               u->awaiting = false;
               if (fresh) reset_position(*u);
             }
@@ -445,6 +455,7 @@ void Hub::on_agent_message(AgentConn& a, std::string_view payload, bool binary) 
           route_status(a.id, m.session_id, proto::encode(proto::UserMessage(m)));
           if (auto it = sessions_.find({a.id, m.session_id}); it != sessions_.end()) {
             it->second->offset = 0;  // a new shell numbers from 0 again
+            it->second->has_shell = false;
             for (UserConn* u : it->second->viewers) reset_position(*u);
           }
         } else if constexpr (std::is_same_v<T, proto::Stats>) {

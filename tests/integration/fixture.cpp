@@ -34,7 +34,7 @@ std::string agent_binary() { return REXEC_AGENT_BINARY; }
 
 std::string client_binary() { return REXEC_CLIENT_BINARY; }
 
-System::System(ServerOptions options) : dir_(make_temp_dir()) {
+System::System(ServerOptions options) : dir_(make_temp_dir()), host_(options.listen_host) {
   db_path_ = dir_ + "/rexec.db";
   jwt_secret_ = "integration-test-secret-0123456789abcdef";
   base_args_ = {"--db", db_path_, "--jwt-secret", jwt_secret_, "--ping-interval-ms",
@@ -43,7 +43,7 @@ System::System(ServerOptions options) : dir_(make_temp_dir()) {
                 ms(options.agent_grace), "--log-level", "debug",
                 // Every test client, agent and user shares 127.0.0.1, and tests poll.
                 "--rate-limit", "2000"};
-  start_server("127.0.0.1:0", options.extra_args);
+  start_server(host_ + ":0", options.extra_args);
 }
 
 void System::start_server(const std::string& listen, const std::vector<std::string>& extra_args) {
@@ -53,7 +53,7 @@ void System::start_server(const std::string& listen, const std::vector<std::stri
   const std::string log_path = dir_ + "/server.log";
   const std::size_t log_start = read_file(log_path).size();
   server_ = std::make_unique<Process>(Process::start(argv, log_path));
-  const std::regex listening(R"(listening on (https?)://127\.0\.0\.1:(\d+))");
+  const std::regex listening(R"(listening on (https?)://[0-9.]+:(\d+))");
   std::smatch m;
   int port = 0;
   const bool up = wait_until(
@@ -74,10 +74,14 @@ void System::start_server(const std::string& listen, const std::vector<std::stri
   port_ = port;
 }
 
-void System::restart_server(const std::vector<std::string>& extra_args) {
-  server_->signal(SIGTERM);
-  if (!server_->wait(std::chrono::seconds(10))) server_->kill();
-  start_server("127.0.0.1:" + std::to_string(port_), extra_args);
+void System::restart_server(const std::vector<std::string>& extra_args, bool hard) {
+  if (hard) {
+    server_->kill();
+  } else {
+    server_->signal(SIGTERM);
+    if (!server_->wait(std::chrono::seconds(10))) server_->kill();
+  }
+  start_server(host_ + ":" + std::to_string(port_), extra_args);
 }
 
 System::~System() {
@@ -87,12 +91,11 @@ System::~System() {
 }
 
 std::string System::http_url(const std::string& path) const {
-  return scheme_ + "://127.0.0.1:" + std::to_string(port_) + path;
+  return scheme_ + "://" + host_ + ":" + std::to_string(port_) + path;
 }
 
 std::string System::ws_url(const std::string& path) const {
-  return (scheme_ == "https" ? "wss://127.0.0.1:" : "ws://127.0.0.1:") + std::to_string(port_) +
-         path;
+  return (scheme_ == "https" ? "wss://" : "ws://") + host_ + ":" + std::to_string(port_) + path;
 }
 
 std::string System::add_user(const std::string& name, const std::string& tier, bool admin) {
@@ -108,7 +111,8 @@ std::string System::add_user(const std::string& name, const std::string& tier, b
 }
 
 System::Agent System::start_agent(const std::string& token, const std::string& name,
-                                  const std::vector<std::string>& run_env) {
+                                  const std::vector<std::string>& run_env,
+                                  const std::vector<std::string>& run_prefix) {
   Agent agent;
   const int n = ++agents_started_;
   agent.config_path = dir_ + "/agent-" + std::to_string(n) + ".json";
@@ -124,8 +128,9 @@ System::Agent System::start_agent(const std::string& token, const std::string& n
   agent.id = trim(r.out);
   std::vector<std::string> env = {"REXEC_LOG_LEVEL=debug"};
   env.insert(env.end(), run_env.begin(), run_env.end());
-  agent.process = std::make_unique<Process>(
-      Process::start({agent_binary(), "run", "--config", agent.config_path}, log, env));
+  std::vector<std::string> argv = run_prefix;
+  argv.insert(argv.end(), {agent_binary(), "run", "--config", agent.config_path});
+  agent.process = std::make_unique<Process>(Process::start(argv, log, env));
   return agent;
 }
 

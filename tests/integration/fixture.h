@@ -20,6 +20,7 @@ struct ServerOptions {
   std::chrono::milliseconds session_linger{2000};
   std::chrono::milliseconds agent_grace{1500};
   std::vector<std::string> extra_args;
+  std::string listen_host = "127.0.0.1";
 };
 
 class System {
@@ -53,8 +54,10 @@ class System {
   };
 
   // `rexec-agent register` (with `token`) then `rexec-agent run` in the background.
+  // `run_prefix` goes in front of the `rexec-agent run` command line (e.g. `ip netns exec NS`).
   Agent start_agent(const std::string& token, const std::string& name = "test-agent",
-                    const std::vector<std::string>& run_env = {});
+                    const std::vector<std::string>& run_env = {},
+                    const std::vector<std::string>& run_prefix = {});
   // Starts `rexec-agent run` again for an already registered agent.
   void restart_agent(Agent& agent);
 
@@ -62,7 +65,8 @@ class System {
 
   // Stops the server (SIGTERM) and starts it again on the same port and database, with the
   // original arguments plus `extra_args` replacing ServerOptions::extra_args.
-  void restart_server(const std::vector<std::string>& extra_args);
+  // `hard`: SIGKILL instead of SIGTERM (no clean-up at all).
+  void restart_server(const std::vector<std::string>& extra_args, bool hard = false);
   // Prints every child log (server, agents) to stderr; call on failure.
   void dump_logs() const;
 
@@ -74,6 +78,7 @@ class System {
   std::string jwt_secret_;
   int port_ = 0;
   std::string scheme_ = "http";
+  std::string host_ = "127.0.0.1";
   std::vector<std::string> base_args_;  // serve arguments without --listen and extra_args
   void start_server(const std::string& listen, const std::vector<std::string>& extra_args);
   std::unique_ptr<Process> server_;
