@@ -22,12 +22,14 @@ class OutputRing {
 
   // Offset of the next byte (= bytes ever appended) and of the oldest byte still held.
   [[nodiscard]] std::uint64_t end_offset() const { return end_; }
+
   [[nodiscard]] std::uint64_t start_offset() const { return end_ - size_; }
 
   struct Slice {
     std::uint64_t from = 0;  // offset of bytes[0]: max(offset, start_offset()), ≤ end_offset()
     std::string bytes;       // up to end_offset()
   };
+
   // The bytes from `offset` on. An offset older than the ring starts at start_offset() (the
   // caller reports the gap); one beyond end_offset() gives nothing, from end_offset().
   [[nodiscard]] Slice read_from(std::uint64_t offset) const;
