@@ -69,7 +69,7 @@ class Agent {
  public:
   explicit Agent(const RunOptions& options)
       : options_(options),
-        backoff_(),
+        backoff_(options.backoff_base, options.backoff_cap),
         reaper_(&loop()),
         reconnect_(&loop()),
         stats_timer_(&loop()),

@@ -295,5 +295,7 @@ int main(int argc, char** argv) {
   o.ping_interval = env_ms("REXEC_PING_INTERVAL_MS", o.ping_interval);
   o.idle_timeout = env_ms("REXEC_IDLE_TIMEOUT_MS", o.idle_timeout);
   o.handshake_timeout = env_ms("REXEC_HANDSHAKE_TIMEOUT_MS", o.handshake_timeout);
+  o.backoff_base = env_ms("REXEC_BACKOFF_BASE_MS", o.backoff_base);
+  o.backoff_cap = env_ms("REXEC_BACKOFF_CAP_MS", o.backoff_cap);
   return rx::agent::run_agent(o);
 }

@@ -160,6 +160,10 @@ TEST_CASE("fault: the agent's link is cut for 10 s; the viewer gets every line o
   REQUIRE(ns.link(false));
   REQUIRE(v.wait_type("agent_disconnected", 10s));
   const auto noticed = Clock::now();
+  // Half-open from the agent's side too: it hears nothing and gives up on the link by itself.
+  REQUIRE(rx::test::wait_until(
+      [&] { return agent.process->log().find("server silent") != std::string::npos; }, 10s));
+  const auto agent_noticed = Clock::now();
   sys.loop().run_until([] { return false; }, std::chrono::duration_cast<std::chrono::milliseconds>(
                                                  10s - (Clock::now() - cut)));
   REQUIRE(ns.link(true));
@@ -177,9 +181,10 @@ TEST_CASE("fault: the agent's link is cut for 10 s; the viewer gets every line o
   using std::chrono::duration_cast;
   using std::chrono::milliseconds;
   std::printf(
-      "link cut: offline noticed after %lld ms; reconnected %lld ms after the link came "
-      "back; %zu of 250 lines, each once\n",
+      "link cut: server noticed after %lld ms, agent after %lld ms; reconnected %lld ms "
+      "after the link came back; %zu of 250 lines, each once\n",
       static_cast<long long>(duration_cast<milliseconds>(noticed - cut).count()),
+      static_cast<long long>(duration_cast<milliseconds>(agent_noticed - cut).count()),
       static_cast<long long>(duration_cast<milliseconds>(reconnected - restored).count()),
       lines.size());
 }
@@ -246,4 +251,106 @@ TEST_CASE(
   REQUIRE(sys.loop().run_until([&] { return started() >= 2; }, 10s));
   v.send_json({{"type", "input"}, {"data", "echo after-'restart'\n"}});
   CHECK(v.wait_output("after-restart"));
+}
+
+namespace {
+
+// A plain HTTP server on 127.0.0.1 that answers every request with `status`; returns its port.
+struct StatusServer {
+  std::unique_ptr<rx::test::Process> process;
+  int port = 0;
+
+  StatusServer(int status, const std::string& log) {
+    const std::string code = std::to_string(status);
+    const std::string py =
+        "import http.server,sys\n"
+        "class H(http.server.BaseHTTPRequestHandler):\n"
+        "  def do_GET(self):\n"
+        "    self.send_response(" +
+        code +
+        ")\n"
+        "    self.send_header('Content-Type','application/json')\n"
+        "    self.end_headers()\n"
+        "    self.wfile.write(b'{\"error\":\"status " +
+        code +
+        "\"}')\n"
+        "  def log_message(self,*a): pass\n"
+        "s=http.server.HTTPServer(('127.0.0.1',0),H)\n"
+        "print('port',s.server_address[1],flush=True)\n"
+        "s.serve_forever()\n";
+    process = std::make_unique<rx::test::Process>(
+        rx::test::Process::start({"/usr/bin/python3", "-c", py}, log));
+    rx::test::wait_until(
+        [&] {
+          const std::string text = rx::test::read_file(log);
+          const auto at = text.find("port ");
+          if (at == std::string::npos) return false;
+          port = std::atoi(text.c_str() + at + 5);
+          return port > 0;
+        },
+        10s);
+  }
+};
+
+}  // namespace
+
+TEST_CASE(
+    "fault: the agent keeps retrying a server that is down or answers 5xx; only "
+    "401/403/404 stop it",
+    "[integration][fault]") {
+  System sys;  // a place for files and logs; the agents below talk to other servers
+  const std::string cfg = sys.dir() + "/retry.json";
+  const auto write_config = [&](int port) {
+    std::FILE* f = std::fopen(cfg.c_str(), "w");
+    REQUIRE(f != nullptr);
+    std::fprintf(f, R"({"server":"http://127.0.0.1:%d","agent_id":"a1","token":"rexec_%064d"})",
+                 port, 0);
+    std::fclose(f);
+  };
+  const std::vector<std::string> env = {"REXEC_BACKOFF_BASE_MS=50", "REXEC_BACKOFF_CAP_MS=200",
+                                        "REXEC_LOG_LEVEL=debug"};
+
+  SECTION("refused connections and 500/503 answers: still running after many attempts") {
+    for (int status : {0, 500, 503}) {
+      INFO("status " << status);
+      std::unique_ptr<StatusServer> web;
+      int port = 1;  // nothing listens on port 1 of 127.0.0.1
+      if (status != 0) {
+        web = std::make_unique<StatusServer>(status, sys.dir() + "/web" + std::to_string(status));
+        REQUIRE(web->port > 0);
+        port = web->port;
+      }
+      write_config(port);
+      const std::string log = sys.dir() + "/retry-" + std::to_string(status) + ".log";
+      rx::test::Process agent =
+          rx::test::Process::start({rx::test::agent_binary(), "run", "--config", cfg}, log, env);
+      // With a 50–200 ms backoff window, 3 s is a good number of attempts.
+      const bool exited = rx::test::wait_until([&] { return !agent.running(); }, 3s);
+      INFO(agent.log());
+      CHECK_FALSE(exited);
+      CHECK(agent.log().find("reconnecting in_ms=") != std::string::npos);
+      agent.signal(SIGTERM);
+      const auto rc = agent.wait(10s);
+      REQUIRE(rc);
+      CHECK(WIFEXITED(*rc));
+      CHECK(WEXITSTATUS(*rc) == 0);
+    }
+  }
+
+  SECTION("401, 403 and 404 are permanent: exit status 78") {
+    for (int status : {401, 403, 404}) {
+      INFO("status " << status);
+      StatusServer web(status, sys.dir() + "/web" + std::to_string(status));
+      REQUIRE(web.port > 0);
+      write_config(web.port);
+      rx::test::Process agent =
+          rx::test::Process::start({rx::test::agent_binary(), "run", "--config", cfg},
+                                   sys.dir() + "/perm-" + std::to_string(status) + ".log", env);
+      const auto rc = agent.wait(10s);
+      INFO(agent.log());
+      REQUIRE(rc);
+      CHECK(WIFEXITED(*rc));
+      CHECK(WEXITSTATUS(*rc) == 78);
+    }
+  }
 }

@@ -22,6 +22,8 @@ struct RunOptions {
   std::chrono::milliseconds idle_timeout{45000};   // silence from the server → reconnect (§3.3)
   std::chrono::milliseconds stop_grace{5000};      // SIGHUP → SIGKILL for shells
   std::chrono::milliseconds handshake_timeout{30000};
+  std::chrono::milliseconds backoff_base{1000};  // reconnect delay window: base·2^n, full jitter
+  std::chrono::milliseconds backoff_cap{60000};
   std::string disk_path = "/";
   std::size_t max_frame_bytes = 1U << 20U;
   std::size_t link_high_water = 1U << 20U;  // bytes queued to the server before PTYs pause
