@@ -17,7 +17,10 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
+#include <optional>
+#include <tuple>
 
 namespace {
 
@@ -137,6 +140,19 @@ int serve(ServerConfig config, const std::string& jwt_flag) {
   return rc;
 }
 
+// "500ms", "60s", "15m", "1h" (a bare number is seconds). nullopt when malformed.
+std::optional<std::chrono::milliseconds> parse_duration(const std::string& text) {
+  char* end = nullptr;
+  const long long n = std::strtoll(text.c_str(), &end, 10);
+  if (end == text.c_str() || n < 0) return std::nullopt;
+  const std::string unit(end);
+  if (unit == "ms") return std::chrono::milliseconds(n);
+  if (unit.empty() || unit == "s") return std::chrono::seconds(n);
+  if (unit == "m") return std::chrono::minutes(n);
+  if (unit == "h") return std::chrono::hours(n);
+  return std::nullopt;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -167,8 +183,13 @@ int main(int argc, char** argv) {
                       "Refuse sockets without an Origin header");
   serve_cmd->add_option("--ping-interval-ms", ping_ms, "Agent heartbeat ping period");
   serve_cmd->add_option("--pong-timeout-ms", pong_ms, "Silence before an agent is offline");
+  std::string linger_text;
+  std::string grace_text;
   serve_cmd->add_option("--session-linger-ms", linger_ms, "Main shell life after its last viewer");
   serve_cmd->add_option("--agent-grace-ms", grace_ms, "How long viewers wait for a lost agent");
+  serve_cmd->add_option("--session-linger", linger_text,
+                        "The same as a duration: 900s, 15m, 1h (default 15m)");
+  serve_cmd->add_option("--agent-grace", grace_text, "The same as a duration (default 60s)");
   serve_cmd->add_option("--plan-limit", plan_limits, "TIER=N, e.g. free=5 (repeatable)");
   serve_cmd->add_option("--tls-cert", config.tls_cert_file, "Serve TLS: PEM certificate chain");
   serve_cmd->add_option("--tls-key", config.tls_key_file, "Serve TLS: PEM private key");
@@ -225,6 +246,14 @@ int main(int argc, char** argv) {
     config.pong_timeout = std::chrono::milliseconds(pong_ms);
     config.session_linger = std::chrono::milliseconds(linger_ms);
     config.agent_grace = std::chrono::milliseconds(grace_ms);
+    for (auto [text, flag, out] :
+         {std::tuple{&linger_text, "--session-linger", &config.session_linger},
+          std::tuple{&grace_text, "--agent-grace", &config.agent_grace}}) {
+      if (text->empty()) continue;
+      auto d = parse_duration(*text);
+      if (!d) return fail(std::string(flag) + " must be a duration like 500ms, 60s, 15m or 1h");
+      *out = *d;
+    }
     for (const auto& pl : plan_limits) {
       const auto eq = pl.find('=');
       if (eq == std::string::npos) return fail("--plan-limit must be TIER=N");
