@@ -128,7 +128,7 @@ struct NetNs {
 
 }  // namespace
 
-TEST_CASE("fault: the agent's link is cut for 10 s; the viewer gets every line once",
+TEST_CASE("fault: the agent's link is cut for 10 s and the viewer gets every line once",
           "[integration][fault]") {
   NetNs ns;
   if (!ns.ok) {
@@ -189,7 +189,7 @@ TEST_CASE("fault: the agent's link is cut for 10 s; the viewer gets every line o
       lines.size());
 }
 
-TEST_CASE("fault: the server is killed (SIGKILL) mid-output and restarted; nothing is lost",
+TEST_CASE("fault: the server is killed (SIGKILL) mid-output and restarted and nothing is lost",
           "[integration][fault]") {
   System sys;
   const std::string token = sys.add_user("erin");
@@ -219,7 +219,7 @@ TEST_CASE("fault: the server is killed (SIGKILL) mid-output and restarted; nothi
 }
 
 TEST_CASE(
-    "fault: the agent is killed and restarted; the viewer sees shell_stopped, then a new "
+    "fault: the agent is killed and restarted: the viewer sees shell_stopped, then a new "
     "shell",
     "[integration][fault]") {
   rx::test::ServerOptions o;
@@ -295,7 +295,7 @@ struct StatusServer {
 }  // namespace
 
 TEST_CASE(
-    "fault: the agent keeps retrying a server that is down or answers 5xx; only "
+    "fault: the agent keeps retrying a server that is down or answers 5xx and only "
     "401/403/404 stop it",
     "[integration][fault]") {
   System sys;  // a place for files and logs; the agents below talk to other servers

@@ -362,7 +362,7 @@ TEST_CASE("input beyond the queue limit is refused, never blocking", "[uv]") {
   h.finish();
 }
 
-TEST_CASE("a session destroyed early kills its shell; pending writes are freed", "[uv]") {
+TEST_CASE("a session destroyed early kills its shell and frees pending writes", "[uv]") {
   Harness h;
   h.start({"/bin/sh", "-c", "stty -icanon; echo up; sleep 30"});
   REQUIRE(h.wait_output("up"));
