@@ -77,23 +77,27 @@ struct Hub::Session {
 
 // ---- handlers: trampolines from the plumbing into the hub ----
 
+// Shares the connection record with the hub: the hub drops its reference when it gives up on
+// a connection (heartbeat lost, replaced), and lws may still report frames and the close after
+// that. A record marked gone no longer speaks for its agent.
 struct AgentHandler final : WsHandler {
   Hub& hub;
-  Hub::AgentConn& a;
+  std::shared_ptr<Hub::AgentConn> a;
 
-  AgentHandler(Hub& h, Hub::AgentConn& c) : hub(h), a(c) {}
+  AgentHandler(Hub& h, std::shared_ptr<Hub::AgentConn> c) : hub(h), a(std::move(c)) {}
 
   void on_message(std::string_view payload, bool binary) override {
-    hub.on_agent_message(a, payload, binary);
+    if (!a->gone) hub.on_agent_message(*a, payload, binary);
   }
 
   void on_pong() override {
-    a.last_rx = Clock::now();
-    a.last_ping = SysClock::now();
-    hub.sink_.agent_heartbeat(a.id);
+    if (a->gone) return;
+    a->last_rx = Clock::now();
+    a->last_ping = SysClock::now();
+    hub.sink_.agent_heartbeat(a->id);
   }
 
-  void on_closed() override { hub.on_agent_closed(a); }
+  void on_closed() override { hub.on_agent_closed(*a); }
 };
 
 struct UserHandler final : WsHandler {
@@ -158,7 +162,7 @@ std::unique_ptr<WsHandler> Hub::accept_agent(WsConn& conn, AgentHello hello) {
     it->second->conn->close(4000, "replaced by a new connection");
     agents_.erase(it);
   }
-  auto a = std::make_unique<AgentConn>();
+  auto a = std::make_shared<AgentConn>();
   a->id = id;
   a->user_id = hello.user_id;
   a->conn = &conn;
@@ -166,7 +170,7 @@ std::unique_ptr<WsHandler> Hub::accept_agent(WsConn& conn, AgentHello hello) {
   a->last_rx = Clock::now();
   a->connected_at = a->last_ping = SysClock::now();
   AgentConn& ref = *a;
-  agents_[id] = std::move(a);
+  agents_[id] = a;
   agent_owner_[id] = ref.user_id;
   grace_.erase(id);
   sink_.agent_online(id);
@@ -184,7 +188,7 @@ std::unique_ptr<WsHandler> Hub::accept_agent(WsConn& conn, AgentHello hello) {
     }
     send_shell_start(id, s->id, s->id != "main", resume);
   }
-  return std::make_unique<AgentHandler>(*this, ref);
+  return std::make_unique<AgentHandler>(*this, std::move(a));
 }
 
 std::unique_ptr<WsHandler> Hub::accept_user(WsConn& conn, TerminalRequest req) {

@@ -140,7 +140,7 @@ class Hub {
   HubSink& sink_;
   uvx::Timer ping_timer_;
   uvx::Timer check_timer_;
-  std::map<std::string, std::unique_ptr<AgentConn>> agents_;
+  std::map<std::string, std::shared_ptr<AgentConn>> agents_;  // shared with its AgentHandler
   std::map<std::pair<std::string, std::string>, std::unique_ptr<Session>> sessions_;
   std::set<UserConn*> users_;
   std::map<std::string, std::set<EventsConn*>> events_;
