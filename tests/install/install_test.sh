@@ -51,7 +51,8 @@ api() { curl -sS -H "Authorization: Bearer $token" "$@"; }
 
 # 0. The script is POSIX sh and shellcheck-clean; the server fills in its own URL.
 shellcheck -s sh "$repo/install.sh" || fail "shellcheck"
-curl -fsS "$url/install-agent.sh" | grep -qx "default_server='$url'" || fail "served script lacks the server URL"
+served=$(curl -fsS "$url/install-agent.sh")  # not piped into grep -q: pipefail + SIGPIPE
+grep -qx "default_server='$url'" <<<"$served" || fail "served script lacks the server URL"
 ok "shellcheck clean; /install-agent.sh carries $url"
 
 # Runs the installer as nobody with HOME=$1, piped from the server like a user would.
