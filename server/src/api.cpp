@@ -6,6 +6,7 @@
 #include "rexec/common/version.h"
 #include "rexec/proto/messages.h"
 #include "rexec/server/auth/tokens.h"
+#include "rexec/server/auth/totp.h"
 #include "rexec/server/limits.h"
 
 #include <spdlog/spdlog.h>
@@ -151,6 +152,11 @@ HttpResponse Api::handle(const HttpRequest& req) {
   if (parts.size() >= 2 && parts[1] == "tokens") {
     return tokens_route(p, req, parts.size() == 3 ? parts[2] : "");
   }
+  // /api/security/terminal/agent:<id>/mfa-{lock,unlock,verify,status} (§6)
+  if (parts.size() == 5 && parts[1] == "security" && parts[2] == "terminal" &&
+      parts[3].rfind("agent:", 0) == 0) {
+    return mfa_route(p, req, parts[3].substr(6), parts[4]);
+  }
   return error(404, "not found");
 }
 
@@ -213,7 +219,7 @@ UpgradeDecision Api::route_socket(const HttpRequest& req) {
                               {"limit", *limit}});
     }
   }
-  if (a.mfa_locked) return refuse(423, "terminal is MFA protected");
+  if (a.mfa_locked && !mfa_verified(p.user_id)) return refuse(423, "terminal is MFA protected");
   if (!hub_->is_online(a.id)) return refuse(404, "agent not online");
   if (!origin_ok(req)) return refuse(403, "origin not allowed");
   const bool split = req.query_param("newSession").value_or("") == "true";
@@ -349,6 +355,73 @@ HttpResponse Api::agent_route(const Principal& p, const HttpRequest& req, const 
     return reply(200, {{"message", "agent deleted"}});
   }
   return error(404, "not found");
+}
+
+bool Api::mfa_verified(const std::string& user_id) const {
+  const auto it = mfa_verified_until_.find(user_id);
+  return it != mfa_verified_until_.end() && SteadyClock::now() < it->second;
+}
+
+HttpResponse Api::mfa_route(const Principal& p, const HttpRequest& req, const std::string& id,
+                            const std::string& action) {
+  auto agent = store_.agent(id);
+  if (!agent) return error(500, "internal error");
+  if (!*agent || (*agent)->user_id != p.user_id) return error(404, "agent not found");
+  const Agent& a = **agent;
+  auto mfa = store_.mfa_of(p.user_id);
+  if (!mfa) return error(500, "internal error");
+  if (action == "mfa-status" && req.method == "GET") {
+    return reply(200, {{"agent_id", a.id},
+                       {"locked", a.mfa_locked},
+                       {"mfa_enabled", mfa->has_value()},
+                       {"verified", mfa_verified(p.user_id)}});
+  }
+  if (req.method != "POST") return error(404, "not found");
+  if (!*mfa) return error(400, "mfa_required");
+  if (action == "mfa-lock") {
+    if (!store_.set_mfa_locked(a.id, true)) return error(500, "internal error");
+    spdlog::info("agent mfa locked agent={} user={}", a.id, p.user_id);
+    return reply(200, {{"agent_id", a.id}, {"locked", true}, {"message", "terminal locked"}});
+  }
+  if (action != "mfa-unlock" && action != "mfa-verify") return error(404, "not found");
+
+  // Wrong codes are rate-limited per user: a 6-digit code must not be guessable.
+  auto& failures = mfa_failures_[p.user_id];
+  const auto now = SteadyClock::now();
+  while (!failures.empty() && now - failures.front() > kMfaFailureWindow) failures.pop_front();
+  if (failures.size() >= kMfaMaxFailures) {
+    const auto wait = std::chrono::duration_cast<std::chrono::seconds>(failures.front() +
+                                                                       kMfaFailureWindow - now);
+    return reply(429, {{"error", "too many MFA attempts"}, {"retry_after", wait.count() + 1}});
+  }
+  const json body = json::parse(req.body, nullptr, false);
+  const std::string code = body.is_object() && body.contains("code") && body["code"].is_string()
+                               ? body["code"].get<std::string>()
+                               : "";
+  auto step = totp_match((*mfa)->secret_base32, code, std::time(nullptr));
+  if (!step) return error(500, "internal error");
+  bool fresh = false;
+  if (*step) {
+    auto used = store_.use_mfa_step(p.user_id, **step);  // each code works once
+    if (!used) return error(500, "internal error");
+    fresh = *used;
+  }
+  if (!fresh) {
+    failures.push_back(now);
+    spdlog::warn("mfa code refused user={} agent={} action={}", p.user_id, a.id, action);
+    return error(401, "invalid MFA code");
+  }
+  failures.clear();
+  if (action == "mfa-unlock") {
+    if (!store_.set_mfa_locked(a.id, false)) return error(500, "internal error");
+    spdlog::info("agent mfa unlocked agent={} user={}", a.id, p.user_id);
+    return reply(200, {{"agent_id", a.id}, {"locked", false}, {"message", "terminal unlocked"}});
+  }
+  mfa_verified_until_[p.user_id] = now + kMfaVerifiedFor;
+  spdlog::info("mfa verified user={}", p.user_id);
+  return reply(200, {{"verified", true},
+                     {"expires_in",
+                      std::chrono::duration_cast<std::chrono::seconds>(kMfaVerifiedFor).count()}});
 }
 
 HttpResponse Api::tokens_route(const Principal& p, const HttpRequest& req,

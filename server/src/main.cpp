@@ -7,6 +7,7 @@
 #include "rexec/net/lws_context.h"
 #include "rexec/server/api.h"
 #include "rexec/server/auth/tokens.h"
+#include "rexec/server/auth/totp.h"
 #include "rexec/server/storage/sqlite_store.h"
 #include "rexec/uvx/uv_handle.h"
 
@@ -211,6 +212,10 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"guest", "free", "pro", "enterprise"}));
   user_add->add_flag("--admin", admin, "Exempt from every plan limit");
   auto* user_list = user_cmd->add_subcommand("list", "List users");
+  auto* user_mfa = user_cmd->add_subcommand(
+      "mfa-enroll", "Enrol a user for TOTP (MFA lock); prints the otpauth URI and secret once");
+  std::string mfa_name;
+  user_mfa->add_option("name", mfa_name, "User name")->required();
 
   auto* token_cmd = app.add_subcommand("token", "Manage API tokens");
   token_cmd->require_subcommand(1);
@@ -308,6 +313,21 @@ int main(int argc, char** argv) {
       std::printf("%-36s  %-20s  %-10s  %s\n", u.id.c_str(), u.username.c_str(), u.tier.c_str(),
                   u.is_admin ? "yes" : "no");
     }
+    return 0;
+  }
+  if (user_mfa->parsed()) {
+    auto user = (*store)->user_by_name(mfa_name);
+    if (!user || !*user) return fail("no user named " + mfa_name);
+    const std::string secret = rx::server::new_totp_secret();
+    if (auto st = (*store)->set_mfa((*user)->id, secret, now_ms()); !st) {
+      return fail(st.error().message);
+    }
+    std::fprintf(stderr,
+                 "TOTP enrolled for %s (any earlier secret no longer works); add it to an "
+                 "authenticator app, shown once:\n",
+                 mfa_name.c_str());
+    std::printf("%s\nsecret: %s\n", rx::server::totp_uri("Rexec", mfa_name, secret).c_str(),
+                secret.c_str());
     return 0;
   }
   if (token_revoke->parsed()) {

@@ -11,7 +11,7 @@ namespace rx::server {
 namespace {
 
 // Schema migrations, applied in order; PRAGMA user_version records how many ran. Append only.
-constexpr std::array<const char*, 1> kMigrations = {R"sql(
+constexpr std::array<const char*, 2> kMigrations = {R"sql(
 CREATE TABLE users (
   id TEXT PRIMARY KEY, username TEXT NOT NULL UNIQUE, tier TEXT NOT NULL,
   is_admin INTEGER NOT NULL DEFAULT 0, subscription_active INTEGER NOT NULL DEFAULT 0,
@@ -36,6 +36,11 @@ CREATE TABLE agent_stats (
   data TEXT NOT NULL);
 CREATE INDEX agent_stats_agent ON agent_stats(agent_id, at);
 CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+)sql",
+                                                    R"sql(
+CREATE TABLE user_mfa (
+  user_id TEXT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE, secret TEXT NOT NULL,
+  last_step INTEGER NOT NULL DEFAULT 0, enrolled_at INTEGER NOT NULL);
 )sql"};
 
 Error db_error(sqlite3* db, const std::string& what) {
@@ -459,6 +464,40 @@ Result<std::string> SqliteStore::setting(const std::string& key) {
   auto row = s.bind(1, key).step();
   if (!row) return std::move(row).error();
   return *row ? s.text(0) : std::string();
+}
+
+Status SqliteStore::set_mfa(const std::string& user_id, const std::string& secret_base32,
+                            Millis now) {
+  Stmt s(db_,
+         "INSERT INTO user_mfa VALUES (?,?,0,?) ON CONFLICT(user_id) DO UPDATE SET "
+         "secret=excluded.secret, last_step=0, enrolled_at=excluded.enrolled_at");
+  return s.bind(1, user_id).bind(2, secret_base32).bind(3, now).run();
+}
+
+Result<std::optional<MfaRecord>> SqliteStore::mfa_of(const std::string& user_id) {
+  Stmt s(db_, "SELECT user_id, secret, last_step, enrolled_at FROM user_mfa WHERE user_id=?");
+  s.bind(1, user_id);
+  return first<MfaRecord>(s, [](const Stmt& r) {
+    MfaRecord m;
+    m.user_id = r.text(0);
+    m.secret_base32 = r.text(1);
+    m.last_step = r.i64(2);
+    m.enrolled_at = r.i64(3);
+    return m;
+  });
+}
+
+Result<bool> SqliteStore::use_mfa_step(const std::string& user_id, std::int64_t step) {
+  Stmt s(db_, "UPDATE user_mfa SET last_step=? WHERE user_id=? AND last_step<?");
+  if (auto st = s.bind(1, step).bind(2, user_id).bind(3, step).run(); !st) {
+    return std::move(st).error();
+  }
+  return sqlite3_changes(db_) > 0;
+}
+
+Status SqliteStore::set_mfa_locked(const std::string& agent_id, bool locked) {
+  Stmt s(db_, "UPDATE agents SET mfa_locked=? WHERE id=?");
+  return s.bind(1, locked).bind(2, agent_id).run();
 }
 
 Status SqliteStore::set_setting(const std::string& key, const std::string& value) {

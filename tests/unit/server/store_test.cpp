@@ -148,3 +148,31 @@ TEST_CASE("stats keep the newest samples within retention", "[server]") {
   REQUIRE(st.prune_stats("a", 1015, 100));
   CHECK(st.stats_of("a", 100)->size() == 5);
 }
+
+TEST_CASE("mfa: enrol, each time step once, re-enrol resets, lock flag", "[server][mfa]") {
+  TempDb t;
+  auto s = SqliteStore::open(t.path());
+  REQUIRE(s);
+  Store& db = **s;
+  REQUIRE(db.create_user({"u1", "alice", "free", false, false, 1}));
+  CHECK_FALSE(*db.mfa_of("u1"));
+  REQUIRE(db.set_mfa("u1", "SECRETA", 10));
+  auto m = db.mfa_of("u1");
+  REQUIRE(*m);
+  CHECK((*m)->secret_base32 == "SECRETA");
+  CHECK((*m)->last_step == 0);
+  CHECK(*db.use_mfa_step("u1", 100));
+  CHECK_FALSE(*db.use_mfa_step("u1", 100));  // the same code again: a replay
+  CHECK_FALSE(*db.use_mfa_step("u1", 99));   // an older one too
+  CHECK(*db.use_mfa_step("u1", 101));
+  REQUIRE(db.set_mfa("u1", "SECRETB", 20));  // re-enrol
+  CHECK((*db.mfa_of("u1"))->secret_base32 == "SECRETB");
+  CHECK(*db.use_mfa_step("u1", 5));
+  CHECK_FALSE(*db.use_mfa_step("nobody", 5));
+
+  REQUIRE(db.create_agent(make_agent("a1", 1)));
+  REQUIRE(db.set_mfa_locked("a1", true));
+  CHECK((*db.agent("a1"))->mfa_locked);
+  REQUIRE(db.set_mfa_locked("a1", false));
+  CHECK_FALSE((*db.agent("a1"))->mfa_locked);
+}

@@ -12,6 +12,9 @@
 #include "rexec/server/hub.h"
 #include "rexec/server/storage/store.h"
 
+#include <chrono>
+#include <deque>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -49,6 +52,10 @@ class Api final : public HubSink {
   HttpResponse agent_route(const Principal& p, const HttpRequest& req, const std::string& id,
                            const std::string& rest);
   HttpResponse tokens_route(const Principal& p, const HttpRequest& req, const std::string& rest);
+  HttpResponse mfa_route(const Principal& p, const HttpRequest& req, const std::string& agent_id,
+                         const std::string& action);
+  // A code given to mfa-verify within kMfaVerifiedFor opens the user's locked terminals.
+  [[nodiscard]] bool mfa_verified(const std::string& user_id) const;
 
   ServerConfig config_;
   Store& store_;
@@ -56,6 +63,14 @@ class Api final : public HubSink {
   Hub* hub_ = nullptr;
   RateLimiter limiter_;
   Downloads downloads_;
+
+  using SteadyClock = std::chrono::steady_clock;
+  static constexpr std::chrono::minutes kMfaVerifiedFor{10};
+  static constexpr std::chrono::minutes kMfaFailureWindow{5};
+  static constexpr std::size_t kMfaMaxFailures = 5;
+  // In memory: a restart asks for a code again, which is the safe side.
+  std::map<std::string, SteadyClock::time_point> mfa_verified_until_;
+  std::map<std::string, std::deque<SteadyClock::time_point>> mfa_failures_;
 };
 
 }  // namespace rx::server

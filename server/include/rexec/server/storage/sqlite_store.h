@@ -52,6 +52,10 @@ class SqliteStore final : public Store {
   Status prune_stats(const std::string& agent_id, Millis cutoff, std::size_t keep) override;
   Result<std::vector<std::pair<Millis, std::string>>> stats_of(const std::string& agent_id,
                                                                std::size_t limit) override;
+  Status set_mfa(const std::string& user_id, const std::string& secret_base32, Millis now) override;
+  Result<std::optional<MfaRecord>> mfa_of(const std::string& user_id) override;
+  Result<bool> use_mfa_step(const std::string& user_id, std::int64_t step) override;
+  Status set_mfa_locked(const std::string& agent_id, bool locked) override;
   Result<std::string> setting(const std::string& key) override;
   Status set_setting(const std::string& key, const std::string& value) override;
 

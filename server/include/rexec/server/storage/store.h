@@ -55,6 +55,15 @@ struct Agent {
   std::optional<std::string> token_id;
 };
 
+// A user's TOTP enrolment (PROTOCOL §6). The secret is stored as enrolled (base32): TOTP needs
+// the shared secret itself, unlike API tokens, which are stored hashed.
+struct MfaRecord {
+  std::string user_id;
+  std::string secret_base32;
+  std::int64_t last_step = 0;  // the newest time step a code was accepted for (replay guard)
+  Millis enrolled_at = 0;
+};
+
 // Every method returns kStorage on a database failure and never throws. Loop thread only.
 class Store {
  public:
@@ -93,6 +102,15 @@ class Store {
   virtual Status prune_stats(const std::string& agent_id, Millis cutoff, std::size_t keep) = 0;
   virtual Result<std::vector<std::pair<Millis, std::string>>> stats_of(
       const std::string& agent_id, std::size_t limit) = 0;  // newest first
+
+  // Enrols (or re-enrols, forgetting the old secret) a user for TOTP.
+  virtual Status set_mfa(const std::string& user_id, const std::string& secret_base32,
+                         Millis now) = 0;
+  virtual Result<std::optional<MfaRecord>> mfa_of(const std::string& user_id) = 0;
+  // Records that a code of time step `step` was used; false when a code of this or a later step
+  // was used before (a replay), so each code works once.
+  virtual Result<bool> use_mfa_step(const std::string& user_id, std::int64_t step) = 0;
+  virtual Status set_mfa_locked(const std::string& agent_id, bool locked) = 0;
 
   // A server-wide secret kept in the database (the JWT key when none is configured).
   virtual Result<std::string> setting(const std::string& key) = 0;  // "" when unset
