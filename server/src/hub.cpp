@@ -110,6 +110,8 @@ struct UserHandler final : WsHandler {
     hub.on_user_message(*u, payload, binary);
   }
 
+  void on_drain() override { hub.on_user_drain(*u); }
+
   void on_closed() override { hub.on_user_closed(*u); }
 };
 
@@ -308,8 +310,8 @@ void Hub::send_input(const std::string& agent_id, const std::string& session_id,
   }
 }
 
-void Hub::send_user(UserConn& u, net::WsMessage message) {
-  if (u.gone) return;
+bool Hub::send_user(UserConn& u, net::WsMessage message) {
+  if (u.gone) return false;
   if (u.conn->queued_bytes() > config_.user_queue_limit) {
     // Slow consumer (§7): drop its output; close it once it has been stalled too long.
     const auto now = Clock::now();
@@ -321,10 +323,11 @@ void Hub::send_user(UserConn& u, net::WsMessage message) {
       u.gone = true;
       u.conn->close(1008, "slow consumer");
     }
-    return;
+    return false;
   }
   u.stalled_since = {};
   u.conn->send(std::move(message));
+  return true;
 }
 
 void Hub::route_output(const std::string& agent_id, const std::string& session_id,
@@ -343,31 +346,37 @@ void Hub::route_output(const std::string& agent_id, const std::string& session_i
 
 void Hub::deliver(UserConn& u, std::uint64_t start, std::string_view bytes) {
   const std::uint64_t end = start + bytes.size();
-  if (end <= u.delivered && !bytes.empty()) return;  // seen already
+  if (end <= u.delivered) return;  // nothing this viewer lacks (also: an empty replay)
   if (start < u.delivered) {
     bytes.remove_prefix(static_cast<std::size_t>(u.delivered - start));
     start = u.delivered;
   } else if (start > u.delivered) {
     // Bytes this viewer never got are gone (older than the agent's ring, or dropped for a slow
-    // socket): say so, never skip silently. A viewer that asked for nothing in particular just
-    // starts where the scrollback starts.
+    // socket): say so, never skip silently. While even the marker cannot be queued, the hole
+    // just grows. A viewer that asked for nothing in particular starts where the scrollback
+    // starts.
     if (u.explicit_offset || u.delivered > 0) {
-      send_user(u, net::make_message(
-                       proto::encode(proto::UserMessage(proto::Gap{u.delivered, start})), false));
+      if (!send_user(
+              u, net::make_message(
+                     proto::encode(proto::UserMessage(proto::Gap{u.delivered, start})), false))) {
+        return;
+      }
     }
     u.utf8_tail.clear();
     u.offset_sent = false;
     u.delivered = start;
   }
   if (bytes.empty()) return;
+  // Output dropped for a slow socket leaves the position where it was, so the next output that
+  // does go out is preceded by a gap marker.
+  const std::uint64_t before = u.delivered;
   u.delivered = end;
   if (u.conn->is_v2()) {
     if (!u.offset_sent) {
-      u.offset_sent = true;
-      send_user(
+      u.offset_sent = send_user(
           u, net::make_message(proto::encode(proto::UserMessage(proto::OffsetMsg{start})), false));
     }
-    send_user(u, net::make_message(bytes, true));
+    if (!u.offset_sent || !send_user(u, net::make_message(bytes, true))) u.delivered = before;
     return;
   }
   std::string text = std::move(u.utf8_tail);
@@ -378,7 +387,18 @@ void Hub::deliver(UserConn& u, std::uint64_t start, std::string_view bytes) {
   text.resize(keep);
   if (text.empty()) return;
   const std::uint64_t text_offset = end - u.utf8_tail.size() - text.size();
-  send_user(u, net::make_message(proto::encode_output(text, text_offset), false));
+  if (!send_user(u, net::make_message(proto::encode_output(text, text_offset), false))) {
+    u.delivered = before;
+  }
+}
+
+void Hub::on_user_drain(UserConn& u) {
+  // Output dropped while this socket was slow, with nothing after it to carry the gap marker:
+  // report the hole now, so the viewer knows before the shell says anything more.
+  if (u.gone || u.awaiting) return;
+  const auto it = sessions_.find({u.agent_id, u.session_id});
+  if (it == sessions_.end() || it->second->offset <= u.delivered) return;
+  deliver(u, it->second->offset, {});
 }
 
 void Hub::reset_position(UserConn& u) {

@@ -8,6 +8,7 @@
 
 #include <regex>
 #include <sstream>
+#include <thread>
 
 #include "fixture.h"
 
@@ -184,4 +185,44 @@ TEST_CASE("agent link lost: output made while it was away arrives once, in order
   REQUIRE(done);
   CHECK(lines_matching(v.output(), "N[0-9]+") == numbered("N", 1, 60));
   CHECK(of_type(v, "gap").empty());
+}
+
+TEST_CASE("slow consumer: output dropped for a stalled viewer is reported as a gap",
+          "[integration]") {
+  Setup s;
+  TestSocket v(s.sys.loop());
+  REQUIRE(v.open(s.url("slow-v"), s.token, "rexec.v2"));
+  REQUIRE(v.wait_type("shell_started"));
+  v.send_json({{"type", "input"}, {"data", "echo slow-'start'\n"}});
+  REQUIRE(v.wait_output("slow-start"));
+  v.send_json({{"type", "input"},
+               {"data", "head -c 40000000 /dev/zero | tr '\\0' y; echo; echo slow-'done'\n"}});
+  s.sys.loop().run_for(50ms);  // the command is on its way
+  // Stop reading: the test's loop does not run, so its socket buffers fill, then the server's
+  // queue for this viewer passes its limit and the server drops output for it.
+  std::this_thread::sleep_for(4s);
+  // Reading again: the queued output arrives, then the marker for what was dropped (at the
+  // latest when the queue drains), then whatever the shell says next.
+  const auto newest_has = [&](const std::string& needle) {
+    const auto& f = v.frames();
+    for (std::size_t i = f.size() > 20 ? f.size() - 20 : 0; i < f.size(); ++i) {
+      if (f[i].data.find(needle) != std::string::npos) return true;
+    }
+    return false;
+  };
+  REQUIRE(s.sys.loop().run_until([&] { return newest_has(R"("type":"gap")"); }, 60s));
+  v.send_json({{"type", "input"}, {"data", "echo after-'slow'\n"}});
+  REQUIRE(s.sys.loop().run_until([&] { return newest_has("after-slow"); }, 20s));
+  const auto gaps = of_type(v, "gap");
+  REQUIRE_FALSE(gaps.empty());
+  const auto from = gaps[0]["data"]["from"].get<std::uint64_t>();
+  const auto to = gaps[0]["data"]["to"].get<std::uint64_t>();
+  CHECK(to > from);
+  // Every byte is accounted for: received + reported missing = produced.
+  std::uint64_t missing = 0;
+  for (const auto& g : gaps) {
+    missing += g["data"]["to"].get<std::uint64_t>() - g["data"]["from"].get<std::uint64_t>();
+  }
+  CHECK(end_offset(v) - missing ==
+        v.output().size() + of_type(v, "offset").front()["data"].get<std::uint64_t>());
 }

@@ -41,7 +41,8 @@ Usage usage_of(pid_t pid) {
     while (const dirent* e = ::readdir(d)) {
       if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
       std::ifstream st(std::string("/proc/") + e->d_name + "/stat");
-      std::string text((std::istreambuf_iterator<char>(st)), std::istreambuf_iterator<char>());
+      std::string text;
+      std::getline(st, text);  // one line
       const auto close = text.rfind(')');
       if (close == std::string::npos) continue;
       std::istringstream rest(text.substr(close + 2));

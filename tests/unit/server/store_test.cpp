@@ -48,12 +48,12 @@ TEST_CASE("migrations run once and reopening keeps the data", "[server]") {
   {
     auto s = SqliteStore::open(t.path());
     REQUIRE(s);
-    CHECK((*s)->schema_version() == 1);
+    CHECK((*s)->schema_version() == 2);
     REQUIRE((*s)->create_user({"u1", "alice", "free", false, false, 1}));
   }
   auto again = SqliteStore::open(t.path());
   REQUIRE(again);
-  CHECK((*again)->schema_version() == 1);
+  CHECK((*again)->schema_version() == 2);
   auto u = (*again)->user_by_name("alice");
   REQUIRE(u);
   REQUIRE(u->has_value());

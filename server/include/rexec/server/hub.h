@@ -129,9 +129,11 @@ class Hub {
   // misses some.
   void deliver(UserConn& u, std::uint64_t start, std::string_view bytes);
   void reset_position(UserConn& u);
+  void on_user_drain(UserConn& u);
   void route_status(const std::string& agent_id, const std::string& session_id,
                     const std::string& text);
-  void send_user(UserConn& u, net::WsMessage message);
+  // False when the message was dropped (slow consumer, §7) or the socket is gone.
+  bool send_user(UserConn& u, net::WsMessage message);
   void broadcast_events(const std::string& user_id, const nlohmann::json& event);
   Session& session(const std::string& agent_id, const std::string& session_id);
 
