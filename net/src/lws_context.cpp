@@ -54,7 +54,7 @@ const std::array<lws_protocols, 2> kClientOnly = {{
 void emit_lws_log(int level, const char* line) {
   std::string_view text(line);
   while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.remove_suffix(1);
-  // lws's own lines never carry our tokens or terminal bytes: we pass neither to lws logging.
+  // lws's own lines carry no tokens or terminal bytes at the levels route_lws_logs enables.
   // A refused certificate is reported by the connection's owner in one sentence
   // (ClientHandler::failure_reason); lws's own line about it is detail.
   if (level == LLL_ERR && text.rfind("SSL error:", 0) == 0) level = LLL_NOTICE;
@@ -83,7 +83,10 @@ void route_lws_logs(const std::string& level) {
   int mask = LLL_ERR;
   if (level == "warn" || level == "info" || level == "debug" || level == "trace") mask |= LLL_WARN;
   if (level == "debug" || level == "trace") mask |= LLL_NOTICE | LLL_USER;
-  if (level == "trace") mask |= LLL_INFO | LLL_DEBUG | LLL_CLIENT | LLL_HEADER;
+  // Never LLL_INFO, LLL_DEBUG or LLL_HEADER, even at trace: at those levels an lws built for
+  // debugging hexdumps WebSocket payloads (terminal bytes) and headers (tokens). Our Release lws
+  // compiles them out; this keeps it so with any lws.
+  if (level == "trace") mask |= LLL_CLIENT;
   lws_set_log_level(mask, emit_lws_log);
 }
 

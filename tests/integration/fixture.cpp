@@ -40,7 +40,7 @@ System::System(ServerOptions options) : dir_(make_temp_dir()), host_(options.lis
   base_args_ = {"--db", db_path_, "--jwt-secret", jwt_secret_, "--ping-interval-ms",
                 ms(options.ping_interval), "--pong-timeout-ms", ms(options.pong_timeout),
                 "--session-linger-ms", ms(options.session_linger), "--agent-grace-ms",
-                ms(options.agent_grace), "--log-level", "debug",
+                ms(options.agent_grace), "--log-level", options.log_level,
                 // Every test client, agent and user shares 127.0.0.1, and tests poll.
                 "--rate-limit", "2000"};
   start_server(host_ + ":0", options.extra_args);
@@ -126,8 +126,8 @@ System::Agent System::start_agent(const std::string& token, const std::string& n
     throw std::runtime_error("agent register failed (exit " + std::to_string(r.exit_code) + ")");
   }
   agent.id = trim(r.out);
-  std::vector<std::string> env = {"REXEC_LOG_LEVEL=debug"};
-  env.insert(env.end(), run_env.begin(), run_env.end());
+  std::vector<std::string> env = run_env;  // first: getenv() takes the first of duplicates
+  env.emplace_back("REXEC_LOG_LEVEL=debug");
   std::vector<std::string> argv = run_prefix;
   argv.insert(argv.end(), {agent_binary(), "run", "--config", agent.config_path});
   agent.process = std::make_unique<Process>(Process::start(argv, log, env));

@@ -21,6 +21,7 @@ struct ServerOptions {
   std::chrono::milliseconds agent_grace{1500};
   std::vector<std::string> extra_args;
   std::string listen_host = "127.0.0.1";
+  std::string log_level = "debug";
 };
 
 class System {

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
-// Nothing secret in the logs (Security): a whole scenario at debug level (registration, the
-// agent's token, a user token, a JWT in the query string, MFA enrolment and verification, typed
-// terminal bytes, their echo, an exec) and then every log of every process is searched for
-// each secret and each typed byte string.
+// Nothing secret in the logs (Security): a whole scenario at debug and at trace level
+// (registration, the agent's token, a user token, a JWT in the query string, MFA enrolment and
+// verification, typed terminal bytes, their echo, an exec) and then every log of every process is
+// searched for each secret and each typed byte string.
 #include "rexec/server/auth/totp.h"
 
 #include <catch2/catch.hpp>
@@ -19,10 +19,15 @@ using rx::test::System;
 using rx::test::TestSocket;
 using namespace std::chrono_literals;
 
-TEST_CASE("logs at debug level hold no token, JWT, secret or terminal byte", "[integration]") {
-  System sys;
+TEST_CASE("logs at debug and trace level hold no token, JWT, secret or terminal byte",
+          "[integration]") {
+  const std::string level = GENERATE(std::string("debug"), std::string("trace"));
+  INFO("log level " << level);
+  rx::test::ServerOptions options;
+  options.log_level = level;
+  System sys(options);
   const std::string token = sys.add_user("vera");
-  auto agent = sys.start_agent(token, "secret-agent");
+  auto agent = sys.start_agent(token, "secret-agent", {"REXEC_LOG_LEVEL=" + level});
   auto& loop = sys.loop();
   REQUIRE(loop.run_until(
       [&] {
@@ -88,7 +93,7 @@ TEST_CASE("logs at debug level hold no token, JWT, secret or terminal byte", "[i
   }
   REQUIRE(logs.find("agent connected") != std::string::npos);  // the logs are the right ones
   REQUIRE(logs.find("terminal opened") != std::string::npos);
-  REQUIRE(logs.find("debug") != std::string::npos);
+  REQUIRE(logs.find(" debug ") != std::string::npos);  // trace includes debug
   const std::pair<const char*, std::string> secrets[] = {
       {"user token", token},
       {"user token body", token.substr(6)},
