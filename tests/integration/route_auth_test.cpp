@@ -1,0 +1,139 @@
+// SPDX-License-Identifier: MIT
+// Every route and socket against every kind of caller (Security): no token, a malformed or
+// unknown token, an expired JWT, an alg:none JWT, an HS256 JWT signed with the wrong key, the
+// agent's own token, another user's token, an admin's token, and the owner's. One table of the
+// status and body each must get; sockets are asked with a plain GET of their URL, which the
+// server answers with the same checks as the upgrade (426 when the upgrade would be accepted).
+#include <catch2/catch.hpp>
+
+#include <ctime>
+#include <map>
+
+#include "fixture.h"
+#include "jwt_sign.h"
+
+using nlohmann::json;
+using rx::test::System;
+using namespace std::chrono_literals;
+
+namespace {
+
+enum class Kind { kRest, kSocket };
+
+struct Route {
+  std::string method;
+  std::string path;  // AGENT is replaced by the agent id
+  std::string body;
+  Kind kind = Kind::kRest;
+  bool per_agent = true;  // ownership applies (404 or 403 for strangers)
+};
+
+struct Expect {
+  int status = 0;
+  json body;  // null: not checked (a success body is checked by the route's own tests)
+};
+
+json err(const std::string& text) { return {{"error", text}}; }
+
+}  // namespace
+
+TEST_CASE("route table: every route against every kind of caller", "[integration][security]") {
+  System sys;
+  auto& loop = sys.loop();
+  const std::string owner = sys.add_user("owen");
+  const std::string other = sys.add_user("olive");
+  const std::string admin = sys.add_user("ada", "enterprise", true);
+  auto agent = sys.start_agent(owner);
+  REQUIRE(loop.run_until(
+      [&] {
+        return rx::test::http(loop, "GET", sys.http_url("/api/agents/" + agent.id), owner)
+                   .body.value("status", "") == "online";
+      },
+      10s));
+  const std::string agent_token =
+      json::parse(rx::test::read_file(agent.config_path)).at("token").get<std::string>();
+  const std::string owner_id =
+      rx::test::http(loop, "GET", sys.http_url("/api/tokens/validate"), owner)
+          .body.value("user_id", "");
+  const auto now = static_cast<long long>(std::time(nullptr));
+  const json claims = {{"user_id", owner_id}, {"username", "owen"}, {"exp", now + 600}};
+  json expired_claims = claims;
+  expired_claims["exp"] = now - 60;
+
+  const std::map<std::string, std::string> callers = {
+      {"no token", ""},
+      {"malformed token", "not-a-token"},
+      {"unknown token", "rexec_" + std::string(64, '0')},
+      {"expired JWT", rx::test::make_jwt(expired_claims, sys.jwt_secret())},
+      {"alg none JWT", rx::test::make_jwt(claims, sys.jwt_secret(), "none")},
+      {"wrong key JWT", rx::test::make_jwt(claims, "another-key-another-key-another-key")},
+      {"agent token", agent_token},
+      {"other user", other},
+      {"admin", admin},
+      {"owner", owner},
+      {"owner JWT", rx::test::make_jwt(claims, sys.jwt_secret())},
+  };
+
+  const std::vector<Route> routes = {
+      {"GET", "/api/agents", "", Kind::kRest, false},
+      {"GET", "/api/agents/AGENT", "", Kind::kRest, true},
+      {"GET", "/api/agents/AGENT/status", "", Kind::kRest, true},
+      {"PATCH", "/api/agents/AGENT", R"({"description":"d"})", Kind::kRest, true},
+      {"GET", "/api/tokens", "", Kind::kRest, false},
+      {"GET", "/api/tokens/validate", "", Kind::kRest, false},
+      {"GET", "/api/security/terminal/agent:AGENT/mfa-status", "", Kind::kRest, true},
+      {"POST", "/api/security/terminal/agent:AGENT/mfa-lock", "", Kind::kRest, true},
+      {"POST", "/api/security/terminal/agent:AGENT/mfa-verify", R"({"code":"000000"})", Kind::kRest,
+       true},
+      {"GET", "/ws/agent/AGENT/terminal?id=rt", "", Kind::kSocket, true},
+      {"GET", "/ws/agent/AGENT", "", Kind::kSocket, true},
+      {"GET", "/api/agents/AGENT/ws", "", Kind::kSocket, true},
+      {"GET", "/api/events", "", Kind::kSocket, false},
+  };
+
+  const auto expect = [&](const Route& r, const std::string& who) -> Expect {
+    const bool unauthenticated = who == "no token" || who == "malformed token" ||
+                                 who == "unknown token" || who == "expired JWT" ||
+                                 who == "alg none JWT" || who == "wrong key JWT";
+    const bool agent_socket = r.kind == Kind::kSocket &&
+                              r.path.find("terminal") == std::string::npos &&
+                              r.path != "/api/events";
+    if (unauthenticated) {
+      return r.kind == Kind::kRest ? Expect{401, err("unauthorized")}
+                                   : Expect{401, err("invalid token")};
+    }
+    const bool owner_like = who == "owner" || who == "owner JWT";
+    if (who == "agent token") {
+      if (r.path == "/api/tokens/validate") return {200, {}};
+      if (agent_socket) return {426, err("websocket upgrade required")};  // its own socket
+      if (r.kind == Kind::kRest) return {403, err("token scope does not allow this")};
+      return {403, err("not authorized")};
+    }
+    if (!owner_like && r.per_agent) {  // a stranger, admins included: ownership is not waived
+      if (r.kind == Kind::kSocket) return {403, err("not authorized")};
+      return {404, err("agent not found")};
+    }
+    // The owner (or routes of one's own): what the route itself answers.
+    if (r.path.find("mfa-lock") != std::string::npos) return {400, err("mfa_required")};
+    if (r.path.find("mfa-verify") != std::string::npos) return {400, err("mfa_required")};
+    if (r.kind == Kind::kSocket) return {426, err("websocket upgrade required")};
+    return {200, {}};
+  };
+
+  int checked = 0;
+  for (const auto& route : routes) {
+    std::string path = route.path;
+    if (const auto at = path.find("AGENT"); at != std::string::npos) path.replace(at, 5, agent.id);
+    for (const auto& [who, token] : callers) {
+      INFO(route.method << " " << route.path << " as " << who);
+      const auto want = expect(route, who);
+      const auto got = rx::test::http(loop, route.method, sys.http_url(path), token, route.body);
+      CHECK(got.status == want.status);
+      if (!want.body.is_null()) {
+        CHECK(got.body == want.body);
+      }
+      ++checked;
+    }
+  }
+  CHECK(checked == static_cast<int>(routes.size() * callers.size()));
+}
