@@ -9,3 +9,12 @@ if(REXEC_SANITIZE)
   add_compile_options(-fsanitize=${REXEC_SANITIZE} -fno-omit-frame-pointer -fno-sanitize-recover=all)
   add_link_options(-fsanitize=${REXEC_SANITIZE})
 endif()
+
+# Fuzzing (clang): every library gets libFuzzer's coverage instrumentation; only the fuzz targets
+# link libFuzzer itself (tests/fuzz).
+if(REXEC_BUILD_FUZZERS)
+  if(NOT CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+    message(FATAL_ERROR "REXEC_BUILD_FUZZERS needs clang (the fuzz preset sets it)")
+  endif()
+  add_compile_options(-fsanitize=fuzzer-no-link)
+endif()

@@ -5,11 +5,12 @@
 #   2. gcc-werror     optimised build, warnings are errors, all tests
 #   3. release-static fully static rexec-agent, all tests plus the empty-chroot check
 #   4. asan           AddressSanitizer + UndefinedBehaviorSanitizer, all tests
+#   5. fuzz           libFuzzer targets (clang), each run for 20 s (scripts/fuzz.sh)
 # Each job is a CMake workflow preset, so `cmake --workflow --preset <job>` reruns one locally.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-jobs=(format-check gcc-werror release-static asan)
+jobs=(format-check gcc-werror release-static asan fuzz)
 if [ $# -gt 0 ]; then jobs=("$@"); fi
 
 bash scripts/install-deps.sh
@@ -18,6 +19,8 @@ for job in "${jobs[@]}"; do
   start=$(date +%s)
   if [ "$job" = format-check ]; then
     bash scripts/format-check.sh
+  elif [ "$job" = fuzz ]; then
+    bash scripts/fuzz.sh
   else
     cmake --workflow --preset "$job"
   fi
