@@ -315,7 +315,8 @@ TEST_CASE("terminate kills a shell that ignores SIGHUP after the timeout", "[uv]
   rx::test::run_for(&h.loop, 100ms);
   CHECK_FALSE(h.session->has_exited());  // SIGHUP alone does not end it
   REQUIRE(h.wait_closed());
-  CHECK(std::chrono::steady_clock::now() - t0 >= 300ms);
+  // libuv starts timers from its cached loop time, which can be up to 1 ms behind t0.
+  CHECK(std::chrono::steady_clock::now() - t0 >= 299ms);
   CHECK(*h.closed == ExitStatus{0, SIGKILL});
   CHECK(is_gone(pid));  // reaped: no zombie
   h.finish();
