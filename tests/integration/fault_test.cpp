@@ -21,55 +21,6 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-std::vector<std::string> lines_matching(const std::string& text, const std::string& pattern) {
-  const std::regex re(pattern);
-  const std::regex csi("\x1b\\[[0-9;?]*[A-Za-z]");
-  std::vector<std::string> out;
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    line.erase(std::remove(line.begin(), line.end(), '\r'), line.end());
-    line = std::regex_replace(line, csi, "");
-    if (std::regex_match(line, re)) out.push_back(line);
-  }
-  return out;
-}
-
-std::vector<std::string> numbered(const std::string& prefix, int from, int to) {
-  std::vector<std::string> v;
-  for (int i = from; i <= to; ++i) v.push_back(prefix + std::to_string(i));
-  return v;
-}
-
-std::uint64_t end_offset(const TestSocket& s) {
-  std::uint64_t pos = 0;
-  for (const auto& f : s.frames()) {
-    if (f.binary) {
-      pos += f.data.size();
-    } else if (auto j = f.json(); j.is_object() && j.value("type", "") == "offset") {
-      pos = j["data"].get<std::uint64_t>();
-    }
-  }
-  return pos;
-}
-
-bool has_type(const TestSocket& s, const std::string& type) {
-  for (const auto& f : s.frames()) {
-    if (auto j = f.json(); j.is_object() && j.value("type", "") == type) return true;
-  }
-  return false;
-}
-
-bool wait_online(System& sys, const std::string& token, const std::string& id,
-                 std::chrono::milliseconds timeout) {
-  return sys.loop().run_until(
-      [&] {
-        auto r = rx::test::http(sys.loop(), "GET", sys.http_url("/api/agents/" + id), token);
-        return r.status == 200 && r.body.value("status", "") == "online";
-      },
-      timeout);
-}
-
 std::string ip_binary() {
   for (const char* p : {"/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"}) {
     if (::access(p, X_OK) == 0) return p;
@@ -147,7 +98,7 @@ TEST_CASE("fault: the agent's link is cut for 10 s and the viewer gets every lin
                                {"REXEC_PING_INTERVAL_MS=1000", "REXEC_IDLE_TIMEOUT_MS=3000",
                                 "REXEC_HANDSHAKE_TIMEOUT_MS=3000"},
                                {ns.ip, "netns", "exec", ns.name});
-  REQUIRE(wait_online(sys, token, agent.id, 15s));
+  REQUIRE(sys.wait_online(token, agent.id, 15s));
 
   TestSocket v(sys.loop());
   REQUIRE(v.open(sys.ws_url("/ws/agent/" + agent.id + "/terminal?id=cut"), token, "rexec.v2"));
@@ -175,9 +126,9 @@ TEST_CASE("fault: the agent's link is cut for 10 s and the viewer gets every lin
   const bool done = v.wait_output("cut-fin", 40s);
   if (!done) sys.dump_logs();
   REQUIRE(done);
-  const auto lines = lines_matching(v.output(), "C[0-9]+");
-  CHECK(lines == numbered("C", 1, 250));
-  CHECK_FALSE(has_type(v, "gap"));
+  const auto lines = rx::test::lines_matching(v.output(), "C[0-9]+");
+  CHECK(lines == rx::test::numbered("C", 1, 250));
+  CHECK_FALSE(!v.messages("gap").empty());
   using std::chrono::duration_cast;
   using std::chrono::milliseconds;
   std::printf(
@@ -194,7 +145,7 @@ TEST_CASE("fault: the server is killed (SIGKILL) mid-output and restarted and no
   System sys;
   const std::string token = sys.add_user("erin");
   auto agent = sys.start_agent(token);
-  REQUIRE(wait_online(sys, token, agent.id, 10s));
+  REQUIRE(sys.wait_online(token, agent.id, 10s));
   TestSocket v(sys.loop());
   REQUIRE(v.open(sys.ws_url("/ws/agent/" + agent.id + "/terminal?id=k1"), token, "rexec.v2"));
   REQUIRE(v.wait_type("shell_started"));
@@ -204,9 +155,9 @@ TEST_CASE("fault: the server is killed (SIGKILL) mid-output and restarted and no
   REQUIRE(v.wait_output("K10"));
   sys.restart_server({}, /*hard=*/true);
   REQUIRE(v.wait_closed(10s));
-  const std::uint64_t shown = end_offset(v);
+  const std::uint64_t shown = v.output_end_offset();
   // The agent finds the new server by itself; the record and its token survived in the DB.
-  REQUIRE(wait_online(sys, token, agent.id, 20s));
+  REQUIRE(sys.wait_online(token, agent.id, 20s));
   TestSocket w(sys.loop());
   REQUIRE(w.open(
       sys.ws_url("/ws/agent/" + agent.id + "/terminal?id=k2&offset=" + std::to_string(shown)),
@@ -214,8 +165,9 @@ TEST_CASE("fault: the server is killed (SIGKILL) mid-output and restarted and no
   const bool done = w.wait_output("kill-fin", 20s);
   if (!done) sys.dump_logs();
   REQUIRE(done);
-  CHECK(lines_matching(v.output() + w.output(), "K[0-9]+") == numbered("K", 1, 120));
-  CHECK_FALSE(has_type(w, "gap"));
+  CHECK(rx::test::lines_matching(v.output() + w.output(), "K[0-9]+") ==
+        rx::test::numbered("K", 1, 120));
+  CHECK_FALSE(!w.messages("gap").empty());
 }
 
 TEST_CASE(
@@ -227,7 +179,7 @@ TEST_CASE(
   System sys(o);
   const std::string token = sys.add_user("frank");
   auto agent = sys.start_agent(token);
-  REQUIRE(wait_online(sys, token, agent.id, 10s));
+  REQUIRE(sys.wait_online(token, agent.id, 10s));
   TestSocket v(sys.loop());
   REQUIRE(v.open(sys.ws_url("/ws/agent/" + agent.id + "/terminal?id=ak"), token, "rexec.v1"));
   REQUIRE(v.wait_type("shell_started"));

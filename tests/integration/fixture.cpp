@@ -134,6 +134,16 @@ System::Agent System::start_agent(const std::string& token, const std::string& n
   return agent;
 }
 
+bool System::wait_online(const std::string& token, const std::string& agent_id,
+                         std::chrono::milliseconds timeout) {
+  return loop_.run_until(
+      [&] {
+        auto r = http(loop_, "GET", http_url("/api/agents/" + agent_id), token);
+        return r.status == 200 && r.body.value("status", "") == "online";
+      },
+      timeout);
+}
+
 void System::restart_agent(Agent& agent) {
   const std::string log = agent.process->log_path();
   agent.process.reset();

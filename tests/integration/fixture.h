@@ -59,6 +59,10 @@ class System {
   Agent start_agent(const std::string& token, const std::string& name = "test-agent",
                     const std::vector<std::string>& run_env = {},
                     const std::vector<std::string>& run_prefix = {});
+  // Polls GET /api/agents/ID (with `token`) until it says online; false after `timeout`.
+  bool wait_online(const std::string& token, const std::string& agent_id,
+                   std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
   // Starts `rexec-agent run` again for an already registered agent.
   void restart_agent(Agent& agent);
 

@@ -20,12 +20,7 @@ TEST_CASE("MFA lock: enrol, lock, 423, verify, replay refused, rate limit, unloc
   const std::string other = sys.add_user("olga");
   auto agent = sys.start_agent(token);
   auto& loop = sys.loop();
-  REQUIRE(loop.run_until(
-      [&] {
-        return rx::test::http(loop, "GET", sys.http_url("/api/agents/" + agent.id), token)
-                   .body.value("status", "") == "online";
-      },
-      10s));
+  REQUIRE(sys.wait_online(token, agent.id));
   const std::string base = sys.http_url("/api/security/terminal/agent:" + agent.id);
   const auto post = [&](const std::string& action, const std::string& body,
                         const std::string& who) {

@@ -25,13 +25,7 @@ struct Setup {
 
   explicit Setup(rx::test::ServerOptions o = {})
       : sys(std::move(o)), token(sys.add_user("carol")), agent(sys.start_agent(token)) {
-    const bool online = sys.loop().run_until(
-        [&] {
-          auto r =
-              rx::test::http(sys.loop(), "GET", sys.http_url("/api/agents/" + agent.id), token);
-          return r.status == 200 && r.body.value("status", "") == "online";
-        },
-        10s);
+    const bool online = sys.wait_online(token, agent.id);
     if (!online) sys.dump_logs();
     REQUIRE(online);
   }
@@ -40,49 +34,6 @@ struct Setup {
     return sys.ws_url("/ws/agent/" + agent.id + "/terminal?id=" + conn_id + extra);
   }
 };
-
-// Lines of `text` that match `pattern` exactly, once carriage returns and terminal control
-// sequences (bash's bracketed-paste switch before a command's output) are dropped.
-std::vector<std::string> lines_matching(const std::string& text, const std::string& pattern) {
-  const std::regex re(pattern);
-  const std::regex csi("\x1b\\[[0-9;?]*[A-Za-z]");
-  std::vector<std::string> out;
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    line.erase(std::remove(line.begin(), line.end(), '\r'), line.end());
-    line = std::regex_replace(line, csi, "");
-    if (std::regex_match(line, re)) out.push_back(line);
-  }
-  return out;
-}
-
-std::vector<std::string> numbered(const std::string& prefix, int from, int to) {
-  std::vector<std::string> v;
-  for (int i = from; i <= to; ++i) v.push_back(prefix + std::to_string(i));
-  return v;
-}
-
-// The offset just past the last output byte a v2 socket has received.
-std::uint64_t end_offset(const TestSocket& s) {
-  std::uint64_t pos = 0;
-  for (const auto& f : s.frames()) {
-    if (f.binary) {
-      pos += f.data.size();
-    } else if (auto j = f.json(); j.is_object() && j.value("type", "") == "offset") {
-      pos = j["data"].get<std::uint64_t>();
-    }
-  }
-  return pos;
-}
-
-std::vector<nlohmann::json> of_type(const TestSocket& s, const std::string& type) {
-  std::vector<nlohmann::json> v;
-  for (const auto& f : s.frames()) {
-    if (auto j = f.json(); j.is_object() && j.value("type", "") == type) v.push_back(j);
-  }
-  return v;
-}
 
 }  // namespace
 
@@ -97,7 +48,7 @@ TEST_CASE("resume: a viewer back with &offset=N gets exactly what followed", "[i
   a.send_json(
       {{"type", "input"}, {"data", "sleep 0.5; seq 301 900 | sed 's/^/L/'; echo second-'done'\n"}});
   s.sys.loop().run_for(100ms);
-  const std::uint64_t shown = end_offset(a);
+  const std::uint64_t shown = a.output_end_offset();
   const std::string first = a.output();
   a.close();
   REQUIRE(a.wait_closed());
@@ -106,12 +57,12 @@ TEST_CASE("resume: a viewer back with &offset=N gets exactly what followed", "[i
   TestSocket b(s.sys.loop());
   REQUIRE(b.open(s.url("resume-b", "&offset=" + std::to_string(shown)), s.token, "rexec.v2"));
   REQUIRE(b.wait_output("second-done"));
-  const auto offsets = of_type(b, "offset");
+  const auto offsets = b.messages("offset");
   REQUIRE_FALSE(offsets.empty());
   CHECK(offsets.front()["data"].get<std::uint64_t>() == shown);
-  CHECK(of_type(b, "gap").empty());
+  CHECK(b.messages("gap").empty());
   // Together the two viewers saw every line once, in order.
-  CHECK(lines_matching(first + b.output(), "L[0-9]+") == numbered("L", 1, 900));
+  CHECK(rx::test::lines_matching(first + b.output(), "L[0-9]+") == rx::test::numbered("L", 1, 900));
 }
 
 TEST_CASE("scrollback: a new viewer of a running main sees it first, then live output",
@@ -131,9 +82,9 @@ TEST_CASE("scrollback: a new viewer of a running main sees it first, then live o
       a.send_json({{"type", "input"}, {"data", "echo live-'after'\n"}});
       REQUIRE(b.wait_output("live-after"));
       const std::string out = b.output();
-      CHECK(lines_matching(out, "S[0-9]+") == numbered("S", 1, 200));
+      CHECK(rx::test::lines_matching(out, "S[0-9]+") == rx::test::numbered("S", 1, 200));
       CHECK(out.find("sb-done") < out.rfind("live-after"));
-      CHECK(of_type(b, "gap").empty());
+      CHECK(b.messages("gap").empty());
     }
   }
 }
@@ -148,18 +99,18 @@ TEST_CASE("gap: asking for output older than the ring gives a marker, then the r
   a.send_json({{"type", "input"},
                {"data", "head -c 400000 /dev/zero | tr '\\0' x; echo; echo big-'done'\n"}});
   REQUIRE(a.wait_output("big-done", 20s));
-  const std::uint64_t end = end_offset(a);
+  const std::uint64_t end = a.output_end_offset();
 
   TestSocket b(s.sys.loop());
   REQUIRE(b.open(s.url("gap-b", "&offset=10"), s.token, "rexec.v2"));
   REQUIRE(b.wait_output("big-done"));
-  const auto gaps = of_type(b, "gap");
+  const auto gaps = b.messages("gap");
   REQUIRE(gaps.size() == 1);
   CHECK(gaps[0]["data"]["from"] == 10);
   const std::uint64_t to = gaps[0]["data"]["to"].get<std::uint64_t>();
   CHECK(to == end - 256 * 1024);
   // After the marker: the offset, then exactly the ring's bytes.
-  CHECK(of_type(b, "offset").front()["data"].get<std::uint64_t>() == to);
+  CHECK(b.messages("offset").front()["data"].get<std::uint64_t>() == to);
   CHECK(b.output().size() == 256 * 1024);
 }
 
@@ -183,8 +134,8 @@ TEST_CASE("agent link lost: output made while it was away arrives once, in order
   const bool done = v.wait_output("lost-fin", 20s);
   if (!done) s.sys.dump_logs();
   REQUIRE(done);
-  CHECK(lines_matching(v.output(), "N[0-9]+") == numbered("N", 1, 60));
-  CHECK(of_type(v, "gap").empty());
+  CHECK(rx::test::lines_matching(v.output(), "N[0-9]+") == rx::test::numbered("N", 1, 60));
+  CHECK(v.messages("gap").empty());
 }
 
 TEST_CASE("slow consumer: output dropped for a stalled viewer is reported as a gap",
@@ -213,7 +164,7 @@ TEST_CASE("slow consumer: output dropped for a stalled viewer is reported as a g
   REQUIRE(s.sys.loop().run_until([&] { return newest_has(R"("type":"gap")"); }, 60s));
   v.send_json({{"type", "input"}, {"data", "echo after-'slow'\n"}});
   REQUIRE(s.sys.loop().run_until([&] { return newest_has("after-slow"); }, 20s));
-  const auto gaps = of_type(v, "gap");
+  const auto gaps = v.messages("gap");
   REQUIRE_FALSE(gaps.empty());
   const auto from = gaps[0]["data"]["from"].get<std::uint64_t>();
   const auto to = gaps[0]["data"]["to"].get<std::uint64_t>();
@@ -223,6 +174,6 @@ TEST_CASE("slow consumer: output dropped for a stalled viewer is reported as a g
   for (const auto& g : gaps) {
     missing += g["data"]["to"].get<std::uint64_t>() - g["data"]["from"].get<std::uint64_t>();
   }
-  CHECK(end_offset(v) - missing ==
-        v.output().size() + of_type(v, "offset").front()["data"].get<std::uint64_t>());
+  CHECK(v.output_end_offset() - missing ==
+        v.output().size() + v.messages("offset").front()["data"].get<std::uint64_t>());
 }

@@ -44,12 +44,7 @@ TEST_CASE("route table: every route against every kind of caller", "[integration
   const std::string other = sys.add_user("olive");
   const std::string admin = sys.add_user("ada", "enterprise", true);
   auto agent = sys.start_agent(owner);
-  REQUIRE(loop.run_until(
-      [&] {
-        return rx::test::http(loop, "GET", sys.http_url("/api/agents/" + agent.id), owner)
-                   .body.value("status", "") == "online";
-      },
-      10s));
+  REQUIRE(sys.wait_online(owner, agent.id));
   const std::string agent_token =
       json::parse(rx::test::read_file(agent.config_path)).at("token").get<std::string>();
   const std::string owner_id =

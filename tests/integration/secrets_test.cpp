@@ -29,12 +29,7 @@ TEST_CASE("logs at debug and trace level hold no token, JWT, secret or terminal 
   const std::string token = sys.add_user("vera");
   auto agent = sys.start_agent(token, "secret-agent", {"REXEC_LOG_LEVEL=" + level});
   auto& loop = sys.loop();
-  REQUIRE(loop.run_until(
-      [&] {
-        return rx::test::http(loop, "GET", sys.http_url("/api/agents/" + agent.id), token)
-                   .body.value("status", "") == "online";
-      },
-      10s));
+  REQUIRE(sys.wait_online(token, agent.id));
   // The agent's own token, from its config.
   const auto config = nlohmann::json::parse(read_file(agent.config_path));
   const std::string agent_token = config.at("token").get<std::string>();

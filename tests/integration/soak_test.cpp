@@ -62,16 +62,6 @@ int env_count(const char* name, int fallback) {
   return v != nullptr && std::atoi(v) > 0 ? std::atoi(v) : fallback;
 }
 
-bool wait_online(System& sys, const std::string& token, const std::string& id,
-                 std::chrono::milliseconds timeout) {
-  return sys.loop().run_until(
-      [&] {
-        auto r = rx::test::http(sys.loop(), "GET", sys.http_url("/api/agents/" + id), token);
-        return r.status == 200 && r.body.value("status", "") == "online";
-      },
-      timeout);
-}
-
 // One split session: open, see its shell start, close.
 bool session_cycle(System& sys, const std::string& token, const std::string& agent_id, int i) {
   TestSocket s(sys.loop());
@@ -108,12 +98,14 @@ TEST_CASE("soak: session cycles and reconnects leave no fds, children or memory 
   auto agent = sys.start_agent(
       token, "soak-agent",
       {"REXEC_LOG_LEVEL=info", "REXEC_BACKOFF_BASE_MS=20", "REXEC_BACKOFF_CAP_MS=200"});
-  REQUIRE(wait_online(sys, token, agent.id, 10s));
+  REQUIRE(sys.wait_online(token, agent.id, 10s));
   const pid_t apid = agent.process->pid();
   const pid_t spid = sys.server().pid();
 
   for (int i = 0; i < 20; ++i) REQUIRE(session_cycle(sys, token, agent.id, -i - 1));  // warm-up
-  sys.loop().run_for(500ms);
+  // The baseline: every warm-up shell reaped and its PTY closed.
+  REQUIRE(sys.loop().run_until([&] { return usage_of(apid).children == 0; }, 10s));
+  sys.loop().run_for(200ms);
   const Usage a0 = usage_of(apid);
   const Usage s0 = usage_of(spid);
 
@@ -127,7 +119,7 @@ TEST_CASE("soak: session cycles and reconnects leave no fds, children or memory 
     ++cut;
     // Offline first (the server saw the reset), then online again.
     sys.loop().run_for(50ms);
-    REQUIRE(wait_online(sys, token, agent.id, 10s));
+    REQUIRE(sys.wait_online(token, agent.id, 10s));
   }
   if (cut == 0) WARN("ss -K could not destroy sockets here: reconnects not exercised");
   // A session still works after all that.

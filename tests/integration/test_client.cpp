@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: MIT
 #include "test_client.h"
 
+#include <algorithm>
+#include <regex>
+#include <sstream>
 #include <stdexcept>
 
 namespace rx::test {
@@ -157,6 +160,47 @@ std::string TestSocket::output() const {
 
 bool TestSocket::wait_output(const std::string& needle, std::chrono::milliseconds timeout) {
   return loop_.run_until([&] { return output().find(needle) != std::string::npos; }, timeout);
+}
+
+std::vector<nlohmann::json> TestSocket::messages(const std::string& type) const {
+  std::vector<nlohmann::json> out;
+  for (const auto& f : frames_) {
+    if (f.binary) continue;
+    if (auto j = f.json(); j.is_object() && j.value("type", "") == type) out.push_back(j);
+  }
+  return out;
+}
+
+std::uint64_t TestSocket::output_end_offset() const {
+  std::uint64_t pos = 0;
+  for (const auto& f : frames_) {
+    if (f.binary) {
+      pos += f.data.size();
+    } else if (auto j = f.json(); j.is_object() && j.value("type", "") == "offset") {
+      pos = j["data"].get<std::uint64_t>();
+    }
+  }
+  return pos;
+}
+
+std::vector<std::string> lines_matching(const std::string& text, const std::string& pattern) {
+  const std::regex re(pattern);
+  const std::regex csi("\x1b\\[[0-9;?]*[A-Za-z]");
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    line.erase(std::remove(line.begin(), line.end(), '\r'), line.end());
+    line = std::regex_replace(line, csi, "");
+    if (std::regex_match(line, re)) out.push_back(line);
+  }
+  return out;
+}
+
+std::vector<std::string> numbered(const std::string& prefix, int from, int to) {
+  std::vector<std::string> v;
+  for (int i = from; i <= to; ++i) v.push_back(prefix + std::to_string(i));
+  return v;
 }
 
 bool TestSocket::wait_closed(std::chrono::milliseconds timeout) {

@@ -92,6 +92,12 @@ class TestSocket {
   bool wait_output(const std::string& needle, std::chrono::milliseconds timeout = 10s);
   bool wait_closed(std::chrono::milliseconds timeout = 10s);
 
+  // Every received JSON message of `type`, in order.
+  [[nodiscard]] std::vector<nlohmann::json> messages(const std::string& type) const;
+  // The offset just past the last output byte received (v2: the last "offset" message plus the
+  // binary bytes after it).
+  [[nodiscard]] std::uint64_t output_end_offset() const;
+
   [[nodiscard]] bool is_open() const { return open_; }
 
   [[nodiscard]] bool closed() const { return closed_; }
@@ -111,5 +117,12 @@ class TestSocket {
   net::WsCloseInfo close_info_;
   std::vector<WsFrame> frames_;
 };
+
+// Lines of `text` that match `pattern` whole, once carriage returns and terminal control
+// sequences (bash's bracketed-paste switch before a command's output) are removed.
+std::vector<std::string> lines_matching(const std::string& text, const std::string& pattern);
+
+// {"<prefix><from>", ..., "<prefix><to>"}
+std::vector<std::string> numbered(const std::string& prefix, int from, int to);
 
 }  // namespace rx::test
