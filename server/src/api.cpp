@@ -307,12 +307,20 @@ HttpResponse Api::list_agents(const Principal& p) {
   return reply(200, out);
 }
 
+Api::OwnedAgent Api::owned_agent(const Principal& p, const std::string& id) {
+  auto agent = store_.agent(id);
+  if (!agent) return {std::nullopt, error(500, "internal error")};
+  // Someone else's agent does not exist for the caller (PROTOCOL §1).
+  if (!*agent || (*agent)->user_id != p.user_id)
+    return {std::nullopt, error(404, "agent not found")};
+  return {std::move(*agent), {}};
+}
+
 HttpResponse Api::agent_route(const Principal& p, const HttpRequest& req, const std::string& id,
                               const std::string& rest) {
-  auto agent = store_.agent(id);
-  if (!agent) return error(500, "internal error");
-  if (!*agent || (*agent)->user_id != p.user_id) return error(404, "agent not found");
-  const Agent& a = **agent;
+  const OwnedAgent owned = owned_agent(p, id);
+  if (!owned.agent) return owned.refusal;
+  const Agent& a = *owned.agent;
   if (rest.empty() && req.method == "GET") return reply(200, agent_json(a, hub_->is_online(a.id)));
   if (rest == "status" && req.method == "GET") {
     const auto live = hub_->live(a.id);
@@ -364,10 +372,9 @@ bool Api::mfa_verified(const std::string& user_id) const {
 
 HttpResponse Api::mfa_route(const Principal& p, const HttpRequest& req, const std::string& id,
                             const std::string& action) {
-  auto agent = store_.agent(id);
-  if (!agent) return error(500, "internal error");
-  if (!*agent || (*agent)->user_id != p.user_id) return error(404, "agent not found");
-  const Agent& a = **agent;
+  const OwnedAgent owned = owned_agent(p, id);
+  if (!owned.agent) return owned.refusal;
+  const Agent& a = *owned.agent;
   auto mfa = store_.mfa_of(p.user_id);
   if (!mfa) return error(500, "internal error");
   if (action == "mfa-status" && req.method == "GET") {

@@ -16,6 +16,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace rx::server {
@@ -46,6 +47,15 @@ class Api final : public HubSink {
   UpgradeDecision route_socket(const HttpRequest& req);
   Result<Principal> authenticate(const HttpRequest& req);
   bool origin_ok(const HttpRequest& req) const;
+
+  // The caller's agent `id`, or the response that refuses it (500, or 404 when missing or not
+  // the caller's).
+  struct OwnedAgent {
+    std::optional<Agent> agent;
+    HttpResponse refusal;
+  };
+
+  OwnedAgent owned_agent(const Principal& p, const std::string& id);
 
   HttpResponse register_agent(const Principal& p, const HttpRequest& req);
   HttpResponse list_agents(const Principal& p);
