@@ -50,13 +50,7 @@ struct Online {
 
   explicit Online(rx::test::ServerOptions o = {})
       : sys(std::move(o)), alice(sys.add_user("alice")), agent(sys.start_agent(alice)) {
-    REQUIRE(sys.loop().run_until(
-        [&] {
-          auto r =
-              rx::test::http(sys.loop(), "GET", sys.http_url("/api/agents/" + agent.id), alice);
-          return r.body.value("status", "") == "online";
-        },
-        10s));
+    REQUIRE(sys.wait_online(alice, agent.id));
   }
 
   std::string term(const std::string& id = "t1") const {

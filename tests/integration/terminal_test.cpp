@@ -20,13 +20,7 @@ struct Setup {
   System::Agent agent;
 
   Setup() : token(sys.add_user("alice")), agent(sys.start_agent(token)) {
-    const bool online = sys.loop().run_until(
-        [&] {
-          auto r =
-              rx::test::http(sys.loop(), "GET", sys.http_url("/api/agents/" + agent.id), token);
-          return r.status == 200 && r.body.value("status", "") == "online";
-        },
-        10s);
+    const bool online = sys.wait_online(token, agent.id);
     if (!online) sys.dump_logs();
     REQUIRE(online);
   }
