@@ -137,6 +137,7 @@ Result<std::unique_ptr<LwsContext>> LwsContext::create(const ContextOptions& opt
   vinfo.protocols = options.protocols != nullptr ? options.protocols : kClientOnly.data();
   vinfo.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
   vinfo.provided_client_ssl_ctx = self->client_ssl_ctx_;
+  vinfo.timeout_secs_ah_idle = options.header_timeout_s;
   if (!options.tls_cert_file.empty()) {
     vinfo.ssl_cert_filepath = options.tls_cert_file.c_str();
     vinfo.ssl_private_key_filepath = options.tls_key_file.c_str();

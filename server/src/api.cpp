@@ -167,6 +167,20 @@ UpgradeDecision Api::upgrade(const HttpRequest& req) {
   return route_socket(req);
 }
 
+std::optional<UpgradeDecision> Api::socket_limit(const Principal& p, const HttpRequest& req) {
+  if (hub_->user_sockets(p.user_id) >= config_.max_sockets_per_user) {
+    return refuse(429, json{{"error", "too many open sockets for this user"},
+                            {"code", "socket_limit_reached"},
+                            {"limit", config_.max_sockets_per_user}});
+  }
+  if (hub_->address_sockets(req.peer) >= config_.max_sockets_per_ip) {
+    return refuse(429, json{{"error", "too many open sockets from this address"},
+                            {"code", "socket_limit_reached"},
+                            {"limit", config_.max_sockets_per_ip}});
+  }
+  return std::nullopt;
+}
+
 UpgradeDecision Api::route_socket(const HttpRequest& req) {
   const auto parts = split_path(req.path);
   auto principal = authenticate(req);
@@ -176,6 +190,7 @@ UpgradeDecision Api::route_socket(const HttpRequest& req) {
   if (req.path == "/api/events") {
     if (p.is_agent_scoped()) return refuse(403, "not authorized");
     if (!origin_ok(req)) return refuse(403, "origin not allowed");
+    if (auto over = socket_limit(p, req)) return std::move(*over);
     UpgradeDecision d;
     d.accept = [this, user = p.user_id](WsConn& c) { return hub_->accept_events(c, user); };
     return d;
@@ -222,10 +237,18 @@ UpgradeDecision Api::route_socket(const HttpRequest& req) {
   if (a.mfa_locked && !mfa_verified(p.user_id)) return refuse(423, "terminal is MFA protected");
   if (!hub_->is_online(a.id)) return refuse(404, "agent not online");
   if (!origin_ok(req)) return refuse(403, "origin not allowed");
+  if (auto over = socket_limit(p, req)) return std::move(*over);
   const bool split = req.query_param("newSession").value_or("") == "true";
   std::string conn_id = req.query_param("id").value_or("");
   if (conn_id.empty()) conn_id = random_hex(8);
   if (!valid_conn_id(conn_id, split)) return refuse(400, "invalid connection id");
+  const std::string sid = split ? "split-" + conn_id : "main";
+  if (!hub_->has_session(a.id, sid) &&
+      hub_->session_count(a.id) >= config_.max_sessions_per_agent) {
+    return refuse(403, json{{"error", "session limit reached for this agent"},
+                            {"code", "session_limit_reached"},
+                            {"limit", config_.max_sessions_per_agent}});
+  }
   UpgradeDecision d;
   TerminalRequest t{a.id, p.user_id, conn_id, split, std::nullopt};
   if (auto o = req.query_param("offset")) {

@@ -11,6 +11,9 @@
 #include <array>
 #include <cstring>
 #include <deque>
+#include <map>
+#include <set>
+#include <unordered_map>
 
 namespace rx::server {
 
@@ -306,11 +309,17 @@ class HttpServer::Impl {
   int on_event(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len);
   int start_response(lws* wsi, HttpTxn& txn);
   int write_body(lws* wsi, HttpTxn& txn);
+  // Counts accepted connections per address; false: over the limit, close it.
+  bool admit(lws* wsi);
+  void release(lws* wsi);
 
   HttpServerOptions options_;
   HttpHandlers handlers_;
   std::array<lws_protocols, 3> protocols_{};
   std::unique_ptr<net::LwsContext> context_;
+  std::unordered_map<lws*, std::string> counted_;  // accepted connection → its address
+  std::map<std::string, std::size_t> conns_by_ip_;
+  std::set<std::string> warned_;  // addresses refused since their count was last 0
 };
 
 namespace {
@@ -373,9 +382,39 @@ int HttpServer::Impl::write_body(lws* wsi, HttpTxn& txn) {
   return lws_http_transaction_completed(wsi) != 0 ? -1 : 0;
 }
 
+bool HttpServer::Impl::admit(lws* wsi) {
+  if (options_.max_conns_per_ip == 0) return true;
+  std::array<char, 64> peer{};
+  lws_get_peer_simple(wsi, peer.data(), peer.size());
+  std::size_t& n = conns_by_ip_[peer.data()];
+  if (n >= options_.max_conns_per_ip) {
+    // Once per episode: a flood must not become a flood of log lines.
+    if (warned_.insert(peer.data()).second) {
+      spdlog::warn("connections refused: too many from peer={} limit={}", peer.data(),
+                   options_.max_conns_per_ip);
+    }
+    return false;
+  }
+  ++n;
+  counted_.emplace(wsi, peer.data());
+  return true;
+}
+
+void HttpServer::Impl::release(lws* wsi) {
+  const auto it = counted_.find(wsi);
+  if (it == counted_.end()) return;
+  if (const auto c = conns_by_ip_.find(it->second); c != conns_by_ip_.end() && --c->second == 0) {
+    conns_by_ip_.erase(c);
+    warned_.erase(it->second);
+  }
+  counted_.erase(it);
+}
+
 int HttpServer::Impl::on_event(lws* wsi, lws_callback_reasons reason, void* user, void* in,
                                size_t len) {
   switch (reason) {
+    case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
+      return admit(wsi) ? 0 : -1;
     case LWS_CALLBACK_HTTP: {
       auto* txn = new HttpTxn();  // NOLINT(cppcoreguidelines-owning-memory): owned via opaque
       set_state(wsi, txn);
@@ -464,6 +503,7 @@ int HttpServer::Impl::on_event(lws* wsi, lws_callback_reasons reason, void* user
       return 0;
     }
     case LWS_CALLBACK_WSI_DESTROY:
+      release(wsi);
       set_state(wsi, nullptr);
       return 0;
     default:
@@ -488,6 +528,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(const HttpServerOptions& o
   c.user = impl.get();
   c.tls_cert_file = options.tls_cert_file;
   c.tls_key_file = options.tls_key_file;
+  c.header_timeout_s = options.header_timeout_s;
   auto context = net::LwsContext::create(c);
   if (!context) return std::move(context).error();
   impl->context_ = std::move(context).value();

@@ -48,6 +48,7 @@ struct Hub::UserConn {
   std::string user_id;
   std::string conn_id;
   std::string session_id;
+  std::string address;    // of the peer, for the per-address socket limit
   std::string utf8_tail;  // v1: incomplete UTF-8 held back until the next chunk (§4.2)
   // Output positions (§4.3): `delivered` is the offset of the next byte this viewer needs. It
   // waits for the agent's replay (`awaiting`) after joining and after the agent reconnects;
@@ -64,6 +65,7 @@ struct Hub::UserConn {
 struct Hub::EventsConn {
   WsConn* conn = nullptr;
   std::string user_id;
+  std::string address;
 };
 
 struct Hub::Session {
@@ -127,6 +129,7 @@ struct EventsHandler final : WsHandler {
   }
 
   void on_closed() override {
+    hub.count_socket(e->user_id, e->address, false);
     auto it = hub.events_.find(e->user_id);
     if (it != hub.events_.end()) {
       it->second.erase(e.get());
@@ -212,7 +215,9 @@ std::unique_ptr<WsHandler> Hub::accept_user(WsConn& conn, TerminalRequest req) {
   u->session_id = sid;
   u->delivered = req.offset.value_or(0);
   u->explicit_offset = req.offset.has_value();
+  u->address = conn.peer_address();
   users_.insert(u);
+  count_socket(u->user_id, u->address, true);
   Session& s = session(req.agent_id, sid);
   s.linger.reset();
   s.viewers.insert(u);
@@ -230,11 +235,47 @@ std::unique_ptr<WsHandler> Hub::accept_events(WsConn& conn, std::string user_id)
   auto e = std::make_unique<EventsConn>();
   e->conn = &conn;
   e->user_id = std::move(user_id);
+  e->address = conn.peer_address();
   events_[e->user_id].insert(e.get());
+  count_socket(e->user_id, e->address, true);
   return std::make_unique<EventsHandler>(*this, std::move(e));
 }
 
 bool Hub::is_online(const std::string& agent_id) const { return agents_.count(agent_id) != 0; }
+
+void Hub::count_socket(const std::string& user_id, const std::string& address, bool opened) {
+  for (auto [counts, key] :
+       {std::pair{&sockets_by_user_, &user_id}, std::pair{&sockets_by_address_, &address}}) {
+    if (opened) {
+      ++(*counts)[*key];
+    } else if (const auto it = counts->find(*key); it != counts->end() && --it->second == 0) {
+      counts->erase(it);
+    }
+  }
+}
+
+std::size_t Hub::user_sockets(const std::string& user_id) const {
+  const auto it = sockets_by_user_.find(user_id);
+  return it == sockets_by_user_.end() ? 0 : it->second;
+}
+
+std::size_t Hub::address_sockets(const std::string& address) const {
+  const auto it = sockets_by_address_.find(address);
+  return it == sockets_by_address_.end() ? 0 : it->second;
+}
+
+std::size_t Hub::session_count(const std::string& agent_id) const {
+  std::size_t n = 0;
+  for (auto it = sessions_.lower_bound({agent_id, ""});
+       it != sessions_.end() && it->first.first == agent_id; ++it) {
+    ++n;
+  }
+  return n;
+}
+
+bool Hub::has_session(const std::string& agent_id, const std::string& session_id) const {
+  return sessions_.count({agent_id, session_id}) != 0;
+}
 
 std::optional<AgentLive> Hub::live(const std::string& agent_id) const {
   const auto it = agents_.find(agent_id);
@@ -615,6 +656,7 @@ void Hub::on_user_message(UserConn& u, std::string_view payload, bool binary) {
 void Hub::on_user_closed(UserConn& u) {
   std::unique_ptr<UserConn> owned(&u);
   users_.erase(&u);
+  count_socket(u.user_id, u.address, false);
   if (auto it = agents_.find(u.agent_id); it != agents_.end()) {
     for (UserConn*& w : it->second->exec_waiters) {
       if (w == &u) w = nullptr;

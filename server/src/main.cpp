@@ -87,6 +87,8 @@ int serve(ServerConfig config, const std::string& jwt_flag) {
     ho.port = config.listen_port;
     ho.max_body_bytes = config.max_body_bytes;
     ho.max_frame_bytes = config.max_frame_bytes;
+    ho.max_conns_per_ip = config.max_conns_per_ip;
+    ho.header_timeout_s = static_cast<unsigned int>(config.header_timeout.count());
     ho.tls_cert_file = config.tls_cert_file;
     ho.tls_key_file = config.tls_key_file;
     HttpHandlers handlers;
@@ -201,6 +203,32 @@ int main(int argc, char** argv) {
                    "Requests and upgrades per second per IP (burst: 3 s worth)")
       ->capture_default_str();
 
+  serve_cmd
+      ->add_option("--max-sessions-per-agent", config.max_sessions_per_agent,
+                   "Sessions one agent may hold")
+      ->capture_default_str();
+  serve_cmd
+      ->add_option("--max-sockets-per-user", config.max_sockets_per_user,
+                   "Open terminal and events sockets per user")
+      ->capture_default_str();
+  serve_cmd
+      ->add_option("--max-sockets-per-ip", config.max_sockets_per_ip,
+                   "Open terminal and events sockets per client address")
+      ->capture_default_str();
+  serve_cmd
+      ->add_option("--max-conns-per-ip", config.max_conns_per_ip,
+                   "Open TCP connections per client address (0: no limit)")
+      ->capture_default_str();
+  std::string header_timeout_text;
+  serve_cmd->add_option("--header-timeout", header_timeout_text,
+                        "Time a client has to send a request head, e.g. 10s (slow-loris bound)");
+  serve_cmd->add_option("--max-body", config.max_body_bytes, "Largest HTTP request body, bytes")
+      ->capture_default_str();
+  serve_cmd
+      ->add_option("--max-message", config.max_frame_bytes,
+                   "Largest WebSocket message, bytes (larger: close 1009)")
+      ->capture_default_str();
+
   auto* user_cmd = app.add_subcommand("user", "Manage users");
   user_cmd->require_subcommand(1);
   auto* user_add = user_cmd->add_subcommand("add", "Create a user and print an API token");
@@ -251,6 +279,13 @@ int main(int argc, char** argv) {
     config.pong_timeout = std::chrono::milliseconds(pong_ms);
     config.session_linger = std::chrono::milliseconds(linger_ms);
     config.agent_grace = std::chrono::milliseconds(grace_ms);
+    if (!header_timeout_text.empty()) {
+      auto d = parse_duration(header_timeout_text);
+      if (!d || *d < std::chrono::seconds(1)) {
+        return fail("--header-timeout must be a duration of at least 1s, like 10s");
+      }
+      config.header_timeout = std::chrono::duration_cast<std::chrono::seconds>(*d);
+    }
     for (auto [text, flag, out] :
          {std::tuple{&linger_text, "--session-linger", &config.session_linger},
           std::tuple{&grace_text, "--agent-grace", &config.agent_grace}}) {

@@ -27,6 +27,9 @@ struct ContextOptions {
   std::string tls_cert_file;          // server: serve TLS with this certificate chain...
   std::string tls_key_file;           // ...and this key
   unsigned int pt_serv_buf_size = 0;  // 0: lws default; bytes of the per-thread I/O buffer
+  // Server: seconds a connection may take to send its whole request head (slow-loris bound);
+  // lws closes it after that. 0: lws's default (10 s).
+  unsigned int header_timeout_s = 0;
 };
 
 // Owns one lws_context. Created and destroyed on the loop thread. Destroying it starts lws's

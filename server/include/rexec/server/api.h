@@ -45,6 +45,8 @@ class Api final : public HubSink {
   // The checks shared by a WebSocket upgrade and a plain GET of the same URL: either a refusal
   // or the decision to accept.
   UpgradeDecision route_socket(const HttpRequest& req);
+  // The 429 refusal when the caller already holds its share of user sockets, else nullopt.
+  std::optional<UpgradeDecision> socket_limit(const Principal& p, const HttpRequest& req);
   Result<Principal> authenticate(const HttpRequest& req);
   bool origin_ok(const HttpRequest& req) const;
 

@@ -32,6 +32,11 @@ struct ServerConfig {
   std::chrono::milliseconds slow_consumer_stall{10000};  // then close 1008 "slow consumer"
   double rate_limit_per_sec = 20;                        // per IP, HTTP requests and upgrades
   double rate_limit_burst = 60;
+  std::size_t max_sessions_per_agent = 32;  // new sessions past this: 403 session_limit_reached
+  std::size_t max_sockets_per_user = 64;    // open terminal + events sockets: 429 past this
+  std::size_t max_sockets_per_ip = 256;     // the same, per client address
+  std::size_t max_conns_per_ip = 512;       // TCP connections; more are closed at accept
+  std::chrono::seconds header_timeout{10};  // to send a request head (slow-loris bound)
   PlanLimits plan_limits;
   std::string log_level = "info";
   std::string tls_cert_file;  // PEM chain; with tls_key_file, the server speaks only TLS

@@ -59,6 +59,10 @@ struct HttpServerOptions {
   std::size_t max_body_bytes = 1U << 20U;   // larger bodies get 413
   std::size_t max_frame_bytes = 1U << 20U;  // larger WebSocket messages close with 1009
   std::size_t ws_low_water = 256U * 1024U;  // WsHandler::on_drain threshold
+  // Open TCP connections from one address; more are closed at accept, before any byte is read
+  // (there is no request yet to answer). 0: no limit.
+  std::size_t max_conns_per_ip = 0;
+  unsigned int header_timeout_s = 10;  // to send a whole request head, else closed (slow-loris)
   std::string tls_cert_file;
   std::string tls_key_file;
 };

@@ -92,6 +92,12 @@ class Hub {
   [[nodiscard]] std::optional<AgentLive> live(const std::string& agent_id) const;
   // Distinct agents on which `user_id` has an open terminal socket.
   [[nodiscard]] std::set<std::string> terminal_agents(const std::string& user_id) const;
+  // Open user sockets (terminals and events) of a user, and from one address.
+  [[nodiscard]] std::size_t user_sockets(const std::string& user_id) const;
+  [[nodiscard]] std::size_t address_sockets(const std::string& address) const;
+  // Sessions on an agent that the hub keeps (viewed, or `main` lingering), and whether one is.
+  [[nodiscard]] std::size_t session_count(const std::string& agent_id) const;
+  [[nodiscard]] bool has_session(const std::string& agent_id, const std::string& session_id) const;
   // Closes the agent's socket and every terminal on it (the agent was deleted).
   void drop_agent(const std::string& agent_id);
   // Stops timers and closes every socket (server shutdown).
@@ -136,6 +142,7 @@ class Hub {
   bool send_user(UserConn& u, net::WsMessage message);
   void broadcast_events(const std::string& user_id, const nlohmann::json& event);
   Session& session(const std::string& agent_id, const std::string& session_id);
+  void count_socket(const std::string& user_id, const std::string& address, bool opened);
 
   uv_loop_t* loop_;
   HubConfig config_;
@@ -148,6 +155,8 @@ class Hub {
   std::map<std::string, std::set<EventsConn*>> events_;
   std::map<std::string, std::unique_ptr<uvx::Timer>> grace_;
   std::map<std::string, std::string> agent_owner_;  // agent id → user id, for events
+  std::map<std::string, std::size_t> sockets_by_user_;
+  std::map<std::string, std::size_t> sockets_by_address_;
   std::uint64_t dropped_ = 0;
 };
 
