@@ -434,6 +434,12 @@ void Agent::start_session(const proto::ShellStart& m) {
     send(proto::ShellStarted{id});
     return;
   }
+  if (sessions_.size() >= options_.max_sessions) {  // stopping shells still hold a process
+    spdlog::warn("session refused sid={} limit={}", id, options_.max_sessions);
+    send(proto::ShellError{id, "session limit reached (" + std::to_string(options_.max_sessions) +
+                                   " shells are open on this agent)"});
+    return;
+  }
   pty::SpawnOptions so;
   so.shell = shell_;
   if (m.cols && m.rows) so.size = {*m.cols, *m.rows};

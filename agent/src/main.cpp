@@ -51,6 +51,7 @@ struct Flags {
   std::string agent_id;      // register: already registered, only save
   bool token_stdin = false;  // read the token from the first line of stdin
   std::vector<std::string> tags;
+  std::size_t max_sessions = rx::agent::RunOptions{}.max_sessions;
 };
 
 // The first line of stdin, without surrounding white space: how install.sh passes a token, so
@@ -210,12 +211,18 @@ int do_unregister(const Flags& flags) {
   return 0;
 }
 
-std::chrono::milliseconds env_ms(const char* name, std::chrono::milliseconds fallback) {
+// A positive whole number from the environment; nullopt when unset or not one.
+std::optional<long long> env_positive(const char* name) {
   if (auto v = env(name)) {
     char* end = nullptr;
     const long long n = std::strtoll(v->c_str(), &end, 10);
-    if (end != v->c_str() && *end == '\0' && n > 0) return std::chrono::milliseconds(n);
+    if (end != v->c_str() && *end == '\0' && n > 0) return n;
   }
+  return std::nullopt;
+}
+
+std::chrono::milliseconds env_ms(const char* name, std::chrono::milliseconds fallback) {
+  if (auto n = env_positive(name)) return std::chrono::milliseconds(*n);
   return fallback;
 }
 
@@ -248,6 +255,11 @@ int main(int argc, char** argv) {
   run->add_option("--server", f.server, "Override the server URL");
   run->add_option("--shell", f.shell, "Override the shell");
   run->add_option("--region", f.region, "Region reported to the server (or REXEC_REGION)");
+  if (auto n = env_positive("REXEC_MAX_SESSIONS")) f.max_sessions = static_cast<std::size_t>(*n);
+  run->add_option("--max-sessions", f.max_sessions,
+                  "Shells open at once; more get shell_error (or REXEC_MAX_SESSIONS)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
 
   auto* status = app.add_subcommand("status", "Show the config and check the server");
   auto* unreg = app.add_subcommand("unregister", "Delete this agent on the server and its config");
@@ -297,5 +309,6 @@ int main(int argc, char** argv) {
   o.handshake_timeout = env_ms("REXEC_HANDSHAKE_TIMEOUT_MS", o.handshake_timeout);
   o.backoff_base = env_ms("REXEC_BACKOFF_BASE_MS", o.backoff_base);
   o.backoff_cap = env_ms("REXEC_BACKOFF_CAP_MS", o.backoff_cap);
+  o.max_sessions = f.max_sessions;
   return rx::agent::run_agent(o);
 }
