@@ -14,7 +14,11 @@ packages=(
   libsqlite3-dev libhiredis-dev liboath-dev libpq-dev
   # test tools
   procps psmisc util-linux python3 sqlite3 curl shellcheck systemd
+  chromium
 )
+# Browser tests run playwright-core on node: Debian's nodejs unless a node is already installed
+# (from NodeSource, say, whose nodejs package provides npm itself).
+if ! command -v node >/dev/null; then packages+=(nodejs npm); fi
 
 sudo=()
 if [ "$(id -u)" -ne 0 ]; then sudo=(sudo); fi
@@ -25,9 +29,13 @@ for p in "${packages[@]}"; do
 done
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#packages[@]} packages present"
-  exit 0
+else
+  echo "install-deps: installing ${missing[*]}"
+  "${sudo[@]}" apt-get update -qq
+  "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-echo "install-deps: installing ${missing[*]}"
-"${sudo[@]}" apt-get update -qq
-"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+
+# npm packages of the browser tests, exactly as locked (playwright-core; it downloads no browser).
+browser_dir=$(cd "$(dirname "$0")/../tests/browser" && pwd)
+npm ci --prefix "$browser_dir" --no-audit --no-fund --loglevel=error
 echo "install-deps: done"
