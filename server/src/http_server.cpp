@@ -12,8 +12,8 @@
 #include <cstring>
 #include <deque>
 #include <map>
+#include <memory>
 #include <set>
-#include <unordered_map>
 
 namespace rx::server {
 
@@ -34,8 +34,60 @@ namespace {
 constexpr const char* kProtocolV1 = "rexec.v1";
 constexpr const char* kProtocolV2 = "rexec.v2";
 
+// Open connections per client address (HttpServerOptions::max_conns_per_ip). Shared by the
+// server and every counted connection: lws destroys connections during its asynchronous
+// teardown, after the server object is gone, and each must still give its place back.
+class AddressCounts {
+ public:
+  explicit AddressCounts(std::size_t limit) : limit_(limit) {}
+
+  bool admit(const std::string& address) {
+    std::size_t& n = counts_[address];
+    if (n < limit_) {
+      ++n;
+      return true;
+    }
+    // Once per episode: a flood must not become a flood of log lines.
+    if (warned_.insert(address).second) {
+      spdlog::warn("connections refused: too many from peer={} limit={}", address, limit_);
+    }
+    return false;
+  }
+
+  void release(const std::string& address) {
+    const auto it = counts_.find(address);
+    if (it == counts_.end() || --it->second != 0) return;
+    counts_.erase(it);
+    warned_.erase(address);
+  }
+
+ private:
+  std::size_t limit_;
+  std::map<std::string, std::size_t> counts_;
+  std::set<std::string> warned_;  // addresses refused since their count was last 0
+};
+
+// One connection's place in AddressCounts, held until the connection is destroyed.
+class AddressSlot {
+ public:
+  AddressSlot(std::shared_ptr<AddressCounts> counts, std::string address)
+      : counts_(std::move(counts)), address_(std::move(address)) {}
+
+  ~AddressSlot() { counts_->release(address_); }
+
+  AddressSlot(const AddressSlot&) = delete;
+  AddressSlot& operator=(const AddressSlot&) = delete;
+  AddressSlot(AddressSlot&&) = delete;
+  AddressSlot& operator=(AddressSlot&&) = delete;
+
+ private:
+  std::shared_ptr<AddressCounts> counts_;
+  std::string address_;
+};
+
 // Per-wsi state, kept in lws's opaque user data (it survives the protocol re-binding that
-// happens on upgrade, unlike per-session data).
+// happens on upgrade, unlike per-session data). The address slot moves from state to state for
+// the whole life of the connection.
 class WsiState {
  public:
   virtual ~WsiState() = default;
@@ -44,7 +96,12 @@ class WsiState {
   WsiState& operator=(const WsiState&) = delete;
   WsiState(WsiState&&) = delete;
   WsiState& operator=(WsiState&&) = delete;
+
+  std::unique_ptr<AddressSlot> slot;
 };
+
+// A connection between HTTP transactions, or after its WebSocket closed.
+class IdleConn final : public WsiState {};
 
 // An HTTP transaction: request being read, response being written.
 class HttpTxn final : public WsiState {
@@ -282,6 +339,28 @@ bool write_whole_response(lws* wsi, const HttpResponse& r) {
   return lws_write(wsi, start, n, LWS_WRITE_HTTP_HEADERS) == static_cast<int>(n);
 }
 
+template <class T>
+T* state_as(lws* wsi) {
+  return dynamic_cast<T*>(static_cast<WsiState*>(lws_get_opaque_user_data(wsi)));
+}
+
+// Replaces the wsi's state (null: the connection is idle), keeping its address slot.
+void set_state(lws* wsi, WsiState* state) {
+  auto* old = static_cast<WsiState*>(lws_get_opaque_user_data(wsi));
+  if (old != nullptr && old->slot) {
+    if (state == nullptr) state = new IdleConn();  // NOLINT(cppcoreguidelines-owning-memory)
+    state->slot = std::move(old->slot);
+  }
+  delete old;  // NOLINT(cppcoreguidelines-owning-memory): owned via opaque user data
+  lws_set_opaque_user_data(wsi, state);
+}
+
+// The connection is gone: its state and its address slot go with it.
+void destroy_state(lws* wsi) {
+  delete static_cast<WsiState*>(lws_get_opaque_user_data(wsi));  // NOLINT: owned via opaque
+  lws_set_opaque_user_data(wsi, nullptr);
+}
+
 }  // namespace
 
 class HttpServer::Impl {
@@ -294,6 +373,11 @@ class HttpServer::Impl {
     // so they must not reach the context user pointer.
     if (reason == LWS_CALLBACK_PROTOCOL_INIT || reason == LWS_CALLBACK_PROTOCOL_DESTROY ||
         reason == LWS_CALLBACK_EVENT_WAIT_CANCELLED || reason == LWS_CALLBACK_GET_THREAD_ID) {
+      return 0;
+    }
+    // So can connection destruction; it needs only the wsi's own state.
+    if (reason == LWS_CALLBACK_WSI_DESTROY) {
+      destroy_state(wsi);
       return 0;
     }
     auto* self = static_cast<Impl*>(lws_context_user(lws_get_context(wsi)));
@@ -309,32 +393,16 @@ class HttpServer::Impl {
   int on_event(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len);
   int start_response(lws* wsi, HttpTxn& txn);
   int write_body(lws* wsi, HttpTxn& txn);
-  // Counts accepted connections per address; false: over the limit, close it.
+  // Counts an accepted connection against its address; false: over the limit, close it.
   bool admit(lws* wsi);
-  void release(lws* wsi);
 
   HttpServerOptions options_;
   HttpHandlers handlers_;
   std::array<lws_protocols, 3> protocols_{};
+  std::shared_ptr<AddressCounts> address_counts_ =
+      std::make_shared<AddressCounts>(options_.max_conns_per_ip);
   std::unique_ptr<net::LwsContext> context_;
-  std::unordered_map<lws*, std::string> counted_;  // accepted connection → its address
-  std::map<std::string, std::size_t> conns_by_ip_;
-  std::set<std::string> warned_;  // addresses refused since their count was last 0
 };
-
-namespace {
-
-template <class T>
-T* state_as(lws* wsi) {
-  return dynamic_cast<T*>(static_cast<WsiState*>(lws_get_opaque_user_data(wsi)));
-}
-
-void set_state(lws* wsi, WsiState* state) {
-  delete static_cast<WsiState*>(lws_get_opaque_user_data(wsi));  // NOLINT: owned via opaque
-  lws_set_opaque_user_data(wsi, state);
-}
-
-}  // namespace
 
 int HttpServer::Impl::start_response(lws* wsi, HttpTxn& txn) {
   std::string buf(LWS_PRE + 2048, '\0');
@@ -386,28 +454,11 @@ bool HttpServer::Impl::admit(lws* wsi) {
   if (options_.max_conns_per_ip == 0) return true;
   std::array<char, 64> peer{};
   lws_get_peer_simple(wsi, peer.data(), peer.size());
-  std::size_t& n = conns_by_ip_[peer.data()];
-  if (n >= options_.max_conns_per_ip) {
-    // Once per episode: a flood must not become a flood of log lines.
-    if (warned_.insert(peer.data()).second) {
-      spdlog::warn("connections refused: too many from peer={} limit={}", peer.data(),
-                   options_.max_conns_per_ip);
-    }
-    return false;
-  }
-  ++n;
-  counted_.emplace(wsi, peer.data());
+  if (!address_counts_->admit(peer.data())) return false;
+  auto* idle = new IdleConn();  // NOLINT(cppcoreguidelines-owning-memory): owned via opaque
+  idle->slot = std::make_unique<AddressSlot>(address_counts_, peer.data());
+  set_state(wsi, idle);
   return true;
-}
-
-void HttpServer::Impl::release(lws* wsi) {
-  const auto it = counted_.find(wsi);
-  if (it == counted_.end()) return;
-  if (const auto c = conns_by_ip_.find(it->second); c != conns_by_ip_.end() && --c->second == 0) {
-    conns_by_ip_.erase(c);
-    warned_.erase(it->second);
-  }
-  counted_.erase(it);
 }
 
 int HttpServer::Impl::on_event(lws* wsi, lws_callback_reasons reason, void* user, void* in,
@@ -502,10 +553,6 @@ int HttpServer::Impl::on_event(lws* wsi, lws_callback_reasons reason, void* user
       set_state(wsi, nullptr);
       return 0;
     }
-    case LWS_CALLBACK_WSI_DESTROY:
-      release(wsi);
-      set_state(wsi, nullptr);
-      return 0;
     default:
       return lws_callback_http_dummy(wsi, reason, user, in, len);
   }
