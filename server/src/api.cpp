@@ -11,6 +11,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cstdint>
+
 namespace rx::server {
 
 namespace {
@@ -492,9 +494,19 @@ HttpResponse Api::tokens_route(const Principal& p, const HttpRequest& req,
         if (s.is_string()) t.scopes.push_back(s);
       }
     }
-    if (body.contains("expires_in") && body["expires_in"].is_number_integer() &&
-        body["expires_in"].get<int>() > 0) {
-      t.expires_at = now + body["expires_in"].get<Millis>() * 86'400'000;
+    if (body.contains("expires_in") && !body["expires_in"].is_null()) {
+      // Days. Checked before any arithmetic: a huge count must not overflow into the past.
+      constexpr std::int64_t kMaxDays = 36'500;
+      const json& days = body["expires_in"];
+      const bool in_range =
+          days.is_number_unsigned()
+              ? days.get<std::uint64_t>() >= 1 && days.get<std::uint64_t>() <= kMaxDays
+              : days.is_number_integer() && days.get<std::int64_t>() >= 1 &&
+                    days.get<std::int64_t>() <= kMaxDays;
+      if (!in_range) {
+        return error(400, "expires_in must be a whole number of days from 1 to 36500");
+      }
+      t.expires_at = now + days.get<std::int64_t>() * 86'400'000;
     }
     t.created_at = now;
     if (!store_.create_token(t)) return error(500, "internal error");
