@@ -5,12 +5,13 @@
 #   2. gcc-werror     optimised build, warnings are errors, all tests
 #   3. release-static fully static rexec-agent, all tests plus the empty-chroot check
 #   4. asan           AddressSanitizer + UndefinedBehaviorSanitizer, all tests
-#   5. fuzz           libFuzzer targets (clang), each run for 20 s (scripts/fuzz.sh)
+#   5. tsan           ThreadSanitizer, all tests
+#   6. fuzz           libFuzzer targets (clang), each run for 20 s (scripts/fuzz.sh)
 # Each job is a CMake workflow preset, so `cmake --workflow --preset <job>` reruns one locally.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-jobs=(format-check gcc-werror release-static asan fuzz)
+jobs=(format-check gcc-werror release-static asan tsan fuzz)
 if [ $# -gt 0 ]; then jobs=("$@"); fi
 
 bash scripts/install-deps.sh
