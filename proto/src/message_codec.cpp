@@ -44,6 +44,7 @@ template <> constexpr std::string_view kType<ShellInput> = "shell_input";
 template <> constexpr std::string_view kType<ShellResize> = "shell_resize";
 template <> constexpr std::string_view kType<ShellStopSession> = "shell_stop_session";
 template <> constexpr std::string_view kType<ShellStop> = "shell_stop";
+template <> constexpr std::string_view kType<ShellFlow> = "shell_flow";
 template <> constexpr std::string_view kType<Exec> = "exec";
 template <> constexpr std::string_view kType<Ping> = "ping";
 template <> constexpr std::string_view kType<Pong> = "pong";
@@ -382,6 +383,11 @@ void read(Reader& r, ShellResize& m) {
 void read(Reader& r, ShellStopSession& m) { r.id("session_id", m.session_id); }
 
 void read(Reader& /*r*/, ShellStop& /*m*/) {}
+
+void read(Reader& r, ShellFlow& m) {
+  r.id("session_id", m.session_id);
+  r.boolean("paused", m.paused);
+}
 
 void read(Reader& r, Exec& m) {
   r.text("command", m.command);
@@ -773,6 +779,12 @@ std::string encode(const ShellResize& m) {
 }
 
 std::string encode(const ShellStopSession& m) { return with_data(m, session_json(m.session_id)); }
+
+std::string encode(const ShellFlow& m) {
+  ordered_json d = session_json(m.session_id);
+  d["paused"] = m.paused;
+  return with_data(m, d);
+}
 
 std::string encode(const ShellStop& /*m*/) { return bare(kType<ShellStop>); }
 

@@ -59,6 +59,8 @@ TEST_CASE("golden: agent socket messages", "[proto]") {
   CHECK(encode(ShellResize{"main", 80, 24}) ==
         R"({"type":"shell_resize","data":{"session_id":"main","cols":80,"rows":24}})");
   CHECK(encode(ShellStop{}) == R"({"type":"shell_stop"})");
+  CHECK(encode(ShellFlow{"main", true}) ==
+        R"({"type":"shell_flow","data":{"session_id":"main","paused":true}})");
   CHECK(encode(Ping{}) == R"({"type":"ping"})");
   CHECK(encode(Pong{}) == R"({"type":"pong","data":null})");
   CHECK(encode(ShellStopped{"main", 0, std::nullopt}) ==

@@ -41,6 +41,8 @@ inline std::vector<AgentMessage> all_agent_messages() {
       ShellResize{"split-x", 1, 10000},
       ShellStopSession{"split-abc"},
       ShellStop{},
+      ShellFlow{"main", true},
+      ShellFlow{"split-abc", false},
       Exec{"uname -a", std::nullopt},
       Exec{"sleep 1", 30},
       Ping{},

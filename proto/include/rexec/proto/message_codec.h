@@ -37,6 +37,7 @@ struct DecodeLimits {
 [[nodiscard]] std::string encode(const ShellInput& m);
 [[nodiscard]] std::string encode(const ShellResize& m);
 [[nodiscard]] std::string encode(const ShellStopSession& m);
+[[nodiscard]] std::string encode(const ShellFlow& m);
 [[nodiscard]] std::string encode(const ShellStop& m);
 [[nodiscard]] std::string encode(const Exec& m);
 [[nodiscard]] std::string encode(const Ping& m);

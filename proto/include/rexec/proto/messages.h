@@ -56,6 +56,14 @@ struct ShellResize {  // "shell_resize"; cols/rows outside 1..10000 fail to deco
   bool operator==(const ShellResize&) const = default;
 };
 
+// Ours, v2 links only (docs/protocol.md "Flow control"): stop or resume reading the session's
+// PTY because every viewer of it is behind.
+struct ShellFlow {  // "shell_flow"
+  std::string session_id;
+  bool paused = false;
+  bool operator==(const ShellFlow&) const = default;
+};
+
 struct ShellStopSession {  // "shell_stop_session"
   std::string session_id;
   bool operator==(const ShellStopSession&) const = default;
@@ -260,7 +268,7 @@ struct AgentConnected {  // "agent_connected": bare, or with data {"agent_id"}
 using AgentMessage = std::variant<ShellStart, ShellInput, ShellResize, ShellStopSession, ShellStop,
                                   Exec, Ping, Pong, SystemInfo, Stats, ShellStarting, ShellStarted,
                                   ShellOutput, ShellReplay, ShellStopped, ShellError, ExecResult,
-                                  FileGet, FilePut, FileData, FileEnd, FileError>;
+                                  FileGet, FilePut, FileData, FileEnd, FileError, ShellFlow>;
 
 // Everything on the user terminal socket, both directions.
 // Stats, ShellStarting/Started/Stopped/Error and ExecResult have the same shape on both sockets.
