@@ -50,6 +50,7 @@ struct Session {
   OutputRing ring;
   bool synced = false;  // this link has been told the offset of our next output byte
   bool stopping = false;
+  bool flow_paused = false;  // the server said every viewer is behind (shell_flow, v2)
 };
 
 // Replays go out in pieces this size (base64 makes them a third larger on the wire).
@@ -103,6 +104,7 @@ class Agent {
 
   // Sessions and exec.
   void start_session(const proto::ShellStart& m);
+  void apply_reading(Session& s);  // reads its PTY unless the link or its viewers are behind
   void stop_session(const std::string& id);
   void on_session_closed(const std::string& id, uvx::ExitStatus st);
   void set_reading(bool on);
@@ -221,7 +223,7 @@ void Agent::dial() {
   link_->set_low_water(options_.link_low_water);
   net::WsConnectOptions o;
   o.url = *net::Url::parse(ws_url_);
-  o.subprotocols = "rexec.v2, rexec.v1";
+  o.subprotocols = options_.v1_only ? "rexec.v1" : "rexec.v2, rexec.v1";
   o.max_message_bytes = options_.max_frame_bytes;
   const auto kernel = sysinfo::read_kernel();
   o.headers = {
@@ -249,7 +251,10 @@ void Agent::on_open(std::string_view subprotocol) {
   reconnect_.stop();
   v2_ = subprotocol == "rexec.v2";
   connected_at_ = last_rx_ = Clock::now();
-  for (auto& [id, s] : sessions_) s->synced = false;
+  for (auto& [id, s] : sessions_) {
+    s->synced = false;
+    s->flow_paused = false;  // a new link starts with nobody behind
+  }
   spdlog::info("connected to server protocol={}", v2_ ? "v2" : "v1");
   send_system_info();  // then the first stats, in that order (PROTOCOL §3.2)
   stats_timer_.start(options_.stats_interval, options_.stats_interval, [this] { send_stats(); });
@@ -284,6 +289,7 @@ void Agent::on_link_down() {
   // Shells keep running and their output goes on into the rings: the server asks for what its
   // viewers missed when we are back (shell_start with resume_offset). Memory stays bounded by
   // the rings; output beyond a ring's size while the link is down is reported as a gap.
+  for (auto& [id, s] : sessions_) s->flow_paused = false;
   set_reading(true);
 }
 
@@ -367,6 +373,11 @@ void Agent::handle(const proto::AgentMessage& message) {
             spdlog::warn("input dropped sid={} bytes={} reason={}", m.session_id, m.data.size(),
                          st.error().message);
           }
+        } else if constexpr (std::is_same_v<T, proto::ShellFlow>) {
+          const auto it = sessions_.find(m.session_id);
+          if (it == sessions_.end()) return;
+          it->second->flow_paused = m.paused;
+          apply_reading(*it->second);
         } else if constexpr (std::is_same_v<T, proto::ShellResize>) {
           const auto it = sessions_.find(m.session_id);
           if (it != sessions_.end()) (void)it->second->pty->resize({m.cols, m.rows});
@@ -415,12 +426,15 @@ void Agent::set_reading(bool on) {
   // While the link is up, its queue decides; while it is down, output goes to the rings.
   if (on && link_ && link_->is_open() && link_->queued_bytes() > options_.link_low_water) return;
   reading_paused_ = !on;
-  for (auto& [id, s] : sessions_) {
-    if (on) {
-      s->pty->start_reading();
-    } else {
-      s->pty->pause_reading();
-    }
+  for (auto& [id, s] : sessions_) apply_reading(*s);
+}
+
+void Agent::apply_reading(Session& s) {
+  // A stopping session drains to EOF whatever the link says.
+  if (s.stopping || (!reading_paused_ && !s.flow_paused)) {
+    s.pty->start_reading();
+  } else {
+    s.pty->pause_reading();
   }
 }
 

@@ -310,5 +310,6 @@ int main(int argc, char** argv) {
   o.backoff_base = env_ms("REXEC_BACKOFF_BASE_MS", o.backoff_base);
   o.backoff_cap = env_ms("REXEC_BACKOFF_CAP_MS", o.backoff_cap);
   o.max_sessions = f.max_sessions;
+  o.v1_only = env("REXEC_PROTOCOL").value_or("") == "v1";
   return rx::agent::run_agent(o);
 }

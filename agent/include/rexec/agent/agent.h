@@ -30,6 +30,7 @@ struct RunOptions {
   std::size_t link_low_water = 256U * 1024U;
   std::size_t exec_output_limit = 1U << 20U;
   std::size_t max_sessions = 64;  // shells open at once; a shell_start past it gets shell_error
+  bool v1_only = false;           // offer only rexec.v1 (REXEC_PROTOCOL=v1: tests, benchmarks)
 };
 
 // Runs until SIGTERM or SIGINT (returns 0 after an orderly shutdown: shells get SIGHUP, the
