@@ -146,6 +146,10 @@ class ServerConn final : public WsiState, public WsConn {
 
   [[nodiscard]] std::size_t queued_bytes() const override { return queued_; }
 
+  void set_receiving(bool on) override {
+    if (!closing_) lws_rx_flow_control(wsi_, on ? 1 : 0);
+  }
+
   [[nodiscard]] bool is_v2() const override { return v2_; }
 
   [[nodiscard]] const std::string& peer_address() const override { return peer_; }

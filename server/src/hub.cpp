@@ -39,6 +39,7 @@ struct Hub::AgentConn {
   json system_info;
   json stats;
   std::vector<UserConn*> exec_waiters;  // FIFO: exec_result carries no request id
+  std::set<UserConn*> paused_senders;   // not read until this agent's input queue drains
   bool gone = false;
 };
 
@@ -58,6 +59,7 @@ struct Hub::UserConn {
   bool explicit_offset = false;
   bool offset_sent = false;  // v2: {"type":"offset"} precedes binary output after each jump
   Clock::time_point stalled_since{};
+  Clock::time_point behind_since{};  // its session is paused for it (update_flow)
   std::uint64_t dropped_bytes = 0;
   bool gone = false;
 };
@@ -74,6 +76,7 @@ struct Hub::Session {
   std::set<UserConn*> viewers;
   std::uint64_t offset = 0;  // of the next output byte
   bool has_shell = false;    // between shell_started and shell_stopped
+  bool flow_paused = false;  // the agent was told to stop reading its PTY (shell_flow)
   std::unique_ptr<uvx::Timer> linger;
 };
 
@@ -97,6 +100,10 @@ struct AgentHandler final : WsHandler {
     a->last_rx = Clock::now();
     a->last_ping = SysClock::now();
     hub.sink_.agent_heartbeat(a->id);
+  }
+
+  void on_drain() override {
+    if (!a->gone) hub.on_agent_drain(*a);
   }
 
   void on_closed() override { hub.on_agent_closed(*a); }
@@ -146,7 +153,10 @@ Hub::Hub(uv_loop_t* loop, HubConfig config, HubSink& sink)
     for (auto& [id, a] : agents_) a->conn->send_ping();
   });
   const auto check = std::min(config_.ping_interval / 2, std::chrono::milliseconds(1000));
-  check_timer_.start(check, check, [this] { check_heartbeats(); });
+  check_timer_.start(check, check, [this] {
+    check_heartbeats();
+    close_stalled_viewers();
+  });
 }
 
 Hub::~Hub() { shutdown(); }
@@ -165,6 +175,7 @@ std::unique_ptr<WsHandler> Hub::accept_agent(WsConn& conn, AgentHello hello) {
     spdlog::info("agent connection replaced agent={}", id);
     it->second->gone = true;
     it->second->conn->close(4000, "replaced by a new connection");
+    on_agent_drain(*it->second);  // its queue is abandoned: read its senders again
     agents_.erase(it);
   }
   auto a = std::make_shared<AgentConn>();
@@ -184,7 +195,9 @@ std::unique_ptr<WsHandler> Hub::accept_agent(WsConn& conn, AgentHello hello) {
   broadcast_events(ref.user_id, {{"type", "agent_connected"}, {"data", {{"agent_id", id}}}});
   // Viewers that waited through the grace period: tell them, and bring their sessions back.
   for (auto& [key, s] : sessions_) {
-    if (key.first != id || s->viewers.empty()) continue;
+    if (key.first != id) continue;
+    s->flow_paused = false;  // a new link starts with nothing paused
+    if (s->viewers.empty()) continue;
     std::uint64_t resume = UINT64_MAX;
     for (UserConn* u : s->viewers) {
       u->conn->send_text(proto::encode(proto::UserMessage(proto::AgentConnected{id})));
@@ -221,6 +234,7 @@ std::unique_ptr<WsHandler> Hub::accept_user(WsConn& conn, TerminalRequest req) {
   Session& s = session(req.agent_id, sid);
   s.linger.reset();
   s.viewers.insert(u);
+  update_flow(s);  // a new viewer has nothing queued: a paused session goes on
   spdlog::info("terminal opened agent={} sid={} conn={} protocol={}", req.agent_id, sid,
                req.conn_id, conn.is_v2() ? "v2" : "v1");
   if (is_online(req.agent_id)) {
@@ -333,11 +347,16 @@ void Hub::send_shell_start(const std::string& agent_id, const std::string& sessi
   send_to_agent(agent_id, proto::encode(proto::AgentMessage(m)));
 }
 
-void Hub::send_input(const std::string& agent_id, const std::string& session_id,
-                     std::string_view bytes) {
-  const auto it = agents_.find(agent_id);
+void Hub::send_input(UserConn& from, std::string_view bytes) {
+  const auto it = agents_.find(from.agent_id);
   if (it == agents_.end() || bytes.empty()) return;
+  const std::string& session_id = from.session_id;
   WsConn& c = *it->second->conn;
+  // Input (§7): above the mark, stop reading this user until the agent's queue drains.
+  if (c.queued_bytes() > config_.agent_input_high_water &&
+      it->second->paused_senders.insert(&from).second) {
+    from.conn->set_receiving(false);
+  }
   if (c.is_v2()) {
     // The frame is built in place behind lws's headroom: one copy of the input bytes.
     const std::size_t header = proto::frame_header_size(session_id);
@@ -382,6 +401,51 @@ void Hub::route_output(const std::string& agent_id, const std::string& session_i
   s.offset = std::max(s.offset, start + bytes.size());
   for (UserConn* u : s.viewers) {
     if (u->awaiting == replay) deliver(*u, start, bytes);
+  }
+  update_flow(s);
+}
+
+void Hub::update_flow(Session& s) {
+  const auto agent = agents_.find(s.agent_id);
+  if (agent == agents_.end() || !agent->second->conn->is_v2()) return;  // v1: drops only (§7)
+  bool behind = false;
+  for (const UserConn* u : s.viewers) {
+    if (u->gone) continue;
+    if (u->awaiting || u->conn->queued_bytes() < config_.flow_pause_bytes) return resume_flow(s);
+    behind = true;
+  }
+  if (!behind) return resume_flow(s);
+  if (s.flow_paused) return;
+  s.flow_paused = true;
+  const auto now = Clock::now();
+  for (UserConn* u : s.viewers) {
+    if (u->behind_since == Clock::time_point{}) u->behind_since = now;
+  }
+  spdlog::debug("session paused, viewers behind agent={} sid={}", s.agent_id, s.id);
+  send_to_agent(s.agent_id, proto::encode(proto::AgentMessage(proto::ShellFlow{s.id, true})));
+}
+
+void Hub::resume_flow(Session& s) {
+  if (!s.flow_paused) return;
+  s.flow_paused = false;
+  spdlog::debug("session resumed agent={} sid={}", s.agent_id, s.id);
+  send_to_agent(s.agent_id, proto::encode(proto::AgentMessage(proto::ShellFlow{s.id, false})));
+}
+
+void Hub::close_stalled_viewers() {
+  const auto now = Clock::now();
+  for (UserConn* u : users_) {
+    if (u->gone || u->behind_since == Clock::time_point{} ||
+        now - u->behind_since <= config_.slow_consumer_stall) {
+      continue;
+    }
+    spdlog::warn("slow consumer closed agent={} conn={} queued_bytes={}", u->agent_id, u->conn_id,
+                 u->conn->queued_bytes());
+    u->gone = true;
+    u->conn->close(1008, "slow consumer");
+    if (auto it = sessions_.find({u->agent_id, u->session_id}); it != sessions_.end()) {
+      update_flow(*it->second);  // the others (if any) may be keeping up
+    }
   }
 }
 
@@ -434,12 +498,22 @@ void Hub::deliver(UserConn& u, std::uint64_t start, std::string_view bytes) {
 }
 
 void Hub::on_user_drain(UserConn& u) {
+  u.behind_since = {};
+  if (u.gone) return;
+  const auto it = sessions_.find({u.agent_id, u.session_id});
+  if (it == sessions_.end()) return;
+  update_flow(*it->second);
   // Output dropped while this socket was slow, with nothing after it to carry the gap marker:
   // report the hole now, so the viewer knows before the shell says anything more.
-  if (u.gone || u.awaiting) return;
-  const auto it = sessions_.find({u.agent_id, u.session_id});
-  if (it == sessions_.end() || it->second->offset <= u.delivered) return;
+  if (u.awaiting || it->second->offset <= u.delivered) return;
   deliver(u, it->second->offset, {});
+}
+
+void Hub::on_agent_drain(AgentConn& a) {
+  for (UserConn* u : a.paused_senders) {
+    if (!u->gone) u->conn->set_receiving(true);
+  }
+  a.paused_senders.clear();
 }
 
 void Hub::reset_position(UserConn& u) {
@@ -571,6 +645,7 @@ void Hub::mark_offline(const std::string& agent_id) {
       w->conn->send_text(proto::encode(proto::UserMessage(r)));
     }
   }
+  on_agent_drain(*it->second);  // its queue is gone: read its senders again
   agents_.erase(it);
   sink_.agent_offline(agent_id);
   broadcast_events(user_id, {{"type", "agent_disconnected"}, {"data", {{"agent_id", agent_id}}}});
@@ -611,7 +686,7 @@ void Hub::check_heartbeats() {
 void Hub::on_user_message(UserConn& u, std::string_view payload, bool binary) {
   if (u.gone) return;
   if (binary) {
-    send_input(u.agent_id, u.session_id, payload);
+    send_input(u, payload);
     return;
   }
   proto::DecodeLimits limits;
@@ -626,7 +701,7 @@ void Hub::on_user_message(UserConn& u, std::string_view payload, bool binary) {
       [&](const auto& m) {
         using T = std::decay_t<decltype(m)>;
         if constexpr (std::is_same_v<T, proto::Input>) {
-          send_input(u.agent_id, u.session_id, m.data);
+          send_input(u, m.data);
         } else if constexpr (std::is_same_v<T, proto::Resize>) {
           send_to_agent(
               u.agent_id,
@@ -656,6 +731,7 @@ void Hub::on_user_message(UserConn& u, std::string_view payload, bool binary) {
 void Hub::on_user_closed(UserConn& u) {
   std::unique_ptr<UserConn> owned(&u);
   users_.erase(&u);
+  if (auto it = agents_.find(u.agent_id); it != agents_.end()) it->second->paused_senders.erase(&u);
   count_socket(u.user_id, u.address, false);
   if (auto it = agents_.find(u.agent_id); it != agents_.end()) {
     for (UserConn*& w : it->second->exec_waiters) {
@@ -667,6 +743,7 @@ void Hub::on_user_closed(UserConn& u) {
   Session& s = *sit->second;
   s.viewers.erase(&u);
   spdlog::info("terminal closed agent={} sid={} conn={}", u.agent_id, u.session_id, u.conn_id);
+  update_flow(s);  // the remaining viewers may all be keeping up, or there are none
   if (!s.viewers.empty()) return;
   // A takeover replaced this viewer with another socket on the same session: nothing to stop.
   for (const UserConn* other : users_) {

@@ -220,6 +220,9 @@ int main(int argc, char** argv) {
                    "Open TCP connections per client address (0: no limit)")
       ->capture_default_str();
   std::string header_timeout_text;
+  std::string stall_text;
+  serve_cmd->add_option("--slow-consumer-stall", stall_text,
+                        "How long a viewer may stay behind before it is closed 1008 (default 10s)");
   serve_cmd->add_option("--header-timeout", header_timeout_text,
                         "Time a client has to send a request head, e.g. 10s (slow-loris bound)");
   serve_cmd->add_option("--max-body", config.max_body_bytes, "Largest HTTP request body, bytes")
@@ -279,6 +282,11 @@ int main(int argc, char** argv) {
     config.pong_timeout = std::chrono::milliseconds(pong_ms);
     config.session_linger = std::chrono::milliseconds(linger_ms);
     config.agent_grace = std::chrono::milliseconds(grace_ms);
+    if (!stall_text.empty()) {
+      auto d = parse_duration(stall_text);
+      if (!d) return fail("--slow-consumer-stall must be a duration like 10s");
+      config.slow_consumer_stall = *d;
+    }
     if (!header_timeout_text.empty()) {
       auto d = parse_duration(header_timeout_text);
       if (!d || *d < std::chrono::seconds(1)) {

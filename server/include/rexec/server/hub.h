@@ -30,6 +30,10 @@ struct HubConfig {
   std::size_t max_frame_bytes = 1U << 20U;
   std::size_t user_queue_limit = 4U << 20U;  // bytes queued to one user socket, at most
   std::chrono::milliseconds slow_consumer_stall{10000};
+  // v2 agents: a session is paused (shell_flow) while every viewer has this much queued.
+  std::size_t flow_pause_bytes = 1U << 20U;
+  // Input queued to an agent above this: stop reading the users that send it until it drains.
+  std::size_t agent_input_high_water = 1U << 20U;
 };
 
 // Where the hub reports what must be persisted. Called on the loop thread; must not throw.
@@ -123,8 +127,8 @@ class Hub {
   void mark_offline(const std::string& agent_id);
   void check_heartbeats();
   void send_to_agent(const std::string& agent_id, const std::string& text);
-  void send_input(const std::string& agent_id, const std::string& session_id,
-                  std::string_view bytes);
+  // Input from a viewer to its session's shell.
+  void send_input(UserConn& from, std::string_view bytes);
   void send_shell_start(const std::string& agent_id, const std::string& session_id,
                         bool new_session, std::uint64_t resume_offset);
   // Live output (`replay` false) goes to viewers that are not waiting for a replay; a replay
@@ -136,6 +140,12 @@ class Hub {
   void deliver(UserConn& u, std::uint64_t start, std::string_view bytes);
   void reset_position(UserConn& u);
   void on_user_drain(UserConn& u);
+  void on_agent_drain(AgentConn& a);
+  // Pauses or resumes the agent's reading of a session's PTY (v2 agents) as its viewers fall
+  // behind or catch up; closes viewers that stay behind past slow_consumer_stall.
+  void update_flow(Session& s);
+  void resume_flow(Session& s);
+  void close_stalled_viewers();
   void route_status(const std::string& agent_id, const std::string& session_id,
                     const std::string& text);
   // False when the message was dropped (slow consumer, §7) or the socket is gone.

@@ -30,6 +30,8 @@ class WsConn {
   virtual void close(int code, std::string_view reason) = 0;
   // Bytes queued and not yet written to the socket.
   [[nodiscard]] virtual std::size_t queued_bytes() const = 0;
+  // Stops (false) or resumes (true) reading the peer: TCP then slows the peer down.
+  virtual void set_receiving(bool on) = 0;
   // True when the connection negotiated the "rexec.v2" subprotocol.
   [[nodiscard]] virtual bool is_v2() const = 0;
   [[nodiscard]] virtual const std::string& peer_address() const = 0;
