@@ -86,6 +86,15 @@ TestSocket::TestSocket(Loop& loop) : loop_(loop) {
   };
   h.on_message = [this](std::string_view data, bool binary) {
     frames_.push_back(WsFrame{binary, std::string(data)});
+    if (binary) {
+      output_.append(data);
+      return;
+    }
+    auto j = frames_.back().json();
+    if (j.is_object() && j.value("type", "") == "output" && j.contains("data") &&
+        j["data"].is_string()) {
+      output_ += j["data"].get<std::string>();
+    }
   };
   h.on_close = [this](const net::WsCloseInfo& info) {
     open_ = false;
@@ -142,24 +151,17 @@ std::optional<nlohmann::json> TestSocket::wait_type(const std::string& type,
       timeout);
 }
 
-std::string TestSocket::output() const {
-  std::string out;
-  for (const auto& f : frames_) {
-    if (f.binary) {
-      out += f.data;
-      continue;
-    }
-    auto j = f.json();
-    if (j.is_object() && j.value("type", "") == "output" && j.contains("data") &&
-        j["data"].is_string()) {
-      out += j["data"].get<std::string>();
-    }
-  }
-  return out;
-}
-
 bool TestSocket::wait_output(const std::string& needle, std::chrono::milliseconds timeout) {
-  return loop_.run_until([&] { return output().find(needle) != std::string::npos; }, timeout);
+  // Searches only what arrived since the last look (plus an overlap), so waiting on a large
+  // output stays linear.
+  std::size_t from = 0;
+  return loop_.run_until(
+      [&] {
+        if (output_.find(needle, from) != std::string::npos) return true;
+        from = output_.size() > needle.size() ? output_.size() - needle.size() : 0;
+        return false;
+      },
+      timeout);
 }
 
 std::vector<nlohmann::json> TestSocket::messages(const std::string& type) const {

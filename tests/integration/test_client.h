@@ -86,8 +86,10 @@ class TestSocket {
                                           std::chrono::milliseconds timeout = 10s);
   std::optional<nlohmann::json> wait_type(const std::string& type,
                                           std::chrono::milliseconds timeout = 10s);
+
   // All terminal output received so far (v1 "output" text or v2 binary frames), concatenated.
-  [[nodiscard]] std::string output() const;
+  [[nodiscard]] const std::string& output() const { return output_; }
+
   // Waits until output() contains `needle`.
   bool wait_output(const std::string& needle, std::chrono::milliseconds timeout = 10s);
   bool wait_closed(std::chrono::milliseconds timeout = 10s);
@@ -116,6 +118,7 @@ class TestSocket {
   std::string subprotocol_;
   net::WsCloseInfo close_info_;
   std::vector<WsFrame> frames_;
+  std::string output_;
 };
 
 // Lines of `text` that match `pattern` whole, once carriage returns and terminal control

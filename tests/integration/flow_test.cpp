@@ -1,0 +1,197 @@
+// SPDX-License-Identifier: MIT
+// Flow control end to end on a v2 agent link (PROTOCOL §7, docs/protocol.md "Flow control"): a
+// viewer that stops reading pauses its shell (the producing process blocks in write) instead of
+// growing anyone's memory; reading again resumes it; a viewer that stays behind past the stall
+// is closed with 1008 and the shell goes on; one slow viewer does not hold back a fast one.
+// "Stops reading" is real: the test's loop does not run, so its socket buffers fill.
+#include <catch2/catch.hpp>
+
+#include <dirent.h>
+
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "fixture.h"
+
+using rx::test::ServerOptions;
+using rx::test::System;
+using rx::test::TestSocket;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// The pid of the process whose command line contains `needle` (as NUL-separated words).
+std::optional<pid_t> find_process(const std::string& needle) {
+  DIR* d = ::opendir("/proc");
+  if (d == nullptr) return std::nullopt;
+  std::optional<pid_t> found;
+  while (dirent* e = ::readdir(d)) {
+    const std::string name = e->d_name;
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::string cmd = slurp("/proc/" + name + "/cmdline");
+    for (char& c : cmd) {
+      if (c == '\0') c = ' ';
+    }
+    if (cmd.find(needle) != std::string::npos) {
+      found = static_cast<pid_t>(std::stol(name));
+      break;
+    }
+  }
+  ::closedir(d);
+  return found;
+}
+
+// Bytes the process has written so far (/proc/PID/io wchar).
+std::uint64_t written(pid_t pid) {
+  const std::string io = slurp("/proc/" + std::to_string(pid) + "/io");
+  const auto at = io.find("wchar: ");
+  return at == std::string::npos ? 0 : std::stoull(io.substr(at + 7));
+}
+
+std::size_t count(const std::string& text, const std::string& needle) {
+  std::size_t n = 0;
+  for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+  return n;
+}
+
+std::uint64_t rss_kib(pid_t pid) {
+  const std::string st = slurp("/proc/" + std::to_string(pid) + "/status");
+  const auto at = st.find("VmRSS:");
+  return at == std::string::npos ? 0 : std::stoull(st.substr(at + 6));
+}
+
+// A shell command that writes `bytes` of text as fast as the terminal takes it; its process is
+// found by `tag`.
+std::string producer(const std::string& tag, const std::string& bytes) {
+  return "yes " + tag + " | head -c " + bytes + "; echo; echo " + tag + "-'done'\n";
+}
+
+struct Setup {
+  System sys;
+  std::string token;
+  System::Agent agent;
+
+  explicit Setup(ServerOptions o = {})
+      : sys(std::move(o)), token(sys.add_user("flo")), agent(sys.start_agent(token)) {
+    const bool online = sys.wait_online(token, agent.id);
+    if (!online) sys.dump_logs();
+    REQUIRE(online);
+  }
+
+  [[nodiscard]] std::string url(const std::string& conn_id) const {
+    return sys.ws_url("/ws/agent/" + agent.id + "/terminal?id=" + conn_id);
+  }
+};
+
+// Waits (the test loop not running) until `pid` has written nothing for `quiet`; returns its
+// total then, or nullopt if it kept writing for `limit`.
+std::optional<std::uint64_t> wait_blocked(pid_t pid, std::chrono::milliseconds quiet,
+                                          std::chrono::milliseconds limit) {
+  const auto until = std::chrono::steady_clock::now() + limit;
+  std::uint64_t last = written(pid);
+  auto since = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(100ms);
+    const std::uint64_t now = written(pid);
+    if (now != last) {
+      last = now;
+      since = std::chrono::steady_clock::now();
+    } else if (std::chrono::steady_clock::now() - since >= quiet) {
+      return last;
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+TEST_CASE("flow control: a viewer that stops reading pauses the shell, reading resumes it",
+          "[integration][flow]") {
+  Setup s;
+  auto& loop = s.sys.loop();
+  TestSocket v(loop);
+  REQUIRE(v.open(s.url("flow-a"), s.token, "rexec.v2"));
+  REQUIRE(v.wait_type("shell_started"));
+  v.send_json({{"type", "input"}, {"data", producer("flowprod", "200000000")}});
+  std::optional<pid_t> pid;
+  REQUIRE(
+      loop.run_until([&] { return (pid = find_process("head -c 200000000")).has_value(); }, 10s));
+  loop.run_for(300ms);  // output flows while we read
+
+  // Stop reading. The producer must come to a halt within a few seconds: blocked in write.
+  const auto blocked_at = wait_blocked(*pid, 1500ms, 20s);
+  REQUIRE(blocked_at.has_value());
+  const std::uint64_t server_rss = rss_kib(s.sys.server().pid());
+  const std::uint64_t agent_rss = rss_kib(s.agent.process->pid());
+  WARN("producer blocked after " << *blocked_at << " bytes; server RSS " << server_rss
+                                 << " KiB, agent RSS " << agent_rss << " KiB");
+  CHECK(server_rss < 96U * 1024U);
+  CHECK(agent_rss < 48U * 1024U);
+  CHECK(rx::test::read_file(s.sys.dir() + "/server.log").find("session paused") !=
+        std::string::npos);
+
+  // Read again: it goes on to the end, and the viewer gets every byte, with no gap.
+  const bool done = v.wait_output("flowprod-done", 60s);
+  if (!done) s.sys.dump_logs();
+  REQUIRE(done);
+  CHECK(v.messages("gap").empty());
+  CHECK(count(v.output(), "flowprod\r\n") == 200000000U / 9U);  // every whole line, once
+}
+
+TEST_CASE("flow control: a viewer behind past the stall is closed 1008 and the shell goes on",
+          "[integration][flow]") {
+  ServerOptions o;
+  o.extra_args = {"--slow-consumer-stall", "2s"};
+  Setup s(o);
+  auto& loop = s.sys.loop();
+  TestSocket v(loop);
+  REQUIRE(v.open(s.url("flow-b"), s.token, "rexec.v2"));
+  REQUIRE(v.wait_type("shell_started"));
+  v.send_json({{"type", "input"}, {"data", producer("stallprod", "3000000000")}});
+  std::optional<pid_t> pid;
+  REQUIRE(
+      loop.run_until([&] { return (pid = find_process("head -c 3000000000")).has_value(); }, 10s));
+  const auto blocked_at = wait_blocked(*pid, 1000ms, 20s);
+  REQUIRE(blocked_at.has_value());
+  // Past the stall the server closes the viewer; with no viewer left the shell is resumed.
+  const bool resumed = [&] {
+    for (int i = 0; i < 100; ++i) {
+      std::this_thread::sleep_for(100ms);
+      if (written(*pid) > *blocked_at + (8U << 20U)) return true;
+    }
+    return false;
+  }();
+  CHECK(resumed);
+  REQUIRE(v.wait_closed(30s));
+  CHECK(v.close_info().close_code == 1008);
+  CHECK(rx::test::read_file(s.sys.dir() + "/server.log").find("slow consumer closed") !=
+        std::string::npos);
+}
+
+TEST_CASE("flow control: one slow viewer does not hold back a fast one", "[integration][flow]") {
+  Setup s;
+  rx::test::Loop fast_loop;
+  TestSocket slow(s.sys.loop());
+  TestSocket fast(fast_loop);
+  REQUIRE(slow.open(s.url("flow-slow"), s.token, "rexec.v2"));
+  REQUIRE(slow.wait_type("shell_started"));
+  REQUIRE(fast.open(s.url("flow-fast"), s.token, "rexec.v2"));
+  REQUIRE(fast.wait_type("shell_started"));
+  fast.send_json({{"type", "input"}, {"data", producer("mixprod", "60000000")}});
+  // Only the fast viewer's loop runs: it gets the whole output; the slow one falls behind, and
+  // gets a gap marker for what was dropped when it reads again.
+  REQUIRE(fast.wait_output("mixprod-done", 60s));
+  CHECK(fast.messages("gap").empty());
+  CHECK(count(fast.output(), "mixprod\r\n") == 60000000U / 8U);
+  REQUIRE(s.sys.loop().run_until([&] { return !slow.messages("gap").empty(); }, 30s));
+}
