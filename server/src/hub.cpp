@@ -357,16 +357,22 @@ void Hub::send_input(UserConn& from, std::string_view bytes) {
       it->second->paused_senders.insert(&from).second) {
     from.conn->set_receiving(false);
   }
-  if (c.is_v2()) {
-    // The frame is built in place behind lws's headroom: one copy of the input bytes.
-    const std::size_t header = proto::frame_header_size(session_id);
-    net::WsMessage msg = net::make_message(header + bytes.size(), true);
-    char* out = msg.buffer.data() + LWS_PRE;
-    proto::write_frame_header(proto::FrameKind::kShellInput, session_id, out);
-    std::memcpy(out + header, bytes.data(), bytes.size());
-    c.send(std::move(msg));
-  } else {
-    c.send_text(proto::encode_shell_input(session_id, bytes));
+  // Pieces of at most 64 KiB: a user's largest message (a 1 MiB paste) must not become a frame
+  // over the agent's limit once framed or base64-encoded.
+  constexpr std::size_t kPiece = 64U * 1024U;
+  for (std::size_t at = 0; at < bytes.size(); at += kPiece) {
+    const std::string_view piece = bytes.substr(at, kPiece);
+    if (c.is_v2()) {
+      // The frame is built in place behind lws's headroom: one copy of the input bytes.
+      const std::size_t header = proto::frame_header_size(session_id);
+      net::WsMessage msg = net::make_message(header + piece.size(), true);
+      char* out = msg.buffer.data() + LWS_PRE;
+      proto::write_frame_header(proto::FrameKind::kShellInput, session_id, out);
+      std::memcpy(out + header, piece.data(), piece.size());
+      c.send(std::move(msg));
+    } else {
+      c.send_text(proto::encode_shell_input(session_id, piece));
+    }
   }
 }
 

@@ -195,3 +195,31 @@ TEST_CASE("flow control: one slow viewer does not hold back a fast one", "[integ
   CHECK(count(fast.output(), "mixprod\r\n") == 60000000U / 8U);
   REQUIRE(s.sys.loop().run_until([&] { return !slow.messages("gap").empty(); }, 30s));
 }
+
+TEST_CASE("a 1 MiB paste in one message reaches the shell whole, on v1 and v2 agent links",
+          "[integration][flow]") {
+  for (const char* protocol : {"v1", "v2"}) {
+    INFO("agent link " << protocol);
+    System sys;
+    const std::string token = sys.add_user("pat");
+    auto agent = sys.start_agent(token, "paste", {std::string("REXEC_PROTOCOL=") + protocol});
+    REQUIRE(sys.wait_online(token, agent.id));
+    TestSocket v(sys.loop());
+    REQUIRE(v.open(sys.ws_url("/ws/agent/" + agent.id + "/terminal?id=paste"), token, "rexec.v2"));
+    REQUIRE(v.wait_type("shell_started"));
+    v.send_json({{"type", "input"}, {"data", "stty -echo; echo paste-'ready'; wc -c\n"}});
+    REQUIRE(v.wait_output("paste-ready"));
+    sys.loop().run_for(200ms);  // wc is reading
+    std::string paste;
+    for (int i = 0; paste.size() < (1U << 20U); ++i) {
+      std::string line = std::to_string(i);
+      line.resize(63, 'p');
+      paste += line + "\n";
+    }
+    REQUIRE(paste.size() == 1U << 20U);
+    v.send_binary(paste);
+    v.send_binary("\x04");  // end of input: wc prints its count
+    CHECK(v.wait_output("1048576", 30s));
+    if (!v.wait_output("1048576", 1ms)) sys.dump_logs();
+  }
+}
