@@ -135,8 +135,12 @@ TEST_CASE("flow control: a viewer that stops reading pauses the shell, reading r
   const std::uint64_t agent_rss = rss_kib(s.agent.process->pid());
   WARN("producer blocked after " << *blocked_at << " bytes; server RSS " << server_rss
                                  << " KiB, agent RSS " << agent_rss << " KiB");
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+  // (Sanitizers' shadow memory and quarantine make RSS meaningless; the producer blocking is
+  // the proof there.)
   CHECK(server_rss < 96U * 1024U);
   CHECK(agent_rss < 48U * 1024U);
+#endif
   CHECK(rx::test::read_file(s.sys.dir() + "/server.log").find("session paused") !=
         std::string::npos);
 

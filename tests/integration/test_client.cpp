@@ -85,6 +85,10 @@ TestSocket::TestSocket(Loop& loop) : loop_(loop) {
     subprotocol_ = std::string(p);
   };
   h.on_message = [this](std::string_view data, bool binary) {
+    if (sink_) {
+      sink_(data, binary);
+      return;
+    }
     frames_.push_back(WsFrame{binary, std::string(data)});
     if (binary) {
       output_.append(data);

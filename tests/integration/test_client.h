@@ -16,6 +16,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace rx::test {
@@ -100,6 +101,11 @@ class TestSocket {
   // binary bytes after it).
   [[nodiscard]] std::uint64_t output_end_offset() const;
 
+  // From now on every message goes to `sink` and is not kept (benchmarks: no memory grows).
+  void set_sink(std::function<void(std::string_view payload, bool binary)> sink) {
+    sink_ = std::move(sink);
+  }
+
   [[nodiscard]] bool is_open() const { return open_; }
 
   [[nodiscard]] bool closed() const { return closed_; }
@@ -119,6 +125,7 @@ class TestSocket {
   net::WsCloseInfo close_info_;
   std::vector<WsFrame> frames_;
   std::string output_;
+  std::function<void(std::string_view, bool)> sink_;
 };
 
 // Lines of `text` that match `pattern` whole, once carriage returns and terminal control
