@@ -1,0 +1,797 @@
+// SPDX-License-Identifier: MIT
+// rexec-bench: the real rexec-server and rexec-agent on 127.0.0.1, measured against the physical
+// limits of the same machine in the same run (docs/performance.md). Prints one table: each
+// figure is the median of --runs runs with their min and max, next to its ceiling.
+//
+//   rexec-bench [--runs 5] [--bytes 1073741824] [--echoes 1000] [--idle-seconds 60]
+//               [--sessions 0,1,100,1000] [--agents 1000,10000] [--terminals 1000]
+//               [--only throughput,echo,memory,scale,terminals,slow,paste,idle,size] [--quick]
+//
+// --quick is the CI smoke: tiny sizes, one run; it fails only on a functional error (a wrong
+// byte count, a socket that never opens), never on a time.
+#include "rexec/net/http_client.h"
+#include "rexec/pty/pty_process.h"
+#include "rexec/server/http_server.h"
+
+#include <CLI/CLI.hpp>
+
+#include <poll.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "fixture.h"
+#include "test_client.h"
+
+namespace {
+
+using rx::test::ServerOptions;
+using rx::test::System;
+using rx::test::TestSocket;
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+struct Options {
+  int runs = 5;
+  std::uint64_t bytes = 1ULL << 30U;  // raw bytes base64-encoded by the throughput command
+  int echoes = 1000;
+  int idle_seconds = 60;
+  std::vector<int> sessions{0, 1, 100, 1000};
+  std::vector<int> agents{1000, 10000};
+  int terminals = 1000;
+  std::set<std::string> only;
+  bool quick = false;
+
+  [[nodiscard]] bool want(const std::string& part) const {
+    return only.empty() || only.count(part) != 0;
+  }
+};
+
+[[noreturn]] void fail(const std::string& what) { throw std::runtime_error(what); }
+
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+// ---- figures and the table ----
+
+struct Stat {
+  double median = 0, min = 0, max = 0;
+};
+
+Stat stat_of(std::vector<double> v) {
+  if (v.empty()) return {};
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  const double median = n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+  return {median, v.front(), v.back()};
+}
+
+double percentile(std::vector<double> v, double p) {
+  std::sort(v.begin(), v.end());
+  const auto i = static_cast<std::size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
+  return v[std::min(i, v.size() - 1)];
+}
+
+struct Row {
+  std::string what;
+  std::string unit;
+  Stat value;
+  std::string ceiling;  // e.g. "raw PTY 812 MB/s", or a target
+  std::string verdict;  // ratio or comparison
+};
+
+std::vector<Row> g_rows;
+
+std::string fmt(double v) {
+  char buf[64];
+  if (v >= 100 || v == 0) {
+    std::snprintf(buf, sizeof buf, "%.0f", v);
+  } else if (v >= 10) {
+    std::snprintf(buf, sizeof buf, "%.1f", v);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.3g", v);
+  }
+  return buf;
+}
+
+void add_row(std::string what, std::string unit, Stat s, std::string ceiling = "",
+             std::string verdict = "") {
+  std::fprintf(stderr, "  %s: %s %s (min %s, max %s)\n", what.c_str(), fmt(s.median).c_str(),
+               unit.c_str(), fmt(s.min).c_str(), fmt(s.max).c_str());
+  g_rows.push_back({std::move(what), std::move(unit), s, std::move(ceiling), std::move(verdict)});
+}
+
+void print_table(const Options& o) {
+  std::printf("\n| measure | median | min | max | unit | ceiling / target | ratio / verdict |\n");
+  std::printf("|---|---|---|---|---|---|---|\n");
+  for (const Row& r : g_rows) {
+    std::printf("| %s | %s | %s | %s | %s | %s | %s |\n", r.what.c_str(),
+                fmt(r.value.median).c_str(), fmt(r.value.min).c_str(), fmt(r.value.max).c_str(),
+                r.unit.c_str(), r.ceiling.c_str(), r.verdict.c_str());
+  }
+  std::printf("\n%d run(s) per figure%s.\n", o.runs,
+              o.quick ? " (--quick smoke: not figures)" : "");
+}
+
+// ---- /proc ----
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+double rss_mib(pid_t pid) {
+  const std::string st = slurp("/proc/" + std::to_string(pid) + "/status");
+  const auto at = st.find("VmRSS:");
+  if (at == std::string::npos) fail("no VmRSS for " + std::to_string(pid));
+  return static_cast<double>(std::stoull(st.substr(at + 6))) / 1024.0;
+}
+
+// CPU seconds (user + system) used so far by `pid`.
+double cpu_seconds(pid_t pid) {
+  const std::string st = slurp("/proc/" + std::to_string(pid) + "/stat");
+  const auto close = st.rfind(')');
+  std::istringstream in(st.substr(close + 2));
+  std::string field;
+  std::vector<std::string> f;
+  while (in >> field) f.push_back(field);
+  // After "pid (comm) ": state is field 0, utime field 11, stime field 12.
+  const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
+  return (std::stod(f.at(11)) + std::stod(f.at(12))) / ticks;
+}
+
+// ---- a running system ----
+
+struct Bench {
+  std::unique_ptr<System> sys;
+  std::string token;
+  System::Agent agent;
+
+  Bench(const std::vector<std::string>& server_args, const std::vector<std::string>& agent_env) {
+    ServerOptions so;
+    so.ping_interval = 15s;
+    so.pong_timeout = 45s;
+    so.session_linger = 60s;
+    so.agent_grace = 60s;
+    so.log_level = "warn";
+    so.extra_args = {"--max-sessions-per-agent", "5000",  "--max-sockets-per-user", "20000",
+                     "--max-sockets-per-ip",     "20000", "--max-conns-per-ip",     "0"};
+    so.extra_args.insert(so.extra_args.end(), server_args.begin(), server_args.end());
+    sys = std::make_unique<System>(so);
+    token = sys->add_user("bench", "enterprise", true);
+    std::vector<std::string> env = agent_env;
+    env.insert(env.end(), {"REXEC_LOG_LEVEL=warn", "REXEC_MAX_SESSIONS=5000"});
+    agent = sys->start_agent(token, "bench-agent", env);
+    if (!sys->wait_online(token, agent.id, 15s)) {
+      sys->dump_logs();
+      fail("agent did not come online");
+    }
+  }
+
+  std::string url(const std::string& conn_id, bool split = true) const {
+    return sys->ws_url("/ws/agent/" + agent.id + "/terminal?id=" + conn_id +
+                       (split ? "&newSession=true" : ""));
+  }
+
+  // A terminal socket whose shell has started.
+  std::unique_ptr<TestSocket> open(const std::string& conn_id, bool v2, bool split = true) {
+    auto s = std::make_unique<TestSocket>(sys->loop());
+    if (!s->open(url(conn_id, split), token, v2 ? "rexec.v2" : "rexec.v1")) {
+      sys->dump_logs();
+      fail("terminal " + conn_id + " did not open");
+    }
+    if (!s->wait_type("shell_started", 20s)) fail("shell " + conn_id + " did not start");
+    return s;
+  }
+};
+
+// Types `command` and runs the loop until `sentinel` has arrived after it; returns the seconds.
+// Only the last bytes of output are kept, so any size fits in memory.
+double run_to_sentinel(Bench& b, TestSocket& s, const std::string& command,
+                       const std::string& sentinel, std::chrono::seconds limit) {
+  std::string tail;
+  bool seen = false;
+  s.set_sink([&](std::string_view data, bool) {
+    tail.append(data);
+    if (tail.find(sentinel) != std::string::npos) seen = true;
+    if (tail.size() > 4 * sentinel.size() + 64) tail.erase(0, tail.size() - sentinel.size() - 64);
+  });
+  const auto start = Clock::now();
+  s.send_binary(command);
+  if (!b.sys->loop().run_until([&] { return seen; }, limit)) fail("no sentinel: " + sentinel);
+  const double t = seconds_since(start);
+  s.set_sink([](std::string_view, bool) {});
+  return t;
+}
+
+// ---- raw PTY: the ceiling for the terminal figures ----
+
+class RawPty {
+ public:
+  explicit RawPty(const std::string& command) {
+    rx::pty::SpawnOptions o;
+    o.argv_override = {"/bin/sh", "-c", command};
+    auto p = rx::pty::spawn_pty(o);
+    if (!p) fail("spawn_pty: " + p.error().message);
+    proc_ = std::make_unique<rx::pty::PtyProcess>(std::move(p).value());
+  }
+
+  ~RawPty() {
+    ::kill(proc_->pid(), SIGKILL);
+    ::waitpid(proc_->pid(), nullptr, 0);
+  }
+
+  RawPty(const RawPty&) = delete;
+  RawPty& operator=(const RawPty&) = delete;
+  RawPty(RawPty&&) = delete;
+  RawPty& operator=(RawPty&&) = delete;
+
+  // Reads until `sentinel` has been seen; false on EOF or time-out.
+  bool read_until(const std::string& sentinel, std::chrono::seconds limit) {
+    std::vector<char> buf(64 * 1024);
+    std::string tail;
+    const auto until = Clock::now() + limit;
+    while (Clock::now() < until) {
+      pollfd p{proc_->master_fd(), POLLIN, 0};
+      if (::poll(&p, 1, 100) <= 0) continue;
+      const ssize_t n = ::read(proc_->master_fd(), buf.data(), buf.size());
+      if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+      if (n <= 0) return false;
+      tail.append(buf.data(), static_cast<std::size_t>(n));
+      if (tail.find(sentinel) != std::string::npos) return true;
+      if (tail.size() > 256) tail.erase(0, tail.size() - 128);
+    }
+    return false;
+  }
+
+  void write(std::string_view bytes) {
+    while (!bytes.empty()) {
+      const ssize_t n = ::write(proc_->master_fd(), bytes.data(), bytes.size());
+      if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+        pollfd p{proc_->master_fd(), POLLOUT, 0};
+        ::poll(&p, 1, 100);
+        continue;
+      }
+      if (n <= 0) fail("raw pty write");
+      bytes.remove_prefix(static_cast<std::size_t>(n));
+    }
+  }
+
+ private:
+  std::unique_ptr<rx::pty::PtyProcess> proc_;
+};
+
+// The throughput command: `bytes` of zeros as base64 in 1000-character lines, then a sentinel.
+std::string flood_command(std::uint64_t bytes, const std::string& sentinel) {
+  return "head -c " + std::to_string(bytes) + " /dev/zero | base64 -w 1000; echo " + sentinel;
+}
+
+// Terminal bytes the flood puts on the wire: base64 text, with each \n turned into \r\n.
+double flood_output_bytes(std::uint64_t bytes) {
+  const double text = static_cast<double>((bytes + 2) / 3 * 4);
+  return text + 2 * std::ceil(text / 1000);
+}
+
+// ---- raw loopback WebSocket: the ceiling for the network path ----
+
+// A child process serving one WebSocket that sends `bytes` in 64 KiB binary frames, then a text
+// frame "end", as fast as the client takes them.
+class WsSource final : public rx::server::WsHandler {
+ public:
+  WsSource(rx::server::WsConn& c, std::uint64_t bytes) : conn_(c), left_(bytes) { on_drain(); }
+
+  void on_message(std::string_view, bool) override {}
+
+  void on_drain() override {
+    constexpr std::size_t kFrame = 64U * 1024U;
+    while (left_ > 0 && conn_.queued_bytes() < (4U << 20U)) {
+      const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(kFrame, left_));
+      conn_.send(rx::net::make_message(n, true));
+      left_ -= n;
+    }
+    if (left_ == 0 && !ended_) {
+      ended_ = true;
+      conn_.send_text("end");
+    }
+  }
+
+  void on_closed() override {}
+
+ private:
+  rx::server::WsConn& conn_;
+  std::uint64_t left_;
+  bool ended_ = false;
+};
+
+double raw_websocket_seconds(std::uint64_t bytes) {
+  int ready[2];
+  if (::pipe(ready) != 0) fail("pipe");
+  const pid_t child = ::fork();
+  if (child < 0) fail("fork");
+  if (child == 0) {
+    ::close(ready[0]);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    rx::server::HttpServerOptions o;
+    o.loop = &loop;
+    o.port = 0;
+    o.max_conns_per_ip = 0;
+    rx::server::HttpHandlers h;
+    h.on_request = [](const rx::server::HttpRequest&) {
+      return rx::server::HttpResponse::json(404, "{}");
+    };
+    h.on_upgrade = [bytes](const rx::server::HttpRequest&) {
+      rx::server::UpgradeDecision d;
+      d.accept = [bytes](rx::server::WsConn& c) { return std::make_unique<WsSource>(c, bytes); };
+      return d;
+    };
+    auto server = rx::server::HttpServer::start(o, std::move(h));
+    if (!server) ::_exit(2);
+    const int port = (*server)->port();
+    if (::write(ready[1], &port, sizeof port) != sizeof port) ::_exit(3);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ::_exit(0);
+  }
+  ::close(ready[1]);
+  int port = 0;
+  if (::read(ready[0], &port, sizeof port) != sizeof port) fail("ws source did not start");
+  ::close(ready[0]);
+  rx::test::Loop loop;
+  TestSocket s(loop);
+  std::uint64_t got = 0;
+  bool done = false;
+  if (!s.open("ws://127.0.0.1:" + std::to_string(port) + "/", "", "rexec.v2")) {
+    fail("raw websocket did not open");
+  }
+  const auto start = Clock::now();
+  s.set_sink([&](std::string_view data, bool binary) {
+    if (binary) got += data.size();
+    if (!binary && data == "end") done = true;
+  });
+  // Frames that arrived with the open are not counted: the clock started after them.
+  if (!loop.run_until([&] { return done; }, 600s)) fail("raw websocket: no end");
+  const double t = seconds_since(start);
+  ::kill(child, SIGKILL);
+  ::waitpid(child, nullptr, 0);
+  if (got + (4U << 20U) < bytes) fail("raw websocket: short count");
+  return t;
+}
+
+// ---- the parts ----
+
+void bench_throughput(const Options& o) {
+  std::fprintf(stderr, "throughput: %llu bytes of zeros as base64, %d runs\n",
+               static_cast<unsigned long long>(o.bytes), o.runs);
+  const double mb = flood_output_bytes(o.bytes) / 1e6;
+  std::vector<double> raw_pty;
+  std::vector<double> raw_ws;
+  std::vector<double> v1;
+  std::vector<double> v2;
+  for (int r = 0; r < o.runs; ++r) {
+    {
+      RawPty pty("stty -echo; " + flood_command(o.bytes, "raw-'end'"));
+      const auto start = Clock::now();
+      if (!pty.read_until("raw-end", 600s)) fail("raw pty: no sentinel");
+      raw_pty.push_back(mb / seconds_since(start));
+    }
+    raw_ws.push_back(static_cast<double>(o.bytes) / 1e6 / raw_websocket_seconds(o.bytes));
+  }
+  for (const bool v2_link : {false, true}) {
+    Bench b({},
+            v2_link ? std::vector<std::string>{} : std::vector<std::string>{"REXEC_PROTOCOL=v1"});
+    auto s = b.open("tp", v2_link);
+    run_to_sentinel(b, *s, "stty -echo; echo warm-'up'\n", "warm-up", 20s);
+    for (int r = 0; r < o.runs; ++r) {
+      const std::string sentinel = "tp-end-" + std::to_string(r);
+      const double t = run_to_sentinel(
+          b, *s, flood_command(o.bytes, "tp-'end'-" + std::to_string(r)) + "\n", sentinel, 600s);
+      (v2_link ? v2 : v1).push_back(mb / t);
+    }
+  }
+  const Stat pty = stat_of(raw_pty);
+  const Stat s1 = stat_of(v1);
+  const Stat s2 = stat_of(v2);
+  add_row("output throughput, raw PTY (ceiling)", "MB/s", pty);
+  add_row("output throughput, raw loopback WebSocket (ceiling)", "MB/s", stat_of(raw_ws));
+  add_row("output throughput, v1 (agent link and viewer)", "MB/s", s1,
+          "raw PTY " + fmt(pty.median) + " MB/s", fmt(s1.median / pty.median) + " × raw PTY");
+  add_row("output throughput, v2 (agent link and viewer)", "MB/s", s2,
+          "≥ 0.8 × raw PTY, ≥ 1.5 × v1",
+          fmt(s2.median / pty.median) + " × raw PTY, " + fmt(s2.median / s1.median) + " × v1");
+}
+
+// One keystroke at a time into `cat > /dev/null` (the terminal's own echo answers), so every
+// round trip is: viewer → server → agent → PTY → agent → server → viewer.
+std::vector<double> echo_rexec(Bench& b, TestSocket& s, int n) {
+  run_to_sentinel(b, s, "stty echo; cat > /dev/null\n", "cat > /dev/null", 20s);
+  b.sys->loop().run_for(200ms);
+  std::vector<double> ms;
+  std::string got;
+  s.set_sink([&](std::string_view data, bool binary) {
+    if (binary) {
+      got.append(data);
+    } else {
+      auto j = nlohmann::json::parse(data, nullptr, false);
+      if (j.is_object() && j.value("type", "") == "output") got += j["data"].get<std::string>();
+    }
+  });
+  for (int i = 0; i < n; ++i) {
+    const bool newline = i % 64 == 63;
+    const std::string key = newline ? "\r" : std::string(1, static_cast<char>('a' + i % 26));
+    const std::string want = newline ? "\r\n" : key;
+    got.clear();
+    const auto start = Clock::now();
+    s.send_binary(key);
+    if (!b.sys->loop().run_until([&] { return got.find(want) != std::string::npos; }, 10s)) {
+      fail("echo lost");
+    }
+    if (!newline) ms.push_back(seconds_since(start) * 1e3);
+  }
+  s.set_sink([](std::string_view, bool) {});
+  s.send_binary("\x03");
+  return ms;
+}
+
+std::vector<double> echo_raw(int n) {
+  RawPty pty("echo raw-'ready'; exec cat > /dev/null");
+  if (!pty.read_until("raw-ready", 10s)) fail("raw echo: no shell");
+  std::this_thread::sleep_for(100ms);
+  std::vector<double> ms;
+  for (int i = 0; i < n; ++i) {
+    const bool newline = i % 64 == 63;
+    const std::string key = newline ? "\r" : std::string(1, static_cast<char>('a' + i % 26));
+    const auto start = Clock::now();
+    pty.write(key);
+    if (!pty.read_until(newline ? "\r\n" : key, 10s)) fail("raw echo lost");
+    if (!newline) ms.push_back(seconds_since(start) * 1e3);
+  }
+  return ms;
+}
+
+void bench_echo(const Options& o) {
+  std::fprintf(stderr, "echo: %d keystrokes per run, %d runs\n", o.echoes, o.runs);
+  std::vector<double> raw50, raw99, rawmax;
+  for (int r = 0; r < o.runs; ++r) {
+    const auto ms = echo_raw(o.echoes);
+    raw50.push_back(percentile(ms, 0.5));
+    raw99.push_back(percentile(ms, 0.99));
+    rawmax.push_back(*std::max_element(ms.begin(), ms.end()));
+  }
+  const Stat raw_p99 = stat_of(raw99);
+  add_row("keystroke echo p50, raw PTY (ceiling)", "ms", stat_of(raw50));
+  add_row("keystroke echo p99, raw PTY (ceiling)", "ms", raw_p99);
+  add_row("keystroke echo max, raw PTY", "ms", stat_of(rawmax));
+  for (const bool v2 : {false, true}) {
+    Bench b({}, v2 ? std::vector<std::string>{} : std::vector<std::string>{"REXEC_PROTOCOL=v1"});
+    auto s = b.open("echo", v2, false);
+    std::vector<double> p50, p99, pmax;
+    for (int r = 0; r < o.runs; ++r) {
+      const auto ms = echo_rexec(b, *s, o.echoes);
+      p50.push_back(percentile(ms, 0.5));
+      p99.push_back(percentile(ms, 0.99));
+      pmax.push_back(*std::max_element(ms.begin(), ms.end()));
+    }
+    const std::string name = v2 ? "v2" : "v1";
+    const Stat s99 = stat_of(p99);
+    add_row("keystroke echo p50, " + name, "ms", stat_of(p50));
+    add_row("keystroke echo p99, " + name, "ms", s99, "≤ raw p99 + 1 ms",
+            s99.median <= raw_p99.median + 1.0
+                ? "met (+" + fmt(s99.median - raw_p99.median) + ")"
+                : "missed (+" + fmt(s99.median - raw_p99.median) + ")");
+    add_row("keystroke echo max, " + name, "ms", stat_of(pmax));
+  }
+}
+
+void bench_memory(const Options& o) {
+  std::fprintf(stderr, "agent memory: sessions %zu counts, %d runs\n", o.sessions.size(), o.runs);
+  std::map<int, std::vector<double>> rss;
+  for (int r = 0; r < o.runs; ++r) {
+    Bench b({}, {"REXEC_SHELL=/bin/sh"});
+    std::vector<std::unique_ptr<TestSocket>> open;
+    for (const int n : o.sessions) {
+      while (static_cast<int>(open.size()) < n) {
+        open.push_back(b.open("m" + std::to_string(open.size()), true));
+      }
+      b.sys->loop().run_for(1s);  // settle: stats sent, queues empty
+      rss[n].push_back(rss_mib(b.agent.process->pid()));
+    }
+  }
+  for (const int n : o.sessions) {
+    add_row("agent RSS, " + std::to_string(n) + " open sessions", "MiB", stat_of(rss[n]),
+            n == 1 ? "≤ 4 MiB" : "",
+            n == 1 ? (stat_of(rss[n]).median <= 4.0 ? "met" : "missed") : "");
+  }
+  const int hi = o.sessions.back();
+  if (hi > 1 && rss.count(1) != 0) {
+    std::vector<double> per;
+    for (std::size_t i = 0; i < rss[hi].size(); ++i) {
+      per.push_back((rss[hi][i] - rss[1][i]) * 1024.0 / (hi - 1));
+    }
+    const Stat s = stat_of(per);
+    add_row("agent RSS per extra idle session", "KiB", s, "≤ 64 KiB",
+            s.median <= 64.0 ? "met" : "missed");
+  }
+}
+
+// Many agents from one process: each connects to its own agent record with the owner's token
+// and answers the server's pings (lws answers control pings itself).
+void bench_scale(const Options& o) {
+  for (const int n : o.agents) {
+    std::fprintf(stderr, "server scale: %d agents\n", n);
+    ServerOptions so;
+    so.ping_interval = 15s;
+    so.pong_timeout = 45s;
+    so.log_level = "warn";
+    so.extra_args = {"--max-conns-per-ip", "0"};
+    System sys(so);
+    const std::string token = sys.add_user("scale", "enterprise", true);
+    std::vector<std::string> ids;
+    for (int i = 0; i < n; ++i) {
+      auto r = rx::test::http(sys.loop(), "POST", sys.http_url("/api/agents"), token,
+                              nlohmann::json{{"name", "load-" + std::to_string(i)}}.dump());
+      if (r.status != 201) fail("register agent: " + std::to_string(r.status));
+      ids.push_back(r.body["id"]);
+    }
+    sys.loop().run_for(500ms);
+    const double base = rss_mib(sys.server().pid());
+    std::vector<std::unique_ptr<TestSocket>> agents;
+    const std::string info =
+        R"({"type":"system_info","data":{"hostname":"load","os":"linux","arch":"amd64","num_cpu":1,"memory":1,"disk":1}})";
+    const auto start = Clock::now();
+    for (int i = 0; i < n; ++i) {
+      auto s = std::make_unique<TestSocket>(sys.loop());
+      if (!s->open(sys.ws_url("/ws/agent/" + ids[static_cast<std::size_t>(i)]), token,
+                   "rexec.v2, rexec.v1")) {
+        sys.dump_logs();
+        fail("load agent " + std::to_string(i) + " did not connect");
+      }
+      s->set_sink([](std::string_view, bool) {});
+      s->send_text(info);
+      agents.push_back(std::move(s));
+    }
+    const double connect_s = seconds_since(start);
+    sys.loop().run_for(2s);
+    const double rss = rss_mib(sys.server().pid());
+    const double per_kib = (rss - base) * 1024.0 / n;
+    // Idle: the server pings every agent every 15 s; measure its CPU over 30 s.
+    const double idle_s = o.quick ? 2.0 : 30.0;
+    const double cpu0 = cpu_seconds(sys.server().pid());
+    sys.loop().run_for(std::chrono::milliseconds(static_cast<int>(idle_s * 1000)));
+    const double cpu = (cpu_seconds(sys.server().pid()) - cpu0) / idle_s * 100.0;
+    auto online = rx::test::http(sys.loop(), "GET", sys.http_url("/api/agents"), token);
+    std::size_t n_online = 0;
+    for (const auto& a : online.body) n_online += a.value("status", "") == "online" ? 1U : 0U;
+    if (n_online != static_cast<std::size_t>(n)) {
+      fail("only " + std::to_string(n_online) + " of " + std::to_string(n) + " agents online");
+    }
+    const std::string tag = std::to_string(n) + " agents";
+    add_row("server RSS per connected agent, " + tag, "KiB", {per_kib, per_kib, per_kib},
+            "≤ 64 KiB at 10,000", per_kib <= 64.0 ? "met" : "missed");
+    add_row("server RSS, " + tag, "MiB", {rss, rss, rss});
+    add_row("server CPU at idle (heartbeats), " + tag, "%", {cpu, cpu, cpu});
+    add_row("time to connect " + tag + " (one client process)", "s",
+            {connect_s, connect_s, connect_s});
+  }
+}
+
+// Many sessions through one agent, each printing a 500-byte line ten times a second.
+void bench_terminals(const Options& o) {
+  const int n = o.terminals;
+  std::fprintf(stderr, "terminals: %d sessions with moderate output\n", n);
+  Bench b({}, {"REXEC_SHELL=/bin/sh"});
+  std::vector<std::unique_ptr<TestSocket>> socks;
+  std::vector<std::uint64_t> got(static_cast<std::size_t>(n), 0);
+  std::vector<std::uint64_t> got_at_window(static_cast<std::size_t>(n), 0);
+  for (int i = 0; i < n; ++i) {
+    socks.push_back(b.open("t" + std::to_string(i), true));
+    socks.back()->set_sink([&got, i](std::string_view d, bool binary) {
+      if (binary) got[static_cast<std::size_t>(i)] += d.size();
+    });
+    socks.back()->send_binary(
+        "exec perl -e '$|=1; while (1) { print \"x\" x 498, \"\\n\"; "
+        "select(undef, undef, undef, 0.1) }'\n");
+  }
+  b.sys->loop().run_for(2s);
+  const int windows = o.quick ? 2 : 10;
+  int stalls = 0;
+  const auto start = Clock::now();
+  std::uint64_t total0 = 0;
+  for (auto g : got) total0 += g;
+  for (int w = 0; w < windows; ++w) {
+    got_at_window = got;
+    b.sys->loop().run_for(1s);
+    for (std::size_t i = 0; i < got.size(); ++i) stalls += got[i] == got_at_window[i] ? 1 : 0;
+  }
+  std::uint64_t total = 0;
+  for (auto g : got) total += g;
+  const double mbps = static_cast<double>(total - total0) / 1e6 / seconds_since(start);
+  const double expected = n * 10 * 501 / 1e6;  // lines are 498 x, \r\n... roughly 500 B
+  add_row(std::to_string(n) + " sessions through one agent, aggregate output", "MB/s",
+          {mbps, mbps, mbps}, "offered ≈ " + fmt(expected) + " MB/s",
+          std::to_string(stalls) + " one-second stalls over " + std::to_string(n * windows) +
+              " session-seconds");
+  if (total == total0) fail("terminals: no output at all");
+}
+
+void bench_slow(const Options& o) {
+  std::fprintf(stderr, "slow consumer\n");
+  std::vector<double> agent_rss, server_rss, written_mb;
+  for (int r = 0; r < o.runs; ++r) {
+    Bench b({"--slow-consumer-stall", "120s"}, {});
+    auto s = b.open("slow", true);
+    const std::uint64_t bytes = o.quick ? (64ULL << 20U) : (1ULL << 30U);
+    s->set_sink([](std::string_view, bool) {});
+    s->send_binary("yes slowprod | head -c " + std::to_string(bytes) + "\n");
+    b.sys->loop().run_for(300ms);  // the command goes out, output starts
+    // Stop reading (the loop does not run) for 8 s; sample memory as we go.
+    double a_max = 0;
+    double s_max = 0;
+    for (int i = 0; i < (o.quick ? 10 : 40); ++i) {
+      std::this_thread::sleep_for(200ms);
+      a_max = std::max(a_max, rss_mib(b.agent.process->pid()));
+      s_max = std::max(s_max, rss_mib(b.sys->server().pid()));
+    }
+    agent_rss.push_back(a_max);
+    server_rss.push_back(s_max);
+    // What the producer got out while nobody read: the shell blocked, or memory grew.
+    std::uint64_t wchar = 0;
+    for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+      const std::string cmd = slurp(e.path().string() + "/cmdline");
+      if (cmd.rfind("head", 0) == 0 && cmd.find(std::to_string(bytes)) != std::string::npos) {
+        const std::string io = slurp(e.path().string() + "/io");
+        const auto at = io.find("wchar: ");
+        if (at != std::string::npos) wchar = std::stoull(io.substr(at + 7));
+      }
+    }
+    written_mb.push_back(static_cast<double>(wchar) / 1e6);
+    s->send_binary("\x03");
+  }
+  add_row("slow consumer: producer output while the viewer reads nothing for 8 s", "MB",
+          stat_of(written_mb), "1 GiB offered", "the shell blocks");
+  add_row("slow consumer: agent peak RSS", "MiB", stat_of(agent_rss), "bound: 32 MiB",
+          stat_of(agent_rss).max <= 32 ? "met" : "missed");
+  add_row("slow consumer: server peak RSS", "MiB", stat_of(server_rss), "bound: 64 MiB",
+          stat_of(server_rss).max <= 64 ? "met" : "missed");
+}
+
+void bench_paste(const Options& o) {
+  std::fprintf(stderr, "paste: 1 MiB into wc -c, %d runs\n", o.runs);
+  std::string paste;
+  for (int i = 0; paste.size() < (1U << 20U); ++i) {
+    std::string line = std::to_string(i);
+    line.resize(63, 'p');
+    paste += line + "\n";
+  }
+  std::vector<double> ms;
+  Bench b({}, {});
+  auto s = b.open("paste", true);
+  for (int r = 0; r < o.runs; ++r) {
+    run_to_sentinel(b, *s, "stty -echo; echo paste-'ready'; wc -c\n", "paste-ready", 20s);
+    b.sys->loop().run_for(100ms);
+    const auto start = Clock::now();
+    s->send_binary(paste);                           // one message, as a browser sends a paste
+    run_to_sentinel(b, *s, "\x04", "1048576", 60s);  // end of input: wc prints its count
+    ms.push_back(seconds_since(start) * 1e3);
+  }
+  add_row("1 MiB paste into wc -c (one message), count correct", "ms", stat_of(ms));
+}
+
+void bench_idle(const Options& o) {
+  const int secs = o.quick ? 2 : o.idle_seconds;
+  std::fprintf(stderr, "idle: %d s with one session open\n", secs);
+  Bench b({}, {});
+  auto s = b.open("idle", true, false);
+  b.sys->loop().run_for(1s);
+  const pid_t agent = b.agent.process->pid();
+  const double cpu0 = cpu_seconds(agent);
+  b.sys->loop().run_for(std::chrono::seconds(secs));
+  const double used = cpu_seconds(agent) - cpu0;
+  const double pct = used / secs * 100.0;
+  add_row("agent CPU at idle, one session (stats every 5 s, pings every 15 s)", "%",
+          {pct, pct, pct}, "≈ 0", fmt(used * 1e3) + " ms CPU in " + std::to_string(secs) + " s");
+  const double rss = rss_mib(agent);
+  add_row("agent RSS at idle, one session", "MiB", {rss, rss, rss}, "≤ 4 MiB",
+          rss <= 4.0 ? "met" : "missed");
+}
+
+void bench_size() {
+  struct stat st {};
+
+  std::string path = REXEC_STATIC_AGENT;
+  if (::stat(path.c_str(), &st) != 0) {
+    path = rx::test::agent_binary();
+    if (::stat(path.c_str(), &st) != 0) fail("no agent binary");
+  }
+  const double mib = static_cast<double>(st.st_size) / 1048576.0;
+  add_row("agent binary size (" +
+              path.substr(path.find("build/") == std::string::npos ? 0 : path.find("build/")) + ")",
+          "MiB", {mib, mib, mib}, "≤ 5 MiB", mib <= 5.0 ? "met" : "missed");
+}
+
+std::vector<int> parse_list(const std::string& s) {
+  std::vector<int> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) out.push_back(std::stoi(item));
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"rexec-bench: rexec-server and rexec-agent against the machine's limits"};
+  Options o;
+  std::string sessions = "0,1,100,1000";
+  std::string agents = "1000,10000";
+  std::string only;
+  app.add_option("--runs", o.runs, "Runs per figure (median, min, max)")->capture_default_str();
+  app.add_option("--bytes", o.bytes, "Bytes for the throughput command")->capture_default_str();
+  app.add_option("--echoes", o.echoes, "Keystrokes per echo run")->capture_default_str();
+  app.add_option("--idle-seconds", o.idle_seconds, "Idle CPU window")->capture_default_str();
+  app.add_option("--sessions", sessions, "Session counts for agent memory")->capture_default_str();
+  app.add_option("--agents", agents, "Agent counts for server scale")->capture_default_str();
+  app.add_option("--terminals", o.terminals, "Sessions with output through one agent")
+      ->capture_default_str();
+  app.add_option("--only", only, "Comma-separated parts to run");
+  app.add_flag("--quick", o.quick, "CI smoke: tiny sizes, one run, no figures");
+  CLI11_PARSE(app, argc, argv);
+  if (o.quick) {
+    o.runs = 1;
+    o.bytes = 4U << 20U;
+    o.echoes = 50;
+    sessions = "0,1,10";
+    agents = "50";
+    o.terminals = 10;
+  }
+  o.sessions = parse_list(sessions);
+  o.agents = parse_list(agents);
+  std::stringstream ss(only);
+  for (std::string part; std::getline(ss, part, ',');) o.only.insert(part);
+
+  // Thousands of sockets in this process and its children (server, agent inherit it).
+  rlimit nofile{};
+  ::getrlimit(RLIMIT_NOFILE, &nofile);
+  nofile.rlim_cur = nofile.rlim_max;
+  ::setrlimit(RLIMIT_NOFILE, &nofile);
+  ::setenv("HOME", "/tmp", 1);
+  ::setenv("HISTFILE", "/dev/null", 1);
+
+  try {
+    if (o.want("size")) bench_size();
+    if (o.want("throughput")) bench_throughput(o);
+    if (o.want("echo")) bench_echo(o);
+    if (o.want("paste")) bench_paste(o);
+    if (o.want("idle")) bench_idle(o);
+    if (o.want("memory")) bench_memory(o);
+    if (o.want("slow")) bench_slow(o);
+    if (o.want("terminals")) bench_terminals(o);
+    if (o.want("scale")) bench_scale(o);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "rexec-bench: FAILED: %s\n", e.what());
+    print_table(o);
+    return 1;
+  }
+  print_table(o);
+  return 0;
+}
