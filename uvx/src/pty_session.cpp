@@ -17,6 +17,15 @@ namespace {
 // loop gets to run other handles (libuv's stream reader uses the same bound).
 constexpr int kMaxReadsPerWakeup = 32;
 
+// One read buffer per thread, shared by every session on it, so an idle session costs no
+// buffer. Safe because a read and its on_output call finish before any other session reads, and
+// on_output copies what it keeps.
+std::string& shared_read_buffer(std::size_t size) {
+  thread_local std::string buffer;
+  if (buffer.size() < size) buffer.resize(size);
+  return buffer;
+}
+
 }  // namespace
 
 struct PtySession::Trampolines {
@@ -33,7 +42,6 @@ PtySession::PtySession(uv_loop_t* loop, pid_t pid, Callbacks callbacks, PtySessi
       options_(options),
       kill_timer_(loop),
       drain_timer_(loop),
-      read_buffer_(options.read_buffer_bytes, '\0'),
       self_(std::make_shared<PtySession*>(this)) {}
 
 Result<std::unique_ptr<PtySession>> PtySession::start(uv_loop_t* loop, ChildReaper& reaper,
@@ -121,15 +129,17 @@ void PtySession::handle_poll(int status) {
 }
 
 void PtySession::read_available() {
+  std::string& buffer = shared_read_buffer(options_.read_buffer_bytes);
+  char* const data = buffer.data();
+  const std::size_t size = options_.read_buffer_bytes;
   std::size_t filled = 0;
   bool end = false;
   for (int i = 0; i < kMaxReadsPerWakeup && !end; ++i) {
-    const ssize_t n =
-        ::read(master_.get(), read_buffer_.data() + filled, read_buffer_.size() - filled);
+    const ssize_t n = ::read(master_.get(), data + filled, size - filled);
     if (n > 0) {
       filled += static_cast<std::size_t>(n);
-      if (filled < read_buffer_.size()) continue;
-      if (callbacks_.on_output) callbacks_.on_output(std::string_view(read_buffer_.data(), filled));
+      if (filled < size) continue;
+      if (callbacks_.on_output) callbacks_.on_output(std::string_view(data, filled));
       filled = 0;
       if (!reading_) return;  // paused by the callback
       continue;
@@ -141,7 +151,7 @@ void PtySession::read_available() {
     end = true;
   }
   if (filled > 0 && callbacks_.on_output) {
-    callbacks_.on_output(std::string_view(read_buffer_.data(), filled));
+    callbacks_.on_output(std::string_view(data, filled));
   }
   if (end) handle_eof();  // may close and destroy the session: nothing after this
 }

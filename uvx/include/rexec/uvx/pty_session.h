@@ -38,6 +38,7 @@ struct PtySessionOptions {
   // Bytes per on_output call, at most. Consecutive reads (a PTY master hands out at most 4 KiB
   // each) are gathered up to this size, so busy output leaves in few, large chunks; 64 KiB keeps a
   // v2 frame (2 + 64 header bytes) far below the 1 MiB frame limit.
+  // The buffer itself is one per thread, shared by all sessions.
   std::size_t read_buffer_bytes = std::size_t{64} << 10U;
   // After the child exits, how long to keep reading for EOF. EOF comes at once unless a
   // background job still holds the terminal; then the session stops waiting after this long and
@@ -155,7 +156,6 @@ class PtySession {
   UniqueFd slave_;            // the parent's slave descriptor, kept until the child exits
   Timer kill_timer_;
   Timer drain_timer_;
-  std::string read_buffer_;
   std::deque<std::string> input_;  // queued input; the front may be partly written
   std::size_t input_offset_ = 0;   // bytes of input_.front() already written
   std::size_t input_queued_ = 0;
