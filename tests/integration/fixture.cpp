@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <regex>
 #include <stdexcept>
@@ -30,7 +31,11 @@ std::string ms(std::chrono::milliseconds d) { return std::to_string(d.count()); 
 
 std::string server_binary() { return REXEC_SERVER_BINARY; }
 
-std::string agent_binary() { return REXEC_AGENT_BINARY; }
+std::string agent_binary() {
+  // The bench measures another build of the agent (the static release) with this.
+  const char* other = std::getenv("REXEC_AGENT_BINARY");  // NOLINT(concurrency-mt-unsafe)
+  return other != nullptr && *other != '\0' ? other : REXEC_AGENT_BINARY;
+}
 
 std::string client_binary() { return REXEC_CLIENT_BINARY; }
 

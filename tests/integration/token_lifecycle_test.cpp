@@ -5,8 +5,6 @@
 #include <catch2/catch.hpp>
 #include <openssl/sha.h>
 
-#include <fstream>
-#include <iterator>
 #include <string>
 
 #include "fixture.h"
@@ -15,11 +13,6 @@ using rx::test::System;
 using namespace std::chrono_literals;
 
 namespace {
-
-std::string file_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
 
 std::string sha256_hex(const std::string& s) {
   unsigned char d[SHA256_DIGEST_LENGTH];
@@ -75,11 +68,12 @@ TEST_CASE("token lifecycle: shown once, hashed, last use, revoke, expiry, agent 
   // Stored only hashed: not a byte of the secret part is in the database files.
   CHECK(call("GET", "/api/agents", token).status == 200);
   for (const char* suffix : {"", "-wal"}) {
-    const std::string db = file_bytes(sys.db_path() + suffix);
+    const std::string db = rx::test::read_file(sys.db_path() + suffix);
     CHECK(db.find(token.substr(6)) == std::string::npos);
   }
   // ...while its hash is (so the search above looks in the right place).
-  const std::string stored = file_bytes(sys.db_path()) + file_bytes(sys.db_path() + "-wal");
+  const std::string stored =
+      rx::test::read_file(sys.db_path()) + rx::test::read_file(sys.db_path() + "-wal");
   CHECK(stored.find(sha256_hex(token)) != std::string::npos);
 
   // last_used_at is kept.
