@@ -40,6 +40,7 @@ struct Hub::AgentConn {
   json stats;
   std::vector<UserConn*> exec_waiters;  // FIFO: exec_result carries no request id
   std::set<UserConn*> paused_senders;   // not read until this agent's input queue drains
+  int paused_sessions = 0;              // v1: its link is not read while this is above 0
   bool gone = false;
 };
 
@@ -413,29 +414,37 @@ void Hub::route_output(const std::string& agent_id, const std::string& session_i
 
 void Hub::update_flow(Session& s) {
   const auto agent = agents_.find(s.agent_id);
-  if (agent == agents_.end() || !agent->second->conn->is_v2()) return;  // v1: drops only (§7)
+  if (agent == agents_.end()) return;
   bool behind = false;
   for (const UserConn* u : s.viewers) {
     if (u->gone) continue;
-    if (u->awaiting || u->conn->queued_bytes() < config_.flow_pause_bytes) return resume_flow(s);
+    if (u->awaiting || u->conn->queued_bytes() < config_.flow_pause_bytes) {
+      return set_flow(*agent->second, s, false);
+    }
     behind = true;
   }
-  if (!behind) return resume_flow(s);
-  if (s.flow_paused) return;
-  s.flow_paused = true;
-  const auto now = Clock::now();
-  for (UserConn* u : s.viewers) {
-    if (u->behind_since == Clock::time_point{}) u->behind_since = now;
+  if (behind && !s.flow_paused) {
+    const auto now = Clock::now();
+    for (UserConn* u : s.viewers) {
+      if (u->behind_since == Clock::time_point{}) u->behind_since = now;
+    }
   }
-  spdlog::debug("session paused, viewers behind agent={} sid={}", s.agent_id, s.id);
-  send_to_agent(s.agent_id, proto::encode(proto::AgentMessage(proto::ShellFlow{s.id, true})));
+  set_flow(*agent->second, s, behind);
 }
 
-void Hub::resume_flow(Session& s) {
-  if (!s.flow_paused) return;
-  s.flow_paused = false;
-  spdlog::debug("session resumed agent={} sid={}", s.agent_id, s.id);
-  send_to_agent(s.agent_id, proto::encode(proto::AgentMessage(proto::ShellFlow{s.id, false})));
+void Hub::set_flow(AgentConn& a, Session& s, bool paused) {
+  if (s.flow_paused == paused) return;
+  s.flow_paused = paused;
+  spdlog::debug("session {} agent={} sid={}", paused ? "paused, viewers behind" : "resumed", a.id,
+                s.id);
+  if (a.conn->is_v2()) {
+    send_to_agent(a.id, proto::encode(proto::AgentMessage(proto::ShellFlow{s.id, paused})));
+    return;
+  }
+  // A v1 agent has no shell_flow: stop reading its link while any of its sessions is paused.
+  // Its other sessions wait too, for at most --slow-consumer-stall; nothing is lost.
+  a.paused_sessions = paused ? a.paused_sessions + 1 : a.paused_sessions - 1;
+  a.conn->set_receiving(a.paused_sessions == 0);
 }
 
 void Hub::close_stalled_viewers() {
@@ -678,7 +687,8 @@ void Hub::check_heartbeats() {
   const auto now = Clock::now();
   std::vector<std::string> dead;
   for (auto& [id, a] : agents_) {
-    if (now - a->last_rx > config_.pong_timeout) dead.push_back(id);
+    // A v1 link we stopped reading is silent because of us (for at most the stall).
+    if (a->paused_sessions == 0 && now - a->last_rx > config_.pong_timeout) dead.push_back(id);
   }
   for (const auto& id : dead) {
     auto it = agents_.find(id);

@@ -81,8 +81,10 @@ struct Setup {
   std::string token;
   System::Agent agent;
 
-  explicit Setup(ServerOptions o = {})
-      : sys(std::move(o)), token(sys.add_user("flo")), agent(sys.start_agent(token)) {
+  explicit Setup(ServerOptions o = {}, const std::vector<std::string>& agent_env = {})
+      : sys(std::move(o)),
+        token(sys.add_user("flo")),
+        agent(sys.start_agent(token, "flow", agent_env)) {
     const bool online = sys.wait_online(token, agent.id);
     if (!online) sys.dump_logs();
     REQUIRE(online);
@@ -117,7 +119,10 @@ std::optional<std::uint64_t> wait_blocked(pid_t pid, std::chrono::milliseconds q
 
 TEST_CASE("flow control: a viewer that stops reading pauses the shell, reading resumes it",
           "[integration][flow]") {
-  Setup s;
+  // v2: the agent stops reading that PTY (shell_flow). v1: the server stops reading the agent.
+  const std::string protocol = GENERATE(as<std::string>{}, "v2", "v1");
+  INFO("agent link " << protocol);
+  Setup s({}, {"REXEC_PROTOCOL=" + protocol});
   auto& loop = s.sys.loop();
   TestSocket v(loop);
   REQUIRE(v.open(s.url("flow-a"), s.token, "rexec.v2"));

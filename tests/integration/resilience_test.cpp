@@ -142,20 +142,24 @@ TEST_CASE("agent link lost: output made while it was away arrives once, in order
 
 TEST_CASE("slow consumer: output dropped for a stalled viewer is reported as a gap",
           "[integration]") {
-  // A v1 agent link has no shell_flow: the server drops output for the slow viewer (§7). (On a
-  // v2 link the shell would be paused instead; see flow_test.cpp.)
+  // Output is dropped for a slow viewer only while another viewer of the session keeps up
+  // (otherwise the session is paused, flow_test.cpp); on a v1 agent link, as here, the same.
   Setup s({}, {"REXEC_PROTOCOL=v1"});
+  rx::test::Loop fast_loop;
+  TestSocket fast(fast_loop);
   TestSocket v(s.sys.loop());
   REQUIRE(v.open(s.url("slow-v"), s.token, "rexec.v2"));
   REQUIRE(v.wait_type("shell_started"));
+  REQUIRE(fast.open(s.url("fast-v"), s.token, "rexec.v2"));
+  REQUIRE(fast.wait_type("shell_started"));
   v.send_json({{"type", "input"}, {"data", "echo slow-'start'\n"}});
   REQUIRE(v.wait_output("slow-start"));
   v.send_json({{"type", "input"},
                {"data", "head -c 40000000 /dev/zero | tr '\\0' y; echo; echo slow-'done'\n"}});
   s.sys.loop().run_for(50ms);  // the command is on its way
-  // Stop reading: the test's loop does not run, so its socket buffers fill, then the server's
-  // queue for this viewer passes its limit and the server drops output for it.
-  std::this_thread::sleep_for(4s);
+  // Stop reading v: its loop does not run, so its socket buffers fill, then the server's queue
+  // for it passes its limit and the server drops output for it. The fast viewer reads all.
+  REQUIRE(fast.wait_output("slow-done", 60s));
   // Reading again: the queued output arrives, then the marker for what was dropped (at the
   // latest when the queue drains), then whatever the shell says next.
   const auto newest_has = [&](const std::string& needle) {

@@ -141,10 +141,10 @@ class Hub {
   void reset_position(UserConn& u);
   void on_user_drain(UserConn& u);
   void on_agent_drain(AgentConn& a);
-  // Pauses or resumes the agent's reading of a session's PTY (v2 agents) as its viewers fall
-  // behind or catch up; closes viewers that stay behind past slow_consumer_stall.
+  // Pauses a session while all its viewers are behind, resumes it when one catches up: a v2
+  // agent stops reading that PTY (shell_flow); a v1 agent's link is not read meanwhile.
   void update_flow(Session& s);
-  void resume_flow(Session& s);
+  void set_flow(AgentConn& a, Session& s, bool paused);
   void close_stalled_viewers();
   void route_status(const std::string& agent_id, const std::string& session_id,
                     const std::string& text);
