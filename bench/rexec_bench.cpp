@@ -386,6 +386,8 @@ void bench_throughput(const Options& o) {
   std::vector<double> raw_ws;
   std::vector<double> v1;
   std::vector<double> v2;
+  std::vector<double> cpu_v1;  // agent + server CPU ms per MB of output
+  std::vector<double> cpu_v2;
   for (int r = 0; r < o.runs; ++r) {
     {
       RawPty pty("stty -echo; " + flood_command(o.bytes, "raw-'end'"));
@@ -402,9 +404,14 @@ void bench_throughput(const Options& o) {
     run_to_sentinel(b, *s, "stty -echo; echo warm-'up'\n", "warm-up", 20s);
     for (int r = 0; r < o.runs; ++r) {
       const std::string sentinel = "tp-end-" + std::to_string(r);
+      const pid_t agent = b.agent.process->pid();
+      const pid_t server = b.sys->server().pid();
+      const double cpu0 = cpu_seconds(agent) + cpu_seconds(server);
       const double t = run_to_sentinel(
           b, *s, flood_command(o.bytes, "tp-'end'-" + std::to_string(r)) + "\n", sentinel, 600s);
       (v2_link ? v2 : v1).push_back(mb / t);
+      const double cpu = cpu_seconds(agent) + cpu_seconds(server) - cpu0;
+      (v2_link ? cpu_v2 : cpu_v1).push_back(cpu * 1e3 / mb);
     }
   }
   const Stat pty = stat_of(raw_pty);
@@ -417,6 +424,11 @@ void bench_throughput(const Options& o) {
   add_row("output throughput, v2 (agent link and viewer)", "MB/s", s2,
           "≥ 0.8 × raw PTY, ≥ 1.5 × v1",
           fmt(s2.median / pty.median) + " × raw PTY, " + fmt(s2.median / s1.median) + " × v1");
+  const Stat c1 = stat_of(cpu_v1);
+  const Stat c2 = stat_of(cpu_v2);
+  add_row("CPU per MB of output, agent + server, v1", "ms/MB", c1);
+  add_row("CPU per MB of output, agent + server, v2", "ms/MB", c2, "v1 " + fmt(c1.median),
+          fmt(c1.median / c2.median) + " × less CPU than v1");
 }
 
 // One keystroke at a time into `cat > /dev/null` (the terminal's own echo answers), so every
