@@ -534,8 +534,8 @@ void Api::agent_offline(const std::string& agent_id) {
   (void)store_.set_offline(agent_id, now_ms());
 }
 
-void Api::agent_heartbeat(const std::string& agent_id) {
-  (void)store_.touch_agent(agent_id, now_ms());
+void Api::agent_heartbeats(const std::vector<std::string>& agent_ids) {
+  (void)store_.touch_agents(agent_ids, now_ms());
 }
 
 void Api::agent_system_info(const std::string& agent_id, const nlohmann::json& info) {

@@ -100,7 +100,7 @@ struct AgentHandler final : WsHandler {
     if (a->gone) return;
     a->last_rx = Clock::now();
     a->last_ping = SysClock::now();
-    hub.sink_.agent_heartbeat(a->id);
+    hub.ponged_.insert(a->id);  // written to the store once per ping interval, in one go
   }
 
   void on_drain() override {
@@ -151,6 +151,10 @@ struct EventsHandler final : WsHandler {
 Hub::Hub(uv_loop_t* loop, HubConfig config, HubSink& sink)
     : loop_(loop), config_(config), sink_(sink), ping_timer_(loop), check_timer_(loop) {
   ping_timer_.start(config_.ping_interval, config_.ping_interval, [this] {
+    if (!ponged_.empty()) {
+      sink_.agent_heartbeats({ponged_.begin(), ponged_.end()});
+      ponged_.clear();
+    }
     for (auto& [id, a] : agents_) a->conn->send_ping();
   });
   const auto check = std::min(config_.ping_interval / 2, std::chrono::milliseconds(1000));

@@ -422,9 +422,18 @@ Status SqliteStore::set_offline(const std::string& id, Millis now) {
 
 Status SqliteStore::set_all_offline() { return exec("UPDATE agents SET status='offline'"); }
 
-Status SqliteStore::touch_agent(const std::string& id, Millis now) {
-  Stmt s(db_, "UPDATE agents SET last_ping=? WHERE id=?");
-  return s.bind(1, now).bind(2, id).run();
+Status SqliteStore::touch_agents(const std::vector<std::string>& ids, Millis now) {
+  // One commit for all: a commit per pong cost 20 % of a core at 10,000 agents.
+  if (ids.empty()) return {};
+  if (auto st = exec("BEGIN"); !st) return st;
+  for (const std::string& id : ids) {
+    Stmt s(db_, "UPDATE agents SET last_ping=? WHERE id=?");
+    if (auto st = s.bind(1, now).bind(2, id).run(); !st) {
+      (void)exec("ROLLBACK");
+      return st;
+    }
+  }
+  return exec("COMMIT");
 }
 
 Status SqliteStore::set_system_info(const std::string& id, const std::string& json) {

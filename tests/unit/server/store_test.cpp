@@ -95,6 +95,12 @@ TEST_CASE("agents: newest first, counts, updates, status, delete", "[server]") {
   CHECK((*a)->status == "online");
   CHECK(*(*a)->connected_at == 500);
   CHECK((*a)->system_info == R"({"hostname":"h"})");
+  // Heartbeats are written in batches; unknown ids are ignored.
+  REQUIRE(st.touch_agents({"b", "c", "nope"}, 700));
+  CHECK(*(*st.agent("b"))->last_ping == 700);
+  CHECK(*(*st.agent("c"))->last_ping == 700);
+  CHECK((*st.agent("a"))->last_ping != std::optional<Millis>(700));  // not in the batch
+  REQUIRE(st.touch_agents({}, 800));
   REQUIRE(st.set_all_offline());
   CHECK((*st.agent("a"))->status == "offline");
   REQUIRE(st.delete_agent("a"));

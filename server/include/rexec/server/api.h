@@ -37,7 +37,7 @@ class Api final : public HubSink {
   // HubSink: persist what the hub reports.
   void agent_online(const std::string& agent_id) override;
   void agent_offline(const std::string& agent_id) override;
-  void agent_heartbeat(const std::string& agent_id) override;
+  void agent_heartbeats(const std::vector<std::string>& agent_ids) override;
   void agent_system_info(const std::string& agent_id, const nlohmann::json& info) override;
   void agent_stats(const std::string& agent_id, const nlohmann::json& stats) override;
 

@@ -19,6 +19,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 namespace rx::server {
 
@@ -42,7 +43,8 @@ class HubSink {
   virtual ~HubSink() = default;
   virtual void agent_online(const std::string& agent_id) = 0;
   virtual void agent_offline(const std::string& agent_id) = 0;
-  virtual void agent_heartbeat(const std::string& agent_id) = 0;
+  // Agents that answered a ping since the last call (called once per ping interval).
+  virtual void agent_heartbeats(const std::vector<std::string>& agent_ids) = 0;
   virtual void agent_system_info(const std::string& agent_id, const nlohmann::json& info) = 0;
   virtual void agent_stats(const std::string& agent_id, const nlohmann::json& stats) = 0;
 
@@ -165,6 +167,7 @@ class Hub {
   std::map<std::string, std::set<EventsConn*>> events_;
   std::map<std::string, std::unique_ptr<uvx::Timer>> grace_;
   std::map<std::string, std::string> agent_owner_;  // agent id → user id, for events
+  std::set<std::string> ponged_;  // agents whose pong is not yet written to the store
   std::map<std::string, std::size_t> sockets_by_user_;
   std::map<std::string, std::size_t> sockets_by_address_;
   std::uint64_t dropped_ = 0;

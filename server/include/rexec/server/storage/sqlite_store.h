@@ -46,7 +46,7 @@ class SqliteStore final : public Store {
   Status set_online(const std::string& id, Millis now) override;
   Status set_offline(const std::string& id, Millis now) override;
   Status set_all_offline() override;
-  Status touch_agent(const std::string& id, Millis now) override;
+  Status touch_agents(const std::vector<std::string>& ids, Millis now) override;
   Status set_system_info(const std::string& id, const std::string& json) override;
   Status add_stats(const std::string& agent_id, Millis at, const std::string& json) override;
   Status prune_stats(const std::string& agent_id, Millis cutoff, std::size_t keep) override;

@@ -94,7 +94,8 @@ class Store {
   virtual Status set_online(const std::string& id, Millis now) = 0;
   virtual Status set_offline(const std::string& id, Millis now) = 0;
   virtual Status set_all_offline() = 0;
-  virtual Status touch_agent(const std::string& id, Millis now) = 0;
+  // Sets last_ping of every agent in `ids` to `now`, in one transaction.
+  virtual Status touch_agents(const std::vector<std::string>& ids, Millis now) = 0;
   virtual Status set_system_info(const std::string& id, const std::string& json) = 0;
 
   virtual Status add_stats(const std::string& agent_id, Millis at, const std::string& json) = 0;
