@@ -47,7 +47,7 @@ System::System(ServerOptions options) : dir_(make_temp_dir()), host_(options.lis
                 "--session-linger-ms", ms(options.session_linger), "--agent-grace-ms",
                 ms(options.agent_grace), "--log-level", options.log_level,
                 // Every test client, agent and user shares 127.0.0.1, and tests poll.
-                "--rate-limit", "2000"};
+                "--rate-limit", std::to_string(options.rate_limit)};
   start_server(host_ + ":0", options.extra_args);
 }
 

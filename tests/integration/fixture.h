@@ -22,6 +22,8 @@ struct ServerOptions {
   std::vector<std::string> extra_args;
   std::string listen_host = "127.0.0.1";
   std::string log_level = "debug";
+  // Every test client, agent and user shares 127.0.0.1, and tests poll.
+  int rate_limit = 2000;
 };
 
 class System {
