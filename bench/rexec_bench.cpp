@@ -132,23 +132,15 @@ void print_table(const Options& o) {
 
 // ---- /proc ----
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 double rss_mib(pid_t pid) {
-  const std::string st = slurp("/proc/" + std::to_string(pid) + "/status");
-  const auto at = st.find("VmRSS:");
-  if (at == std::string::npos) fail("no VmRSS for " + std::to_string(pid));
-  return static_cast<double>(std::stoull(st.substr(at + 6))) / 1024.0;
+  const std::uint64_t kib = rx::test::proc_number(pid, "status", "VmRSS:");
+  if (kib == 0) fail("no VmRSS for " + std::to_string(pid));
+  return static_cast<double>(kib) / 1024.0;
 }
 
 // CPU seconds (user + system) used so far by `pid`.
 double cpu_seconds(pid_t pid) {
-  const std::string st = slurp("/proc/" + std::to_string(pid) + "/stat");
+  const std::string st = rx::test::read_file("/proc/" + std::to_string(pid) + "/stat");
   const auto close = st.rfind(')');
   std::istringstream in(st.substr(close + 2));
   std::string field;
@@ -645,6 +637,9 @@ void bench_terminals(const Options& o) {
   if (total == total0) fail("terminals: no output at all");
 }
 
+// The slow-consumer window, in 200 ms samples.
+int slow_samples(const Options& o) { return o.quick ? 10 : 40; }
+
 void bench_slow(const Options& o) {
   std::fprintf(stderr, "slow consumer\n");
   std::vector<double> agent_rss, server_rss, written_mb;
@@ -658,7 +653,7 @@ void bench_slow(const Options& o) {
     // Stop reading (the loop does not run) for 8 s; sample memory as we go.
     double a_max = 0;
     double s_max = 0;
-    for (int i = 0; i < (o.quick ? 10 : 40); ++i) {
+    for (int i = 0; i < slow_samples(o); ++i) {
       std::this_thread::sleep_for(200ms);
       a_max = std::max(a_max, rss_mib(b.agent.process->pid()));
       s_max = std::max(s_max, rss_mib(b.sys->server().pid()));
@@ -668,18 +663,18 @@ void bench_slow(const Options& o) {
     // What the producer got out while nobody read: the shell blocked, or memory grew.
     std::uint64_t wchar = 0;
     for (const auto& e : std::filesystem::directory_iterator("/proc")) {
-      const std::string cmd = slurp(e.path().string() + "/cmdline");
+      const std::string cmd = rx::test::read_file(e.path().string() + "/cmdline");
       if (cmd.rfind("head", 0) == 0 && cmd.find(std::to_string(bytes)) != std::string::npos) {
-        const std::string io = slurp(e.path().string() + "/io");
-        const auto at = io.find("wchar: ");
-        if (at != std::string::npos) wchar = std::stoull(io.substr(at + 7));
+        wchar = rx::test::proc_number(static_cast<pid_t>(std::stol(e.path().filename().string())),
+                                      "io", "wchar:");
       }
     }
     written_mb.push_back(static_cast<double>(wchar) / 1e6);
     s->send_binary("\x03");
   }
-  add_row("slow consumer: producer output while the viewer reads nothing for 8 s", "MB",
-          stat_of(written_mb), "1 GiB offered", "the shell blocks");
+  add_row("slow consumer: producer output while the viewer reads nothing for " +
+              std::to_string(slow_samples(o) / 5) + " s",
+          "MB", stat_of(written_mb), "1 GiB offered", "the shell blocks");
   add_row("slow consumer: agent peak RSS", "MiB", stat_of(agent_rss), "bound: 32 MiB",
           stat_of(agent_rss).max <= 32 ? "met" : "missed");
   add_row("slow consumer: server peak RSS", "MiB", stat_of(server_rss), "bound: 64 MiB",
@@ -725,12 +720,9 @@ void bench_idle(const Options& o) {
   add_row("agent RSS at idle, one session", "MiB", {rss, rss, rss}, "≤ 4 MiB",
           rss <= 4.0 ? "met" : "missed");
   // RSS counts the binary's clean text pages too; this is the memory the agent dirtied.
-  const std::string rollup = slurp("/proc/" + std::to_string(agent) + "/smaps_rollup");
-  const auto at = rollup.find("Private_Dirty:");
-  if (at != std::string::npos) {
-    const double dirty = static_cast<double>(std::stoull(rollup.substr(at + 14))) / 1024.0;
-    add_row("agent private dirty memory at idle, one session", "MiB", {dirty, dirty, dirty});
-  }
+  const auto dirty_kib = rx::test::proc_number(agent, "smaps_rollup", "Private_Dirty:");
+  const double dirty = static_cast<double>(dirty_kib) / 1024.0;
+  add_row("agent private dirty memory at idle, one session", "MiB", {dirty, dirty, dirty});
 }
 
 void bench_size() {

@@ -8,9 +8,7 @@
 
 #include <dirent.h>
 
-#include <fstream>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <thread>
 
@@ -23,13 +21,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // The pid of the process whose command line contains `needle` (as NUL-separated words).
 std::optional<pid_t> find_process(const std::string& needle) {
   DIR* d = ::opendir("/proc");
@@ -38,7 +29,7 @@ std::optional<pid_t> find_process(const std::string& needle) {
   while (dirent* e = ::readdir(d)) {
     const std::string name = e->d_name;
     if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::string cmd = slurp("/proc/" + name + "/cmdline");
+    std::string cmd = rx::test::read_file("/proc/" + name + "/cmdline");
     for (char& c : cmd) {
       if (c == '\0') c = ' ';
     }
@@ -51,12 +42,8 @@ std::optional<pid_t> find_process(const std::string& needle) {
   return found;
 }
 
-// Bytes the process has written so far (/proc/PID/io wchar).
-std::uint64_t written(pid_t pid) {
-  const std::string io = slurp("/proc/" + std::to_string(pid) + "/io");
-  const auto at = io.find("wchar: ");
-  return at == std::string::npos ? 0 : std::stoull(io.substr(at + 7));
-}
+// Bytes the process has written so far.
+std::uint64_t written(pid_t pid) { return rx::test::proc_number(pid, "io", "wchar:"); }
 
 std::size_t count(const std::string& text, const std::string& needle) {
   std::size_t n = 0;
@@ -64,11 +51,7 @@ std::size_t count(const std::string& text, const std::string& needle) {
   return n;
 }
 
-std::uint64_t rss_kib(pid_t pid) {
-  const std::string st = slurp("/proc/" + std::to_string(pid) + "/status");
-  const auto at = st.find("VmRSS:");
-  return at == std::string::npos ? 0 : std::stoull(st.substr(at + 6));
-}
+std::uint64_t rss_kib(pid_t pid) { return rx::test::proc_number(pid, "status", "VmRSS:"); }
 
 // A shell command that writes `bytes` of text as fast as the terminal takes it; its process is
 // found by `tag`.

@@ -73,6 +73,13 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
+std::uint64_t proc_number(pid_t pid, const std::string& file, const std::string& key) {
+  const std::string text = read_file("/proc/" + std::to_string(pid) + "/" + file);
+  const auto at = text.find(key);
+  if (at == std::string::npos) return 0;
+  return std::strtoull(text.c_str() + at + key.size(), nullptr, 10);
+}
+
 Process::~Process() { kill(); }
 
 Process::Process(Process&& other) noexcept

@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -60,6 +61,10 @@ RunResult run_program(const std::vector<std::string>& argv, const std::string& l
 
 // Reads a whole file ("" if missing).
 std::string read_file(const std::string& path);
+
+// The number after `key` in /proc/PID/<file>, e.g. ("status", "VmRSS:") in KiB or
+// ("io", "wchar:"); 0 when the process or the key is gone.
+std::uint64_t proc_number(pid_t pid, const std::string& file, const std::string& key);
 
 // Polls `done` every 10 ms until it returns true or `timeout` passes.
 template <class F>
