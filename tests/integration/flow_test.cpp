@@ -103,7 +103,13 @@ std::optional<std::uint64_t> wait_blocked(pid_t pid, std::chrono::milliseconds q
 TEST_CASE("flow control: a viewer that stops reading pauses the shell, reading resumes it",
           "[integration][flow]") {
   // v2: the agent stops reading that PTY (shell_flow). v1: the server stops reading the agent.
+#if defined(__SANITIZE_THREAD__)
+  // Under ThreadSanitizer the v1 link (base64 JSON both ways) moves 200 MB too slowly for the
+  // time limits; the v1 pause is covered by the other builds.
+  const std::string protocol = "v2";
+#else
   const std::string protocol = GENERATE(as<std::string>{}, "v2", "v1");
+#endif
   INFO("agent link " << protocol);
   Setup s({}, {"REXEC_PROTOCOL=" + protocol});
   auto& loop = s.sys.loop();
