@@ -145,6 +145,12 @@ TEST_CASE("slow consumer: output dropped for a stalled viewer is reported as a g
           "[integration]") {
   // Output is dropped for a slow viewer only while another viewer of the session keeps up
   // (otherwise the session is paused, flow_test.cpp); on a v1 agent link, as here, the same.
+#if defined(__SANITIZE_THREAD__)
+  // Under ThreadSanitizer's slowdown the "fast" viewer falls behind too, so the session is
+  // paused rather than dropped for: the premise of this test does not hold there.
+  WARN("skipped under ThreadSanitizer");
+  return;
+#endif
   Setup s({}, {"REXEC_PROTOCOL=v1"});
   rx::test::Loop fast_loop;
   TestSocket fast(fast_loop);
