@@ -28,7 +28,10 @@ check_entry() {  # mode path
 check_entry -rwxr-xr-x usr/bin/rexec-agent
 check_entry -rw-r--r-- lib/systemd/system/rexec-agent.service
 check_entry drwx------ etc/rexec/
-dpkg-deb --ctrl-tarfile "$deb" | tar -t | grep -qx './postinst' || fail "no postinst"
+# Listed into a variable first: `tar | grep -q` under pipefail fails when grep exits early and tar
+# takes SIGPIPE.
+control=$(dpkg-deb --ctrl-tarfile "$deb" | tar -t)
+grep -qx './postinst' <<<"$control" || fail "no postinst"
 dpkg-deb --fsys-tarfile "$deb" | tar -xO ./lib/systemd/system/rexec-agent.service > "$tmp/unit"
 grep -qx "ExecStart=/usr/bin/rexec-agent --config /etc/rexec/agent.json run" "$tmp/unit" || fail "unit ExecStart"
 grep -qx "ConditionPathExists=/etc/rexec/agent.json" "$tmp/unit" || fail "unit starts unconfigured"
