@@ -23,7 +23,12 @@ options=(
   -DLWS_WITH_HTTP2=OFF -DLWS_ROLE_RAW_FILE=OFF -DLWS_WITH_LEJP=OFF -DLWS_WITH_LEJP_CONF=OFF
   -DLWS_WITH_DIR=OFF -DLWS_WITH_UDP=OFF -DLWS_WITH_SYS_SMD=OFF
 )
-stamp=$(printf '%s\n' "$want_version" "${options[@]}" | sha256sum | cut -c1-12)
+# Our patches (scripts/lws-patches/*.patch, applied in name order) are part of the stamp, so a
+# new or changed patch rebuilds the library.
+patches=("$(cd "$(dirname "$0")" && pwd)"/lws-patches/*.patch)
+[ -f "${patches[0]}" ] || patches=()
+stamp=$( { printf '%s\n' "$want_version" "${options[@]}"; cat "${patches[@]}" /dev/null; } |
+  sha256sum | cut -c1-12)
 out="$cache/lws-$stamp"
 if [ -f "$out/install/lib/libwebsockets.a" ] && [ -f "$out/install/include/lws_config.h" ]; then
   echo "$out/install"
@@ -36,8 +41,10 @@ work="$out/work"
 rm -rf "$work" && mkdir -p "$work"
 
 if [ -n "${REXEC_LWS_SOURCE_DIR:-}" ]; then
-  src=$REXEC_LWS_SOURCE_DIR
-  [ -f "$src/CMakeLists.txt" ] || die "REXEC_LWS_SOURCE_DIR=$src holds no CMakeLists.txt"
+  [ -f "$REXEC_LWS_SOURCE_DIR/CMakeLists.txt" ] ||
+    die "REXEC_LWS_SOURCE_DIR=$REXEC_LWS_SOURCE_DIR holds no CMakeLists.txt"
+  src="$work/src"
+  cp -R "$REXEC_LWS_SOURCE_DIR" "$src"  # patched below: never the caller's tree
 else
   command -v apt-get >/dev/null || die "apt-get not found: set REXEC_LWS_SOURCE_DIR to an unpacked libwebsockets $want_version source tree"
   command -v dpkg-source >/dev/null || die "dpkg-source not found: install dpkg-dev (scripts/install-deps.sh does)"
@@ -72,6 +79,11 @@ else
   (cd "$work" && dpkg-source -q -x "$dsc" src >"$work/dpkg-source.log" 2>&1) || die "dpkg-source -x failed: see $work/dpkg-source.log"
   src="$work/src"
 fi
+
+for p in "${patches[@]}"; do
+  patch -d "$src" -p1 --forward --quiet < "$p" >"$work/patch.log" 2>&1 ||
+    die "patch $(basename "$p") does not apply: see $work/patch.log"
+done
 
 gen=()
 command -v ninja >/dev/null && gen=(-G Ninja)
