@@ -474,10 +474,17 @@ int HttpServer::Impl::on_event(lws* wsi, lws_callback_reasons reason, void* user
       auto* txn = new HttpTxn();  // NOLINT(cppcoreguidelines-owning-memory): owned via opaque
       set_state(wsi, txn);
       txn->request = read_request(wsi);
-      if (txn->request.method == "POST" || txn->request.method == "PUT" ||
-          txn->request.method == "PATCH") {
+      const bool has_length = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0;
+      if (!has_length && lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) {
+        // lws 4.1 does not decode chunked request bodies; say so instead of waiting forever.
+        txn->response = HttpResponse::json(411, R"({"error":"content-length required"})");
+        return start_response(wsi, *txn);
+      }
+      if (has_length && (txn->request.method == "POST" || txn->request.method == "PUT" ||
+                         txn->request.method == "PATCH")) {
         return 0;  // wait for the body (HTTP_BODY..., HTTP_BODY_COMPLETION)
       }
+      // No Content-Length: the body is empty (RFC 9112 §6.3), and lws would wait for one.
       txn->response = handlers_.on_request(txn->request);
       return start_response(wsi, *txn);
     }
