@@ -126,8 +126,12 @@ HttpResponse Api::handle(const HttpRequest& req) {
   if (socket_path && req.method == "GET") {
     UpgradeDecision d = route_socket(req);
     if (d.refusal) return *d.refusal;
+    // &check=1: a browser asking whether the upgrade would pass (it cannot read the status of a
+    // refused upgrade); 204 says yes without a console error.
+    if (req.query_param("check") == "1") return HttpResponse{204, "", "text/plain", {}};
     return error(426, "websocket upgrade required");
   }
+  if (auto page = web_response(req)) return std::move(*page);
   if (parts.empty() || parts[0] != "api") return error(404, "not found");
   auto principal = authenticate(req);
   if (!principal) {
@@ -143,6 +147,7 @@ HttpResponse Api::handle(const HttpRequest& req) {
                        {"scopes", p.scopes}});
   }
   if (p.is_agent_scoped()) return error(403, "token scope does not allow this");
+  if (req.path == "/api/auth/token") return exchange_token(p, req);
   if (parts.size() >= 2 && parts[1] == "agents") {
     if (parts.size() == 2 && req.method == "GET") return list_agents(p);
     if ((parts.size() == 2 || (parts.size() == 3 && parts[2] == "register")) &&
@@ -454,6 +459,22 @@ HttpResponse Api::mfa_route(const Principal& p, const HttpRequest& req, const st
   return reply(200, {{"verified", true},
                      {"expires_in",
                       std::chrono::duration_cast<std::chrono::seconds>(kMfaVerifiedFor).count()}});
+}
+
+// The web page signs in with an API token and keeps only this short-lived JWT (in
+// sessionStorage). A JWT cannot be exchanged for another, so a stolen one dies at its expiry.
+HttpResponse Api::exchange_token(const Principal& p, const HttpRequest& req) {
+  if (req.method != "POST") return error(405, "method not allowed");
+  if (p.via_jwt) return error(403, "sign in with an API token");
+  const auto ttl = config_.web_session_ttl;
+  return reply(200, {{"token", auth_.issue_jwt(p, ttl)},
+                     {"expires_at", format_time(SysClock::now() + ttl)},
+                     {"expires_in", ttl.count()},
+                     {"user",
+                      {{"id", p.user_id},
+                       {"username", p.username},
+                       {"tier", p.tier},
+                       {"is_admin", p.is_admin}}}});
 }
 
 HttpResponse Api::tokens_route(const Principal& p, const HttpRequest& req,

@@ -221,6 +221,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   std::string header_timeout_text;
   std::string stall_text;
+  std::string web_ttl_text;
+  serve_cmd->add_option("--web-session", web_ttl_text,
+                        "Life of the JWT the web page signs in for, e.g. 1h (default 1h)");
   serve_cmd->add_option("--slow-consumer-stall", stall_text,
                         "How long a viewer may stay behind before it is closed 1008 (default 10s)");
   serve_cmd->add_option("--header-timeout", header_timeout_text,
@@ -286,6 +289,13 @@ int main(int argc, char** argv) {
       auto d = parse_duration(stall_text);
       if (!d) return fail("--slow-consumer-stall must be a duration like 10s");
       config.slow_consumer_stall = *d;
+    }
+    if (!web_ttl_text.empty()) {
+      auto d = parse_duration(web_ttl_text);
+      if (!d || *d < std::chrono::minutes(1) || *d > std::chrono::hours(24)) {
+        return fail("--web-session must be a duration from 1m to 24h, like 1h");
+      }
+      config.web_session_ttl = std::chrono::duration_cast<std::chrono::seconds>(*d);
     }
     if (!header_timeout_text.empty()) {
       auto d = parse_duration(header_timeout_text);

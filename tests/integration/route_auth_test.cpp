@@ -76,6 +76,7 @@ TEST_CASE("route table: every route against every kind of caller", "[integration
       {"PATCH", "/api/agents/AGENT", R"({"description":"d"})", Kind::kRest, true},
       {"GET", "/api/tokens", "", Kind::kRest, false},
       {"GET", "/api/tokens/validate", "", Kind::kRest, false},
+      {"POST", "/api/auth/token", "", Kind::kRest, false},
       {"GET", "/api/security/terminal/agent:AGENT/mfa-status", "", Kind::kRest, true},
       {"POST", "/api/security/terminal/agent:AGENT/mfa-lock", "", Kind::kRest, true},
       {"POST", "/api/security/terminal/agent:AGENT/mfa-verify", R"({"code":"000000"})", Kind::kRest,
@@ -98,6 +99,9 @@ TEST_CASE("route table: every route against every kind of caller", "[integration
                                    : Expect{401, err("invalid token")};
     }
     const bool owner_like = who == "owner" || who == "owner JWT";
+    if (r.path == "/api/auth/token" && who == "owner JWT") {
+      return {403, err("sign in with an API token")};  // a JWT cannot renew itself
+    }
     if (who == "agent token") {
       if (r.path == "/api/tokens/validate") return {200, {}};
       if (agent_socket) return {426, err("websocket upgrade required")};  // its own socket

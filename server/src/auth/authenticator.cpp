@@ -73,6 +73,17 @@ Result<Principal> Authenticator::authenticate(const std::string& token) {
   return p;
 }
 
+std::string Authenticator::issue_jwt(const Principal& p, std::chrono::seconds ttl) const {
+  const auto now = std::chrono::duration_cast<std::chrono::seconds>(clock_().time_since_epoch());
+  JwtClaims c;
+  c.user_id = p.user_id;
+  c.username = p.username;
+  c.tier = p.tier;
+  c.iat = now.count();
+  c.exp = (now + ttl).count();
+  return sign_jwt(c, secret_);
+}
+
 void Authenticator::invalidate_token(const std::string& token_id) {
   for (auto it = cache_.begin(); it != cache_.end();) {
     it = it->second.principal.token_id == token_id ? cache_.erase(it) : std::next(it);

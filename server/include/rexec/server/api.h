@@ -11,6 +11,7 @@
 #include "rexec/server/http_server.h"
 #include "rexec/server/hub.h"
 #include "rexec/server/storage/store.h"
+#include "rexec/server/web.h"
 
 #include <chrono>
 #include <deque>
@@ -63,6 +64,7 @@ class Api final : public HubSink {
   HttpResponse list_agents(const Principal& p);
   HttpResponse agent_route(const Principal& p, const HttpRequest& req, const std::string& id,
                            const std::string& rest);
+  HttpResponse exchange_token(const Principal& p, const HttpRequest& req);
   HttpResponse tokens_route(const Principal& p, const HttpRequest& req, const std::string& rest);
   HttpResponse mfa_route(const Principal& p, const HttpRequest& req, const std::string& agent_id,
                          const std::string& action);

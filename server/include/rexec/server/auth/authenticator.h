@@ -42,6 +42,8 @@ class Authenticator {
   Result<Principal> authenticate(const std::string& token);
   void invalidate_token(const std::string& token_id);
   void invalidate_user(const std::string& user_id);
+  // A JWT for `p`'s user that expires after `ttl` (the web page's sign-in, docs/protocol.md).
+  [[nodiscard]] std::string issue_jwt(const Principal& p, std::chrono::seconds ttl) const;
 
  private:
   struct Entry {
