@@ -1,0 +1,598 @@
+// SPDX-License-Identifier: MIT
+// The rexec web terminal (docs/web.md). Signs in with an API token, which it exchanges for a
+// short-lived JWT kept in sessionStorage (the API token itself is never stored); lists the
+// user's agents with live status and stats from the events hub; opens terminals on `main` and
+// `split-<id>` sessions over the v2 protocol (binary frames), with resize, reconnect with replay
+// (&offset=N), the MFA prompt and a clear text for every documented refusal.
+
+const $ = (id) => document.getElementById(id);
+const encoder = new TextEncoder();
+const kSessionKey = 'rexec.session';
+const kMaxInFlight = 4 << 20;  // bytes handed to xterm.js and not yet parsed
+const kRetryCapMs = 15000;
+
+let xterm = null;  // { Terminal, FitAddon } once loaded
+const state = {
+  session: null,       // { token, expires_at, user }
+  agents: new Map(),   // id → agent object (+ .stats)
+  events: null,        // the events-hub WebSocket
+  eventsRetry: 0,
+  agentId: null,       // the agent the workspace shows
+  panes: [],
+};
+
+// ---------------------------------------------------------------------------------------------
+// Plumbing
+
+function wsUrl(path) {
+  return `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${path}`;
+}
+
+function randomId() {
+  const bytes = crypto.getRandomValues(new Uint8Array(9));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+function backoff(attempt) {
+  const cap = Math.min(kRetryCapMs, 500 * 2 ** attempt);
+  return cap / 2 + Math.random() * (cap / 2);
+}
+
+function notice(text) {
+  const el = $('notice');
+  el.textContent = text || '';
+  el.hidden = !text;
+}
+
+function formatBytes(n) {
+  if (typeof n !== 'number' || !Number.isFinite(n)) return '?';
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i += 1; }
+  return `${n.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
+}
+
+// The text for a refusal the server documents (PROTOCOL §2, §4, docs/protocol.md).
+function refusalText(status, body) {
+  const error = body && typeof body.error === 'string' ? body.error : '';
+  const code = body && body.code;
+  if (status === 401) return 'Not signed in, or the session has expired: sign in again.';
+  if (status === 403 && error === 'not authorized') return 'This agent belongs to another user.';
+  if (status === 403 && code === 'agent_terminal_limit_reached') {
+    return body.limit !== undefined
+      ? `Your plan allows terminals on ${body.limit} agents at once: close one first.`
+      : 'Your plan does not include terminals.';
+  }
+  if (status === 403 && code === 'session_limit_reached') {
+    return `This agent already runs its limit of ${body.limit} sessions: close one first.`;
+  }
+  if (status === 403 && error === 'origin not allowed') {
+    return 'The server refused this page\'s origin (check --allowed-origin).';
+  }
+  if (status === 404 && error === 'agent not online') return 'The agent is offline.';
+  if (status === 404) return 'No such agent (deleted?).';
+  if (status === 423) return 'This terminal is MFA protected.';
+  if (status === 429 && code === 'socket_limit_reached') {
+    return `Too many open terminals (limit ${body.limit}): close some first.`;
+  }
+  if (status === 429) {
+    return `Too many requests: wait ${body && body.retry_after ? body.retry_after : 'a few'} s.`;
+  }
+  return error ? `The server said: ${error} (${status}).` : `The server answered ${status}.`;
+}
+
+async function api(method, path, body, token = state.session && state.session.token) {
+  const headers = { Authorization: `Bearer ${token}` };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  let response;
+  try {
+    response = await fetch(path, {
+      method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (e) {
+    return { status: 0, data: { error: 'the server cannot be reached' } };
+  }
+  let data = null;
+  try { data = await response.json(); } catch { /* not JSON */ }
+  return { status: response.status, data };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sign-in
+
+function loadSession() {
+  try {
+    const s = JSON.parse(sessionStorage.getItem(kSessionKey) || 'null');
+    if (s && s.token && Date.parse(s.expires_at) > Date.now() + 5000) return s;
+  } catch { /* damaged: sign in again */ }
+  sessionStorage.removeItem(kSessionKey);
+  return null;
+}
+
+async function signIn(apiToken) {
+  const r = await api('POST', '/api/auth/token', undefined, apiToken.trim());
+  if (r.status !== 200) {
+    if (r.status === 401) return 'That token is not valid (mistyped, expired or revoked).';
+    if (r.status === 0) return 'The server cannot be reached.';
+    return refusalText(r.status, r.data);
+  }
+  state.session = r.data;
+  sessionStorage.setItem(kSessionKey, JSON.stringify(r.data));
+  return '';
+}
+
+function signOut(message) {
+  sessionStorage.removeItem(kSessionKey);
+  state.session = null;
+  for (const p of [...state.panes]) p.dispose();
+  state.panes = [];
+  if (state.events) {
+    state.events.onclose = null;
+    state.events.close(1000);
+    state.events = null;
+  }
+  clearTimeout(state.expiryTimer);
+  state.agents.clear();
+  showSignIn(message);
+}
+
+function showSignIn(message) {
+  $('app').hidden = true;
+  $('sign-out').hidden = true;
+  $('who').textContent = '';
+  $('sign-in').hidden = false;
+  $('sign-in-error').textContent = message || '';
+  $('token').focus();
+}
+
+async function showApp() {
+  $('sign-in').hidden = true;
+  $('app').hidden = false;
+  $('sign-out').hidden = false;
+  const u = state.session.user;
+  $('who').textContent = `${u.username} (${u.tier}${u.is_admin ? ', admin' : ''})`;
+  const left = Date.parse(state.session.expires_at) - Date.now();
+  clearTimeout(state.expiryTimer);
+  state.expiryTimer = setTimeout(
+    () => signOut('Your session has ended: sign in again (open terminals were closed).'),
+    Math.max(0, left));
+  await refreshAgents();
+  connectEvents();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Agents and the events hub
+
+async function refreshAgents() {
+  const r = await api('GET', '/api/agents');
+  if (r.status === 401) { signOut('Your session has ended: sign in again.'); return; }
+  if (r.status !== 200 || !Array.isArray(r.data)) {
+    notice(`Cannot list agents: ${refusalText(r.status, r.data)}`);
+    return;
+  }
+  notice('');
+  const seen = new Set();
+  for (const a of r.data) {
+    const old = state.agents.get(a.id);
+    state.agents.set(a.id, { ...a, stats: old ? old.stats : null });
+    seen.add(a.id);
+  }
+  for (const id of [...state.agents.keys()]) if (!seen.has(id)) state.agents.delete(id);
+  renderAgents();
+}
+
+function statsText(a) {
+  const lines = [];
+  const info = a.system_info;
+  if (info && info.hostname) {
+    lines.push(`${info.hostname} · ${info.num_cpu} CPU · ${formatBytes(info.memory && info.memory.total)}`);
+  }
+  const s = a.stats;
+  if (s && a.status === 'online') {
+    lines.push(`cpu ${Number(s.cpu_percent).toFixed(0)}% · mem ${formatBytes(s.memory)} / ` +
+               `${formatBytes(s.memory_limit)} · disk ${formatBytes(s.disk_usage)} / ` +
+               `${formatBytes(s.disk_limit)} · ${s.sessions} sessions`);
+  }
+  return lines.join('\n');
+}
+
+function renderAgents() {
+  const list = $('agent-list');
+  list.replaceChildren();
+  $('agents-empty').hidden = state.agents.size > 0;
+  for (const a of state.agents.values()) {
+    const li = document.createElement('li');
+    li.className = `agent${a.id === state.agentId ? ' current' : ''}`;
+    li.dataset.agentId = a.id;
+    li.dataset.status = a.status;
+    const name = document.createElement('div');
+    name.className = 'name';
+    name.textContent = a.name + (a.mfa_locked ? ' 🔒' : '');
+    const status = document.createElement('div');
+    status.className = 'status';
+    status.textContent = a.status;
+    const stats = document.createElement('div');
+    stats.className = 'stats';
+    stats.textContent = statsText(a);
+    const open = document.createElement('button');
+    open.type = 'button';
+    open.className = 'open';
+    open.textContent = 'Open terminal';
+    open.addEventListener('click', () => openWorkspace(a.id));
+    li.append(name, status, stats, open);
+    list.append(li);
+  }
+  const current = state.agents.get(state.agentId);
+  if (current) {
+    $('workspace-title').textContent = `${current.name} — ${current.status}`;
+  }
+}
+
+function connectEvents() {
+  if (!state.session) return;
+  const ws = new WebSocket(wsUrl('/api/events'), ['rexec.v1', `rexec.token.${state.session.token}`]);
+  state.events = ws;
+  ws.onopen = () => { state.eventsRetry = 0; };
+  ws.onmessage = (ev) => {
+    let m;
+    try { m = JSON.parse(ev.data); } catch { return; }
+    const id = m.data && m.data.agent_id;
+    const a = id && state.agents.get(id);
+    if (m.type === 'agent_connected') {
+      refreshAgents();  // new connected_at and system_info
+      for (const p of state.panes) if (p.agentId === id) p.agentBack();
+    } else if (m.type === 'agent_disconnected' && a) {
+      a.status = 'offline';
+      renderAgents();
+    } else if (m.type === 'agent_stats' && a) {
+      a.stats = m.data.stats;
+      a.status = 'online';
+      renderAgents();
+    }
+  };
+  ws.onclose = () => {
+    if (state.events !== ws || !state.session) return;
+    state.events = null;
+    // The hub said nothing more: reconnect, and catch up on what changed meanwhile.
+    setTimeout(() => { if (state.session) { refreshAgents(); connectEvents(); } },
+      backoff(state.eventsRetry++));
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Terminals
+
+function openWorkspace(agentId) {
+  if (state.agentId !== agentId) {
+    for (const p of [...state.panes]) p.dispose();
+    state.panes = [];
+  }
+  state.agentId = agentId;
+  $('split').hidden = false;
+  renderAgents();
+  if (state.panes.length === 0) addPane(false);
+}
+
+function addPane(split) {
+  if (!xterm) {
+    notice('This server was built without xterm.js (run npm ci --prefix web, then rebuild it).');
+    return null;
+  }
+  const pane = new Pane(state.agentId, split);
+  state.panes.push(pane);
+  for (const p of state.panes) p.fit();
+  pane.connect();
+  return pane;
+}
+
+// One terminal: a user socket on `main` or on its own `split-<connId>` session.
+class Pane {
+  constructor(agentId, split) {
+    this.agentId = agentId;
+    this.split = split;
+    this.connId = randomId();
+    this.sessionId = split ? `split-${this.connId}` : 'main';
+    this.offset = null;      // output bytes shown (for &offset=N on reconnect)
+    this.ws = null;
+    this.attempt = 0;
+    this.disposed = false;
+    this.stopped = false;    // the shell exited; Enter starts a new one
+    this.queue = [];         // output not yet handed to xterm.js
+    this.queued = 0;
+    this.inFlight = 0;
+    this.frame = 0;
+
+    this.el = document.createElement('section');
+    this.el.className = 'pane';
+    this.el.dataset.session = this.sessionId;
+    const bar = document.createElement('div');
+    bar.className = 'pane-bar';
+    const label = document.createElement('span');
+    label.textContent = this.sessionId;
+    this.stateEl = document.createElement('span');
+    this.stateEl.className = 'state';
+    bar.append(label, this.stateEl);
+    if (split) {
+      const close = document.createElement('button');
+      close.type = 'button';
+      close.title = 'Close this split (its shell ends)';
+      close.textContent = '×';
+      close.addEventListener('click', () => {
+        this.dispose();
+        state.panes = state.panes.filter((p) => p !== this);
+        for (const p of state.panes) p.fit();
+      });
+      bar.append(close);
+    }
+    const host = document.createElement('div');
+    host.className = 'term';
+    this.el.append(bar, host);
+    $('panes').append(this.el);
+
+    this.term = new xterm.Terminal({
+      cursorBlink: true, scrollback: 5000, fontSize: 14,
+      fontFamily: 'ui-monospace, "DejaVu Sans Mono", monospace',
+    });
+    this.fitAddon = new xterm.FitAddon();
+    this.term.loadAddon(this.fitAddon);
+    this.term.open(host);
+    this.fit();
+    this.term.onData((text) => this.input(encoder.encode(text)));
+    this.term.onBinary((text) => this.input(Uint8Array.from(text, (c) => c.charCodeAt(0))));
+    this.term.onResize(({ cols, rows }) => this.sendJson({ type: 'resize', cols, rows }));
+    this.resizeObserver = new ResizeObserver(() => this.fit());
+    this.resizeObserver.observe(host);
+    this.term.focus();
+  }
+
+  setState(name, text) {
+    this.el.dataset.state = name;
+    this.stateEl.textContent = text;
+  }
+
+  fit() {
+    if (this.disposed) return;
+    try { this.fitAddon.fit(); } catch { /* not laid out yet */ }
+  }
+
+  sendJson(message) {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(message));
+  }
+
+  input(bytes) {
+    if (this.stopped) {
+      if (!bytes.includes(13)) return;
+      this.stopped = false;
+      this.offset = null;  // a new shell numbers its output from 0
+      if (this.ws) {
+        this.ws.onclose = null;
+        this.ws.close(1000);
+        this.ws = null;
+      }
+      this.reconnect(0);
+      return;
+    }
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return;
+    if (this.ws.protocol === 'rexec.v2') {
+      this.ws.send(bytes);
+    } else {
+      this.ws.send(JSON.stringify({ type: 'input', data: new TextDecoder().decode(bytes) }));
+    }
+  }
+
+  socketPath() {
+    let p = `/ws/agent/${encodeURIComponent(this.agentId)}/terminal?id=${this.connId}`;
+    if (this.split) p += '&newSession=true';
+    if (this.offset !== null) p += `&offset=${this.offset}`;
+    return p;
+  }
+
+  async connect() {
+    if (this.disposed) return;
+    this.setState('connecting', 'connecting…');
+    // A browser sees no status or body of a refused upgrade, so first ask with a plain GET,
+    // which the server answers with the same checks (204 for &check=1 when it would pass).
+    const pre = await api('GET', `${this.socketPath()}&check=1`);
+    if (this.disposed) return;
+    if (pre.status === 423) {
+      if (await mfaPrompt(this.agentId)) this.connect();
+      else this.setState('error', 'MFA code needed');
+      return;
+    }
+    if (pre.status === 401) { signOut('Your session has ended: sign in again.'); return; }
+    if (pre.status === 404 && pre.data && pre.data.error === 'agent not online') {
+      this.setState('waiting', 'agent offline: waiting for it');
+      return;  // agentBack() reconnects when the events hub says it is back
+    }
+    if (pre.status === 0 || pre.status >= 500 || pre.status === 429 && !pre.data?.code) {
+      this.reconnect();
+      return;
+    }
+    if (pre.status !== 204) {
+      this.setState('error', refusalText(pre.status, pre.data));
+      this.term.write(`\r\n\x1b[31m${refusalText(pre.status, pre.data)}\x1b[0m\r\n`);
+      return;
+    }
+    const ws = new WebSocket(wsUrl(this.socketPath()),
+      ['rexec.v2', 'rexec.v1', `rexec.token.${state.session.token}`]);
+    ws.binaryType = 'arraybuffer';
+    this.ws = ws;
+    ws.onopen = () => {
+      this.attempt = 0;
+      this.setState('open', ws.protocol === 'rexec.v2' ? 'connected' : 'connected (v1)');
+      this.sendJson({ type: 'resize', cols: this.term.cols, rows: this.term.rows });
+    };
+    ws.onmessage = (ev) => this.onMessage(ev.data);
+    ws.onclose = (ev) => this.onClose(ws, ev);
+  }
+
+  onMessage(data) {
+    if (data instanceof ArrayBuffer) {  // v2 output: raw bytes
+      const bytes = new Uint8Array(data);
+      if (this.offset !== null) this.offset += bytes.length;
+      this.output(bytes);
+      return;
+    }
+    let m;
+    try { m = JSON.parse(data); } catch { return; }
+    switch (m.type) {
+      case 'offset': this.offset = Number(m.data); break;
+      case 'output': {  // v1: text, with the offset of its first byte
+        const bytes = encoder.encode(String(m.data || ''));
+        if (typeof m.offset === 'number') this.offset = m.offset + bytes.length;
+        this.output(bytes);
+        break;
+      }
+      case 'gap':
+        this.output(encoder.encode(
+          `\r\n\x1b[33m[${m.data.to - m.data.from} bytes of output were lost]\x1b[0m\r\n`));
+        break;
+      case 'shell_starting': this.setState('connecting', 'starting shell…'); break;
+      case 'shell_started': this.setState('open', 'connected'); break;
+      case 'shell_error':
+        this.setState('error', 'shell error');
+        this.output(encoder.encode(`\r\n\x1b[31m${m.data && m.data.error}\x1b[0m\r\n`));
+        break;
+      case 'shell_stopped': {
+        const d = m.data || {};
+        const how = d.signal ? `signal ${d.signal}` : `exit code ${d.exit_code ?? '?'}`;
+        this.stopped = true;
+        this.setState('closed', `shell ended (${how})`);
+        this.output(encoder.encode(
+          `\r\n\x1b[33m[shell ended: ${how}; press Enter for a new one]\x1b[0m\r\n`));
+        break;
+      }
+      case 'agent_disconnected': this.setState('waiting', 'agent disconnected: waiting'); break;
+      case 'agent_connected': this.setState('open', 'connected'); break;
+      default: break;  // stats, exec_result, pong: not shown here
+    }
+  }
+
+  // Output is handed to xterm.js once per animation frame, as one write, and only while
+  // xterm.js has less than kMaxInFlight unparsed: a flood never blocks the tab.
+  output(bytes) {
+    this.queue.push(bytes);
+    this.queued += bytes.length;
+    if (!this.frame) this.frame = requestAnimationFrame(() => this.flush());
+  }
+
+  flush() {
+    this.frame = 0;
+    if (this.disposed || this.queued === 0) return;
+    if (this.inFlight > kMaxInFlight) {
+      this.frame = requestAnimationFrame(() => this.flush());
+      return;
+    }
+    const chunk = new Uint8Array(this.queued);
+    let at = 0;
+    for (const b of this.queue) { chunk.set(b, at); at += b.length; }
+    this.queue = [];
+    this.queued = 0;
+    this.inFlight += chunk.length;
+    this.term.write(chunk, () => { this.inFlight -= chunk.length; });
+  }
+
+  onClose(ws, ev) {
+    if (this.ws !== ws || this.disposed) return;
+    this.ws = null;
+    if (ev.code === 4001) {  // the agent stayed away longer than the server's grace
+      this.setState('waiting', 'agent not online: waiting for it');
+      return;
+    }
+    if (ev.code === 1008) {
+      this.output(encoder.encode('\r\n\x1b[33m[this tab fell behind; catching up]\x1b[0m\r\n'));
+    }
+    this.reconnect();
+  }
+
+  reconnect(delay = backoff(this.attempt++)) {
+    if (this.disposed) return;
+    this.setState('connecting', 'reconnecting…');
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => this.connect(), delay);
+  }
+
+  agentBack() {
+    if (!this.ws && !this.disposed && this.el.dataset.state === 'waiting') this.reconnect(0);
+  }
+
+  dispose() {
+    this.disposed = true;
+    clearTimeout(this.retryTimer);
+    if (this.frame) cancelAnimationFrame(this.frame);
+    this.resizeObserver.disconnect();
+    if (this.ws) {
+      this.ws.onclose = null;
+      this.ws.close(1000);
+    }
+    this.term.dispose();
+    this.el.remove();
+  }
+}
+
+// Asks for a TOTP code and verifies it (PROTOCOL §6). True once verified.
+function mfaPrompt(agentId) {
+  const dialog = $('mfa');
+  const a = state.agents.get(agentId);
+  $('mfa-agent').textContent = a ? a.name : agentId;
+  $('mfa-error').textContent = '';
+  $('mfa-code').value = '';
+  return new Promise((resolve) => {
+    const form = $('mfa-form');
+    const done = (ok) => {
+      form.onsubmit = null;
+      $('mfa-cancel').onclick = null;
+      dialog.close();
+      resolve(ok);
+    };
+    form.onsubmit = async (ev) => {
+      ev.preventDefault();
+      const r = await api('POST', `/api/security/terminal/agent:${agentId}/mfa-verify`,
+        { code: $('mfa-code').value.trim() });
+      if (r.status === 200) { done(true); return; }
+      $('mfa-error').textContent = r.status === 401 ? 'That code is not valid.'
+        : refusalText(r.status, r.data);
+    };
+    $('mfa-cancel').onclick = () => done(false);
+    dialog.showModal();
+    $('mfa-code').focus();
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Start
+
+async function main() {
+  try {
+    const [{ Terminal }, { FitAddon }] =
+      await Promise.all([import('./xterm.mjs'), import('./addon-fit.mjs')]);
+    xterm = { Terminal, FitAddon };
+  } catch (e) {
+    notice('This server was built without xterm.js (run npm ci --prefix web, then rebuild it).');
+  }
+  $('sign-in-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const input = $('token');
+    const error = await signIn(input.value);
+    input.value = '';
+    if (error) { $('sign-in-error').textContent = error; return; }
+    showApp();
+  });
+  $('sign-out').addEventListener('click', () => signOut(''));
+  $('split').addEventListener('click', () => addPane(true));
+  state.session = loadSession();
+  if (state.session) showApp(); else showSignIn('');
+}
+
+// For tests and the curious: the panes and the text of their terminals.
+window.rexec = {
+  state,
+  paneText(i) {
+    const buf = state.panes[i].term.buffer.active;
+    const lines = [];
+    for (let y = 0; y < buf.length; y += 1) lines.push(buf.getLine(y).translateToString(true));
+    return lines.join('\n');
+  },
+};
+
+main();
