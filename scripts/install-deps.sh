@@ -35,7 +35,11 @@ else
   "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# npm packages of the browser tests, exactly as locked (playwright-core; it downloads no browser).
-browser_dir=$(cd "$(dirname "$0")/../tests/browser" && pwd)
-npm ci --prefix "$browser_dir" --no-audit --no-fund --loglevel=error
+# npm packages, exactly as locked: xterm.js for the web page (built into rexec-server, so this
+# comes before the first build), and playwright-core for the browser tests (it downloads no
+# browser).
+repo=$(cd "$(dirname "$0")/.." && pwd)
+for dir in "$repo/web" "$repo/tests/browser"; do
+  npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
+done
 echo "install-deps: done"

@@ -58,7 +58,14 @@ echo
 file "$agent" | sed 's/, BuildID[^,]*//'
 echo
 echo "The server runs at $url (log: $run_dir/server.log); agent $agent_id is online."
-echo "Open a terminal on it:"
+echo
+echo "Open a terminal on it in your browser:"
+echo
+echo "  $url/"
+echo
+echo "  and sign in with the API token in $run_dir/token (cat $run_dir/token)."
+echo
+echo "Or in this terminal:"
 echo
 echo "  REXEC_CLIENT_CONFIG=$run_dir/client.json $client term $agent_id"
 echo

@@ -207,7 +207,14 @@ function renderAgents() {
     li.dataset.status = a.status;
     const name = document.createElement('div');
     name.className = 'name';
-    name.textContent = a.name + (a.mfa_locked ? ' 🔒' : '');
+    name.textContent = a.name;
+    if (a.mfa_locked) {
+      const badge = document.createElement('span');
+      badge.className = 'badge';
+      badge.textContent = 'MFA';
+      badge.title = 'Terminals on this agent need an MFA code';
+      name.append(' ', badge);
+    }
     const status = document.createElement('div');
     status.className = 'status';
     status.textContent = a.status;
@@ -297,6 +304,8 @@ class Pane {
     this.attempt = 0;
     this.disposed = false;
     this.stopped = false;    // the shell exited; Enter starts a new one
+    this.received = 0;       // output bytes received, and gap markers (for tests and stats)
+    this.gaps = 0;
     this.queue = [];         // output not yet handed to xterm.js
     this.queued = 0;
     this.inFlight = 0;
@@ -395,6 +404,7 @@ class Pane {
     const pre = await api('GET', `${this.socketPath()}&check=1`);
     if (this.disposed) return;
     if (pre.status === 423) {
+      refreshAgents();  // show the lock on the agent's card too
       if (await mfaPrompt(this.agentId)) this.connect();
       else this.setState('error', 'MFA code needed');
       return;
@@ -444,22 +454,27 @@ class Pane {
         break;
       }
       case 'gap':
+        this.gaps += 1;
         this.output(encoder.encode(
           `\r\n\x1b[33m[${m.data.to - m.data.from} bytes of output were lost]\x1b[0m\r\n`));
         break;
       case 'shell_starting': this.setState('connecting', 'starting shell…'); break;
-      case 'shell_started': this.setState('open', 'connected'); break;
+      case 'shell_started':  // also a new shell in place of one that died with its agent
+        this.stopped = false;
+        this.setState('open', 'connected');
+        break;
       case 'shell_error':
         this.setState('error', 'shell error');
         this.output(encoder.encode(`\r\n\x1b[31m${m.data && m.data.error}\x1b[0m\r\n`));
         break;
       case 'shell_stopped': {
         const d = m.data || {};
-        const how = d.signal ? `signal ${d.signal}` : `exit code ${d.exit_code ?? '?'}`;
+        let how = '';
+        if (d.signal) how = ` (signal ${d.signal})`;
+        else if (d.exit_code !== undefined && d.exit_code !== null) how = ` (exit code ${d.exit_code})`;
         this.stopped = true;
-        this.setState('closed', `shell ended (${how})`);
-        this.output(encoder.encode(
-          `\r\n\x1b[33m[shell ended: ${how}; press Enter for a new one]\x1b[0m\r\n`));
+        this.setState('closed', `shell ended${how}: press Enter for a new one`);
+        this.output(encoder.encode(`\r\n\x1b[33m[shell ended${how}]\x1b[0m\r\n`));
         break;
       }
       case 'agent_disconnected': this.setState('waiting', 'agent disconnected: waiting'); break;
@@ -471,6 +486,7 @@ class Pane {
   // Output is handed to xterm.js once per animation frame, as one write, and only while
   // xterm.js has less than kMaxInFlight unparsed: a flood never blocks the tab.
   output(bytes) {
+    this.received += bytes.length;
     this.queue.push(bytes);
     this.queued += bytes.length;
     if (!this.frame) this.frame = requestAnimationFrame(() => this.flush());

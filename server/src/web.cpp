@@ -29,7 +29,8 @@ HttpResponse page(int status, std::string body, std::string type) {
 }  // namespace
 
 std::optional<HttpResponse> web_response(const HttpRequest& req) {
-  const bool ours = req.path == "/" || req.path == "/index.html" || req.path.rfind("/static/", 0) == 0;
+  const bool ours =
+      req.path == "/" || req.path == "/index.html" || req.path.rfind("/static/", 0) == 0;
   if (!ours) return std::nullopt;
   if (req.method != "GET") return page(405, "method not allowed\n", "text/plain; charset=utf-8");
   const std::string_view path = req.path == "/index.html" ? "/" : std::string_view(req.path);

@@ -56,9 +56,9 @@ export async function launchChromium(pw) {
   });
 }
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function waitFor(what, fn, timeoutMs = 15000) {
+export async function waitFor(what, fn, timeoutMs = 15000) {
   const until = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
@@ -68,7 +68,7 @@ async function waitFor(what, fn, timeoutMs = 15000) {
   }
 }
 
-function run(argv, env = {}) {
+export function run(argv, env = {}) {
   const r = spawnSync(argv[0], argv.slice(1), {
     encoding: 'utf8', env: { ...process.env, ...env }, timeout: 30000,
   });
@@ -102,8 +102,12 @@ export async function startSystem({ serverBin, agentBin, serverArgs = [] }) {
   const config = path.join(dir, 'agent.json');
   const agentId = run([agentBin, 'register', '--server', url, '--token', token,
     '--name', 'browser-agent', '--config', config]);
-  start([agentBin, 'run', '--config', config], agentLog,
-    { REXEC_LOG_LEVEL: 'debug', HOME: '/tmp', HISTFILE: '/dev/null' });
+  let agent = null;
+  const startAgent = () => {
+    agent = start([agentBin, 'run', '--config', config], agentLog,
+      { REXEC_LOG_LEVEL: 'debug', HOME: '/tmp', HISTFILE: '/dev/null' });
+  };
+  startAgent();
   const api = async (p) => {
     const r = await fetch(url + p, { headers: { Authorization: `Bearer ${token}` } });
     return { status: r.status, body: await r.json().catch(() => null) };
@@ -111,7 +115,14 @@ export async function startSystem({ serverBin, agentBin, serverArgs = [] }) {
   await waitFor('the agent to come online',
     async () => (await api(`/api/agents/${agentId}`)).body?.status === 'online');
   return {
-    url, token, agentId, dir, api,
+    url, token, agentId, dir, api, db,
+    // SIGKILL the agent (its shells die with their PTYs); startAgent() runs it again.
+    killAgent: () => new Promise((resolve) => {
+      if (agent.exitCode !== null || agent.signalCode !== null) { resolve(); return; }
+      agent.once('exit', () => resolve());
+      agent.kill('SIGKILL');
+    }),
+    startAgent,
     serverLog: () => fs.readFileSync(serverLog, 'utf8'),
     agentLog: () => fs.readFileSync(agentLog, 'utf8'),
     stop: async () => {

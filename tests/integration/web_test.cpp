@@ -18,11 +18,10 @@ TEST_CASE("web: the page and its assets are built in", "[integration][web]") {
   const auto page = rx::test::http(loop, "GET", sys.http_url("/"));
   REQUIRE(page.status == 200);
   CHECK(page.raw.find("<script type=\"module\" src=\"/static/app.js\">") != std::string::npos);
-  for (const auto& [path, needle] : {std::pair{"/static/app.js", "class Pane"},
-                                     std::pair{"/static/xterm.mjs", "Terminal"},
-                                     std::pair{"/static/addon-fit.mjs", "FitAddon"},
-                                     std::pair{"/static/xterm.css", ".xterm"},
-                                     std::pair{"/static/app.css", "#panes"}}) {
+  for (const auto& [path, needle] :
+       {std::pair{"/static/app.js", "class Pane"}, std::pair{"/static/xterm.mjs", "Terminal"},
+        std::pair{"/static/addon-fit.mjs", "FitAddon"}, std::pair{"/static/xterm.css", ".xterm"},
+        std::pair{"/static/app.css", "#panes"}}) {
     INFO(path);
     const auto r = rx::test::http(loop, "GET", sys.http_url(path));
     CHECK(r.status == 200);
@@ -62,8 +61,8 @@ TEST_CASE("web: an API token buys a short-lived JWT that opens a browser-style t
   CHECK(rx::test::http(loop, "GET", sys.http_url(path + "&check=1"), jwt).status == 204);
   CHECK(rx::test::http(loop, "GET", sys.http_url(path), jwt).status == 426);
   TestSocket user(loop);
-  const bool opened = user.open(sys.ws_url(path), "", "rexec.v2, rexec.v1, rexec.token." + jwt,
-                                sys.http_url());
+  const bool opened =
+      user.open(sys.ws_url(path), "", "rexec.v2, rexec.v1, rexec.token." + jwt, sys.http_url());
   if (!opened) sys.dump_logs();
   REQUIRE(opened);
   CHECK(user.subprotocol() == "rexec.v2");
