@@ -111,7 +111,11 @@ TEST_CASE("flow control: a viewer that stops reading pauses the shell, reading r
   const std::string protocol = GENERATE(as<std::string>{}, "v2", "v1");
 #endif
   INFO("agent link " << protocol);
-  Setup s({}, {"REXEC_PROTOCOL=" + protocol});
+  // This test is about pausing, not the stall: on a loaded machine the producer can take longer
+  // than the default 10 s stall to come to a halt, and the viewer would be closed 1008.
+  ServerOptions o;
+  o.extra_args = {"--slow-consumer-stall", "120s"};
+  Setup s(o, {"REXEC_PROTOCOL=" + protocol});
   auto& loop = s.sys.loop();
   TestSocket v(loop);
   REQUIRE(v.open(s.url("flow-a"), s.token, "rexec.v2"));
