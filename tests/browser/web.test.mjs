@@ -37,7 +37,10 @@ function totp(secretBase32, step) {
   return String(n).padStart(6, '0');
 }
 
-const sys = await startSystem({ serverBin: args.server, agentBin: args.agent });
+// Three sessions per agent, so the test can reach the limit and see the page say so.
+const sys = await startSystem({
+  serverBin: args.server, agentBin: args.agent, serverArgs: ['--max-sessions-per-agent', '3'],
+});
 const browser = await launchChromium(pw);
 const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
 const page = await context.newPage();
@@ -236,16 +239,38 @@ try {
       await waitText(2, /^mfa-42\s*$/m, 'output in the new pane');
     });
 
+  const closePane = async (i) => {
+    const before = await page.locator('.pane').count();
+    await page.locator('.pane').nth(i).locator('.pane-bar button').click();
+    await waitFor('the pane to close', async () => (await page.locator('.pane').count()) === before - 1);
+  };
+
+  await step('a split past the session limit says so', async () => {
+    await page.click('#split');
+    await page.waitForSelector('.pane[data-state="error"]');
+    const text = await page.textContent('.pane[data-state="error"] .state');
+    check(/limit of 3 sessions/.test(text), `the pane says: "${text}"`);
+    await closePane(3);
+    await closePane(2);  // the MFA pane: two sessions are left, main and the first split
+  });
+
   await step('the agent killed shows offline; back, the terminal works again', async () => {
     await sys.killAgent();
     await page.waitForSelector(`${agentSel}[data-status="offline"]`);
     await waitFor('pane 0 to wait for the agent', async () => await paneState(0) === 'waiting');
+    await page.click('#split');  // opened while the agent is away: it waits, then connects
+    await waitFor('the new pane to wait', async () => await paneState(2) === 'waiting');
+    const text = await page.textContent('.pane:nth-child(3) .state');
+    check(/agent offline/.test(text), `a terminal opened now says: "${text}"`);
     await page.screenshot({ path: path.join(artifacts, `${String(stepNo).padStart(2, '0')}-agent-offline.png`) });
     sys.startAgent();
     await page.waitForSelector(`${agentSel}[data-status="online"]`, { timeout: 20000 });
     await waitFor('pane 0 to connect again', async () => await paneState(0) === 'open', 20000);
     await typeIn(0, 'echo back-$((1+1))\n');
     await waitText(0, /^back-2\s*$/m, 'output after the agent came back', 20000);
+    await waitFor('the waiting pane to connect', async () => await paneState(2) === 'open', 20000);
+    await typeIn(2, 'echo late-$((2+2))\n');
+    await waitText(2, /^late-4\s*$/m, 'output in the pane opened while the agent was away');
   });
 
   await step('sign out forgets the session', async () => {
