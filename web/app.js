@@ -132,6 +132,7 @@ function signOut(message) {
     state.events = null;
   }
   clearTimeout(state.expiryTimer);
+  clearTimeout(state.renewTimer);
   state.agents.clear();
   showSignIn(message);
 }
@@ -145,17 +146,41 @@ function showSignIn(message) {
   $('token').focus();
 }
 
+// The JWT is renewed with itself a few minutes before it expires, until the server's maximum
+// session life (--web-session-max) after the sign-in; then the page asks for the token again.
+function scheduleSession() {
+  clearTimeout(state.expiryTimer);
+  clearTimeout(state.renewTimer);
+  const left = Date.parse(state.session.expires_at) - Date.now();
+  state.expiryTimer = setTimeout(
+    () => signOut('Your session has ended: sign in again (open terminals were closed).'),
+    Math.max(0, left));
+  state.renewTimer = setTimeout(renewSession, Math.max(0, left - Math.min(5 * 60000, left / 2)));
+}
+
+async function renewSession() {
+  if (!state.session) return;
+  const r = await api('POST', '/api/auth/token');
+  if (!state.session) return;
+  if (r.status === 200 && r.data && r.data.token) {
+    state.session = { ...r.data, user: r.data.user || state.session.user };
+    sessionStorage.setItem(kSessionKey, JSON.stringify(state.session));
+    scheduleSession();
+  } else if (r.status === 0 || r.status === 429 || r.status >= 500) {
+    state.renewTimer = setTimeout(renewSession, 20000);  // the expiry timer stays armed
+  } else {
+    const at = new Date(state.session.expires_at).toLocaleTimeString();
+    notice(`Your session ends at ${at}: sign in again then.`);
+  }
+}
+
 async function showApp() {
   $('sign-in').hidden = true;
   $('app').hidden = false;
   $('sign-out').hidden = false;
   const u = state.session.user;
   $('who').textContent = `${u.username} (${u.tier}${u.is_admin ? ', admin' : ''})`;
-  const left = Date.parse(state.session.expires_at) - Date.now();
-  clearTimeout(state.expiryTimer);
-  state.expiryTimer = setTimeout(
-    () => signOut('Your session has ended: sign in again (open terminals were closed).'),
-    Math.max(0, left));
+  scheduleSession();
   await refreshAgents();
   connectEvents();
 }

@@ -461,20 +461,24 @@ HttpResponse Api::mfa_route(const Principal& p, const HttpRequest& req, const st
                       std::chrono::duration_cast<std::chrono::seconds>(kMfaVerifiedFor).count()}});
 }
 
-// The web page signs in with an API token and keeps only this short-lived JWT (in
-// sessionStorage). A JWT cannot be exchanged for another, so a stolen one dies at its expiry.
+// The web page signs in with an API token and keeps only the short-lived JWT this returns (in
+// sessionStorage); it renews the JWT with the JWT itself, up to --web-session-max after the
+// sign-in, so a stolen JWT dies at the latest then.
 HttpResponse Api::exchange_token(const Principal& p, const HttpRequest& req) {
   if (req.method != "POST") return error(405, "method not allowed");
-  if (p.via_jwt) return error(403, "sign in with an API token");
-  const auto ttl = config_.web_session_ttl;
-  return reply(200, {{"token", auth_.issue_jwt(p, ttl)},
-                     {"expires_at", format_time(SysClock::now() + ttl)},
-                     {"expires_in", ttl.count()},
-                     {"user",
-                      {{"id", p.user_id},
-                       {"username", p.username},
-                       {"tier", p.tier},
-                       {"is_admin", p.is_admin}}}});
+  auto jwt = auth_.issue_session_jwt(p, config_.web_session_ttl, config_.web_session_max);
+  if (!jwt) return error(403, "sign in with an API token");
+  const auto exp = SysClock::time_point(std::chrono::seconds(jwt->second));
+  return reply(200,
+               {{"token", jwt->first},
+                {"expires_at", format_time(exp)},
+                {"expires_in",
+                 std::chrono::duration_cast<std::chrono::seconds>(exp - SysClock::now()).count()},
+                {"user",
+                 {{"id", p.user_id},
+                  {"username", p.username},
+                  {"tier", p.tier},
+                  {"is_admin", p.is_admin}}}});
 }
 
 HttpResponse Api::tokens_route(const Principal& p, const HttpRequest& req,

@@ -222,8 +222,11 @@ int main(int argc, char** argv) {
   std::string header_timeout_text;
   std::string stall_text;
   std::string web_ttl_text;
+  std::string web_max_text;
   serve_cmd->add_option("--web-session", web_ttl_text,
                         "Life of the JWT the web page signs in for, e.g. 1h (default 1h)");
+  serve_cmd->add_option("--web-session-max", web_max_text,
+                        "How long the page may renew it after signing in (default 12h)");
   serve_cmd->add_option("--slow-consumer-stall", stall_text,
                         "How long a viewer may stay behind before it is closed 1008 (default 10s)");
   serve_cmd->add_option("--header-timeout", header_timeout_text,
@@ -296,6 +299,13 @@ int main(int argc, char** argv) {
         return fail("--web-session must be a duration from 1m to 24h, like 1h");
       }
       config.web_session_ttl = std::chrono::duration_cast<std::chrono::seconds>(*d);
+    }
+    if (!web_max_text.empty()) {
+      auto d = parse_duration(web_max_text);
+      if (!d || *d < std::chrono::minutes(1) || *d > std::chrono::days(30)) {
+        return fail("--web-session-max must be a duration from 1m to 720h, like 12h");
+      }
+      config.web_session_max = std::chrono::duration_cast<std::chrono::seconds>(*d);
     }
     if (!header_timeout_text.empty()) {
       auto d = parse_duration(header_timeout_text);

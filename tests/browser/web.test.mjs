@@ -37,9 +37,12 @@ function totp(secretBase32, step) {
   return String(n).padStart(6, '0');
 }
 
-// Three sessions per agent, so the test can reach the limit and see the page say so.
+// Three sessions per agent, so the test can reach the limit and see the page say so; one-minute
+// web sessions, so the test sees the page renew its JWT.
 const sys = await startSystem({
-  serverBin: args.server, agentBin: args.agent, serverArgs: ['--max-sessions-per-agent', '3'],
+  serverBin: args.server,
+  agentBin: args.agent,
+  serverArgs: ['--max-sessions-per-agent', '3', '--web-session', '1m'],
 });
 const browser = await launchChromium(pw);
 const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
@@ -80,6 +83,7 @@ async function typeIn(i, text) {
 }
 
 let ok = false;
+let firstJwt = '';
 try {
   await step('the page loads with a strict content security policy', async () => {
     const response = await page.goto(`${sys.url}/`);
@@ -115,7 +119,8 @@ try {
     const saved = JSON.parse(JSON.parse(stored.session)['rexec.session']);
     const claims = JSON.parse(Buffer.from(saved.token.split('.')[1], 'base64url').toString());
     const life = claims.exp - Math.floor(Date.now() / 1000);
-    check(life > 0 && life <= 3600, `the session JWT expires within the hour (${life} s)`);
+    check(life > 0 && life <= 60, `the session JWT expires as --web-session says (${life} s)`);
+    firstJwt = saved.token;
   });
 
   const agentSel = `.agent[data-agent-id="${sys.agentId}"]`;
@@ -271,6 +276,16 @@ try {
     await waitFor('the waiting pane to connect', async () => await paneState(2) === 'open', 20000);
     await typeIn(2, 'echo late-$((2+2))\n');
     await waitText(2, /^late-4\s*$/m, 'output in the pane opened while the agent was away');
+  });
+
+  await step('the page renews its session before it expires', async () => {
+    const current = async () => page.evaluate(() => JSON.parse(sessionStorage['rexec.session']).token);
+    await waitFor('a renewed JWT', async () => (await current()) !== firstJwt, 45000);
+    const claims = (t) => JSON.parse(Buffer.from(t.split('.')[1], 'base64url').toString());
+    const [a, b] = [claims(firstJwt), claims(await current())];
+    check(b.exp > a.exp && b.auth_time === a.auth_time,
+      `a new JWT, later expiry (+${b.exp - a.exp} s), same sign-in time`);
+    check(await page.isVisible('#app'), 'still signed in');
   });
 
   await step('sign out forgets the session', async () => {

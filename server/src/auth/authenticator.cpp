@@ -4,6 +4,8 @@
 #include "rexec/server/auth/jwt.h"
 #include "rexec/server/auth/tokens.h"
 
+#include <algorithm>
+
 namespace rx::server {
 
 namespace {
@@ -42,6 +44,7 @@ Result<Principal> Authenticator::authenticate(const std::string& token) {
     Principal p = principal_of(**user);
     p.scopes = {"all"};
     p.via_jwt = true;
+    p.jwt_auth_time = claims->auth_time;
     return p;
   }
   const std::string hash = hash_token(token);
@@ -73,15 +76,24 @@ Result<Principal> Authenticator::authenticate(const std::string& token) {
   return p;
 }
 
-std::string Authenticator::issue_jwt(const Principal& p, std::chrono::seconds ttl) const {
-  const auto now = std::chrono::duration_cast<std::chrono::seconds>(clock_().time_since_epoch());
+Result<std::pair<std::string, std::int64_t>> Authenticator::issue_session_jwt(
+    const Principal& p, std::chrono::seconds ttl, std::chrono::seconds max_life) const {
+  const std::int64_t now =
+      std::chrono::duration_cast<std::chrono::seconds>(clock_().time_since_epoch()).count();
+  std::int64_t signed_in = now;
+  if (p.via_jwt) {
+    if (!p.jwt_auth_time) return Error(Errc::kForbidden, "not a web session");
+    signed_in = *p.jwt_auth_time;
+    if (now - signed_in >= max_life.count()) return Error(Errc::kForbidden, "session too old");
+  }
   JwtClaims c;
   c.user_id = p.user_id;
   c.username = p.username;
   c.tier = p.tier;
-  c.iat = now.count();
-  c.exp = (now + ttl).count();
-  return sign_jwt(c, secret_);
+  c.iat = now;
+  c.auth_time = signed_in;
+  c.exp = std::min(now + ttl.count(), signed_in + max_life.count());
+  return std::pair{sign_jwt(c, secret_), c.exp};
 }
 
 void Authenticator::invalidate_token(const std::string& token_id) {

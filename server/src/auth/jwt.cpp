@@ -100,6 +100,9 @@ Result<JwtClaims> verify_jwt(std::string_view token, std::string_view secret,
   if (c.contains("username") && c["username"].is_string()) claims.username = c["username"];
   if (c.contains("tier") && c["tier"].is_string()) claims.tier = c["tier"];
   if (c.contains("iat") && c["iat"].is_number()) claims.iat = c["iat"].get<std::int64_t>();
+  if (c.contains("auth_time") && c["auth_time"].is_number_integer()) {
+    claims.auth_time = c["auth_time"].get<std::int64_t>();
+  }
   return claims;
 }
 
@@ -108,6 +111,7 @@ std::string sign_jwt(const JwtClaims& claims, std::string_view secret) {
   if (!claims.username.empty()) c["username"] = claims.username;
   if (!claims.tier.empty()) c["tier"] = claims.tier;
   if (claims.iat) c["iat"] = *claims.iat;
+  if (claims.auth_time) c["auth_time"] = *claims.auth_time;
   const std::string input =
       b64url_encode(R"({"alg":"HS256","typ":"JWT"})") + "." + b64url_encode(c.dump());
   return input + "." + b64url_encode(hs256(input, secret));

@@ -173,3 +173,72 @@ TEST_CASE("authenticator: api tokens, revocation clears the cache at once, JWT u
   }
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("web sessions: a JWT renews itself until the session's maximum life", "[server]") {
+  char dir[] = "/tmp/rexec-auth-XXXXXX";
+  REQUIRE(::mkdtemp(dir) != nullptr);
+  {
+    auto store = SqliteStore::open(std::string(dir) + "/db");
+    REQUIRE(store);
+    REQUIRE((*store)->create_user(User{"u1", "alice", "pro", false, false, 1}));
+    const std::string secret = "0123456789abcdef0123456789abcdef";
+    auto now = SysClock::now();
+    const auto secs = [&] {
+      return std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
+    };
+    Authenticator auth(**store, secret, 300s, [&] { return now; });
+    Principal by_token;  // what an API token authenticates as
+    by_token.user_id = "u1";
+    by_token.username = "alice";
+    by_token.tier = "pro";
+    const std::int64_t signed_in = secs();
+
+    // Signing in starts a session of 1 h, inside a maximum life of 3 h.
+    auto first = auth.issue_session_jwt(by_token, 1h, 3h);
+    REQUIRE(first);
+    CHECK(first->second == signed_in + 3600);
+    auto claims = verify_jwt(first->first, secret, now);
+    REQUIRE(claims);
+    CHECK(*claims->auth_time == signed_in);
+
+    // 50 minutes later the page renews with the JWT itself: an hour more, same sign-in time.
+    now += 50min;
+    auto p = auth.authenticate(first->first);
+    REQUIRE(p);
+    CHECK(*p->jwt_auth_time == signed_in);
+    auto second = auth.issue_session_jwt(*p, 1h, 3h);
+    REQUIRE(second);
+    CHECK(second->second == secs() + 3600);
+    CHECK(*verify_jwt(second->first, secret, now)->auth_time == signed_in);
+
+    // Near the maximum life the renewal is cut to it, and past it refused.
+    now = SysClock::time_point(std::chrono::seconds(signed_in)) + 2h + 30min;
+    p = auth.authenticate(second->first);
+    REQUIRE_FALSE(p);  // second expired at 1 h 50 min: renewals must come before expiry
+    now = SysClock::time_point(std::chrono::seconds(signed_in)) + 1h + 40min;
+    p = auth.authenticate(second->first);
+    REQUIRE(p);
+    auto third = auth.issue_session_jwt(*p, 1h, 3h);
+    REQUIRE(third);
+    now = SysClock::time_point(std::chrono::seconds(signed_in)) + 2h + 30min;
+    p = auth.authenticate(third->first);
+    REQUIRE(p);
+    auto fourth = auth.issue_session_jwt(*p, 1h, 3h);
+    REQUIRE(fourth);
+    CHECK(fourth->second == signed_in + 3 * 3600);
+    now = SysClock::time_point(std::chrono::seconds(signed_in)) + 3h - 1s;
+    p = auth.authenticate(fourth->first);
+    REQUIRE(p);
+    now += 1s;
+    CHECK(auth.issue_session_jwt(*p, 1h, 3h).error().code == rx::Errc::kForbidden);
+
+    // A JWT made elsewhere (no auth_time) is no web session: it cannot renew itself.
+    JwtClaims other;
+    other.user_id = "u1";
+    other.exp = secs() + 600;
+    p = auth.authenticate(sign_jwt(other, secret));
+    REQUIRE(p);
+    CHECK(auth.issue_session_jwt(*p, 1h, 3h).error().code == rx::Errc::kForbidden);
+  }
+  std::filesystem::remove_all(dir);
+}

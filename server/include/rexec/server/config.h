@@ -41,7 +41,8 @@ struct ServerConfig {
   std::string log_level = "info";
   std::string tls_cert_file;  // PEM chain; with tls_key_file, the server speaks only TLS
   std::string tls_key_file;
-  std::chrono::seconds web_session_ttl{3600};  // JWTs issued by POST /api/auth/token
+  std::chrono::seconds web_session_ttl{3600};       // JWTs issued by POST /api/auth/token
+  std::chrono::seconds web_session_max{12 * 3600};  // renewals end this long after sign-in
   std::string downloads_dir;  // serves rexec-agent-linux-<arch> (+ .sha256) from here; empty: 404
 };
 

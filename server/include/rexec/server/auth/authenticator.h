@@ -25,6 +25,7 @@ struct Principal {
   std::optional<std::string> token_id;
   std::optional<std::string> agent_id;  // the agent an agent-scoped token was minted for
   bool via_jwt = false;
+  std::optional<std::int64_t> jwt_auth_time;  // a web session's sign-in time (JWT auth_time)
 
   // Agent-scoped tokens may only open their agent's socket and validate themselves.
   [[nodiscard]] bool is_agent_scoped() const { return scopes.size() == 1 && scopes[0] == "agent"; }
@@ -42,8 +43,12 @@ class Authenticator {
   Result<Principal> authenticate(const std::string& token);
   void invalidate_token(const std::string& token_id);
   void invalidate_user(const std::string& user_id);
-  // A JWT for `p`'s user that expires after `ttl` (the web page's sign-in, docs/protocol.md).
-  [[nodiscard]] std::string issue_jwt(const Principal& p, std::chrono::seconds ttl) const;
+  // A web session's JWT for `p` (docs/web.md): signed in with an API token, a new session that
+  // began now; presented with such a JWT, the same session renewed. Either way it lives `ttl`,
+  // but never past `max_life` after the sign-in. Errors: kForbidden when `p` came with a JWT
+  // that is no web session, or whose session is `max_life` old.
+  [[nodiscard]] Result<std::pair<std::string, std::int64_t>> issue_session_jwt(
+      const Principal& p, std::chrono::seconds ttl, std::chrono::seconds max_life) const;
 
  private:
   struct Entry {

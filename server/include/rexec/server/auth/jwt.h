@@ -19,6 +19,8 @@ struct JwtClaims {
   std::string tier;
   std::int64_t exp = 0;  // Unix seconds
   std::optional<std::int64_t> iat;
+  // When the person signed in with an API token (Unix seconds; web sessions, docs/web.md).
+  std::optional<std::int64_t> auth_time;
 };
 
 // Errors: kUnauthorized (malformed, wrong alg, bad signature, no or past exp, no user_id).
