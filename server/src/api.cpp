@@ -99,8 +99,77 @@ Result<Principal> Api::authenticate(const HttpRequest& req) {
   const auto extracted =
       extract_token(req.header("authorization"), req.header("sec-websocket-protocol"),
                     req.query_param("token").value_or(""));
-  if (!extracted) return Error(Errc::kUnauthorized, "no token");
-  return auth_.authenticate(extracted->token);
+  if (!extracted) {
+    ++auth_failures_;
+    return Error(Errc::kUnauthorized, "no token");
+  }
+  auto p = auth_.authenticate(extracted->token);
+  if (!p && p.error().code == Errc::kUnauthorized) ++auth_failures_;
+  return p;
+}
+
+std::optional<HttpResponse> Api::operability(const HttpRequest& req) {
+  if (req.path != "/healthz" && req.path != "/readyz" && req.path != "/metrics")
+    return std::nullopt;
+  if (req.method != "GET") return error(405, "method not allowed");
+  if (req.path == "/healthz") return reply(200, {{"status", "ok"}});
+  if (req.path == "/readyz") {
+    // Ready when the database answers (and Redis, once configured).
+    if (auto st = store_.ping(); !st) {
+      spdlog::warn("not ready: database error={}", st.error().message);
+      return reply(503, {{"status", "not ready"}, {"db", "error"}});
+    }
+    return reply(200, {{"status", "ready"}, {"db", "ok"}});
+  }
+  if (!config_.metrics_token.empty()) {
+    const auto t = extract_token(req.header("authorization"), "", "");
+    if (!t || !constant_time_equal(t->token, config_.metrics_token)) {
+      return error(401, "unauthorized");
+    }
+  }
+  const HubStats h = hub_ != nullptr ? hub_->stats() : HubStats{};
+  MetricsText m;
+  m.labelled("rexec_build_info", "gauge", "The running rexec-server build.",
+             std::string("version=\"") + REXEC_VERSION + "\"", 1);
+  m.gauge("rexec_process_start_time_seconds", "Start time of the process, Unix seconds.",
+          std::chrono::duration<double>(started_.time_since_epoch()).count());
+  m.gauge("rexec_process_resident_memory_bytes", "Resident memory of the process.",
+          static_cast<double>(process_resident_bytes()));
+  m.gauge("rexec_process_open_fds", "Open file descriptors of the process.",
+          static_cast<double>(process_open_fds()));
+  m.gauge("rexec_agents_connected", "Agents with a live socket on this instance.",
+          static_cast<double>(h.agents));
+  m.gauge("rexec_sessions_open", "Terminal sessions kept (viewed, or main lingering).",
+          static_cast<double>(h.sessions));
+  m.gauge("rexec_terminal_sockets", "Open user terminal sockets.",
+          static_cast<double>(h.terminal_sockets));
+  m.gauge("rexec_events_sockets", "Open events-hub sockets.",
+          static_cast<double>(h.events_sockets));
+  m.counter("rexec_terminal_output_bytes_total",
+            "Terminal output received from agents (replays included).", h.output_bytes);
+  m.counter("rexec_terminal_input_bytes_total", "Terminal input received from users.",
+            h.input_bytes);
+  m.counter("rexec_user_sent_bytes_total", "Terminal output queued to user sockets (fan-out).",
+            h.user_sent_bytes);
+  m.counter("rexec_user_dropped_bytes_total", "Output dropped for slow user sockets.",
+            h.user_dropped_bytes);
+  m.counter("rexec_slow_consumers_closed_total", "User sockets closed 1008 slow consumer.",
+            h.slow_consumers_closed);
+  m.counter("rexec_messages_dropped_total", "Undecodable frames and messages, dropped.",
+            h.dropped_messages);
+  m.counter("rexec_auth_failures_total", "Requests and upgrades refused for want of a valid token.",
+            auth_failures_);
+  m.counter("rexec_rate_limited_total", "Requests and upgrades refused by the rate limit.",
+            rate_limited_);
+  m.counter("rexec_db_errors_total", "Database operations that failed.", store_.error_count());
+  m.gauge("rexec_heartbeat_lag_max_seconds",
+          "Longest silence of a connected agent (pings every 15 s; offline after 45 s).",
+          std::chrono::duration<double>(h.heartbeat_lag_max).count());
+  HttpResponse r;
+  r.status = 200;
+  r.body = m.take();
+  r.content_type = std::string(kMetricsContentType);
+  return r;
 }
 
 bool Api::origin_ok(const HttpRequest& req) const {
@@ -109,7 +178,10 @@ bool Api::origin_ok(const HttpRequest& req) const {
 }
 
 HttpResponse Api::handle(const HttpRequest& req) {
+  // Before the rate limit: a load balancer's health checks all come from one address.
+  if (auto r = operability(req)) return std::move(*r);
   if (auto wait = limiter_.take(req.peer)) {
+    ++rate_limited_;
     return reply(429, {{"error", "rate limit exceeded"}, {"retry_after", *wait}});
   }
   const auto parts = split_path(req.path);
@@ -169,6 +241,7 @@ HttpResponse Api::handle(const HttpRequest& req) {
 
 UpgradeDecision Api::upgrade(const HttpRequest& req) {
   if (auto wait = limiter_.take(req.peer)) {
+    ++rate_limited_;
     return refuse(429, json{{"error", "rate limit exceeded"}, {"retry_after", *wait}});
   }
   return route_socket(req);

@@ -355,6 +355,7 @@ void Hub::send_shell_start(const std::string& agent_id, const std::string& sessi
 void Hub::send_input(UserConn& from, std::string_view bytes) {
   const auto it = agents_.find(from.agent_id);
   if (it == agents_.end() || bytes.empty()) return;
+  input_bytes_ += bytes.size();
   const std::string& session_id = from.session_id;
   WsConn& c = *it->second->conn;
   // Input (§7): above the mark, stop reading this user until the agent's queue drains.
@@ -388,7 +389,9 @@ bool Hub::send_user(UserConn& u, net::WsMessage message) {
     const auto now = Clock::now();
     if (u.stalled_since == Clock::time_point{}) u.stalled_since = now;
     u.dropped_bytes += message.payload_size();
+    user_dropped_bytes_ += message.payload_size();
     if (now - u.stalled_since > config_.slow_consumer_stall) {
+      ++slow_consumers_closed_;
       spdlog::warn("slow consumer closed agent={} conn={} dropped_bytes={}", u.agent_id, u.conn_id,
                    u.dropped_bytes);
       u.gone = true;
@@ -397,12 +400,14 @@ bool Hub::send_user(UserConn& u, net::WsMessage message) {
     return false;
   }
   u.stalled_since = {};
+  user_sent_bytes_ += message.payload_size();
   u.conn->send(std::move(message));
   return true;
 }
 
 void Hub::route_output(const std::string& agent_id, const std::string& session_id,
                        std::string_view bytes, std::optional<std::uint64_t> offset, bool replay) {
+  output_bytes_ += bytes.size();
   const auto it = sessions_.find({agent_id, session_id});
   if (it == sessions_.end()) return;
   Session& s = *it->second;
@@ -701,6 +706,27 @@ void Hub::check_heartbeats() {
     it->second->conn->close(1001, "heartbeat timeout");
     mark_offline(id);
   }
+}
+
+HubStats Hub::stats() const {
+  HubStats st;
+  st.agents = agents_.size();
+  st.sessions = sessions_.size();
+  st.terminal_sockets = users_.size();
+  for (const auto& [user, conns] : events_) st.events_sockets += conns.size();
+  st.output_bytes = output_bytes_;
+  st.input_bytes = input_bytes_;
+  st.user_sent_bytes = user_sent_bytes_;
+  st.user_dropped_bytes = user_dropped_bytes_;
+  st.slow_consumers_closed = slow_consumers_closed_;
+  st.dropped_messages = dropped_;
+  const auto now = Clock::now();
+  for (const auto& [id, a] : agents_) {
+    st.heartbeat_lag_max =
+        std::max(st.heartbeat_lag_max,
+                 std::chrono::duration_cast<std::chrono::milliseconds>(now - a->last_rx));
+  }
+  return st;
 }
 
 void Hub::on_user_message(UserConn& u, std::string_view payload, bool binary) {

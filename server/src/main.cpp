@@ -196,6 +196,8 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--plan-limit", plan_limits, "TIER=N, e.g. free=5 (repeatable)");
   serve_cmd->add_option("--tls-cert", config.tls_cert_file, "Serve TLS: PEM certificate chain");
   serve_cmd->add_option("--tls-key", config.tls_key_file, "Serve TLS: PEM private key");
+  serve_cmd->add_option("--metrics-token", config.metrics_token,
+                        "Bearer token GET /metrics requires (default: none, open to all)");
   serve_cmd->add_option("--downloads-dir", config.downloads_dir,
                         "Directory holding rexec-agent-linux-<arch> binaries to serve");
   serve_cmd

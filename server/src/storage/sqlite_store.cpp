@@ -65,8 +65,8 @@ std::vector<std::string> split_json(const std::string& s) {
 // A prepared statement, finalized on destruction.
 class SqliteStore::Stmt {
  public:
-  Stmt(sqlite3* db, const char* sql) : db_(db) {
-    ok_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) == SQLITE_OK;
+  Stmt(const SqliteStore& store, const char* sql) : db_(store.db_), errors_(store.errors_) {
+    ok_ = sqlite3_prepare_v2(db_, sql, -1, &stmt_, nullptr) == SQLITE_OK;
   }
 
   ~Stmt() { sqlite3_finalize(stmt_); }
@@ -97,11 +97,15 @@ class SqliteStore::Stmt {
 
   // SQLITE_ROW → true, SQLITE_DONE → false, else an Error.
   Result<bool> step() {
-    if (!ok_) return db_error(db_, "prepare");
+    if (!ok_) {
+      ++errors_;
+      return db_error(db_, "prepare");
+    }
     const int rc = sqlite3_step(stmt_);
     if (rc == SQLITE_ROW) return true;
     if (rc == SQLITE_DONE) return false;
     if (rc == SQLITE_CONSTRAINT) return Error(Errc::kExists, sqlite3_errmsg(db_));
+    ++errors_;
     return db_error(db_, "step");
   }
 
@@ -132,6 +136,7 @@ class SqliteStore::Stmt {
 
  private:
   sqlite3* db_;
+  std::uint64_t& errors_;
   sqlite3_stmt* stmt_ = nullptr;
   bool ok_ = false;
 };
@@ -243,13 +248,21 @@ Status SqliteStore::exec(const char* text) {
   if (sqlite3_exec(db_, text, nullptr, nullptr, &err) != SQLITE_OK) {
     std::string msg = err != nullptr ? err : "unknown error";
     sqlite3_free(err);
+    ++errors_;
     return Error(Errc::kStorage, msg);
   }
   return {};
 }
 
+Status SqliteStore::ping() {
+  Stmt s(*this, "SELECT 1");
+  auto row = s.step();
+  if (!row) return std::move(row).error();
+  return {};
+}
+
 int SqliteStore::schema_version() const {
-  Stmt s(db_, "PRAGMA user_version");
+  Stmt s(*this, "PRAGMA user_version");
   auto row = s.step();
   return row && *row ? static_cast<int>(s.i64(0)) : -1;
 }
@@ -268,7 +281,7 @@ Status SqliteStore::migrate() {
 }
 
 Status SqliteStore::create_user(const User& u) {
-  Stmt s(db_, "INSERT INTO users VALUES (?,?,?,?,?,?)");
+  Stmt s(*this, "INSERT INTO users VALUES (?,?,?,?,?,?)");
   return s.bind(1, u.id)
       .bind(2, u.username)
       .bind(3, u.tier)
@@ -279,24 +292,24 @@ Status SqliteStore::create_user(const User& u) {
 }
 
 Result<std::optional<User>> SqliteStore::user_by_id(const std::string& id) {
-  Stmt s(db_, sql("SELECT ", kUserCols, " FROM users WHERE id=?").c_str());
+  Stmt s(*this, sql("SELECT ", kUserCols, " FROM users WHERE id=?").c_str());
   s.bind(1, id);
   return first<User>(s, read_user);
 }
 
 Result<std::optional<User>> SqliteStore::user_by_name(const std::string& username) {
-  Stmt s(db_, sql("SELECT ", kUserCols, " FROM users WHERE username=?").c_str());
+  Stmt s(*this, sql("SELECT ", kUserCols, " FROM users WHERE username=?").c_str());
   s.bind(1, username);
   return first<User>(s, read_user);
 }
 
 Result<std::vector<User>> SqliteStore::list_users() {
-  Stmt s(db_, sql("SELECT ", kUserCols, " FROM users ORDER BY created_at").c_str());
+  Stmt s(*this, sql("SELECT ", kUserCols, " FROM users ORDER BY created_at").c_str());
   return collect<User>(s, read_user);
 }
 
 Status SqliteStore::create_token(const ApiToken& t) {
-  Stmt s(db_, "INSERT INTO api_tokens VALUES (?,?,?,?,?,?,?,?,?,?,?)");
+  Stmt s(*this, "INSERT INTO api_tokens VALUES (?,?,?,?,?,?,?,?,?,?,?)");
   return s.bind(1, t.id)
       .bind(2, t.user_id)
       .bind(3, t.name)
@@ -312,13 +325,13 @@ Status SqliteStore::create_token(const ApiToken& t) {
 }
 
 Result<std::optional<ApiToken>> SqliteStore::token_by_hash(const std::string& hash) {
-  Stmt s(db_, sql("SELECT ", kTokenCols, " FROM api_tokens WHERE token_hash=?").c_str());
+  Stmt s(*this, sql("SELECT ", kTokenCols, " FROM api_tokens WHERE token_hash=?").c_str());
   s.bind(1, hash);
   return first<ApiToken>(s, read_token);
 }
 
 Result<std::vector<ApiToken>> SqliteStore::tokens_of(const std::string& user_id) {
-  Stmt s(db_,
+  Stmt s(*this,
          sql("SELECT ", kTokenCols, " FROM api_tokens WHERE user_id=? ORDER BY created_at DESC")
              .c_str());
   s.bind(1, user_id);
@@ -327,7 +340,8 @@ Result<std::vector<ApiToken>> SqliteStore::tokens_of(const std::string& user_id)
 
 Result<bool> SqliteStore::revoke_token(const std::string& id, const std::string& user_id,
                                        Millis now) {
-  Stmt s(db_, "UPDATE api_tokens SET revoked_at=? WHERE id=? AND user_id=? AND revoked_at IS NULL");
+  Stmt s(*this,
+         "UPDATE api_tokens SET revoked_at=? WHERE id=? AND user_id=? AND revoked_at IS NULL");
   if (auto st = s.bind(1, now).bind(2, id).bind(3, user_id).run(); !st)
     return std::move(st).error();
   return sqlite3_changes(db_) > 0;
@@ -337,7 +351,7 @@ Result<std::vector<std::string>> SqliteStore::revoke_agent_tokens(const std::str
                                                                   Millis now) {
   std::vector<std::string> ids;
   {
-    Stmt q(db_, "SELECT id FROM api_tokens WHERE agent_id=? AND revoked_at IS NULL");
+    Stmt q(*this, "SELECT id FROM api_tokens WHERE agent_id=? AND revoked_at IS NULL");
     q.bind(1, agent_id);
     while (true) {
       auto row = q.step();
@@ -346,18 +360,18 @@ Result<std::vector<std::string>> SqliteStore::revoke_agent_tokens(const std::str
       ids.push_back(q.text(0));
     }
   }
-  Stmt s(db_, "UPDATE api_tokens SET revoked_at=? WHERE agent_id=? AND revoked_at IS NULL");
+  Stmt s(*this, "UPDATE api_tokens SET revoked_at=? WHERE agent_id=? AND revoked_at IS NULL");
   if (auto st = s.bind(1, now).bind(2, agent_id).run(); !st) return std::move(st).error();
   return ids;
 }
 
 Status SqliteStore::touch_token(const std::string& id, Millis now) {
-  Stmt s(db_, "UPDATE api_tokens SET last_used_at=? WHERE id=?");
+  Stmt s(*this, "UPDATE api_tokens SET last_used_at=? WHERE id=?");
   return s.bind(1, now).bind(2, id).run();
 }
 
 Status SqliteStore::create_agent(const Agent& a) {
-  Stmt s(db_, "INSERT INTO agents VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+  Stmt s(*this, "INSERT INTO agents VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
   return s.bind(1, a.id)
       .bind(2, a.user_id)
       .bind(3, a.name)
@@ -379,21 +393,21 @@ Status SqliteStore::create_agent(const Agent& a) {
 }
 
 Result<std::optional<Agent>> SqliteStore::agent(const std::string& id) {
-  Stmt s(db_, sql("SELECT ", kAgentCols, " FROM agents WHERE id=?").c_str());
+  Stmt s(*this, sql("SELECT ", kAgentCols, " FROM agents WHERE id=?").c_str());
   s.bind(1, id);
   return first<Agent>(s, read_agent);
 }
 
 Result<std::vector<Agent>> SqliteStore::agents_of(const std::string& user_id) {
-  Stmt s(db_, sql("SELECT ", kAgentCols,
-                  " FROM agents WHERE user_id=? ORDER BY created_at DESC, rowid DESC")
-                  .c_str());
+  Stmt s(*this, sql("SELECT ", kAgentCols,
+                    " FROM agents WHERE user_id=? ORDER BY created_at DESC, rowid DESC")
+                    .c_str());
   s.bind(1, user_id);
   return collect<Agent>(s, read_agent);
 }
 
 Result<int> SqliteStore::count_agents(const std::string& user_id) {
-  Stmt s(db_, "SELECT COUNT(*) FROM agents WHERE user_id=?");
+  Stmt s(*this, "SELECT COUNT(*) FROM agents WHERE user_id=?");
   auto row = s.bind(1, user_id).step();
   if (!row) return std::move(row).error();
   return static_cast<int>(s.i64(0));
@@ -401,22 +415,22 @@ Result<int> SqliteStore::count_agents(const std::string& user_id) {
 
 Status SqliteStore::update_agent(const std::string& id, const std::string& name,
                                  const std::string& description, Millis now) {
-  Stmt s(db_, "UPDATE agents SET name=?, description=?, updated_at=? WHERE id=?");
+  Stmt s(*this, "UPDATE agents SET name=?, description=?, updated_at=? WHERE id=?");
   return s.bind(1, name).bind(2, description).bind(3, now).bind(4, id).run();
 }
 
 Status SqliteStore::delete_agent(const std::string& id) {
-  Stmt s(db_, "DELETE FROM agents WHERE id=?");
+  Stmt s(*this, "DELETE FROM agents WHERE id=?");
   return s.bind(1, id).run();
 }
 
 Status SqliteStore::set_online(const std::string& id, Millis now) {
-  Stmt s(db_, "UPDATE agents SET status='online', connected_at=?, last_ping=? WHERE id=?");
+  Stmt s(*this, "UPDATE agents SET status='online', connected_at=?, last_ping=? WHERE id=?");
   return s.bind(1, now).bind(2, now).bind(3, id).run();
 }
 
 Status SqliteStore::set_offline(const std::string& id, Millis now) {
-  Stmt s(db_, "UPDATE agents SET status='offline', updated_at=? WHERE id=?");
+  Stmt s(*this, "UPDATE agents SET status='offline', updated_at=? WHERE id=?");
   return s.bind(1, now).bind(2, id).run();
 }
 
@@ -427,7 +441,7 @@ Status SqliteStore::touch_agents(const std::vector<std::string>& ids, Millis now
   if (ids.empty()) return {};
   if (auto st = exec("BEGIN"); !st) return st;
   for (const std::string& id : ids) {
-    Stmt s(db_, "UPDATE agents SET last_ping=? WHERE id=?");
+    Stmt s(*this, "UPDATE agents SET last_ping=? WHERE id=?");
     if (auto st = s.bind(1, now).bind(2, id).run(); !st) {
       (void)exec("ROLLBACK");
       return st;
@@ -437,19 +451,19 @@ Status SqliteStore::touch_agents(const std::vector<std::string>& ids, Millis now
 }
 
 Status SqliteStore::set_system_info(const std::string& id, const std::string& json) {
-  Stmt s(db_, "UPDATE agents SET system_info=? WHERE id=?");
+  Stmt s(*this, "UPDATE agents SET system_info=? WHERE id=?");
   return s.bind(1, json).bind(2, id).run();
 }
 
 Status SqliteStore::add_stats(const std::string& agent_id, Millis at, const std::string& json) {
-  Stmt s(db_, "INSERT INTO agent_stats VALUES (?,?,?)");
+  Stmt s(*this, "INSERT INTO agent_stats VALUES (?,?,?)");
   return s.bind(1, agent_id).bind(2, at).bind(3, json).run();
 }
 
 Status SqliteStore::prune_stats(const std::string& agent_id, Millis cutoff, std::size_t keep) {
-  Stmt old(db_, "DELETE FROM agent_stats WHERE agent_id=? AND at<?");
+  Stmt old(*this, "DELETE FROM agent_stats WHERE agent_id=? AND at<?");
   if (auto st = old.bind(1, agent_id).bind(2, cutoff).run(); !st) return st;
-  Stmt extra(db_,
+  Stmt extra(*this,
              "DELETE FROM agent_stats WHERE agent_id=?1 AND rowid NOT IN (SELECT rowid FROM "
              "agent_stats WHERE agent_id=?1 ORDER BY at DESC LIMIT ?2)");
   return extra.bind(1, agent_id).bind(2, static_cast<std::int64_t>(keep)).run();
@@ -457,7 +471,7 @@ Status SqliteStore::prune_stats(const std::string& agent_id, Millis cutoff, std:
 
 Result<std::vector<std::pair<Millis, std::string>>> SqliteStore::stats_of(
     const std::string& agent_id, std::size_t limit) {
-  Stmt s(db_, "SELECT at, data FROM agent_stats WHERE agent_id=? ORDER BY at DESC LIMIT ?");
+  Stmt s(*this, "SELECT at, data FROM agent_stats WHERE agent_id=? ORDER BY at DESC LIMIT ?");
   s.bind(1, agent_id).bind(2, static_cast<std::int64_t>(limit));
   std::vector<std::pair<Millis, std::string>> out;
   while (true) {
@@ -469,7 +483,7 @@ Result<std::vector<std::pair<Millis, std::string>>> SqliteStore::stats_of(
 }
 
 Result<std::string> SqliteStore::setting(const std::string& key) {
-  Stmt s(db_, "SELECT value FROM settings WHERE key=?");
+  Stmt s(*this, "SELECT value FROM settings WHERE key=?");
   auto row = s.bind(1, key).step();
   if (!row) return std::move(row).error();
   return *row ? s.text(0) : std::string();
@@ -477,14 +491,14 @@ Result<std::string> SqliteStore::setting(const std::string& key) {
 
 Status SqliteStore::set_mfa(const std::string& user_id, const std::string& secret_base32,
                             Millis now) {
-  Stmt s(db_,
+  Stmt s(*this,
          "INSERT INTO user_mfa VALUES (?,?,0,?) ON CONFLICT(user_id) DO UPDATE SET "
          "secret=excluded.secret, last_step=0, enrolled_at=excluded.enrolled_at");
   return s.bind(1, user_id).bind(2, secret_base32).bind(3, now).run();
 }
 
 Result<std::optional<MfaRecord>> SqliteStore::mfa_of(const std::string& user_id) {
-  Stmt s(db_, "SELECT user_id, secret, last_step, enrolled_at FROM user_mfa WHERE user_id=?");
+  Stmt s(*this, "SELECT user_id, secret, last_step, enrolled_at FROM user_mfa WHERE user_id=?");
   s.bind(1, user_id);
   return first<MfaRecord>(s, [](const Stmt& r) {
     MfaRecord m;
@@ -497,7 +511,7 @@ Result<std::optional<MfaRecord>> SqliteStore::mfa_of(const std::string& user_id)
 }
 
 Result<bool> SqliteStore::use_mfa_step(const std::string& user_id, std::int64_t step) {
-  Stmt s(db_, "UPDATE user_mfa SET last_step=? WHERE user_id=? AND last_step<?");
+  Stmt s(*this, "UPDATE user_mfa SET last_step=? WHERE user_id=? AND last_step<?");
   if (auto st = s.bind(1, step).bind(2, user_id).bind(3, step).run(); !st) {
     return std::move(st).error();
   }
@@ -505,12 +519,12 @@ Result<bool> SqliteStore::use_mfa_step(const std::string& user_id, std::int64_t 
 }
 
 Status SqliteStore::set_mfa_locked(const std::string& agent_id, bool locked) {
-  Stmt s(db_, "UPDATE agents SET mfa_locked=? WHERE id=?");
+  Stmt s(*this, "UPDATE agents SET mfa_locked=? WHERE id=?");
   return s.bind(1, locked).bind(2, agent_id).run();
 }
 
 Status SqliteStore::set_setting(const std::string& key, const std::string& value) {
-  Stmt s(db_,
+  Stmt s(*this,
          "INSERT INTO settings VALUES (?,?) ON CONFLICT(key) DO UPDATE SET value=excluded.value");
   return s.bind(1, key).bind(2, value).run();
 }

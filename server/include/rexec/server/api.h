@@ -10,6 +10,7 @@
 #include "rexec/server/downloads.h"
 #include "rexec/server/http_server.h"
 #include "rexec/server/hub.h"
+#include "rexec/server/metrics.h"
 #include "rexec/server/storage/store.h"
 #include "rexec/server/web.h"
 
@@ -65,6 +66,8 @@ class Api final : public HubSink {
   HttpResponse agent_route(const Principal& p, const HttpRequest& req, const std::string& id,
                            const std::string& rest);
   HttpResponse exchange_token(const Principal& p, const HttpRequest& req);
+  // GET /healthz, /readyz and /metrics (docs/deploy.md); nullopt for other paths.
+  std::optional<HttpResponse> operability(const HttpRequest& req);
   HttpResponse tokens_route(const Principal& p, const HttpRequest& req, const std::string& rest);
   HttpResponse mfa_route(const Principal& p, const HttpRequest& req, const std::string& agent_id,
                          const std::string& action);
@@ -77,6 +80,9 @@ class Api final : public HubSink {
   Hub* hub_ = nullptr;
   RateLimiter limiter_;
   Downloads downloads_;
+  std::chrono::system_clock::time_point started_ = std::chrono::system_clock::now();
+  std::uint64_t auth_failures_ = 0;  // requests and upgrades refused 401
+  std::uint64_t rate_limited_ = 0;   // answered 429 by the rate limiter
 
   using SteadyClock = std::chrono::steady_clock;
   static constexpr std::chrono::minutes kMfaVerifiedFor{10};

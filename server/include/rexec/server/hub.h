@@ -79,6 +79,21 @@ struct TerminalRequest {
   std::optional<std::uint64_t> offset;  // &offset=N: output bytes this viewer has shown (§4.3)
 };
 
+// What the hub holds now and has moved since start (GET /metrics).
+struct HubStats {
+  std::size_t agents = 0;            // connected agent sockets
+  std::size_t sessions = 0;          // sessions kept: viewed, or `main` lingering
+  std::size_t terminal_sockets = 0;  // user terminal sockets
+  std::size_t events_sockets = 0;
+  std::uint64_t output_bytes = 0;        // terminal output received from agents (replays included)
+  std::uint64_t input_bytes = 0;         // terminal input received from users
+  std::uint64_t user_sent_bytes = 0;     // terminal output queued to user sockets, after fan-out
+  std::uint64_t user_dropped_bytes = 0;  // output dropped for slow consumers (§7)
+  std::uint64_t slow_consumers_closed = 0;
+  std::uint64_t dropped_messages = 0;              // undecodable frames and messages, from anyone
+  std::chrono::milliseconds heartbeat_lag_max{0};  // the longest silence of a connected agent
+};
+
 // Loop thread only; the loop and the sink must outlive the hub. Handlers returned by accept_*
 // refer to the hub: destroy connections before the hub (HttpServer first).
 class Hub {
@@ -111,6 +126,8 @@ class Hub {
 
   // Counters, for logs and tests.
   [[nodiscard]] std::uint64_t dropped_messages() const { return dropped_; }
+
+  [[nodiscard]] HubStats stats() const;
 
   struct AgentConn;
   struct UserConn;
@@ -171,6 +188,11 @@ class Hub {
   std::map<std::string, std::size_t> sockets_by_user_;
   std::map<std::string, std::size_t> sockets_by_address_;
   std::uint64_t dropped_ = 0;
+  std::uint64_t output_bytes_ = 0;
+  std::uint64_t input_bytes_ = 0;
+  std::uint64_t user_sent_bytes_ = 0;
+  std::uint64_t user_dropped_bytes_ = 0;
+  std::uint64_t slow_consumers_closed_ = 0;
 };
 
 // RFC 3339 UTC with seconds, e.g. 2026-11-24T02:30:00Z.

@@ -6,6 +6,7 @@
 
 #include "rexec/server/storage/store.h"
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -24,6 +25,9 @@ class SqliteStore final : public Store {
   SqliteStore& operator=(SqliteStore&&) = delete;
 
   [[nodiscard]] int schema_version() const;
+  Status ping() override;
+
+  [[nodiscard]] std::uint64_t error_count() const override { return errors_; }
 
   Status create_user(const User& u) override;
   Result<std::optional<User>> user_by_id(const std::string& id) override;
@@ -67,6 +71,7 @@ class SqliteStore final : public Store {
   Status exec(const char* sql);
   Status migrate();
   sqlite3* db_;
+  mutable std::uint64_t errors_ = 0;  // failed statements (a constraint is not a failure)
 };
 
 }  // namespace rx::server

@@ -113,6 +113,11 @@ class Store {
   virtual Result<bool> use_mfa_step(const std::string& user_id, std::int64_t step) = 0;
   virtual Status set_mfa_locked(const std::string& agent_id, bool locked) = 0;
 
+  // A trivial query: OK when the database answers (GET /readyz).
+  virtual Status ping() = 0;
+  // Database operations that failed since start (GET /metrics).
+  [[nodiscard]] virtual std::uint64_t error_count() const = 0;
+
   // A server-wide secret kept in the database (the JWT key when none is configured).
   virtual Result<std::string> setting(const std::string& key) = 0;  // "" when unset
   virtual Status set_setting(const std::string& key, const std::string& value) = 0;
