@@ -9,6 +9,9 @@ const $ = (id) => document.getElementById(id);
 const encoder = new TextEncoder();
 const kSessionKey = 'rexec.session';
 const kMaxInFlight = 4 << 20;  // bytes handed to xterm.js and not yet parsed
+// Output waiting to be drawn: above `high` a v2 pane asks the server to pause its session
+// ({"type":"flow"}, docs/protocol.md), below `low` to resume. Settable for tests.
+const flowMarks = { high: 8 << 20, low: 2 << 20 };
 const kRetryCapMs = 15000;
 
 let xterm = null;  // { Terminal, FitAddon } once loaded
@@ -331,6 +334,8 @@ class Pane {
     this.stopped = false;    // the shell exited; Enter starts a new one
     this.received = 0;       // output bytes received, and gap markers (for tests and stats)
     this.gaps = 0;
+    this.flowPaused = false;  // we asked the server to pause this socket's session
+    this.pauses = 0;
     this.queue = [];         // output not yet handed to xterm.js
     this.queued = 0;
     this.inFlight = 0;
@@ -454,6 +459,8 @@ class Pane {
     this.ws = ws;
     ws.onopen = () => {
       this.attempt = 0;
+      this.flowPaused = false;  // flow state belongs to the socket
+      this.checkFlow();
       this.setState('open', ws.protocol === 'rexec.v2' ? 'connected' : 'connected (v1)');
       this.sendJson({ type: 'resize', cols: this.term.cols, rows: this.term.rows });
     };
@@ -514,7 +521,23 @@ class Pane {
     this.received += bytes.length;
     this.queue.push(bytes);
     this.queued += bytes.length;
+    this.checkFlow();
     if (!this.frame) this.frame = requestAnimationFrame(() => this.flush());
+  }
+
+  // What the server should know about our backlog (v2 sockets only: a v1 server has no "flow").
+  checkFlow() {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN || ws.protocol !== 'rexec.v2') return;
+    const backlog = this.queued + this.inFlight;
+    if (!this.flowPaused && backlog > flowMarks.high) {
+      this.flowPaused = true;
+      this.pauses += 1;
+      ws.send(JSON.stringify({ type: 'flow', data: { paused: true } }));
+    } else if (this.flowPaused && backlog < flowMarks.low) {
+      this.flowPaused = false;
+      ws.send(JSON.stringify({ type: 'flow', data: { paused: false } }));
+    }
   }
 
   flush() {
@@ -530,7 +553,10 @@ class Pane {
     this.queue = [];
     this.queued = 0;
     this.inFlight += chunk.length;
-    this.term.write(chunk, () => { this.inFlight -= chunk.length; });
+    this.term.write(chunk, () => {
+      this.inFlight -= chunk.length;
+      this.checkFlow();
+    });
   }
 
   onClose(ws, ev) {
@@ -628,6 +654,7 @@ async function main() {
 // For tests and the curious: the panes and the text of their terminals.
 window.rexec = {
   state,
+  flowMarks,
   paneText(i) {
     const buf = state.panes[i].term.buffer.active;
     const lines = [];

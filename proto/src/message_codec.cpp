@@ -67,6 +67,7 @@ template <> constexpr std::string_view kType<Resize> = "resize";
 template <> constexpr std::string_view kType<UserExec> = "exec";
 template <> constexpr std::string_view kType<UserPing> = "ping";
 template <> constexpr std::string_view kType<UserPong> = "pong";
+template <> constexpr std::string_view kType<UserFlow> = "flow";
 template <> constexpr std::string_view kType<Output> = "output";
 template <> constexpr std::string_view kType<OffsetMsg> = "offset";
 template <> constexpr std::string_view kType<Gap> = "gap";
@@ -522,6 +523,8 @@ void read(Reader& /*r*/, UserPing& /*m*/) {}
 
 void read(Reader& /*r*/, UserPong& /*m*/) {}
 
+void read(Reader& r, UserFlow& m) { r.boolean("paused", m.paused); }
+
 void read(Reader& r, Output& m) {
   r.text("data", m.data);
   r.opt_uint("offset", m.offset);
@@ -900,6 +903,8 @@ std::string encode(const UserExec& m) { return with_data(m, {{"command", m.comma
 std::string encode(const UserPing& /*m*/) { return bare(kType<UserPing>); }
 
 std::string encode(const UserPong& /*m*/) { return bare(kType<UserPong>); }
+
+std::string encode(const UserFlow& m) { return with_data(m, {{"paused", m.paused}}); }
 
 std::string encode(const Output& m) { return encode_output(m.data, m.offset); }
 

@@ -61,6 +61,7 @@ struct Hub::UserConn {
   bool offset_sent = false;  // v2: {"type":"offset"} precedes binary output after each jump
   Clock::time_point stalled_since{};
   Clock::time_point behind_since{};  // its session is paused for it (update_flow)
+  bool client_paused = false;        // it said {"type":"flow","paused":true}
   std::uint64_t dropped_bytes = 0;
   bool gone = false;
 };
@@ -427,7 +428,7 @@ void Hub::update_flow(Session& s) {
   bool behind = false;
   for (const UserConn* u : s.viewers) {
     if (u->gone) continue;
-    if (u->awaiting || u->conn->queued_bytes() < config_.flow_pause_bytes) {
+    if (u->awaiting || (!u->client_paused && u->conn->queued_bytes() < config_.flow_pause_bytes)) {
       return set_flow(*agent->second, s, false);
     }
     behind = true;
@@ -767,6 +768,14 @@ void Hub::on_user_message(UserConn& u, std::string_view payload, bool binary) {
               proto::encode(proto::AgentMessage(proto::Exec{m.command, std::nullopt})));
         } else if constexpr (std::is_same_v<T, proto::UserPing>) {
           u.conn->send_text(proto::encode(proto::UserMessage(proto::UserPong{})));
+        } else if constexpr (std::is_same_v<T, proto::UserFlow>) {
+          // The viewer has more than it can draw (v2 only; a v1 viewer never sends it).
+          if (u.client_paused == m.paused) return;
+          u.client_paused = m.paused;
+          if (!m.paused) u.behind_since = {};
+          if (auto it = sessions_.find({u.agent_id, u.session_id}); it != sessions_.end()) {
+            update_flow(*it->second);
+          }
         } else {
           ++dropped_;
         }

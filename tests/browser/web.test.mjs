@@ -192,9 +192,12 @@ try {
         window.probe.last = t;
       }, 50);
     });
+    // Small flow marks, so the page surely asks the server to pause and resume the shell.
     const before = await page.evaluate(() => {
+      window.rexec.flowMarks.high = 256 * 1024;
+      window.rexec.flowMarks.low = 64 * 1024;
       const p = window.rexec.state.panes[0];
-      return { received: p.received, gaps: p.gaps };
+      return { received: p.received, gaps: p.gaps, pauses: p.pauses };
     });
     const started = Date.now();
     // 37,500,000 bytes → 50,000,000 bytes of base64 in 500,000 lines of 100.
@@ -204,15 +207,23 @@ try {
     const maxGap = await page.evaluate(() => { clearInterval(window.probe.timer); return window.probe.max; });
     const after = await page.evaluate(() => {
       const p = window.rexec.state.panes[0];
-      return { received: p.received, gaps: p.gaps };
+      return { received: p.received, gaps: p.gaps, pauses: p.pauses, paused: p.flowPaused };
     });
     check(after.received - before.received >= 50e6 && after.gaps === before.gaps,
       `all ${after.received - before.received} bytes arrived, none dropped as a gap`);
+    check(after.pauses > before.pauses && !after.paused,
+      `the page paused the shell ${after.pauses - before.pauses} times while it drew, and resumed it`);
+    check(/session paused, viewers behind/.test(sys.serverLog()),
+      'the server paused the session for the page');
     log(`50 MB through the page in ${seconds.toFixed(1)} s (${(50 / seconds).toFixed(1)} MB/s); ` +
         `longest main-thread gap ${maxGap.toFixed(0)} ms`);
     // A frozen tab runs no timers at all until the flood ends; a responsive one ticks every
     // 50 ms with the odd long parse slice. 2 s is far from both.
     check(maxGap < 2000, `timers kept running during the flood (longest gap ${maxGap.toFixed(0)} ms)`);
+    await page.evaluate(() => {
+      window.rexec.flowMarks.high = 8 << 20;
+      window.rexec.flowMarks.low = 2 << 20;
+    });
     await typeIn(0, 'clear\n');
   });
 

@@ -78,15 +78,21 @@ struct Setup {
   }
 };
 
-// Waits (the test loop not running) until `pid` has written nothing for `quiet`; returns its
-// total then, or nullopt if it kept writing for `limit`.
+// Waits until `pid` has written nothing for `quiet`; returns its total then, or nullopt if it
+// kept writing for `limit`. The test loop does not run meanwhile (its sockets are not read)
+// unless `reading` is given.
 std::optional<std::uint64_t> wait_blocked(pid_t pid, std::chrono::milliseconds quiet,
-                                          std::chrono::milliseconds limit) {
+                                          std::chrono::milliseconds limit,
+                                          rx::test::Loop* reading = nullptr) {
   const auto until = std::chrono::steady_clock::now() + limit;
   std::uint64_t last = written(pid);
   auto since = std::chrono::steady_clock::now();
   while (std::chrono::steady_clock::now() < until) {
-    std::this_thread::sleep_for(100ms);
+    if (reading != nullptr) {
+      reading->run_for(100ms);
+    } else {
+      std::this_thread::sleep_for(100ms);
+    }
     const std::uint64_t now = written(pid);
     if (now != last) {
       last = now;
@@ -148,6 +154,40 @@ TEST_CASE("flow control: a viewer that stops reading pauses the shell, reading r
   REQUIRE(done);
   CHECK(v.messages("gap").empty());
   CHECK(count(v.output(), "flowprod\r\n") == 200000000U / 9U);  // every whole line, once
+}
+
+TEST_CASE("flow control: a v2 viewer that asks for a pause blocks the shell while it reads on",
+          "[integration][flow]") {
+  // What the web page does when its terminal has more to draw than it can (docs/web.md): it
+  // reads everything the server sends, yet the shell must stop, not the page's memory grow.
+  ServerOptions o;
+  o.extra_args = {"--slow-consumer-stall", "120s"};
+  Setup s(o);
+  auto& loop = s.sys.loop();
+  TestSocket v(loop);
+  REQUIRE(v.open(s.url("flow-ask"), s.token, "rexec.v2"));
+  REQUIRE(v.wait_type("shell_started"));
+  v.send_json({{"type", "input"}, {"data", producer("askprod", "50000000")}});
+  std::optional<pid_t> pid;
+  REQUIRE(
+      loop.run_until([&] { return (pid = find_process("head -c 50000000")).has_value(); }, 10s));
+  loop.run_for(200ms);
+  v.send_json({{"type", "flow"}, {"data", {{"paused", true}}}});
+  const auto blocked_at = wait_blocked(*pid, 1500ms, 20s, &loop);
+  REQUIRE(blocked_at.has_value());
+  CHECK(*blocked_at < 50000000U);
+  const std::size_t received = v.output().size();
+  loop.run_for(1s);
+  CHECK(v.output().size() == received);  // it read all there was: the shell is what stopped
+  CHECK(rx::test::read_file(s.sys.dir() + "/server.log").find("session paused") !=
+        std::string::npos);
+
+  v.send_json({{"type", "flow"}, {"data", {{"paused", false}}}});
+  const bool done = v.wait_output("askprod-done", 60s);
+  if (!done) s.sys.dump_logs();
+  REQUIRE(done);
+  CHECK(v.messages("gap").empty());
+  CHECK(count(v.output(), "askprod\r\n") == 50000000U / 8U);
 }
 
 TEST_CASE("flow control: a viewer behind past the stall is closed 1008 and the shell goes on",

@@ -97,6 +97,7 @@ TEST_CASE("golden: user socket messages", "[proto]") {
   CHECK(encode(UserExec{"id"}) == R"({"type":"exec","data":{"command":"id"}})");
   CHECK(encode(UserPing{}) == R"({"type":"ping"})");
   CHECK(encode(UserPong{}) == R"({"type":"pong"})");
+  CHECK(encode(UserFlow{true}) == R"({"type":"flow","data":{"paused":true}})");
   CHECK(encode(Output{"x\x1b", 99}) == R"({"type":"output","data":"x\u001b","offset":99})");
   CHECK(encode(OffsetMsg{7}) == R"({"type":"offset","data":7})");
   CHECK(encode(Gap{10, 20}) == R"({"type":"gap","data":{"from":10,"to":20}})");

@@ -90,7 +90,9 @@ inline std::vector<UserMessage> all_user_messages() {
           ShellStarted{"split-x"},
           ShellStopped{"main", 130, std::nullopt},
           ShellError{"main", "boom"},
-          ExecResult{"id", "uid=0", true, 0, std::nullopt}};
+          ExecResult{"id", "uid=0", true, 0, std::nullopt},
+          UserFlow{true},
+          UserFlow{false}};
 }
 
 }  // namespace rx::proto::test

@@ -231,6 +231,13 @@ struct UserPong {  // "pong" on the user socket: {"type":"pong"}
   bool operator==(const UserPong&) const = default;
 };
 
+// Ours, v2 user sockets only (docs/protocol.md): the viewer asks the server to treat it as
+// behind (paused) or caught up, e.g. a browser whose terminal has too much still to draw.
+struct UserFlow {  // "flow": {"type":"flow","data":{"paused":bool}}
+  bool paused = false;
+  bool operator==(const UserFlow&) const = default;
+};
+
 struct Resize {  // "resize": {"type":"resize","cols":N,"rows":M} — top level, not in data
   std::uint16_t cols = 0;
   std::uint16_t rows = 0;
@@ -274,7 +281,7 @@ using AgentMessage = std::variant<ShellStart, ShellInput, ShellResize, ShellStop
 // Stats, ShellStarting/Started/Stopped/Error and ExecResult have the same shape on both sockets.
 using UserMessage = std::variant<Input, Resize, UserExec, UserPing, UserPong, Output, OffsetMsg,
                                  Gap, AgentDisconnected, AgentConnected, Stats, ShellStarting,
-                                 ShellStarted, ShellStopped, ShellError, ExecResult>;
+                                 ShellStarted, ShellStopped, ShellError, ExecResult, UserFlow>;
 
 // The JSON "type" string of a message ("shell_output"). The view is of a string literal.
 [[nodiscard]] std::string_view type_name(const AgentMessage& m);
