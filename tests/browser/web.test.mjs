@@ -19,6 +19,9 @@ import {
 const args = parseArgs(process.argv.slice(2));
 const artifacts = args.artifacts || path.join(os.tmpdir(), 'rexec-web-artifacts');
 fs.mkdirSync(artifacts, { recursive: true });
+for (const f of fs.readdirSync(artifacts)) {  // screenshots of an earlier run would mislead
+  if (f.endsWith('.png')) fs.rmSync(path.join(artifacts, f));
+}
 const pw = await loadPlaywright();
 
 // RFC 6238 TOTP (SHA-1, 6 digits, 30 s) of a base32 secret for time step `step`.
