@@ -78,6 +78,19 @@ struct Setup {
   }
 };
 
+// Opens viewer `conn_id` (v2) and starts producer(tag, bytes) in its shell; returns the pid of
+// the producer's `head`.
+pid_t start_producer(Setup& s, TestSocket& v, const std::string& conn_id, const std::string& tag,
+                     const std::string& bytes) {
+  REQUIRE(v.open(s.url(conn_id), s.token, "rexec.v2"));
+  REQUIRE(v.wait_type("shell_started"));
+  v.send_json({{"type", "input"}, {"data", producer(tag, bytes)}});
+  std::optional<pid_t> pid;
+  REQUIRE(s.sys.loop().run_until(
+      [&] { return (pid = find_process("head -c " + bytes)).has_value(); }, 10s));
+  return *pid;
+}
+
 // Waits until `pid` has written nothing for `quiet`; returns its total then, or nullopt if it
 // kept writing for `limit`. The test loop does not run meanwhile (its sockets are not read)
 // unless `reading` is given.
@@ -124,16 +137,11 @@ TEST_CASE("flow control: a viewer that stops reading pauses the shell, reading r
   Setup s(o, {"REXEC_PROTOCOL=" + protocol});
   auto& loop = s.sys.loop();
   TestSocket v(loop);
-  REQUIRE(v.open(s.url("flow-a"), s.token, "rexec.v2"));
-  REQUIRE(v.wait_type("shell_started"));
-  v.send_json({{"type", "input"}, {"data", producer("flowprod", "200000000")}});
-  std::optional<pid_t> pid;
-  REQUIRE(
-      loop.run_until([&] { return (pid = find_process("head -c 200000000")).has_value(); }, 10s));
+  const pid_t pid = start_producer(s, v, "flow-a", "flowprod", "200000000");
   loop.run_for(300ms);  // output flows while we read
 
   // Stop reading. The producer must come to a halt within a few seconds: blocked in write.
-  const auto blocked_at = wait_blocked(*pid, 1500ms, 20s);
+  const auto blocked_at = wait_blocked(pid, 1500ms, 20s);
   REQUIRE(blocked_at.has_value());
   const std::uint64_t server_rss = rss_kib(s.sys.server().pid());
   const std::uint64_t agent_rss = rss_kib(s.agent.process->pid());
@@ -165,15 +173,10 @@ TEST_CASE("flow control: a v2 viewer that asks for a pause blocks the shell whil
   Setup s(o);
   auto& loop = s.sys.loop();
   TestSocket v(loop);
-  REQUIRE(v.open(s.url("flow-ask"), s.token, "rexec.v2"));
-  REQUIRE(v.wait_type("shell_started"));
-  v.send_json({{"type", "input"}, {"data", producer("askprod", "50000000")}});
-  std::optional<pid_t> pid;
-  REQUIRE(
-      loop.run_until([&] { return (pid = find_process("head -c 50000000")).has_value(); }, 10s));
+  const pid_t pid = start_producer(s, v, "flow-ask", "askprod", "50000000");
   loop.run_for(200ms);
   v.send_json({{"type", "flow"}, {"data", {{"paused", true}}}});
-  const auto blocked_at = wait_blocked(*pid, 1500ms, 20s, &loop);
+  const auto blocked_at = wait_blocked(pid, 1500ms, 20s, &loop);
   REQUIRE(blocked_at.has_value());
   CHECK(*blocked_at < 50000000U);
   const std::size_t received = v.output().size();
@@ -197,19 +200,14 @@ TEST_CASE("flow control: a viewer behind past the stall is closed 1008 and the s
   Setup s(o);
   auto& loop = s.sys.loop();
   TestSocket v(loop);
-  REQUIRE(v.open(s.url("flow-b"), s.token, "rexec.v2"));
-  REQUIRE(v.wait_type("shell_started"));
-  v.send_json({{"type", "input"}, {"data", producer("stallprod", "3000000000")}});
-  std::optional<pid_t> pid;
-  REQUIRE(
-      loop.run_until([&] { return (pid = find_process("head -c 3000000000")).has_value(); }, 10s));
-  const auto blocked_at = wait_blocked(*pid, 1000ms, 20s);
+  const pid_t pid = start_producer(s, v, "flow-b", "stallprod", "3000000000");
+  const auto blocked_at = wait_blocked(pid, 1000ms, 20s);
   REQUIRE(blocked_at.has_value());
   // Past the stall the server closes the viewer; with no viewer left the shell is resumed.
   const bool resumed = [&] {
     for (int i = 0; i < 100; ++i) {
       std::this_thread::sleep_for(100ms);
-      if (written(*pid) > *blocked_at + (8U << 20U)) return true;
+      if (written(pid) > *blocked_at + (8U << 20U)) return true;
     }
     return false;
   }();
