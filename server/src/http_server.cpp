@@ -8,6 +8,10 @@
 #include <libwebsockets.h>
 #include <spdlog/spdlog.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <deque>
@@ -116,6 +120,7 @@ class HttpTxn final : public WsiState {
 class PendingUpgrade final : public WsiState {
  public:
   std::function<std::unique_ptr<WsHandler>(WsConn&)> accept;
+  std::string peer;  // the request's client address
 };
 
 class ServerConn final : public WsiState, public WsConn {
@@ -272,7 +277,36 @@ const char* method_name(int m) {
   }
 }
 
-HttpRequest read_request(lws* wsi) {
+// The socket's peer address, IPv4-mapped IPv6 written as plain IPv4.
+std::string socket_peer(lws* wsi) {
+  std::array<char, 64> peer{};
+  lws_get_peer_simple(wsi, peer.data(), peer.size());
+  std::string_view p = peer.data();
+  constexpr std::string_view kMapped = "::ffff:";
+  if (p.rfind(kMapped, 0) == 0 && p.find('.') != std::string_view::npos) p.remove_prefix(7);
+  return std::string(p);
+}
+
+// The last address in an X-Forwarded-For list (the one our proxy appended), if it is one.
+std::optional<std::string> last_forwarded(std::string_view list) {
+  const auto comma = list.rfind(',');
+  std::string_view last = comma == std::string_view::npos ? list : list.substr(comma + 1);
+  while (!last.empty() && (last.front() == ' ' || last.front() == '\t')) last.remove_prefix(1);
+  while (!last.empty() && (last.back() == ' ' || last.back() == '\t')) last.remove_suffix(1);
+  const std::string addr(last);
+  std::array<unsigned char, sizeof(in6_addr)> buf{};
+  if (inet_pton(AF_INET, addr.c_str(), buf.data()) == 1 ||
+      inet_pton(AF_INET6, addr.c_str(), buf.data()) == 1) {
+    return addr;
+  }
+  return std::nullopt;
+}
+
+bool is_trusted(const std::vector<std::string>& proxies, const std::string& peer) {
+  return std::find(proxies.begin(), proxies.end(), peer) != proxies.end();
+}
+
+HttpRequest read_request(lws* wsi, const std::vector<std::string>& trusted_proxies) {
   HttpRequest req;
   char* uri = nullptr;
   int uri_len = 0;
@@ -299,21 +333,23 @@ HttpRequest read_request(lws* wsi) {
       {"content-type", WSI_TOKEN_HTTP_CONTENT_TYPE},
       {"host", WSI_TOKEN_HOST},
       {"upgrade", WSI_TOKEN_UPGRADE},
+      {"x-forwarded-for", WSI_TOKEN_X_FORWARDED_FOR},
   };
   for (const auto& [name, token] : known) {
     if (auto v = copy_header(wsi, token); !v.empty()) req.headers[name] = std::move(v);
   }
-  for (const char* name : {"x-agent-os:", "x-agent-arch:", "x-agent-shell:", "x-agent-distro:",
-                           "x-agent-version:", "x-forwarded-for:"}) {
+  for (const char* name :
+       {"x-agent-os:", "x-agent-arch:", "x-agent-shell:", "x-agent-distro:", "x-agent-version:"}) {
     if (auto v = copy_custom_header(wsi, name); !v.empty()) {
       std::string key(name);
       key.pop_back();
       req.headers[key] = std::move(v);
     }
   }
-  std::array<char, 64> peer{};
-  lws_get_peer_simple(wsi, peer.data(), peer.size());
-  req.peer = peer.data();
+  req.peer = socket_peer(wsi);
+  if (is_trusted(trusted_proxies, req.peer)) {
+    if (auto fwd = last_forwarded(req.header("x-forwarded-for"))) req.peer = std::move(*fwd);
+  }
   return req;
 }
 
@@ -456,11 +492,11 @@ int HttpServer::Impl::write_body(lws* wsi, HttpTxn& txn) {
 
 bool HttpServer::Impl::admit(lws* wsi) {
   if (options_.max_conns_per_ip == 0) return true;
-  std::array<char, 64> peer{};
-  lws_get_peer_simple(wsi, peer.data(), peer.size());
-  if (!address_counts_->admit(peer.data())) return false;
+  const std::string peer = socket_peer(wsi);
+  if (is_trusted(options_.trusted_proxies, peer)) return true;  // it carries many clients
+  if (!address_counts_->admit(peer)) return false;
   auto* idle = new IdleConn();  // NOLINT(cppcoreguidelines-owning-memory): owned via opaque
-  idle->slot = std::make_unique<AddressSlot>(address_counts_, peer.data());
+  idle->slot = std::make_unique<AddressSlot>(address_counts_, peer);
   set_state(wsi, idle);
   return true;
 }
@@ -473,7 +509,7 @@ int HttpServer::Impl::on_event(lws* wsi, lws_callback_reasons reason, void* user
     case LWS_CALLBACK_HTTP: {
       auto* txn = new HttpTxn();  // NOLINT(cppcoreguidelines-owning-memory): owned via opaque
       set_state(wsi, txn);
-      txn->request = read_request(wsi);
+      txn->request = read_request(wsi, options_.trusted_proxies);
       const bool has_length = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0;
       if (!has_length && lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) {
         // lws 4.1 does not decode chunked request bodies; say so instead of waiting forever.
@@ -513,7 +549,7 @@ int HttpServer::Impl::on_event(lws* wsi, lws_callback_reasons reason, void* user
     }
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: {
       if (in == nullptr || std::strcmp(static_cast<const char*>(in), "websocket") != 0) return -1;
-      HttpRequest req = read_request(wsi);
+      HttpRequest req = read_request(wsi, options_.trusted_proxies);
       req.is_upgrade = true;
       UpgradeDecision d = handlers_.on_upgrade(req);
       if (d.refusal || !d.accept) {
@@ -525,6 +561,7 @@ int HttpServer::Impl::on_event(lws* wsi, lws_callback_reasons reason, void* user
       }
       auto* pending = new PendingUpgrade();  // NOLINT(cppcoreguidelines-owning-memory)
       pending->accept = std::move(d.accept);
+      pending->peer = req.peer;
       set_state(wsi, pending);
       return 0;
     }
@@ -532,10 +569,9 @@ int HttpServer::Impl::on_event(lws* wsi, lws_callback_reasons reason, void* user
       auto* pending = state_as<PendingUpgrade>(wsi);
       if (pending == nullptr) return -1;
       auto accept = std::move(pending->accept);
+      std::string peer = std::move(pending->peer);
       const bool v2 = std::strcmp(lws_get_protocol(wsi)->name, kProtocolV2) == 0;
-      std::array<char, 64> peer{};
-      lws_get_peer_simple(wsi, peer.data(), peer.size());
-      auto* conn = new ServerConn(wsi, peer.data(), v2, options_.ws_low_water);  // NOLINT
+      auto* conn = new ServerConn(wsi, std::move(peer), v2, options_.ws_low_water);  // NOLINT
       set_state(wsi, conn);
       conn->handler_ = accept(*conn);
       return conn->handler_ ? 0 : -1;

@@ -89,6 +89,7 @@ int serve(ServerConfig config, const std::string& jwt_flag) {
     ho.max_frame_bytes = config.max_frame_bytes;
     ho.max_conns_per_ip = config.max_conns_per_ip;
     ho.header_timeout_s = static_cast<unsigned int>(config.header_timeout.count());
+    ho.trusted_proxies = config.trusted_proxies;
     ho.tls_cert_file = config.tls_cert_file;
     ho.tls_key_file = config.tls_key_file;
     HttpHandlers handlers;
@@ -182,6 +183,9 @@ int main(int argc, char** argv) {
                         "HS256 key (≥ 32 bytes); default: kept in the DB");
   serve_cmd->add_option("--public-url", config.public_url, "The server's own origin");
   serve_cmd->add_option("--allowed-origin", config.allowed_origins, "Allowed Origin (repeatable)");
+  serve_cmd->add_option(
+      "--trusted-proxy", config.trusted_proxies,
+      "Reverse proxy address whose X-Forwarded-For names the client (repeatable)");
   serve_cmd->add_flag("--block-empty-origin", config.block_empty_origin,
                       "Refuse sockets without an Origin header");
   serve_cmd->add_option("--ping-interval-ms", ping_ms, "Agent heartbeat ping period");

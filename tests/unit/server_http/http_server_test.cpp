@@ -63,10 +63,12 @@ struct Fixture {
   int handlers_closed = 0;
   std::string last_body;
   std::string last_subprotocol_seen;
+  std::string last_peer;
 
-  Fixture() {
+  explicit Fixture(std::vector<std::string> trusted_proxies = {}) {
     REQUIRE(uv_loop_init(&loop) == 0);
     server::HttpServerOptions o;
+    o.trusted_proxies = std::move(trusted_proxies);
     o.loop = &loop;
     o.port = 0;
     o.max_body_bytes = 1024;
@@ -74,6 +76,7 @@ struct Fixture {
     server::HttpHandlers h;
     h.on_request = [this](const server::HttpRequest& r) {
       last_body = r.body;
+      last_peer = r.peer;
       nlohmann_like_reply_ = r.method + " " + r.path + " q=" + r.query_param("q").value_or("-") +
                              " body=" + std::to_string(r.body.size());
       return server::HttpResponse::json(r.path == "/missing" ? 404 : 200, nlohmann_like_reply_);
@@ -149,6 +152,40 @@ TEST_CASE("HTTP GET and POST reach the handler and the response comes back", "[s
   REQUIRE(got->has_value());
   CHECK((*got)->status == 413);
   f.teardown();
+}
+
+TEST_CASE("X-Forwarded-For names the client only when a trusted proxy sends it", "[server]") {
+  const auto peer_for = [](Fixture& f, const std::string& forwarded) {
+    net::HttpClient client(*f.client_ctx);
+    std::optional<Result<net::HttpResponse>> got;
+    net::HttpRequest get;
+    get.url = *net::Url::parse(f.url("http", "/api/x"));
+    if (!forwarded.empty()) get.headers.emplace_back("x-forwarded-for", forwarded);
+    REQUIRE(client.request(get, [&](Result<net::HttpResponse> r) { got = std::move(r); }));
+    REQUIRE(run_until(
+        &f.loop, [&] { return got.has_value(); }, 5s));
+    return f.last_peer;
+  };
+  {
+    Fixture f;  // no trusted proxy: the header is anyone's to forge
+    CHECK(peer_for(f, "") == "127.0.0.1");
+    CHECK(peer_for(f, "10.1.2.3") == "127.0.0.1");
+    f.teardown();
+  }
+  {
+    Fixture f({"127.0.0.1"});
+    CHECK(peer_for(f, "") == "127.0.0.1");
+    // The last entry is the one our proxy appended; earlier ones are the client's to forge.
+    CHECK(peer_for(f, "10.9.9.9, 10.1.2.3") == "10.1.2.3");
+    CHECK(peer_for(f, "2001:db8::7") == "2001:db8::7");
+    CHECK(peer_for(f, "10.1.2.3, not-an-address") == "127.0.0.1");
+    f.teardown();
+  }
+  {
+    Fixture f({"10.0.0.1"});  // a proxy elsewhere: our loopback client is not it
+    CHECK(peer_for(f, "10.1.2.3") == "127.0.0.1");
+    f.teardown();
+  }
 }
 
 TEST_CASE("HTTP client reports a refused connection", "[server]") {

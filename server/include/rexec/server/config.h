@@ -20,6 +20,8 @@ struct ServerConfig {
   std::string public_url;                    // the server's own origin, e.g. http://127.0.0.1:8080
   std::vector<std::string> allowed_origins;  // exact matches; empty: own origin + localhost
   bool block_empty_origin = false;
+  // Reverse proxies whose X-Forwarded-For is believed (HttpServerOptions::trusted_proxies).
+  std::vector<std::string> trusted_proxies;
   std::chrono::milliseconds ping_interval{15000};            // control ping to every agent (§3.3)
   std::chrono::milliseconds pong_timeout{45000};             // no traffic this long: agent offline
   std::chrono::milliseconds session_linger{15 * 60 * 1000};  // main shell after its last viewer

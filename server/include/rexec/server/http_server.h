@@ -27,7 +27,7 @@ struct HttpRequest {
   std::vector<std::pair<std::string, std::string>> query;  // decoded key/value pairs, in order
   std::map<std::string, std::string> headers;  // lower-case names; only the ones we read
   std::string body;
-  std::string peer;         // client IP address
+  std::string peer;  // client IP address ("::ffff:" dropped), or what a trusted proxy says it is
   bool is_upgrade = false;  // a WebSocket upgrade request
 
   [[nodiscard]] std::string header(const std::string& name) const;
@@ -63,6 +63,10 @@ struct HttpServerOptions {
   // (there is no request yet to answer). 0: no limit.
   std::size_t max_conns_per_ip = 0;
   unsigned int header_timeout_s = 10;  // to send a whole request head, else closed (slow-loris)
+  // Reverse proxies (exact addresses) whose X-Forwarded-For is believed: a request from one of
+  // them is from the address the proxy appended last, and they are exempt from
+  // max_conns_per_ip. Anyone else's X-Forwarded-For is ignored.
+  std::vector<std::string> trusted_proxies;
   std::string tls_cert_file;
   std::string tls_key_file;
 };
