@@ -138,10 +138,12 @@ TEST_CASE("flow control: a viewer that stops reading pauses the shell, reading r
   auto& loop = s.sys.loop();
   TestSocket v(loop);
   const pid_t pid = start_producer(s, v, "flow-a", "flowprod", "200000000");
-  loop.run_for(300ms);  // output flows while we read
+  // Output flows while we read (on a loaded machine, wait until it surely does).
+  REQUIRE(loop.run_until([&] { return v.output().size() > (1U << 20U); }, 20s));
 
-  // Stop reading. The producer must come to a halt within a few seconds: blocked in write.
-  const auto blocked_at = wait_blocked(pid, 1500ms, 20s);
+  // Stop reading. The producer must come to a halt: blocked in write. (Within seconds; the
+  // limit is for a machine busy with other work.)
+  const auto blocked_at = wait_blocked(pid, 1500ms, 60s);
   REQUIRE(blocked_at.has_value());
   const std::uint64_t server_rss = rss_kib(s.sys.server().pid());
   const std::uint64_t agent_rss = rss_kib(s.agent.process->pid());
@@ -174,9 +176,9 @@ TEST_CASE("flow control: a v2 viewer that asks for a pause blocks the shell whil
   auto& loop = s.sys.loop();
   TestSocket v(loop);
   const pid_t pid = start_producer(s, v, "flow-ask", "askprod", "50000000");
-  loop.run_for(200ms);
+  REQUIRE(loop.run_until([&] { return v.output().size() > (1U << 20U); }, 20s));
   v.send_json({{"type", "flow"}, {"data", {{"paused", true}}}});
-  const auto blocked_at = wait_blocked(pid, 1500ms, 20s, &loop);
+  const auto blocked_at = wait_blocked(pid, 1500ms, 60s, &loop);
   REQUIRE(blocked_at.has_value());
   CHECK(*blocked_at < 50000000U);
   const std::size_t received = v.output().size();
