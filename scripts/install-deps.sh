@@ -13,8 +13,8 @@ packages=(
   libuv1-dev libssl-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev catch2 zlib1g-dev
   libsqlite3-dev libhiredis-dev liboath-dev libpq-dev
   # test tools
-  procps psmisc util-linux python3 sqlite3 curl shellcheck systemd
-  chromium
+  procps psmisc util-linux python3 sqlite3 curl shellcheck systemd openssl
+  chromium nginx
 )
 # Browser tests run playwright-core on node: Debian's nodejs unless a node is already installed
 # (from NodeSource, say, whose nodejs package provides npm itself).
@@ -32,7 +32,20 @@ if [ ${#missing[@]} -eq 0 ]; then
 else
   echo "install-deps: installing ${missing[*]}"
   "${sudo[@]}" apt-get update -qq
-  "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # nginx is run only by its test, from a temporary prefix on a loopback port: keep the
+  # package's own service from starting on port 80 while it installs (policy-rc.d, exit 101),
+  # unless the machine already has a policy of its own.
+  policy=/usr/sbin/policy-rc.d
+  own_policy=""
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
+    "${sudo[@]}" chmod 755 "$policy"
+    own_policy=1
+  fi
+  rc=0
+  "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || rc=$?
+  [ -n "$own_policy" ] && "${sudo[@]}" rm -f "$policy"
+  [ "$rc" -eq 0 ] || exit "$rc"
 fi
 
 # npm packages, exactly as locked: xterm.js for the web page (built into rexec-server, so this
