@@ -12,6 +12,10 @@ const kMaxInFlight = 4 << 20;  // bytes handed to xterm.js and not yet parsed
 // Output waiting to be drawn: above `high` a v2 pane asks the server to pause its session
 // ({"type":"flow"}, docs/protocol.md), below `low` to resume. Settable for tests.
 const flowMarks = { high: 8 << 20, low: 2 << 20 };
+// A hidden tab draws nothing (no animation frames) and does not hold its shell up: it keeps the
+// newest output (at most this much, and no more lines than the terminal keeps) and says how much
+// it skipped.
+const kHiddenKeep = 4 << 20;
 const kRetryCapMs = 15000;
 
 let xterm = null;  // { Terminal, FitAddon } once loaded
@@ -85,6 +89,7 @@ function refusalText(status, body) {
 }
 
 async function api(method, path, body, token = state.session && state.session.token) {
+  if (!token) return { status: 401, data: { error: 'not signed in' } };
   const headers = { Authorization: `Bearer ${token}` };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   let response;
@@ -336,6 +341,8 @@ class Pane {
     this.gaps = 0;
     this.flowPaused = false;  // we asked the server to pause this socket's session
     this.pauses = 0;
+    this.skippedHidden = 0;   // output dropped while hidden, not yet drawn past
+    this.noteQueued = false;  // queue[0] is the note that says so
     this.queue = [];         // output not yet handed to xterm.js
     this.queued = 0;
     this.inFlight = 0;
@@ -432,7 +439,7 @@ class Pane {
     // A browser sees no status or body of a refused upgrade, so first ask with a plain GET,
     // which the server answers with the same checks (204 for &check=1 when it would pass).
     const pre = await api('GET', `${this.socketPath()}&check=1`);
-    if (this.disposed) return;
+    if (this.disposed || !state.session) return;
     if (pre.status === 423) {
       refreshAgents();  // show the lock on the agent's card too
       if (await mfaPrompt(this.agentId)) this.connect();
@@ -521,15 +528,62 @@ class Pane {
     this.received += bytes.length;
     this.queue.push(bytes);
     this.queued += bytes.length;
+    if (document.hidden && this.queued > 2 * kHiddenKeep) this.trimHidden();
     this.checkFlow();
     if (!this.frame) this.frame = requestAnimationFrame(() => this.flush());
+  }
+
+  // Drops the oldest queued output: keeps at most kHiddenKeep bytes and as many lines as the
+  // terminal can show (scrollback and screen), from a line start, after a note of what went.
+  trimHidden() {
+    if (this.noteQueued) {  // the note of an earlier trim: replaced below
+      this.queued -= this.queue[0].length;
+      this.queue.shift();
+      this.noteQueued = false;
+    }
+    let skipped = 0;
+    while (this.queue.length > 1 && this.queued - this.queue[0].length > kHiddenKeep) {
+      skipped += this.queue[0].length;
+      this.queued -= this.queue[0].length;
+      this.queue.shift();
+    }
+    // The cut: after the newline that starts the last `maxLines` lines, or else after the first
+    // newline (chunks were dropped, so the first line is a fragment).
+    const maxLines = this.term.options.scrollback + this.term.rows - 10;  // room for the note
+    let cut = null;
+    let lines = 0;
+    for (let i = this.queue.length - 1; i >= 0 && !cut; i -= 1) {
+      const b = this.queue[i];
+      for (let j = b.length - 1; j >= 0; j -= 1) {
+        if (b[j] === 10 && ++lines > maxLines) {
+          cut = { i, j };
+          break;
+        }
+      }
+    }
+    if (!cut && skipped > 0) {
+      const j = this.queue[0].indexOf(10);
+      if (j >= 0) cut = { i: 0, j };
+    }
+    if (cut) {
+      for (let k = 0; k < cut.i; k += 1) skipped += this.queue[k].length;
+      skipped += cut.j + 1;
+      this.queue = [this.queue[cut.i].subarray(cut.j + 1), ...this.queue.slice(cut.i + 1)];
+      this.queued = this.queue.reduce((n, b) => n + b.length, 0);
+    }
+    this.skippedHidden += skipped;
+    const note = encoder.encode(`\x1b[0m\r\n\x1b[33m[${this.skippedHidden} bytes not shown ` +
+      'while this tab was hidden]\x1b[0m\r\n');
+    this.queue.unshift(note);
+    this.queued += note.length;
+    this.noteQueued = true;
   }
 
   // What the server should know about our backlog (v2 sockets only: a v1 server has no "flow").
   checkFlow() {
     const ws = this.ws;
     if (!ws || ws.readyState !== WebSocket.OPEN || ws.protocol !== 'rexec.v2') return;
-    const backlog = this.queued + this.inFlight;
+    const backlog = document.hidden ? 0 : this.queued + this.inFlight;
     if (!this.flowPaused && backlog > flowMarks.high) {
       this.flowPaused = true;
       this.pauses += 1;
@@ -552,6 +606,8 @@ class Pane {
     for (const b of this.queue) { chunk.set(b, at); at += b.length; }
     this.queue = [];
     this.queued = 0;
+    this.noteQueued = false;
+    this.skippedHidden = 0;
     this.inFlight += chunk.length;
     this.term.write(chunk, () => {
       this.inFlight -= chunk.length;
@@ -647,6 +703,15 @@ async function main() {
   });
   $('sign-out').addEventListener('click', () => signOut(''));
   $('split').addEventListener('click', () => addPane(true));
+  // Hidden: resume any paused shell (the tab keeps only the newest output). Visible: draw.
+  document.addEventListener('visibilitychange', () => {
+    for (const p of state.panes) {
+      p.checkFlow();
+      if (document.hidden || !p.queued) continue;
+      if (p.skippedHidden > 0) p.trimHidden();  // so the note is within what the terminal keeps
+      if (!p.frame) p.frame = requestAnimationFrame(() => p.flush());
+    }
+  });
   state.session = loadSession();
   if (state.session) showApp(); else showSignIn('');
 }

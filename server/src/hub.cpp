@@ -464,6 +464,10 @@ void Hub::close_stalled_viewers() {
         now - u->behind_since <= config_.slow_consumer_stall) {
       continue;
     }
+    // A viewer that asked for the pause is alive and reads what we send; it only draws slowly.
+    // It holds nothing here, so it is not closed: its session waits for it, like a terminal
+    // after Ctrl-S (and only while every other viewer is behind too).
+    if (u->client_paused && u->conn->queued_bytes() < config_.flow_pause_bytes) continue;
     spdlog::warn("slow consumer closed agent={} conn={} queued_bytes={}", u->agent_id, u->conn_id,
                  u->conn->queued_bytes());
     u->gone = true;

@@ -212,8 +212,11 @@ try {
       const p = window.rexec.state.panes[0];
       return { received: p.received, gaps: p.gaps, pauses: p.pauses, paused: p.flowPaused };
     });
+    const metrics = await (await fetch(`${sys.url}/metrics`)).text();
+    const dropped = /^rexec_user_dropped_bytes_total (\d+)$/m.exec(metrics)?.[1];
     check(after.received - before.received >= 50e6 && after.gaps === before.gaps,
-      `all ${after.received - before.received} bytes arrived, none dropped as a gap`);
+      `all ${after.received - before.received} bytes arrived, none dropped as a gap ` +
+      `(gaps ${after.gaps - before.gaps}, the server dropped ${dropped} bytes for slow viewers)`);
     check(after.pauses > before.pauses && !after.paused,
       `the page paused the shell ${after.pauses - before.pauses} times while it drew, and resumed it`);
     check(/session paused, viewers behind/.test(sys.serverLog()),
@@ -227,6 +230,41 @@ try {
       window.rexec.flowMarks.high = 8 << 20;
       window.rexec.flowMarks.low = 2 << 20;
     });
+    await typeIn(0, 'clear\n');
+  });
+
+  await step('a hidden tab keeps its shell running and keeps only the newest output', async () => {
+    // Hidden, as far as the page can tell: document.hidden, and no animation frames.
+    await page.evaluate(() => {
+      window.realRaf = window.requestAnimationFrame;
+      window.requestAnimationFrame = () => 0;
+      Object.defineProperty(document, 'hidden', { configurable: true, get: () => true });
+      document.dispatchEvent(new Event('visibilitychange'));
+    });
+    const pauses = await page.evaluate(() => window.rexec.state.panes[0].pauses);
+    await typeIn(0, 'seq 1 3000000; echo hidden-$((40+2))\n');
+    await waitFor('the whole output to reach the hidden tab', () => page.evaluate(() => {
+      const q = window.rexec.state.panes[0].queue;
+      const tail = q.slice(-3).map((b) => new TextDecoder().decode(b)).join('');
+      return /hidden-42\r\n/.test(tail);
+    }), 60000);
+    const hidden = await page.evaluate(() => {
+      const p = window.rexec.state.panes[0];
+      return { queued: p.queued, pauses: p.pauses, skipped: p.skippedHidden };
+    });
+    check(hidden.pauses === pauses, 'a hidden tab never pauses its shell');
+    check(hidden.queued <= 8.5 * 1024 * 1024 && hidden.skipped > 10e6,
+      `it keeps ${hidden.queued} bytes and skipped ${hidden.skipped} (of about 26 MB)`);
+    check(hidden.queued + hidden.skipped <= 26e6, 'it counts what it skipped');
+    await page.evaluate(() => {
+      window.requestAnimationFrame = window.realRaf;
+      delete document.hidden;
+      document.dispatchEvent(new Event('visibilitychange'));
+    });
+    await waitText(0, /^hidden-42\s*$/m, 'the newest output, drawn once visible', 30000);
+    const text = await paneText(0);
+    check(/^3000000\s*$/m.test(text), 'the last line of the sequence is there');
+    check(/bytes not shown while this tab was hidden/.test(text), 'and a note of what was skipped');
     await typeIn(0, 'clear\n');
   });
 

@@ -30,7 +30,7 @@ struct ServerConfig {
   std::size_t stats_history_max = 1000;      // samples kept per agent
   std::size_t max_frame_bytes = 1U << 20U;   // larger incoming frames close with 1009
   std::size_t max_body_bytes = 1U << 20U;    // HTTP request bodies
-  std::size_t user_queue_limit = 4U << 20U;  // bytes queued to a user socket before dropping
+  std::size_t user_queue_limit = 8U << 20U;  // bytes queued to a user socket before dropping
   std::chrono::milliseconds slow_consumer_stall{10000};  // then close 1008 "slow consumer"
   double rate_limit_per_sec = 20;                        // per IP, HTTP requests and upgrades
   double rate_limit_burst = 60;

@@ -29,7 +29,7 @@ struct HubConfig {
   std::chrono::milliseconds session_linger{15 * 60 * 1000};
   std::chrono::milliseconds agent_grace{60000};
   std::size_t max_frame_bytes = 1U << 20U;
-  std::size_t user_queue_limit = 4U << 20U;  // bytes queued to one user socket, at most
+  std::size_t user_queue_limit = 8U << 20U;  // bytes queued to one user socket, at most
   std::chrono::milliseconds slow_consumer_stall{10000};
   // v2 agents: a session is paused (shell_flow) while every viewer has this much queued.
   std::size_t flow_pause_bytes = 1U << 20U;
