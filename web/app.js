@@ -653,8 +653,16 @@ class Pane {
   }
 }
 
-// Asks for a TOTP code and verifies it (PROTOCOL §6). True once verified.
+// Asks for a TOTP code and verifies it (PROTOCOL §6). True once verified. Panes that hit the
+// lock together share one prompt (a verification opens all the user's terminals).
 function mfaPrompt(agentId) {
+  if (!state.mfaPrompt) {
+    state.mfaPrompt = askMfa(agentId).finally(() => { state.mfaPrompt = null; });
+  }
+  return state.mfaPrompt;
+}
+
+function askMfa(agentId) {
   const dialog = $('mfa');
   const a = state.agents.get(agentId);
   $('mfa-agent').textContent = a ? a.name : agentId;
