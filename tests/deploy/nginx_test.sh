@@ -40,6 +40,9 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
 # rexec-server on loopback, believing nginx's X-Forwarded-For.
 ngx_port=$(free_port)
 public="https://127.0.0.1:$ngx_port"
+# The log exists before the server does: the loop below reads it at once, and under set -e a
+# read of a missing file would end the test.
+: >"$tmp/server.log"
 "$server" serve --listen 127.0.0.1:0 --db "$tmp/rexec.db" --log-level debug \
   --jwt-secret nginx-test-secret-0123456789abcdef0123 --public-url "$public" \
   --trusted-proxy 127.0.0.1 > "$tmp/server.log" 2>&1 &

@@ -27,6 +27,9 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 case "$(uname -m)" in x86_64) arch=amd64 ;; aarch64) arch=arm64 ;; *) echo "SKIP: arch"; exit 77 ;; esac
 mkdir -p "$tmp/dl"
 cp "$agent_bin" "$tmp/dl/rexec-agent-linux-$arch"
+# The log exists before the server does: the loop below reads it at once, and under set -e a
+# read of a missing file would end the test.
+: >"$tmp/server.log"
 "$server_bin" --db "$tmp/rexec.db" serve --listen 127.0.0.1:0 --downloads-dir "$tmp/dl" \
   --jwt-secret install-test-secret-0123456789abcdef --rate-limit 1000 >"$tmp/server.log" 2>&1 &
 server_pid=$!

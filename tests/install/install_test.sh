@@ -37,6 +37,9 @@ mkdir -p "$tmp/dl"
 cp "$agent_bin" "$tmp/dl/rexec-agent-linux-$arch"
 
 # The server, on a free loopback port.
+# The log exists before the server does: the loop below reads it at once, and under set -e a
+# read of a missing file would end the test.
+: >"$tmp/server.log"
 "$server_bin" --db "$tmp/rexec.db" serve --listen 127.0.0.1:0 --downloads-dir "$tmp/dl" \
   --jwt-secret install-test-secret-0123456789abcdef --rate-limit 1000 >"$tmp/server.log" 2>&1 &
 pids+=("$!")
