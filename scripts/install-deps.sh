@@ -15,6 +15,8 @@ packages=(
   # test tools
   procps psmisc util-linux python3 sqlite3 curl shellcheck systemd openssl
   chromium nginx
+  # a throwaway PostgreSQL cluster for the PostgreSQL tests (tests/fixtures/pg_cluster.sh)
+  postgresql-15
 )
 # Browser tests run playwright-core on node: Debian's nodejs unless a node is already installed
 # (from NodeSource, say, whose nodejs package provides npm itself).
@@ -32,9 +34,9 @@ if [ ${#missing[@]} -eq 0 ]; then
 else
   echo "install-deps: installing ${missing[*]}"
   "${sudo[@]}" apt-get update -qq
-  # nginx is run only by its test, from a temporary prefix on a loopback port: keep the
-  # package's own service from starting on port 80 while it installs (policy-rc.d, exit 101),
-  # unless the machine already has a policy of its own.
+  # nginx and PostgreSQL are run only by their tests, on loopback ports: keep the packages' own
+  # services from starting (nginx on port 80, PostgreSQL's default cluster) while they install
+  # (policy-rc.d, exit 101), unless the machine already has a policy of its own.
   policy=/usr/sbin/policy-rc.d
   own_policy=""
   if [ ! -e "$policy" ]; then

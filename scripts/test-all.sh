@@ -15,8 +15,9 @@ jobs=(format-check gcc-werror release-static asan tsan fuzz)
 if [ $# -gt 0 ]; then jobs=("$@"); fi
 
 bash scripts/install-deps.sh
-# CI must run the browser and nginx tests, never skip them for want of Chromium or nginx.
-export REXEC_REQUIRE_BROWSER=1 REXEC_REQUIRE_NGINX=1
+# CI must run the browser, nginx and PostgreSQL tests, never skip them for want of Chromium,
+# nginx or PostgreSQL.
+export REXEC_REQUIRE_BROWSER=1 REXEC_REQUIRE_NGINX=1 REXEC_REQUIRE_PG=1
 for job in "${jobs[@]}"; do
   echo "=== $job ==="
   start=$(date +%s)

@@ -8,6 +8,7 @@
 #include "rexec/server/api.h"
 #include "rexec/server/auth/tokens.h"
 #include "rexec/server/auth/totp.h"
+#include "rexec/server/storage/pg_store.h"
 #include "rexec/server/storage/sqlite_store.h"
 #include "rexec/uvx/uv_handle.h"
 
@@ -38,8 +39,16 @@ int fail(const std::string& sentence) {
   return 1;
 }
 
-rx::Result<std::unique_ptr<SqliteStore>> open_db(const std::string& path) {
-  return SqliteStore::open(path);
+// `--db`: a PostgreSQL URL, else a SQLite file.
+rx::Result<std::unique_ptr<Store>> open_db(const std::string& db) {
+  if (is_postgres_url(db)) {
+    auto pg = PgStore::open(db);
+    if (!pg) return std::move(pg).error();
+    return std::unique_ptr<Store>(std::move(*pg));
+  }
+  auto lite = SqliteStore::open(db);
+  if (!lite) return std::move(lite).error();
+  return std::unique_ptr<Store>(std::move(*lite));
 }
 
 // The JWT key: the flag, else one generated once and kept in the database.
@@ -49,12 +58,7 @@ rx::Result<std::string> jwt_secret(Store& store, const std::string& flag) {
       return rx::Error(rx::Errc::kConfig, "--jwt-secret needs at least 32 bytes");
     return flag;
   }
-  auto stored = store.setting("jwt_secret");
-  if (!stored) return std::move(stored).error();
-  if (!stored->empty()) return *stored;
-  std::string secret = random_hex(32);
-  if (auto st = store.set_setting("jwt_secret", secret); !st) return std::move(st).error();
-  return secret;
+  return store.init_setting("jwt_secret", random_hex(32));
 }
 
 int serve(ServerConfig config, const std::string& jwt_flag) {
@@ -104,7 +108,8 @@ int serve(ServerConfig config, const std::string& jwt_flag) {
       if (config.public_url.empty()) api.set_public_url(url);  // port 0: known only now
       std::printf("rexec-server listening on %s\n", url.c_str());
       std::fflush(stdout);
-      spdlog::info("server started url={} db={} version={}", url, config.db_path, REXEC_VERSION);
+      spdlog::info("server started url={} db={} version={}", url, (*store)->describe(),
+                   REXEC_VERSION);
 
       std::vector<rx::uvx::UvHandle<uv_signal_t>> signals;
 
@@ -173,7 +178,8 @@ int main(int argc, char** argv) {
   long long linger_ms = config.session_linger.count();
   long long grace_ms = config.agent_grace.count();
   std::vector<std::string> plan_limits;
-  app.add_option("--db", db, "SQLite database file")->capture_default_str();
+  app.add_option("--db", db, "SQLite database file, or postgres://user@host:port/dbname")
+      ->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
 
   auto* serve_cmd = app.add_subcommand("serve", "Run the server");

@@ -19,7 +19,7 @@ std::string agent_status(System& sys, const std::string& token, const std::strin
 
 }  // namespace
 
-TEST_CASE("a registered agent is online within 1 s of starting", "[integration]") {
+TEST_CASE("a registered agent is online within 1 s of starting", "[integration][pg]") {
   System sys;
   const std::string token = sys.add_user("alice");
   const auto start = std::chrono::steady_clock::now();
@@ -43,7 +43,7 @@ TEST_CASE("a registered agent is online within 1 s of starting", "[integration]"
   CHECK(a.contains("created_at"));
 }
 
-TEST_CASE("system_info and stats reach the status route and the events hub", "[integration]") {
+TEST_CASE("system_info and stats reach the status route and the events hub", "[integration][pg]") {
   System sys;
   const std::string token = sys.add_user("alice");
   TestSocket events(sys.loop());
@@ -77,7 +77,8 @@ TEST_CASE("system_info and stats reach the status route and the events hub", "[i
   CHECK(st.value("memory", 0ULL) > 0);
 }
 
-TEST_CASE("a killed agent goes offline within the timeout and viewers are told", "[integration]") {
+TEST_CASE("a killed agent goes offline within the timeout and viewers are told",
+          "[integration][pg]") {
   System sys;  // pong timeout 2 s
   const std::string token = sys.add_user("alice");
   auto agent = sys.start_agent(token);
@@ -98,7 +99,7 @@ TEST_CASE("a killed agent goes offline within the timeout and viewers are told",
   CHECK(user.wait_type("agent_disconnected"));
 }
 
-TEST_CASE("garbage on the agent socket does not crash the server", "[integration]") {
+TEST_CASE("garbage on the agent socket does not crash the server", "[integration][pg]") {
   System sys;
   const std::string token = sys.add_user("alice");
   auto reg = rx::test::http(sys.loop(), "POST", sys.http_url("/api/agents"), token,

@@ -60,7 +60,7 @@ struct Online {
 
 }  // namespace
 
-TEST_CASE("no token: 401 unauthorized on REST, invalid token on sockets", "[integration]") {
+TEST_CASE("no token: 401 unauthorized on REST, invalid token on sockets", "[integration][pg]") {
   Online o;
   auto r = rx::test::http(o.sys.loop(), "GET", o.sys.http_url("/api/agents"));
   CHECK(r.status == 401);
@@ -71,7 +71,7 @@ TEST_CASE("no token: 401 unauthorized on REST, invalid token on sockets", "[inte
   CHECK(w.body == error_body("invalid token"));
 }
 
-TEST_CASE("bad token is refused", "[integration]") {
+TEST_CASE("bad token is refused", "[integration][pg]") {
   Online o;
   const std::string bad = "rexec_" + std::string(64, 'a');
   auto r = rx::test::http(o.sys.loop(), "GET", o.sys.http_url("/api/agents"), bad);
@@ -125,7 +125,8 @@ TEST_CASE("an agent-scoped token cannot be used for user routes", "[integration]
   CHECK(w.ws_status == 403);
 }
 
-TEST_CASE("another user's agent: 404 on REST, 403 not authorized on the socket", "[integration]") {
+TEST_CASE("another user's agent: 404 on REST, 403 not authorized on the socket",
+          "[integration][pg]") {
   Online o;
   const std::string bob = o.sys.add_user("bob");
   auto r = rx::test::http(o.sys.loop(), "GET", o.sys.http_url("/api/agents/" + o.agent.id), bob);
@@ -150,7 +151,8 @@ TEST_CASE("unknown agent and agent not online", "[integration]") {
   CHECK(off.body == error_body("agent not online"));
 }
 
-TEST_CASE("registration: name required, plan limit, guest plan, admin exemption", "[integration]") {
+TEST_CASE("registration: name required, plan limit, guest plan, admin exemption",
+          "[integration][pg]") {
   rx::test::ServerOptions opts;
   opts.extra_args = {"--plan-limit", "free=2"};
   System sys(opts);

@@ -41,6 +41,13 @@ std::string client_binary() { return REXEC_CLIENT_BINARY; }
 
 System::System(ServerOptions options) : dir_(make_temp_dir()), host_(options.listen_host) {
   db_path_ = dir_ + "/rexec.db";
+  if (std::getenv("REXEC_TEST_PG_URL_FILE") != nullptr) {  // NOLINT(concurrency-mt-unsafe)
+    const std::string cluster = pg_cluster_url();
+    if (cluster.empty())
+      throw std::runtime_error("REXEC_TEST_PG_URL_FILE names no running cluster");
+    pg_ = std::make_unique<PgTestDb>(cluster);
+    db_path_ = pg_->url();
+  }
   jwt_secret_ = "integration-test-secret-0123456789abcdef";
   base_args_ = {"--db", db_path_, "--jwt-secret", jwt_secret_, "--ping-interval-ms",
                 ms(options.ping_interval), "--pong-timeout-ms", ms(options.pong_timeout),

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // System fixture: a real rexec-server on 127.0.0.1 (port chosen by the kernel) with a temp
-// SQLite database and short heartbeat timers, users made through its CLI, and real rexec-agent
+// database (SQLite; PostgreSQL when REXEC_TEST_PG_URL_FILE names a test cluster: a fresh
+// database on it) and short heartbeat timers, users made through its CLI, and real rexec-agent
 // processes registered and running against it. On failure, the children's logs are printed.
 #pragma once
 
@@ -9,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "pg_test_db.h"
 #include "process.h"
 #include "test_client.h"
 
@@ -44,7 +46,10 @@ class System {
 
   [[nodiscard]] const std::string& jwt_secret() const { return jwt_secret_; }
 
+  // The server's --db: a SQLite file, or a PostgreSQL URL when on_postgres().
   [[nodiscard]] const std::string& db_path() const { return db_path_; }
+
+  [[nodiscard]] bool on_postgres() const { return pg_ != nullptr; }
 
   // `rexec-server user add NAME --tier TIER [--admin]`; returns the API token it prints.
   std::string add_user(const std::string& name, const std::string& tier = "free",
@@ -81,6 +86,7 @@ class System {
 
  private:
   std::string dir_;
+  std::unique_ptr<PgTestDb> pg_;
   std::string db_path_;
   std::string jwt_secret_;
   int port_ = 0;

@@ -48,7 +48,7 @@ std::map<std::string, double> parse_metrics(const std::string& text) {
 }  // namespace
 
 TEST_CASE("operability: healthz, readyz and metrics that follow what happens",
-          "[integration][metrics]") {
+          "[integration][metrics][pg]") {
   System sys;
   auto& loop = sys.loop();
   const auto health = rx::test::http(loop, "GET", sys.http_url("/healthz"));

@@ -14,7 +14,7 @@ using rx::test::TestSocket;
 using namespace std::chrono_literals;
 
 TEST_CASE("MFA lock: enrol, lock, 423, verify, replay refused, rate limit, unlock",
-          "[integration][mfa]") {
+          "[integration][mfa][pg]") {
   System sys;
   const std::string token = sys.add_user("mia");
   const std::string other = sys.add_user("olga");

@@ -41,7 +41,7 @@ bool run_in(TestSocket& s, const std::string& command, const std::string& marker
 
 }  // namespace
 
-TEST_CASE("echo round trip on main, v1 and v2", "[integration]") {
+TEST_CASE("echo round trip on main, v1 and v2", "[integration][pg]") {
   Setup s;
   for (const std::string proto : {"rexec.v1", "rexec.v2"}) {
     DYNAMIC_SECTION(proto) {
@@ -61,7 +61,7 @@ TEST_CASE("echo round trip on main, v1 and v2", "[integration]") {
   }
 }
 
-TEST_CASE("two viewers of main see the same output", "[integration]") {
+TEST_CASE("two viewers of main see the same output", "[integration][pg]") {
   Setup s;
   TestSocket a(s.sys.loop());
   TestSocket b(s.sys.loop());
@@ -74,7 +74,7 @@ TEST_CASE("two viewers of main see the same output", "[integration]") {
   CHECK(b.wait_output("shared-by-both"));
 }
 
-TEST_CASE("a split has its own shell and closing it stops only it", "[integration]") {
+TEST_CASE("a split has its own shell and closing it stops only it", "[integration][pg]") {
   Setup s;
   TestSocket main(s.sys.loop());
   TestSocket split(s.sys.loop());
@@ -108,7 +108,7 @@ TEST_CASE("a split has its own shell and closing it stops only it", "[integratio
   CHECK(run_in(main, "echo still-'alive'", "still-alive"));
 }
 
-TEST_CASE("resize is visible through stty size", "[integration]") {
+TEST_CASE("resize is visible through stty size", "[integration][pg]") {
   Setup s;
   TestSocket user(s.sys.loop());
   REQUIRE(user.open(s.terminal_url("rz"), s.token));
@@ -117,7 +117,7 @@ TEST_CASE("resize is visible through stty size", "[integration]") {
   CHECK(run_in(user, "echo size-$(stty size)-'done'", "size-43 132-done"));
 }
 
-TEST_CASE("shell exit gives shell_stopped with the exit code", "[integration]") {
+TEST_CASE("shell exit gives shell_stopped with the exit code", "[integration][pg]") {
   Setup s;
   TestSocket user(s.sys.loop());
   REQUIRE(user.open(s.terminal_url("ex", true), s.token));
@@ -128,7 +128,7 @@ TEST_CASE("shell exit gives shell_stopped with the exit code", "[integration]") 
   CHECK((*stopped)["data"].value("exit_code", -1) == 7);
 }
 
-TEST_CASE("binary input frames reach the shell", "[integration]") {
+TEST_CASE("binary input frames reach the shell", "[integration][pg]") {
   Setup s;
   TestSocket user(s.sys.loop());
   REQUIRE(user.open(s.terminal_url("bin"), s.token, "rexec.v2"));
@@ -137,7 +137,7 @@ TEST_CASE("binary input frames reach the shell", "[integration]") {
   CHECK(user.wait_output("binary-input-ok"));
 }
 
-TEST_CASE("exec runs a command without a PTY", "[integration]") {
+TEST_CASE("exec runs a command without a PTY", "[integration][pg]") {
   Setup s;
   TestSocket user(s.sys.loop());
   REQUIRE(user.open(s.terminal_url("exec"), s.token));

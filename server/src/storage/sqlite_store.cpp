@@ -229,7 +229,7 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path) 
     sqlite3_close(db);
     return Error(Errc::kStorage, "cannot open database " + path + ": " + why);
   }
-  std::unique_ptr<SqliteStore> s(new SqliteStore(db));
+  std::unique_ptr<SqliteStore> s(new SqliteStore(db, path));
   sqlite3_busy_timeout(db, 5000);
   for (const char* pragma :
        {"PRAGMA journal_mode=WAL", "PRAGMA foreign_keys=ON", "PRAGMA synchronous=NORMAL"}) {
@@ -521,6 +521,12 @@ Result<bool> SqliteStore::use_mfa_step(const std::string& user_id, std::int64_t 
 Status SqliteStore::set_mfa_locked(const std::string& agent_id, bool locked) {
   Stmt s(*this, "UPDATE agents SET mfa_locked=? WHERE id=?");
   return s.bind(1, locked).bind(2, agent_id).run();
+}
+
+Result<std::string> SqliteStore::init_setting(const std::string& key, const std::string& value) {
+  Stmt s(*this, "INSERT INTO settings VALUES (?,?) ON CONFLICT(key) DO NOTHING");
+  if (auto st = s.bind(1, key).bind(2, value).run(); !st) return std::move(st).error();
+  return setting(key);
 }
 
 Status SqliteStore::set_setting(const std::string& key, const std::string& value) {

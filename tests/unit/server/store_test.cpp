@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
-// SqliteStore on a real database file: migrations, records, ordering, stats retention.
+// Both Store backends on real databases: SQLite on a file, PostgreSQL on a fresh database of
+// the test cluster (tests/fixtures/pg_cluster.sh). Every contract test runs on each.
+#include "rexec/server/storage/pg_store.h"
 #include "rexec/server/storage/sqlite_store.h"
 
 #include <catch2/catch.hpp>
@@ -7,6 +9,10 @@
 #include <sys/stat.h>
 
 #include <filesystem>
+#include <set>
+#include <thread>
+
+#include "pg_test_db.h"
 
 using namespace rx::server;
 
@@ -30,6 +36,36 @@ struct TempDb {
 
   [[nodiscard]] std::string path() const { return dir + "/rexec.db"; }
 };
+
+// One backend under test. `store` is null when PostgreSQL is not available here and not
+// required (REXEC_REQUIRE_PG).
+struct Backend {
+  std::unique_ptr<TempDb> file;
+  std::unique_ptr<rx::test::PgTestDb> pg;
+  std::unique_ptr<Store> store;
+};
+
+Backend open_backend(const std::string& kind) {
+  Backend b;
+  if (kind == "sqlite") {
+    b.file = std::make_unique<TempDb>();
+    auto s = SqliteStore::open(b.file->path());
+    REQUIRE(s);
+    b.store = std::move(*s);
+    return b;
+  }
+  const std::string cluster = rx::test::pg_cluster_url();
+  if (cluster.empty()) {
+    if (rx::test::pg_required()) FAIL("REXEC_REQUIRE_PG is set but no test cluster runs");
+    WARN("PostgreSQL test cluster not running: the postgres half of this test is skipped");
+    return b;
+  }
+  b.pg = std::make_unique<rx::test::PgTestDb>(cluster);
+  auto s = PgStore::open(b.pg->url());
+  if (!s) FAIL(s.error().message);
+  b.store = std::move(*s);
+  return b;
+}
 
 Agent make_agent(const std::string& id, Millis created) {
   Agent a;
@@ -70,10 +106,11 @@ TEST_CASE("an unwritable database path is a clear error", "[server]") {
 }
 
 TEST_CASE("agents: newest first, counts, updates, status, delete", "[server]") {
-  TempDb t;
-  auto s = SqliteStore::open(t.path());
-  REQUIRE(s);
-  Store& st = **s;
+  const std::string kind = GENERATE(as<std::string>{}, "sqlite", "postgres");
+  INFO(kind);
+  Backend b = open_backend(kind);
+  if (!b.store) return;
+  Store& st = *b.store;
   REQUIRE(st.create_user({"u1", "alice", "free", false, false, 1}));
   CHECK(st.agents_of("u1")->empty());
   REQUIRE(st.create_agent(make_agent("a", 100)));
@@ -89,6 +126,7 @@ TEST_CASE("agents: newest first, counts, updates, status, delete", "[server]") {
   REQUIRE(st.update_agent("a", "renamed", "desc", 400));
   REQUIRE(st.set_online("a", 500));
   REQUIRE(st.set_system_info("a", R"({"hostname":"h"})"));
+  st.flush();  // PostgreSQL writes online/offline, heartbeats and stats behind
   auto a = st.agent("a");
   REQUIRE(a);
   CHECK((*a)->name == "renamed");
@@ -97,6 +135,7 @@ TEST_CASE("agents: newest first, counts, updates, status, delete", "[server]") {
   CHECK((*a)->system_info == R"({"hostname":"h"})");
   // Heartbeats are written in batches; unknown ids are ignored.
   REQUIRE(st.touch_agents({"b", "c", "nope"}, 700));
+  st.flush();
   CHECK(*(*st.agent("b"))->last_ping == 700);
   CHECK(*(*st.agent("c"))->last_ping == 700);
   CHECK((*st.agent("a"))->last_ping != std::optional<Millis>(700));  // not in the batch
@@ -108,10 +147,11 @@ TEST_CASE("agents: newest first, counts, updates, status, delete", "[server]") {
 }
 
 TEST_CASE("tokens: lookup by hash, revoke by owner, revoke an agent's tokens", "[server]") {
-  TempDb t;
-  auto s = SqliteStore::open(t.path());
-  REQUIRE(s);
-  Store& st = **s;
+  const std::string kind = GENERATE(as<std::string>{}, "sqlite", "postgres");
+  INFO(kind);
+  Backend b = open_backend(kind);
+  if (!b.store) return;
+  Store& st = *b.store;
   REQUIRE(st.create_user({"u1", "alice", "free", false, false, 1}));
   REQUIRE(st.create_user({"u2", "bob", "free", false, false, 1}));
   ApiToken tok;
@@ -137,29 +177,33 @@ TEST_CASE("tokens: lookup by hash, revoke by owner, revoke an agent's tokens", "
 }
 
 TEST_CASE("stats keep the newest samples within retention", "[server]") {
-  TempDb t;
-  auto s = SqliteStore::open(t.path());
-  REQUIRE(s);
-  Store& st = **s;
+  const std::string kind = GENERATE(as<std::string>{}, "sqlite", "postgres");
+  INFO(kind);
+  Backend b = open_backend(kind);
+  if (!b.store) return;
+  Store& st = *b.store;
   REQUIRE(st.create_user({"u1", "alice", "free", false, false, 1}));
   REQUIRE(st.create_agent(make_agent("a", 1)));
   for (int i = 0; i < 20; ++i)
     REQUIRE(st.add_stats("a", 1000 + i, "{\"i\":" + std::to_string(i) + "}"));
   REQUIRE(st.prune_stats("a", 1005, 10));
+  st.flush();
   auto rows = st.stats_of("a", 100);
   REQUIRE(rows);
   REQUIRE(rows->size() == 10);
   CHECK(rows->front().first == 1019);
   CHECK(rows->back().first == 1010);
   REQUIRE(st.prune_stats("a", 1015, 100));
+  st.flush();
   CHECK(st.stats_of("a", 100)->size() == 5);
 }
 
 TEST_CASE("mfa: enrol, each time step once, re-enrol resets, lock flag", "[server][mfa]") {
-  TempDb t;
-  auto s = SqliteStore::open(t.path());
-  REQUIRE(s);
-  Store& db = **s;
+  const std::string kind = GENERATE(as<std::string>{}, "sqlite", "postgres");
+  INFO(kind);
+  Backend b = open_backend(kind);
+  if (!b.store) return;
+  Store& db = *b.store;
   REQUIRE(db.create_user({"u1", "alice", "free", false, false, 1}));
   CHECK_FALSE(*db.mfa_of("u1"));
   REQUIRE(db.set_mfa("u1", "SECRETA", 10));
@@ -181,4 +225,106 @@ TEST_CASE("mfa: enrol, each time step once, re-enrol resets, lock flag", "[serve
   CHECK((*db.agent("a1"))->mfa_locked);
   REQUIRE(db.set_mfa_locked("a1", false));
   CHECK_FALSE((*db.agent("a1"))->mfa_locked);
+}
+
+TEST_CASE("settings: set overwrites, init keeps the first value", "[server]") {
+  const std::string kind = GENERATE(as<std::string>{}, "sqlite", "postgres");
+  INFO(kind);
+  Backend b = open_backend(kind);
+  if (!b.store) return;
+  Store& st = *b.store;
+  CHECK(st.setting("k")->empty());
+  CHECK(*st.init_setting("k", "first") == "first");
+  CHECK(*st.init_setting("k", "second") == "first");
+  REQUIRE(st.set_setting("k", "third"));
+  CHECK(*st.setting("k") == "third");
+  CHECK(st.describe().find(kind == "sqlite" ? "rexec.db" : "db=rx_") != std::string::npos);
+}
+
+TEST_CASE("postgres: migrations run once, also when instances start together", "[server][pg]") {
+  const std::string cluster = rx::test::pg_cluster_url();
+  if (cluster.empty()) {
+    if (rx::test::pg_required()) FAIL("REXEC_REQUIRE_PG is set but no test cluster runs");
+    WARN("PostgreSQL test cluster not running: skipped");
+    return;
+  }
+  rx::test::PgTestDb db(cluster);
+  std::vector<std::unique_ptr<PgStore>> stores(4);
+  std::vector<std::string> errors(4);
+  std::vector<std::thread> threads;
+  for (std::size_t i = 0; i < stores.size(); ++i) {
+    threads.emplace_back([&, i] {
+      auto s = PgStore::open(db.url());
+      if (s) {
+        stores[i] = std::move(*s);
+      } else {
+        errors[i] = s.error().message;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (std::size_t i = 0; i < stores.size(); ++i) {
+    INFO(errors[i]);
+    REQUIRE(stores[i]);
+    CHECK(stores[i]->schema_version() == 2);
+  }
+  // Each instance proposes its own secret; all of them keep the one that won.
+  std::set<std::string> secrets;
+  for (std::size_t i = 0; i < stores.size(); ++i) {
+    secrets.insert(*stores[i]->init_setting("jwt_secret", "secret-" + std::to_string(i)));
+  }
+  CHECK(secrets.size() == 1);
+  REQUIRE(stores[0]->create_user({"u1", "alice", "free", false, false, 1}));
+  stores.clear();
+  auto again = PgStore::open(db.url());
+  REQUIRE(again);
+  CHECK((*again)->schema_version() == 2);
+  CHECK((*again)->user_by_name("alice")->has_value());
+  CHECK((*again)->create_user({"u2", "alice", "free", false, false, 1}).error().code ==
+        rx::Errc::kExists);
+}
+
+TEST_CASE("postgres: a wrong URL is a clear error without the password", "[server][pg]") {
+  auto s = PgStore::open("postgres://rexec:hunter2@127.0.0.1:1/nope?connect_timeout=2");
+  REQUIRE_FALSE(s);
+  CHECK(s.error().code == rx::Errc::kStorage);
+  CHECK(s.error().message.find("cannot connect to PostgreSQL") != std::string::npos);
+  CHECK(s.error().message.find("hunter2") == std::string::npos);
+}
+
+TEST_CASE("postgres: writes behind keep their order and survive a flood", "[server][pg]") {
+  const std::string cluster = rx::test::pg_cluster_url();
+  if (cluster.empty()) {
+    if (rx::test::pg_required()) FAIL("REXEC_REQUIRE_PG is set but no test cluster runs");
+    WARN("PostgreSQL test cluster not running: skipped");
+    return;
+  }
+  rx::test::PgTestDb db(cluster);
+  auto s = PgStore::open(db.url());
+  REQUIRE(s);
+  PgStore& st = **s;
+  REQUIRE(st.create_user({"u1", "alice", "free", false, false, 1}));
+  std::vector<std::string> ids;
+  for (int i = 0; i < 200; ++i) {
+    ids.push_back("agent-" + std::to_string(i) + "\"quoted\"");  // array literal escaping
+    REQUIRE(st.create_agent(make_agent(ids.back(), i)));
+  }
+  // Online then offline then online again: the last one wins, as it would on SQLite.
+  for (const auto& id : ids) {
+    REQUIRE(st.set_online(id, 10));
+    REQUIRE(st.set_offline(id, 11));
+  }
+  REQUIRE(st.set_online(ids[7], 12));
+  for (int round = 0; round < 50; ++round) REQUIRE(st.touch_agents(ids, 100 + round));
+  for (int i = 0; i < 30; ++i) REQUIRE(st.add_stats(ids[0], 1000 + i, "{}"));
+  REQUIRE(st.prune_stats(ids[0], 0, 20));
+  REQUIRE(st.delete_agent(ids[1]));
+  REQUIRE(st.add_stats(ids[1], 5, "{}"));  // deleted meanwhile: dropped, not an error
+  st.flush();
+  CHECK(st.error_count() == 0);
+  CHECK((*st.agent(ids[7]))->status == "online");
+  CHECK((*st.agent(ids[8]))->status == "offline");
+  CHECK(*(*st.agent(ids[199]))->last_ping == 149);
+  CHECK(st.stats_of(ids[0], 100)->size() == 20);
+  CHECK(st.stats_of(ids[1], 100)->empty());
 }

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 
 struct sqlite3;
 
@@ -26,6 +27,8 @@ class SqliteStore final : public Store {
 
   [[nodiscard]] int schema_version() const;
   Status ping() override;
+
+  [[nodiscard]] std::string describe() const override { return path_; }
 
   [[nodiscard]] std::uint64_t error_count() const override { return errors_; }
 
@@ -61,16 +64,18 @@ class SqliteStore final : public Store {
   Result<bool> use_mfa_step(const std::string& user_id, std::int64_t step) override;
   Status set_mfa_locked(const std::string& agent_id, bool locked) override;
   Result<std::string> setting(const std::string& key) override;
+  Result<std::string> init_setting(const std::string& key, const std::string& value) override;
   Status set_setting(const std::string& key, const std::string& value) override;
 
   class Stmt;
 
  private:
-  explicit SqliteStore(sqlite3* db) : db_(db) {}
+  SqliteStore(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
 
   Status exec(const char* sql);
   Status migrate();
   sqlite3* db_;
+  std::string path_;
   mutable std::uint64_t errors_ = 0;  // failed statements (a constraint is not a failure)
 };
 

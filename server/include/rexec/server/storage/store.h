@@ -64,7 +64,8 @@ struct MfaRecord {
   Millis enrolled_at = 0;
 };
 
-// Every method returns kStorage on a database failure and never throws. Loop thread only.
+// Every method returns kStorage on a database failure (kExists when a constraint refuses the
+// write) and never throws. Loop thread only.
 class Store {
  public:
   virtual ~Store() = default;
@@ -115,12 +116,24 @@ class Store {
 
   // A trivial query: OK when the database answers (GET /readyz).
   virtual Status ping() = 0;
+
+  // Waits until every write accepted so far is in the database. A backend that writes some
+  // records behind (PgStore: heartbeats, stats, online/offline) returns before they are written;
+  // this is for tests and shutdown.
+  virtual void flush() {}
+
+  // What the database is, for logs: a file path, or host, port and database name (never a
+  // password).
+  [[nodiscard]] virtual std::string describe() const = 0;
   // Database operations that failed since start (GET /metrics).
   [[nodiscard]] virtual std::uint64_t error_count() const = 0;
 
   // A server-wide secret kept in the database (the JWT key when none is configured).
   virtual Result<std::string> setting(const std::string& key) = 0;  // "" when unset
   virtual Status set_setting(const std::string& key, const std::string& value) = 0;
+  // Stores `value` unless the key has one already; returns the stored value. Instances starting
+  // together on one database agree on a single value.
+  virtual Result<std::string> init_setting(const std::string& key, const std::string& value) = 0;
 
  protected:
   Store() = default;
