@@ -17,6 +17,8 @@ packages=(
   chromium nginx
   # a throwaway PostgreSQL cluster for the PostgreSQL tests (tests/fixtures/pg_cluster.sh)
   postgresql-15
+  # Redis for the multi-instance tests (started on a loopback port by the tests themselves)
+  redis-server
 )
 # Browser tests run playwright-core on node: Debian's nodejs unless a node is already installed
 # (from NodeSource, say, whose nodejs package provides npm itself).
@@ -34,8 +36,8 @@ if [ ${#missing[@]} -eq 0 ]; then
 else
   echo "install-deps: installing ${missing[*]}"
   "${sudo[@]}" apt-get update -qq
-  # nginx and PostgreSQL are run only by their tests, on loopback ports: keep the packages' own
-  # services from starting (nginx on port 80, PostgreSQL's default cluster) while they install
+  # nginx, PostgreSQL and Redis are run only by their tests, on loopback ports: keep the packages' own
+  # services from starting (nginx on port 80, PostgreSQL's default cluster, Redis) while they install
   # (policy-rc.d, exit 101), unless the machine already has a policy of its own.
   policy=/usr/sbin/policy-rc.d
   own_policy=""

@@ -115,11 +115,21 @@ std::optional<HttpResponse> Api::operability(const HttpRequest& req) {
   if (req.path == "/healthz") return reply(200, {{"status", "ok"}});
   if (req.path == "/readyz") {
     // Ready when the database answers (and Redis, once configured).
+    json body = {{"status", "ready"}, {"db", "ok"}};
     if (auto st = store_.ping(); !st) {
       spdlog::warn("not ready: database error={}", st.error().message);
-      return reply(503, {{"status", "not ready"}, {"db", "error"}});
+      body["status"] = "not ready";
+      body["db"] = "error";
     }
-    return reply(200, {{"status", "ready"}, {"db", "ok"}});
+    if (cluster_ != nullptr) {
+      body["redis"] = "ok";
+      if (auto st = cluster_->ping(); !st) {
+        spdlog::warn("not ready: redis error={}", st.error().message);
+        body["status"] = "not ready";
+        body["redis"] = "error";
+      }
+    }
+    return reply(body["status"] == "ready" ? 200 : 503, body);
   }
   if (!config_.metrics_token.empty()) {
     const auto t = extract_token(req.header("authorization"), "", "");
@@ -162,6 +172,15 @@ std::optional<HttpResponse> Api::operability(const HttpRequest& req) {
   m.counter("rexec_rate_limited_total", "Requests and upgrades refused by the rate limit.",
             rate_limited_);
   m.counter("rexec_db_errors_total", "Database operations that failed.", store_.error_count());
+  if (cluster_ != nullptr) {
+    m.counter("rexec_redis_errors_total", "Redis commands and lookups that failed, reconnections.",
+              cluster_->error_count());
+    m.gauge("rexec_cluster_relays", "User terminal sockets of this instance (cluster relays).",
+            static_cast<double>(cluster_->relays()));
+    m.gauge("rexec_cluster_remote_viewers",
+            "Viewers from other instances on this instance's agents.",
+            static_cast<double>(cluster_->remote_viewers()));
+  }
   m.gauge("rexec_heartbeat_lag_max_seconds",
           "Longest silence of a connected agent (pings every 15 s; offline after 45 s).",
           std::chrono::duration<double>(h.heartbeat_lag_max).count());
@@ -315,7 +334,17 @@ UpgradeDecision Api::route_socket(const HttpRequest& req) {
     }
   }
   if (a.mfa_locked && !mfa_verified(p.user_id)) return refuse(423, "terminal is MFA protected");
-  if (!hub_->is_online(a.id)) return refuse(404, "agent not online");
+  // Where the agent is: this instance, another one (cluster mode), or nowhere.
+  std::string where;
+  if (cluster_ == nullptr) {
+    if (!hub_->is_online(a.id)) return refuse(404, "agent not online");
+  } else {
+    auto located = cluster_->locate(a.id);
+    if (!located) return refuse(503, "cluster unavailable");
+    if (!*located) return refuse(404, "agent not online");
+    where = **located;
+  }
+  const bool local = cluster_ == nullptr || where == cluster_->instance_id();
   if (!origin_ok(req)) return refuse(403, "origin not allowed");
   if (auto over = socket_limit(p, req)) return std::move(*over);
   const bool split = req.query_param("newSession").value_or("") == "true";
@@ -323,7 +352,7 @@ UpgradeDecision Api::route_socket(const HttpRequest& req) {
   if (conn_id.empty()) conn_id = random_hex(8);
   if (!valid_conn_id(conn_id, split)) return refuse(400, "invalid connection id");
   const std::string sid = split ? "split-" + conn_id : "main";
-  if (!hub_->has_session(a.id, sid) &&
+  if (local && !hub_->has_session(a.id, sid) &&
       hub_->session_count(a.id) >= config_.max_sessions_per_agent) {
     return refuse(403, json{{"error", "session limit reached for this agent"},
                             {"code", "session_limit_reached"},
@@ -337,7 +366,11 @@ UpgradeDecision Api::route_socket(const HttpRequest& req) {
     if (o->empty() || *end != '\0' || (*o)[0] == '-') return refuse(400, "invalid offset");
     t.offset = v;
   }
-  d.accept = [this, t](WsConn& c) { return hub_->accept_user(c, t); };
+  if (cluster_ != nullptr) {
+    d.accept = [this, t, where](WsConn& c) { return cluster_->accept_user(c, t, where); };
+  } else {
+    d.accept = [this, t](WsConn& c) { return hub_->accept_user(c, t); };
+  }
   return d;
 }
 
@@ -406,7 +439,16 @@ HttpResponse Api::list_agents(const Principal& p) {
   auto agents = store_.agents_of(p.user_id);
   if (!agents) return error(500, "internal error");
   json out = json::array();
-  for (const Agent& a : *agents) out.push_back(agent_json(a, hub_->is_online(a.id)));
+  std::vector<bool> online;
+  if (cluster_ != nullptr) {
+    std::vector<std::string> ids;
+    for (const Agent& a : *agents) ids.push_back(a.id);
+    if (auto r = cluster_->online(ids)) online = std::move(*r);
+  }
+  for (std::size_t i = 0; i < agents->size(); ++i) {
+    const Agent& a = (*agents)[i];
+    out.push_back(agent_json(a, hub_->is_online(a.id) || (i < online.size() && online[i])));
+  }
   return reply(200, out);
 }
 
@@ -424,10 +466,10 @@ HttpResponse Api::agent_route(const Principal& p, const HttpRequest& req, const 
   const OwnedAgent owned = owned_agent(p, id);
   if (!owned.agent) return owned.refusal;
   const Agent& a = *owned.agent;
-  if (rest.empty() && req.method == "GET") return reply(200, agent_json(a, hub_->is_online(a.id)));
+  if (rest.empty() && req.method == "GET") return reply(200, agent_json(a, is_online(a.id)));
   if (rest == "status" && req.method == "GET") {
     const auto live = hub_->live(a.id);
-    json j = {{"status", live ? "online" : "offline"},
+    json j = {{"status", live || is_online(a.id) ? "online" : "offline"},
               {"connected_at", time_or_null(a.connected_at)},
               {"last_ping", time_or_null(a.last_ping)},
               {"sessions", live ? live->sessions : 0},
@@ -626,14 +668,26 @@ HttpResponse Api::tokens_route(const Principal& p, const HttpRequest& req,
   return error(404, "not found");
 }
 
-void Api::agent_online(const std::string& agent_id) { (void)store_.set_online(agent_id, now_ms()); }
+void Api::agent_online(const std::string& agent_id) {
+  (void)store_.set_online(agent_id, now_ms());
+  if (cluster_ != nullptr) cluster_->agent_online(agent_id);
+}
+
+bool Api::is_online(const std::string& agent_id) {
+  if (hub_->is_online(agent_id)) return true;
+  if (cluster_ == nullptr) return false;
+  auto where = cluster_->locate(agent_id);
+  return where && where->has_value();
+}
 
 void Api::agent_offline(const std::string& agent_id) {
   (void)store_.set_offline(agent_id, now_ms());
+  if (cluster_ != nullptr) cluster_->agent_offline(agent_id);
 }
 
 void Api::agent_heartbeats(const std::vector<std::string>& agent_ids) {
   (void)store_.touch_agents(agent_ids, now_ms());
+  if (cluster_ != nullptr) cluster_->agent_heartbeats(agent_ids);
 }
 
 void Api::agent_system_info(const std::string& agent_id, const nlohmann::json& info) {

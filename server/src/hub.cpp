@@ -560,9 +560,16 @@ void Hub::route_status(const std::string& agent_id, const std::string& session_i
 }
 
 void Hub::broadcast_events(const std::string& user_id, const json& event) {
+  if (events_observer_) events_observer_(user_id, event);
   const auto it = events_.find(user_id);
   if (it == events_.end()) return;
   const std::string text = event.dump();
+  for (EventsConn* e : it->second) e->conn->send_text(text);
+}
+
+void Hub::deliver_events(const std::string& user_id, const std::string& text) {
+  const auto it = events_.find(user_id);
+  if (it == events_.end()) return;
   for (EventsConn* e : it->second) e->conn->send_text(text);
 }
 

@@ -84,6 +84,19 @@ int serve(ServerConfig config, const std::string& jwt_flag) {
     hc.slow_consumer_stall = config.slow_consumer_stall;
     auto hub = std::make_unique<Hub>(&loop, hc, api);
     api.attach(*hub);
+    std::unique_ptr<Cluster> cluster;
+    if (!config.redis_url.empty()) {
+      auto address = parse_redis_url(config.redis_url);
+      if (!address) return fail(address.error().message);
+      ClusterConfig cc;
+      cc.instance_id = config.instance_id.empty() ? make_instance_id() : config.instance_id;
+      cc.agent_grace = config.agent_grace;
+      cc.user_queue_limit = config.user_queue_limit;
+      spdlog::info("cluster mode instance={} redis={}:{}", cc.instance_id, address->host,
+                   address->port);
+      cluster = std::make_unique<Cluster>(&loop, cc, *address, *hub);
+      api.attach_cluster(*cluster);
+    }
 
     HttpServerOptions ho;
     ho.loop = &loop;
@@ -116,8 +129,9 @@ int serve(ServerConfig config, const std::string& jwt_flag) {
       struct Stop {
         std::unique_ptr<HttpServer>* http;
         std::unique_ptr<Hub>* hub;
+        std::unique_ptr<Cluster>* cluster;
         std::vector<rx::uvx::UvHandle<uv_signal_t>>* signals;
-      } stop{&*http, &hub, &signals};
+      } stop{&*http, &hub, &cluster, &signals};
 
       for (int sig : {SIGTERM, SIGINT}) {
         auto* h = new uv_signal_t();  // NOLINT(cppcoreguidelines-owning-memory): UvHandle frees it
@@ -132,6 +146,7 @@ int serve(ServerConfig config, const std::string& jwt_flag) {
               // Shutdown order: stop accepting and close sockets (lws), then the hub's timers,
               // then our own handles; the loop then runs dry.
               st->http->reset();
+              if (*st->cluster) (*st->cluster)->stop();
               (*st->hub)->shutdown();
               for (auto& h2 : *st->signals) h2.reset();
             },
@@ -142,6 +157,7 @@ int serve(ServerConfig config, const std::string& jwt_flag) {
       uv_run(&loop, UV_RUN_DEFAULT);
       http->reset();
     }
+    cluster.reset();  // its viewers are the hub's: before the hub
     hub.reset();
   }
   uv_run(&loop, UV_RUN_DEFAULT);
@@ -206,6 +222,10 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--plan-limit", plan_limits, "TIER=N, e.g. free=5 (repeatable)");
   serve_cmd->add_option("--tls-cert", config.tls_cert_file, "Serve TLS: PEM certificate chain");
   serve_cmd->add_option("--tls-key", config.tls_key_file, "Serve TLS: PEM private key");
+  serve_cmd->add_option("--redis", config.redis_url,
+                        "Cluster mode: redis://[:password@]host:port[/db] (docs/deploy.md)");
+  serve_cmd->add_option("--instance-id", config.instance_id,
+                        "This instance's id in the cluster (default: hostname-random)");
   serve_cmd->add_option("--metrics-token", config.metrics_token,
                         "Bearer token GET /metrics requires (default: none, open to all)");
   serve_cmd->add_option("--downloads-dir", config.downloads_dir,

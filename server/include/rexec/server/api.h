@@ -6,6 +6,7 @@
 
 #include "rexec/server/auth/authenticator.h"
 #include "rexec/server/auth/request_auth.h"
+#include "rexec/server/cluster.h"
 #include "rexec/server/config.h"
 #include "rexec/server/downloads.h"
 #include "rexec/server/http_server.h"
@@ -30,6 +31,9 @@ class Api final : public HubSink {
 
   void attach(Hub& hub) { hub_ = &hub; }
 
+  // Cluster mode (--redis): terminals go through the cluster, agents are located through it.
+  void attach_cluster(Cluster& cluster) { cluster_ = &cluster; }
+
   // The server's own origin, once the listening port is known (default origin check, §2).
   void set_public_url(std::string url) { config_.public_url = std::move(url); }
 
@@ -51,6 +55,8 @@ class Api final : public HubSink {
   std::optional<UpgradeDecision> socket_limit(const Principal& p, const HttpRequest& req);
   Result<Principal> authenticate(const HttpRequest& req);
   bool origin_ok(const HttpRequest& req) const;
+  // Connected to this instance, or (cluster mode) to another one.
+  bool is_online(const std::string& agent_id);
 
   // The caller's agent `id`, or the response that refuses it (500, or 404 when missing or not
   // the caller's).
@@ -78,6 +84,7 @@ class Api final : public HubSink {
   Store& store_;
   Authenticator& auth_;
   Hub* hub_ = nullptr;
+  Cluster* cluster_ = nullptr;
   RateLimiter limiter_;
   Downloads downloads_;
   std::chrono::system_clock::time_point started_ = std::chrono::system_clock::now();

@@ -45,6 +45,8 @@ struct ServerConfig {
   std::string tls_key_file;
   std::chrono::seconds web_session_ttl{3600};       // JWTs issued by POST /api/auth/token
   std::chrono::seconds web_session_max{12 * 3600};  // renewals end this long after sign-in
+  std::string redis_url;      // cluster mode (PROTOCOL §9) when set: redis://[:password@]host:port
+  std::string instance_id;    // this instance's name in the cluster; generated when empty
   std::string metrics_token;  // when set, GET /metrics needs it as a Bearer token
   std::string downloads_dir;  // serves rexec-agent-linux-<arch> (+ .sha256) from here; empty: 404
 };

@@ -119,6 +119,16 @@ class Hub {
   // Sessions on an agent that the hub keeps (viewed, or `main` lingering), and whether one is.
   [[nodiscard]] std::size_t session_count(const std::string& agent_id) const;
   [[nodiscard]] bool has_session(const std::string& agent_id, const std::string& session_id) const;
+
+  // Events-hub messages this hub sends its own sockets go to `fn` too (the cluster publishes
+  // them for the other instances' sockets).
+  void set_events_observer(
+      std::function<void(const std::string& user_id, const nlohmann::json&)> fn) {
+    events_observer_ = std::move(fn);
+  }
+
+  // An events-hub message from another instance, for this instance's sockets of `user_id`.
+  void deliver_events(const std::string& user_id, const std::string& text);
   // Closes the agent's socket and every terminal on it (the agent was deleted).
   void drop_agent(const std::string& agent_id);
   // Stops timers and closes every socket (server shutdown).
@@ -187,6 +197,7 @@ class Hub {
   std::set<std::string> ponged_;  // agents whose pong is not yet written to the store
   std::map<std::string, std::size_t> sockets_by_user_;
   std::map<std::string, std::size_t> sockets_by_address_;
+  std::function<void(const std::string&, const nlohmann::json&)> events_observer_;
   std::uint64_t dropped_ = 0;
   std::uint64_t output_bytes_ = 0;
   std::uint64_t input_bytes_ = 0;

@@ -1,0 +1,126 @@
+// SPDX-License-Identifier: MIT
+// Cluster: several rexec-server instances behind a load balancer, joined through Redis
+// (PROTOCOL §9, `--redis`). An agent is connected to one instance; users may be on any.
+//
+// - Location: `rexec:agent:location:<id>` names the agent's instance, with a TTL refreshed on
+//   every heartbeat and deleted (only by its owner) on disconnect. It is the routing signal.
+// - Terminals: in cluster mode every user terminal socket is a Relay. A Relay attaches to the
+//   hub of the agent's instance as one more viewer: directly when that is this instance,
+//   through `rexec:terminal_proxy` otherwise, where the far instance gives its hub a
+//   RemoteConn. The hub therefore does everything for a remote viewer that it does for a local
+//   one (replay, flow control, status, exec, takeover, limits), and the Relay only copies
+//   frames. It always speaks v2 to the hub and keeps the viewer's output position, so when the
+//   agent moves to another instance, or messages were lost, it attaches there again at that
+//   position and the hub replays exactly what is missing. v1 users get v1 frames from it.
+// - Events: what a hub tells its events sockets is published on `rexec:agent_events` for the
+//   other instances' sockets of that user; `agent_connected` also moves the Relays.
+// - Liveness: `rexec:instance:<id>` (TTL 15 s) says an instance is alive; viewers whose origin
+//   instance died are dropped, and Relays whose agent's location expired are closed 4001 once
+//   the grace period has passed.
+#pragma once
+
+#include "rexec/common/result.h"
+#include "rexec/server/hub.h"
+#include "rexec/server/redis_link.h"
+#include "rexec/server/ws_conn.h"
+#include "rexec/uvx/timer.h"
+
+#include <nlohmann/json.hpp>
+#include <uv.h>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace rx::server {
+
+struct ClusterConfig {
+  std::string instance_id;  // <hostname>-<6 random [a-z0-9]>, from make_instance_id()
+  std::chrono::seconds location_ttl{60};
+  std::chrono::seconds instance_ttl{15};
+  std::chrono::milliseconds check_interval{5000};  // liveness and location checks
+  std::chrono::milliseconds agent_grace{60000};    // as HubConfig::agent_grace
+  std::size_t flow_pause_bytes = 1U << 20U;        // a remote viewer asks for a pause above this
+  std::size_t user_queue_limit = 8U << 20U;        // and is closed 1008 above this
+};
+
+std::string make_instance_id();
+
+class Cluster {
+ public:
+  Cluster(uv_loop_t* loop, ClusterConfig config, RedisAddress redis, Hub& hub);
+  ~Cluster();
+  Cluster(const Cluster&) = delete;
+  Cluster& operator=(const Cluster&) = delete;
+  Cluster(Cluster&&) = delete;
+  Cluster& operator=(Cluster&&) = delete;
+
+  [[nodiscard]] const std::string& instance_id() const { return config_.instance_id; }
+
+  // The instance the agent is connected to (this one's id when local), or nullopt when none.
+  // Blocking (RedisLink::kLookupTimeout) unless the agent is local. Errors: kUnavailable.
+  Result<std::optional<std::string>> locate(const std::string& agent_id);
+  // Whether each agent is connected to some instance (one MGET).
+  Result<std::vector<bool>> online(const std::vector<std::string>& agent_ids);
+
+  // The handler of a user terminal socket, attached to the agent on `instance`.
+  std::unique_ptr<WsHandler> accept_user(WsConn& conn, const TerminalRequest& request,
+                                         const std::string& instance);
+
+  // From the hub (through Api, the HubSink): the agent's location follows its socket.
+  void agent_online(const std::string& agent_id);
+  void agent_offline(const std::string& agent_id);
+  void agent_heartbeats(const std::vector<std::string>& agent_ids);
+
+  // OK when Redis answers and the subscription is live (GET /readyz).
+  Status ping();
+
+  [[nodiscard]] std::uint64_t error_count() const { return redis_->error_count(); }
+
+  [[nodiscard]] std::size_t relays() const { return relays_.size(); }
+
+  [[nodiscard]] std::size_t remote_viewers() const { return remote_.size(); }
+
+  // Detaches every viewer and closes Redis; call before the hub shuts down.
+  void stop();
+
+  class Relay;
+  class LocalConn;
+  class RemoteConn;
+  struct RemoteViewer;
+
+ private:
+  void on_message(const std::string& channel, const std::string& text);
+  void on_proxy(const std::string& from, const nlohmann::json& m);
+  void on_ready();
+  void check();
+  void publish(const std::string& channel, const std::string& type, nlohmann::json payload);
+  // Moves every Relay of `agent_id` that is not attached to `instance` there.
+  void follow(const std::string& agent_id, const std::string& instance);
+  void set_location(const std::string& agent_id);
+  void drop_remote(const std::string& viewer);  // soon, outside the hub's call stack
+  // Work that must not run inside the hub's call stack: viewers to drop, agents to follow.
+  void reap();
+  void retry_starts();
+
+  uv_loop_t* loop_;
+  ClusterConfig config_;
+  Hub& hub_;
+  std::unique_ptr<RedisLink> redis_;
+  uvx::Timer check_timer_;
+  uvx::Timer reap_timer_;
+  uvx::Timer retry_timer_;  // while a remote start is not yet confirmed
+  std::set<std::string> local_agents_;
+  std::map<std::string, Relay*> relays_;  // by wire id (viewer.generation); owned by lws
+  std::map<std::string, std::unique_ptr<RemoteViewer>> remote_;  // by wire id
+  std::vector<std::string> to_reap_;
+  std::vector<std::string> to_follow_;
+  bool stopped_ = false;
+};
+
+}  // namespace rx::server

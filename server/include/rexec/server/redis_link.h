@@ -1,0 +1,117 @@
+// SPDX-License-Identifier: MIT
+// RedisLink: the server's connections to Redis (hiredis). Two asynchronous ones on the loop
+// (its libuv adapter): one for commands and PUBLISH, one SUBSCRIBEd to the cluster channels.
+// Both reconnect by themselves, with backoff, and say when they are back (on_ready), so the
+// caller can restore what a restarted Redis lost. A third, blocking connection with a short
+// timeout answers the lookups a request must wait for (where is this agent?): lws decides a
+// WebSocket upgrade inside its callback, so that answer cannot come later.
+#pragma once
+
+#include "rexec/common/result.h"
+#include "rexec/uvx/timer.h"
+
+#include <uv.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+struct redisAsyncContext;
+struct redisContext;
+struct redisReply;
+
+namespace rx::server {
+
+struct RedisAddress {
+  std::string host = "127.0.0.1";
+  int port = 6379;
+  std::string password;  // AUTH when not empty
+  int db = 0;            // SELECT when not 0
+};
+
+// redis://[:password@]host[:port][/db]. Errors: kConfig naming what is wrong (never the
+// password).
+Result<RedisAddress> parse_redis_url(const std::string& url);
+
+class RedisLink {
+ public:
+  using MessageFn = std::function<void(const std::string& channel, const std::string& payload)>;
+
+  // Loop thread only; the loop must outlive the link. Connects at once, and again whenever a
+  // connection drops.
+  RedisLink(uv_loop_t* loop, RedisAddress address, std::vector<std::string> channels,
+            MessageFn on_message, std::function<void()> on_ready);
+  ~RedisLink();
+  RedisLink(const RedisLink&) = delete;
+  RedisLink& operator=(const RedisLink&) = delete;
+  RedisLink(RedisLink&&) = delete;
+  RedisLink& operator=(RedisLink&&) = delete;
+
+  // A command on the asynchronous connection; dropped (and counted) while it is down. `done`,
+  // if given, gets the reply as a string (an integer as its decimal, nil as nullopt), or
+  // nullopt on an error.
+  void command(const std::vector<std::string>& argv,
+               std::function<void(std::optional<std::string>)> done = {});
+
+  void publish(const std::string& channel, const std::string& payload) {
+    command({"PUBLISH", channel, payload});
+  }
+
+  // Blocking, at most `timeout`: GET and MGET (nil: nullopt). Errors: kUnavailable.
+  Result<std::optional<std::string>> get(const std::string& key);
+  Result<std::vector<std::optional<std::string>>> mget(const std::vector<std::string>& keys);
+  // PING on the blocking connection: OK when Redis answers (GET /readyz).
+  Status ping();
+
+  // Both asynchronous connections are up and the subscription is active.
+  [[nodiscard]] bool is_ready() const { return cmd_up_ && sub_up_; }
+
+  // Commands or lookups that failed, and reconnections (GET /metrics).
+  [[nodiscard]] std::uint64_t error_count() const { return errors_; }
+
+  // Closes every connection now; nothing is called back afterwards.
+  void stop();
+
+  static constexpr std::chrono::milliseconds kLookupTimeout{500};
+
+ private:
+  void connect_cmd();
+  void connect_sub();
+  void schedule(bool sub);
+  redisAsyncContext* open_async();
+  Result<redisContext*> blocking();
+  Result<std::unique_ptr<redisReply, void (*)(void*)>> run_blocking(
+      std::vector<const char*> argv, const std::vector<std::size_t>& lens);
+
+  static void on_cmd_connect(const redisAsyncContext* ac, int status);
+  static void on_cmd_disconnect(const redisAsyncContext* ac, int status);
+  static void on_sub_connect(const redisAsyncContext* ac, int status);
+  static void on_sub_disconnect(const redisAsyncContext* ac, int status);
+  static void on_sub_reply(redisAsyncContext* ac, void* reply, void* privdata);
+
+  uv_loop_t* loop_;
+  RedisAddress address_;
+  std::vector<std::string> channels_;
+  MessageFn on_message_;
+  std::function<void()> on_ready_;
+  redisAsyncContext* cmd_ = nullptr;
+  redisAsyncContext* sub_ = nullptr;
+  redisContext* sync_ = nullptr;
+  bool cmd_up_ = false;
+  bool sub_up_ = false;
+  bool stopped_ = false;
+  std::chrono::steady_clock::time_point sync_retry_after_{};
+  uvx::Timer cmd_retry_;
+  uvx::Timer sub_retry_;
+  std::chrono::milliseconds cmd_backoff_{100};
+  std::chrono::milliseconds sub_backoff_{100};
+  std::uint64_t errors_ = 0;
+  // Set to false by the destructor: callbacks that hiredis runs while freeing see it.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace rx::server

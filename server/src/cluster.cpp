@@ -1,0 +1,690 @@
+// SPDX-License-Identifier: MIT
+#include "rexec/server/cluster.h"
+
+#include "rexec/proto/base64.h"
+#include "rexec/proto/message_codec.h"
+#include "rexec/proto/utf8.h"
+#include "rexec/server/auth/tokens.h"
+
+#include <openssl/rand.h>
+#include <spdlog/spdlog.h>
+
+#include <unistd.h>
+
+#include <array>
+
+namespace rx::server {
+
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr const char* kTerminalProxy = "rexec:terminal_proxy";
+constexpr const char* kAgentEvents = "rexec:agent_events";
+constexpr std::chrono::milliseconds kStartRetry{500};
+
+std::string location_key(const std::string& agent_id) { return "rexec:agent:location:" + agent_id; }
+
+std::string instance_key(const std::string& instance) { return "rexec:instance:" + instance; }
+
+// Deletes the location only while it still names this instance: the agent may have moved on.
+constexpr const char* kDeleteIfMine =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end "
+    "return 0";
+
+std::string_view payload_of(const net::WsMessage& m) {
+  return {m.buffer.data() + LWS_PRE, m.payload_size()};
+}
+
+std::string str(const json& j, const char* key) {
+  const auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+}  // namespace
+
+std::string make_instance_id() {
+  std::array<char, 256> host{};
+  if (::gethostname(host.data(), host.size() - 1) != 0) host = {'r', 'e', 'x', 'e', 'c'};
+  constexpr std::string_view kAlphabet = "abcdefghijklmnopqrstuvwxyz0123456789";
+  std::array<unsigned char, 6> bytes{};
+  RAND_bytes(bytes.data(), static_cast<int>(bytes.size()));
+  std::string id = std::string(host.data()) + "-";
+  for (unsigned char b : bytes) id += kAlphabet[b % kAlphabet.size()];
+  return id;
+}
+
+// ---- The user's side: one Relay per user terminal socket --------------------------------------
+
+// The Relay, as the local hub sees it: a v2 viewer whose socket is the user's.
+class Cluster::LocalConn final : public WsConn {
+ public:
+  explicit LocalConn(Relay& r) : r_(r) {}
+
+  void send(net::WsMessage m) override;
+  void send_ping() override;
+  void close(int code, std::string_view reason) override;
+  [[nodiscard]] std::size_t queued_bytes() const override;
+  void set_receiving(bool on) override;
+
+  [[nodiscard]] bool is_v2() const override { return true; }
+
+  [[nodiscard]] const std::string& peer_address() const override;
+
+ private:
+  Relay& r_;
+};
+
+class Cluster::Relay final : public WsHandler {
+ public:
+  Relay(Cluster& c, WsConn& user, TerminalRequest req)
+      : c_(c), user_(user), req_(std::move(req)), viewer_(random_hex(8)), pos_(req_.offset) {}
+
+  Relay(const Relay&) = delete;
+  Relay& operator=(const Relay&) = delete;
+  Relay(Relay&&) = delete;
+  Relay& operator=(Relay&&) = delete;
+  ~Relay() override = default;
+
+  [[nodiscard]] WsConn& user() { return user_; }
+
+  [[nodiscard]] const std::string& agent_id() const { return req_.agent_id; }
+
+  [[nodiscard]] const std::string& target() const { return target_; }
+
+  [[nodiscard]] bool is_remote() const { return !target_.empty() && local_ == nullptr; }
+
+  [[nodiscard]] bool is_attached() const { return attached_; }
+
+  [[nodiscard]] std::string session_id() const {
+    return req_.new_session ? "split-" + req_.conn_id : "main";
+  }
+
+  void on_message(std::string_view payload, bool binary) override {
+    if (closed_ || target_.empty()) return;
+    if (local_ != nullptr) {
+      handler_->on_message(payload, binary);
+      return;
+    }
+    if (!binary) {
+      // A remote hub sees our flow messages, which combine the user's and our own queue.
+      const auto j = json::parse(payload, nullptr, false);
+      if (j.is_object() && str(j, "type") == "flow" && j.contains("data") &&
+          j["data"].is_object()) {
+        user_paused_ = j["data"].value("paused", false);
+        send_flow();
+        return;
+      }
+    }
+    c_.publish(kTerminalProxy, "input",
+               {{"viewer", wire_id_},
+                {"target", target_},
+                {"agent_id", req_.agent_id},
+                {"session_id", session_id()},
+                {"binary", binary},
+                {"data", proto::base64_encode(payload)}});
+  }
+
+  void on_pong() override {
+    if (handler_) handler_->on_pong();
+  }
+
+  void on_drain() override {
+    if (handler_) {
+      handler_->on_drain();
+    } else if (queue_paused_) {
+      queue_paused_ = false;
+      send_flow();
+    }
+  }
+
+  void on_closed() override {
+    closed_ = true;
+    detach();
+  }
+
+  // Attaches to the hub of `instance` as a viewer, at the position shown so far.
+  void attach(std::string instance) {  // a copy: it may be target_, which detach() clears
+    detach();
+    wire_id_ = viewer_ + "." + std::to_string(++generation_);
+    c_.relays_[wire_id_] = this;
+    target_ = instance;
+    expected_seq_ = 0;
+    sent_paused_ = false;
+    TerminalRequest r = req_;
+    r.offset = pos_;
+    if (instance == c_.instance_id()) {
+      local_ = std::make_unique<LocalConn>(*this);
+      handler_ = c_.hub_.accept_user(*local_, r);
+      return;
+    }
+    attached_ = false;
+    send_start();
+    c_.retry_timer_.start(kStartRetry, kStartRetry, [c = &c_] { c->retry_starts(); });
+  }
+
+  // Pub/sub keeps nothing for an instance that is not subscribed at that moment (it is
+  // reconnecting to Redis, say): a start is sent again until the far hub says it attached.
+  void send_start() {
+    json m = {{"viewer", wire_id_},
+              {"target", target_},
+              {"agent_id", req_.agent_id},
+              {"session_id", session_id()},
+              {"user_id", req_.user_id},
+              {"conn_id", req_.conn_id},
+              {"new_session", req_.new_session},
+              {"peer", user_.peer_address()}};
+    if (pos_) m["offset"] = *pos_;
+    c_.publish(kTerminalProxy, "start_session", std::move(m));
+    started_at_ = Clock::now();
+  }
+
+  [[nodiscard]] bool awaits_attach(Clock::time_point now) const {
+    return is_remote() && !attached_ && now - started_at_ >= kStartRetry;
+  }
+
+  void attached() {
+    attached_ = true;
+    send_flow();
+  }
+
+  void detach() {
+    if (target_.empty()) return;
+    if (local_ != nullptr) {
+      auto handler = std::move(handler_);
+      handler->on_closed();  // the hub lets go of local_ here
+      local_.reset();
+    } else {
+      c_.publish(kTerminalProxy, "stop_session",
+                 {{"viewer", wire_id_},
+                  {"target", target_},
+                  {"agent_id", req_.agent_id},
+                  {"session_id", session_id()}});
+    }
+    c_.relays_.erase(wire_id_);
+    target_.clear();
+    missing_since_ = {};
+  }
+
+  // A frame the hub sent this viewer (always v2), passed on as the user's protocol wants it.
+  void from_target(std::string_view payload, bool binary) {
+    if (closed_) return;
+    if (binary) {
+      const std::uint64_t start = pos_.value_or(0);
+      pos_ = start + payload.size();
+      if (user_.is_v2()) {
+        user_.send_binary(payload);
+      } else {
+        std::string text = std::move(tail_);
+        tail_.clear();
+        text.append(payload);
+        const std::size_t keep = proto::utf8_complete_prefix(text);
+        tail_ = text.substr(keep);
+        text.resize(keep);
+        if (!text.empty()) {
+          user_.send_text(proto::encode_output(text, *pos_ - tail_.size() - text.size()));
+        }
+      }
+    } else {
+      const auto j = json::parse(payload, nullptr, false);
+      const std::string type = j.is_object() ? str(j, "type") : "";
+      if (type == "offset" && j["data"].is_number_unsigned()) {
+        pos_ = j["data"].get<std::uint64_t>();
+        tail_.clear();
+        if (!user_.is_v2()) return;  // v1 has no offset message
+      } else if (type == "gap" && j["data"].is_object() && j["data"].contains("to") &&
+                 j["data"]["to"].is_number_unsigned()) {
+        pos_ = j["data"]["to"].get<std::uint64_t>();
+        tail_.clear();
+      }
+      user_.send_text(payload);
+    }
+    if (local_ == nullptr) check_queue();
+  }
+
+  void closed_by_target(int code, const std::string& reason) {
+    if (closed_) return;
+    user_.close(code, reason);
+  }
+
+  // Remote messages are numbered per attachment: a hole means some were lost (Redis went
+  // away): attach again at the position shown, and the hub replays what is missing.
+  bool in_sequence(std::uint64_t seq) {
+    if (seq == expected_seq_) {
+      ++expected_seq_;
+      return true;
+    }
+    if (seq > expected_seq_) {
+      spdlog::warn("cluster relay lost messages agent={} conn={}: attaching again", req_.agent_id,
+                   req_.conn_id);
+      attach(target_);
+    }
+    return false;
+  }
+
+  // The agent's location is gone: after the grace period, what the hub would do.
+  void location_missing(Clock::time_point now, std::chrono::milliseconds grace) {
+    if (missing_since_ == Clock::time_point{}) missing_since_ = now;
+    if (now - missing_since_ > grace && !closed_) user_.close(4001, "agent not online");
+  }
+
+  void location_present() { missing_since_ = {}; }
+
+ private:
+  void check_queue() {
+    const std::size_t queued = user_.queued_bytes();
+    if (queued > c_.config_.user_queue_limit) {
+      closed_ = true;
+      user_.close(1008, "slow consumer");
+    } else if (queued > c_.config_.flow_pause_bytes && !queue_paused_) {
+      queue_paused_ = true;
+      send_flow();
+    }
+  }
+
+  void send_flow() {
+    const bool paused = user_paused_ || queue_paused_;
+    if (paused == sent_paused_ || target_.empty() || local_ != nullptr || !attached_) return;
+    sent_paused_ = paused;
+    const std::string flow = json{{"type", "flow"}, {"data", {{"paused", paused}}}}.dump();
+    c_.publish(kTerminalProxy, "input",
+               {{"viewer", wire_id_},
+                {"target", target_},
+                {"agent_id", req_.agent_id},
+                {"session_id", session_id()},
+                {"binary", false},
+                {"data", proto::base64_encode(flow)}});
+  }
+
+  Cluster& c_;
+  WsConn& user_;
+  TerminalRequest req_;
+  std::string viewer_;
+  std::string wire_id_;
+  std::uint64_t generation_ = 0;
+  std::string target_;  // "" while detached
+  std::unique_ptr<LocalConn> local_;
+  std::unique_ptr<WsHandler> handler_;  // the hub's, when local
+  std::optional<std::uint64_t> pos_;    // output bytes shown to the user
+  std::string tail_;                    // v1: an incomplete UTF-8 sequence held back
+  std::uint64_t expected_seq_ = 0;
+  bool attached_ = true;  // the far hub confirmed the start
+  Clock::time_point started_at_{};
+  bool user_paused_ = false;
+  bool queue_paused_ = false;
+  bool sent_paused_ = false;
+  bool closed_ = false;
+  Clock::time_point missing_since_{};
+};
+
+void Cluster::LocalConn::send(net::WsMessage m) { r_.from_target(payload_of(m), m.binary); }
+
+void Cluster::LocalConn::send_ping() { r_.user().send_ping(); }
+
+void Cluster::LocalConn::close(int code, std::string_view reason) { r_.user().close(code, reason); }
+
+std::size_t Cluster::LocalConn::queued_bytes() const { return r_.user().queued_bytes(); }
+
+void Cluster::LocalConn::set_receiving(bool on) { r_.user().set_receiving(on); }
+
+const std::string& Cluster::LocalConn::peer_address() const { return r_.user().peer_address(); }
+
+// ---- The agent's side: a viewer on another instance --------------------------------------------
+
+struct Cluster::RemoteViewer {
+  std::string wire_id;
+  std::string origin;
+  std::string agent_id;
+  std::string session_id;
+  std::string peer;
+  std::uint64_t seq = 0;
+  bool closing = false;
+  std::unique_ptr<RemoteConn> conn;
+  std::unique_ptr<WsHandler> handler;
+};
+
+class Cluster::RemoteConn final : public WsConn {
+ public:
+  RemoteConn(Cluster& c, RemoteViewer& v) : c_(c), v_(v) {}
+
+  void send(net::WsMessage m) override {
+    if (v_.closing) return;
+    c_.publish(kTerminalProxy, "output",
+               {{"viewer", v_.wire_id},
+                {"target", v_.origin},
+                {"agent_id", v_.agent_id},
+                {"session_id", v_.session_id},
+                {"seq", v_.seq++},
+                {"binary", m.binary},
+                {"data", proto::base64_encode(payload_of(m))}});
+  }
+
+  void send_ping() override {}
+
+  void close(int code, std::string_view reason) override {
+    if (v_.closing) return;
+    c_.publish(kTerminalProxy, "status",
+               {{"viewer", v_.wire_id},
+                {"target", v_.origin},
+                {"agent_id", v_.agent_id},
+                {"session_id", v_.session_id},
+                {"seq", v_.seq++},
+                {"close", {{"code", code}, {"reason", std::string(reason)}}}});
+    v_.closing = true;
+    c_.drop_remote(v_.wire_id);
+  }
+
+  // The user's instance keeps its own queue bounded and asks for pauses (flow messages).
+  [[nodiscard]] std::size_t queued_bytes() const override { return 0; }
+
+  void set_receiving(bool /*on*/) override {}
+
+  [[nodiscard]] bool is_v2() const override { return true; }
+
+  [[nodiscard]] const std::string& peer_address() const override { return v_.peer; }
+
+ private:
+  Cluster& c_;
+  RemoteViewer& v_;
+};
+
+// ---- Cluster ------------------------------------------------------------------------------------
+
+Cluster::Cluster(uv_loop_t* loop, ClusterConfig config, RedisAddress redis, Hub& hub)
+    : loop_(loop),
+      config_(std::move(config)),
+      hub_(hub),
+      check_timer_(loop),
+      reap_timer_(loop),
+      retry_timer_(loop) {
+  redis_ = std::make_unique<RedisLink>(
+      loop, std::move(redis), std::vector<std::string>{kTerminalProxy, kAgentEvents},
+      [this](const std::string& channel, const std::string& text) { on_message(channel, text); },
+      [this] { on_ready(); });
+  hub_.set_events_observer([this](const std::string& user_id, const json& event) {
+    publish(kAgentEvents, str(event, "type"), {{"user_id", user_id}, {"event", event}});
+  });
+  check_timer_.start(config_.check_interval, config_.check_interval, [this] { check(); });
+}
+
+Cluster::~Cluster() { stop(); }
+
+void Cluster::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  hub_.set_events_observer({});
+  check_timer_.stop();
+  reap_timer_.stop();
+  retry_timer_.stop();
+  for (auto& [wire, v] : remote_) {
+    if (v->handler) v->handler->on_closed();
+  }
+  remote_.clear();
+  redis_->command({"DEL", instance_key(config_.instance_id)});
+  for (const auto& id : local_agents_) {
+    redis_->command({"EVAL", kDeleteIfMine, "1", location_key(id), config_.instance_id});
+  }
+  redis_->stop();
+}
+
+void Cluster::publish(const std::string& channel, const std::string& type, json payload) {
+  if (stopped_) return;
+  const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  json envelope = {{"type", type},
+                   {"channel", channel},
+                   {"instance_id", config_.instance_id},
+                   {"payload", std::move(payload)},
+                   {"timestamp", now}};
+  if (channel == kTerminalProxy) envelope["payload"]["type"] = type;
+  envelope["payload"]["origin"] = config_.instance_id;
+  redis_->publish(channel, envelope.dump());
+}
+
+void Cluster::on_message(const std::string& channel, const std::string& text) {
+  const auto env = json::parse(text, nullptr, false);
+  if (!env.is_object() || !env.contains("payload") || !env["payload"].is_object()) {
+    spdlog::debug("cluster message dropped channel={}: not an envelope", channel);
+    return;
+  }
+  const std::string from = str(env, "instance_id");
+  if (from == config_.instance_id) return;  // our own
+  const json& p = env["payload"];
+  try {
+    if (channel == kTerminalProxy) {
+      on_proxy(from, p);
+    } else if (channel == kAgentEvents) {
+      const std::string user_id = str(p, "user_id");
+      if (p.contains("event") && p["event"].is_object() && !user_id.empty()) {
+        hub_.deliver_events(user_id, p["event"].dump());
+        if (str(p["event"], "type") == "agent_connected" && p["event"].contains("data") &&
+            p["event"]["data"].is_object()) {
+          follow(str(p["event"]["data"], "agent_id"), from);
+        }
+      }
+    }
+  } catch (const json::exception& e) {  // a field of the wrong type from a foreign instance
+    spdlog::debug("cluster message dropped channel={}: {}", channel, e.what());
+  }
+}
+
+void Cluster::on_proxy(const std::string& from, const json& m) {
+  if (str(m, "target") != config_.instance_id) return;
+  const std::string type = str(m, "type");
+  const std::string wire = str(m, "viewer");
+  if (wire.empty()) return;
+  if (type == "start_session") {
+    if (remote_.count(wire) != 0) return;
+    auto v = std::make_unique<RemoteViewer>();
+    v->wire_id = wire;
+    v->origin = from;
+    v->agent_id = str(m, "agent_id");
+    v->session_id = str(m, "session_id");
+    v->peer = str(m, "peer");
+    v->conn = std::make_unique<RemoteConn>(*this, *v);
+    TerminalRequest r{v->agent_id, str(m, "user_id"), str(m, "conn_id"),
+                      m.value("new_session", false), std::nullopt};
+    if (m.contains("offset") && m["offset"].is_number_unsigned()) {
+      r.offset = m["offset"].get<std::uint64_t>();
+    }
+    RemoteViewer* raw = v.get();
+    remote_[wire] = std::move(v);
+    // Message 0 says the viewer is attached; the hub's own messages follow.
+    publish(kTerminalProxy, "status",
+            {{"viewer", wire}, {"target", from}, {"seq", raw->seq++}, {"attached", true}});
+    raw->handler = hub_.accept_user(*raw->conn, r);
+    return;
+  }
+  if (type == "input" || type == "stop_session") {
+    const auto it = remote_.find(wire);
+    if (it == remote_.end() || it->second->closing) return;
+    if (type == "stop_session") {
+      auto v = std::move(it->second);
+      remote_.erase(it);
+      v->handler->on_closed();
+      return;
+    }
+    auto bytes = proto::base64_decode(str(m, "data"));
+    if (bytes) it->second->handler->on_message(*bytes, m.value("binary", false));
+    return;
+  }
+  if (type == "output" || type == "status") {
+    const auto it = relays_.find(wire);
+    if (it == relays_.end()) {
+      // An attachment that is over, whose stop was lost: stop it again.
+      if (!m.contains("close")) {
+        publish(kTerminalProxy, "stop_session", {{"viewer", wire}, {"target", from}});
+      }
+      return;
+    }
+    Relay* relay = it->second;
+    if (!relay->in_sequence(m.value("seq", std::uint64_t{0}))) return;
+    if (m.value("attached", false)) {
+      relay->attached();
+    } else if (type == "output") {
+      auto bytes = proto::base64_decode(str(m, "data"));
+      if (bytes) relay->from_target(*bytes, m.value("binary", false));
+    } else if (m.contains("close") && m["close"].is_object()) {
+      relay->closed_by_target(m["close"].value("code", 1011), str(m["close"], "reason"));
+    }
+  }
+}
+
+void Cluster::drop_remote(const std::string& wire) {
+  to_reap_.push_back(wire);
+  reap_timer_.start(std::chrono::milliseconds(0), [this] { reap(); });
+}
+
+void Cluster::reap() {
+  auto agents = std::move(to_follow_);
+  to_follow_.clear();
+  for (const auto& id : agents) {
+    if (local_agents_.count(id) != 0) follow(id, config_.instance_id);
+  }
+  auto wires = std::move(to_reap_);
+  to_reap_.clear();
+  for (const auto& wire : wires) {
+    const auto it = remote_.find(wire);
+    if (it == remote_.end()) continue;
+    auto v = std::move(it->second);
+    remote_.erase(it);
+    v->handler->on_closed();
+  }
+}
+
+std::unique_ptr<WsHandler> Cluster::accept_user(WsConn& conn, const TerminalRequest& request,
+                                                const std::string& instance) {
+  auto relay = std::make_unique<Relay>(*this, conn, request);
+  relay->attach(instance);
+  return relay;
+}
+
+void Cluster::retry_starts() {
+  const auto now = Clock::now();
+  bool pending = false;
+  for (auto& [wire, r] : relays_) {
+    if (r->awaits_attach(now)) r->send_start();
+    pending = pending || (r->is_remote() && !r->is_attached());
+  }
+  if (!pending) retry_timer_.stop();
+}
+
+void Cluster::follow(const std::string& agent_id, const std::string& instance) {
+  std::vector<Relay*> moving;
+  for (auto& [wire, r] : relays_) {
+    if (r->agent_id() == agent_id && r->target() != instance) moving.push_back(r);
+  }
+  for (Relay* r : moving) {
+    spdlog::info("cluster viewer follows agent={} to={}", agent_id, instance);
+    r->attach(instance);
+  }
+}
+
+void Cluster::set_location(const std::string& agent_id) {
+  redis_->command({"SET", location_key(agent_id), config_.instance_id, "EX",
+                   std::to_string(config_.location_ttl.count())});
+}
+
+void Cluster::agent_online(const std::string& agent_id) {
+  local_agents_.insert(agent_id);
+  set_location(agent_id);
+  // Called from inside the hub's accept_agent: the viewers follow from a fresh loop turn.
+  to_follow_.push_back(agent_id);
+  reap_timer_.start(std::chrono::milliseconds(0), [this] { reap(); });
+}
+
+void Cluster::agent_offline(const std::string& agent_id) {
+  local_agents_.erase(agent_id);
+  redis_->command({"EVAL", kDeleteIfMine, "1", location_key(agent_id), config_.instance_id});
+}
+
+void Cluster::agent_heartbeats(const std::vector<std::string>& agent_ids) {
+  for (const auto& id : agent_ids) {
+    if (local_agents_.count(id) != 0) set_location(id);
+  }
+}
+
+// Redis is (back) up: restore what a restarted Redis lost, and attach remote viewers again,
+// since messages may have been lost meanwhile.
+void Cluster::on_ready() {
+  redis_->command({"SET", instance_key(config_.instance_id), "1", "EX",
+                   std::to_string(config_.instance_ttl.count())});
+  for (const auto& id : local_agents_) set_location(id);
+  std::vector<Relay*> remote;
+  for (auto& [wire, r] : relays_) {
+    if (r->is_remote()) remote.push_back(r);
+  }
+  for (Relay* r : remote) r->attach(r->target());
+}
+
+void Cluster::check() {
+  redis_->command({"SET", instance_key(config_.instance_id), "1", "EX",
+                   std::to_string(config_.instance_ttl.count())});
+  if (!redis_->is_ready()) return;
+  // Viewers attached elsewhere: follow their agent, or give up after the grace period.
+  std::vector<Relay*> remote;
+  std::vector<std::string> keys;
+  for (auto& [wire, r] : relays_) {
+    if (!r->is_remote()) continue;
+    remote.push_back(r);
+    keys.push_back(location_key(r->agent_id()));
+  }
+  if (!remote.empty()) {
+    auto where = redis_->mget(keys);
+    if (where) {
+      const auto now = Clock::now();
+      for (std::size_t i = 0; i < remote.size(); ++i) {
+        const auto& loc = (*where)[i];
+        if (!loc) {
+          remote[i]->location_missing(now, config_.agent_grace);
+        } else {
+          remote[i]->location_present();
+          if (*loc != remote[i]->target()) follow(remote[i]->agent_id(), *loc);
+        }
+      }
+    }
+  }
+  // Viewers from instances that died: nobody will close them.
+  std::vector<std::string> origins;
+  for (auto& [wire, v] : remote_) origins.push_back(instance_key(v->origin));
+  if (origins.empty()) return;
+  auto alive = redis_->mget(origins);
+  if (!alive) return;
+  std::vector<std::string> dead;
+  std::size_t i = 0;
+  for (auto& [wire, v] : remote_) {
+    if (!(*alive)[i++] && !v->closing) dead.push_back(wire);
+  }
+  for (const auto& wire : dead) {
+    spdlog::info("cluster viewer dropped: its instance is gone origin={}", remote_[wire]->origin);
+    remote_[wire]->closing = true;
+    drop_remote(wire);
+  }
+}
+
+Result<std::optional<std::string>> Cluster::locate(const std::string& agent_id) {
+  if (local_agents_.count(agent_id) != 0) return std::optional<std::string>(config_.instance_id);
+  return redis_->get(location_key(agent_id));
+}
+
+Result<std::vector<bool>> Cluster::online(const std::vector<std::string>& agent_ids) {
+  std::vector<std::string> keys;
+  keys.reserve(agent_ids.size());
+  for (const auto& id : agent_ids) keys.push_back(location_key(id));
+  auto where = redis_->mget(keys);
+  if (!where) return std::move(where).error();
+  std::vector<bool> out;
+  for (std::size_t i = 0; i < agent_ids.size(); ++i) {
+    out.push_back(local_agents_.count(agent_ids[i]) != 0 || (*where)[i].has_value());
+  }
+  return out;
+}
+
+Status Cluster::ping() {
+  if (!redis_->is_ready()) return Error(Errc::kUnavailable, "redis not connected");
+  return redis_->ping();
+}
+
+}  // namespace rx::server

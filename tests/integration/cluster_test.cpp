@@ -1,0 +1,199 @@
+// SPDX-License-Identifier: MIT
+// Several rexec-server instances (PROTOCOL §9): real PostgreSQL, real Redis, real agents and
+// shells. The agent is on instance B; users are on A and C and must get what a user on B gets.
+#include <catch2/catch.hpp>
+
+#include <csignal>
+#include <regex>
+
+#include "cluster_fixture.h"
+
+using rx::test::ClusterSystem;
+using rx::test::TestSocket;
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr int kA = 0;
+constexpr int kB = 1;
+constexpr int kC = 2;
+
+struct Setup {
+  ClusterSystem sys;
+  std::string token;
+  ClusterSystem::Agent agent;
+
+  // The agent on B (directly, or through a balancer over `instances`).
+  explicit Setup(const std::vector<int>& instances = {kB})
+      : token(sys.add_user("alice")), agent(sys.start_agent(token, instances)) {
+    const bool online = sys.wait_online(token, agent.id, kA);
+    if (!online) sys.dump_logs();
+    REQUIRE(online);
+  }
+
+  std::string url(int instance, const std::string& conn_id, const std::string& extra = "") const {
+    return sys.ws_url(instance, "/ws/agent/" + agent.id + "/terminal?id=" + conn_id + extra);
+  }
+};
+
+bool run_in(TestSocket& s, const std::string& command, const std::string& marker,
+            std::chrono::milliseconds timeout = 10s) {
+  s.send_json({{"type", "input"}, {"data", command + "\n"}});
+  return s.wait_output(marker, timeout);
+}
+
+}  // namespace
+
+TEST_CASE("cluster: users on A and C use a terminal on B's agent, v1 and v2", "[cluster]") {
+  Setup s;
+  auto& loop = s.sys.loop();
+  // Where is the agent: every instance agrees, and lists it online.
+  for (int i : {kA, kB, kC}) {
+    auto list = rx::test::http(loop, "GET", s.sys.http_url(i, "/api/agents"), s.token);
+    REQUIRE(list.status == 200);
+    REQUIRE(list.body.size() == 1);
+    CHECK(list.body[0]["status"] == "online");
+  }
+  TestSocket v1(loop);
+  REQUIRE(v1.open(s.url(kA, "x-v1"), s.token, "rexec.v1"));
+  CHECK(v1.subprotocol() == "rexec.v1");
+  TestSocket v2(loop);
+  REQUIRE(v2.open(s.url(kC, "x-v2"), s.token, "rexec.v2"));
+  REQUIRE(v1.wait_type("shell_started"));
+  REQUIRE(v2.wait_type("shell_started"));
+  // Two viewers of main on two instances: what one types, both see.
+  const bool ok = run_in(v1, "echo cross-'v1'-ok", "cross-v1-ok");
+  if (!ok) s.sys.dump_logs();
+  REQUIRE(ok);
+  CHECK(v2.wait_output("cross-v1-ok"));
+  CHECK(run_in(v2, "echo cross-'v2'-ok", "cross-v2-ok"));
+  CHECK(v1.wait_output("cross-v2-ok"));
+  bool binary = false;
+  for (const auto& f : v2.frames()) binary = binary || f.binary;
+  CHECK(binary);  // v2 users get binary output
+  for (const auto& f : v1.frames()) CHECK_FALSE(f.binary);
+  // Binary input from a v2 user reaches the shell.
+  v2.send_binary("echo bin-'input'-ok\n");
+  CHECK(v2.wait_output("bin-input-ok"));
+
+  // Resize from A, seen by stty on B's agent.
+  v1.send_json({{"type", "resize"}, {"cols", 101}, {"rows", 33}});
+  CHECK(run_in(v1, "stty size | sed 's/^/SZ=/'", "SZ=33 101"));
+
+  // A split from C: its own shell, and its exit code arrives on C.
+  TestSocket split(loop);
+  REQUIRE(split.open(s.url(kC, "x-split", "&newSession=true"), s.token, "rexec.v2"));
+  REQUIRE(split.wait_type("shell_started"));
+  split.send_json({{"type", "input"}, {"data", "exit 7\n"}});
+  auto stopped = split.wait_type("shell_stopped");
+  REQUIRE(stopped);
+  CHECK((*stopped)["data"]["exit_code"] == 7);
+
+  // exec through A.
+  TestSocket ex(loop);
+  REQUIRE(ex.open(s.url(kA, "x-exec"), s.token, "rexec.v2"));
+  REQUIRE(ex.wait_type("shell_started"));
+  ex.send_json({{"type", "exec"}, {"data", {{"command", "echo exec-$((6*7))"}}}});
+  auto result = ex.wait_type("exec_result");
+  REQUIRE(result);
+  CHECK((*result)["data"]["output"].get<std::string>().find("exec-42") != std::string::npos);
+
+  // The events hub on C carries the stats of B's agent.
+  TestSocket events(loop);
+  REQUIRE(events.open(s.sys.ws_url(kC, "/api/events"), s.token));
+  auto stats = events.wait_type("agent_stats", 15s);
+  REQUIRE(stats);
+  CHECK((*stats)["data"]["agent_id"] == s.agent.id);
+
+  // Metrics: B has the remote viewers, A and C the relays.
+  auto mb = rx::test::http(loop, "GET", s.sys.http_url(kB, "/metrics"));
+  CHECK(std::regex_search(mb.raw, std::regex("rexec_cluster_remote_viewers [1-9]")));
+  auto ma = rx::test::http(loop, "GET", s.sys.http_url(kA, "/metrics"));
+  CHECK(std::regex_search(ma.raw, std::regex("rexec_cluster_relays [1-9]")));
+  CHECK(ma.raw.find("rexec_redis_errors_total 0\n") != std::string::npos);
+}
+
+TEST_CASE("cluster: a viewer resumes on another instance with &offset, every line once",
+          "[cluster]") {
+  Setup s;
+  auto& loop = s.sys.loop();
+  TestSocket a(loop);
+  REQUIRE(a.open(s.url(kA, "r-a"), s.token, "rexec.v2"));
+  REQUIRE(a.wait_type("shell_started"));
+  REQUIRE(run_in(a, "seq 1 300 | sed 's/^/L/'; echo first-'done'", "first-done"));
+  a.send_json(
+      {{"type", "input"}, {"data", "sleep 0.5; seq 301 900 | sed 's/^/L/'; echo second-'done'\n"}});
+  loop.run_for(100ms);
+  const std::uint64_t shown = a.output_end_offset();
+  const std::string first = a.output();
+  a.close();
+  REQUIRE(a.wait_closed());
+  loop.run_for(800ms);
+  TestSocket c(loop);
+  REQUIRE(c.open(s.url(kC, "r-c", "&offset=" + std::to_string(shown)), s.token, "rexec.v2"));
+  REQUIRE(c.wait_output("second-done"));
+  CHECK(c.messages("offset").front()["data"].get<std::uint64_t>() == shown);
+  CHECK(c.messages("gap").empty());
+  CHECK(rx::test::lines_matching(first + c.output(), "L[0-9]+") == rx::test::numbered("L", 1, 900));
+}
+
+TEST_CASE("cluster: instance B dies, the agent moves to C, and A's viewer follows it",
+          "[cluster]") {
+  Setup s({kB, kC});  // the agent's balancer tries B, then C
+  auto& loop = s.sys.loop();
+  TestSocket v(loop);
+  REQUIRE(v.open(s.url(kA, "m-v"), s.token, "rexec.v2"));
+  REQUIRE(v.wait_type("shell_started"));
+  REQUIRE(run_in(v, "echo on-'b'", "on-b"));
+  v.send_json(
+      {{"type", "input"},
+       {"data", "for i in $(seq 1 80); do echo M$i; sleep 0.05; done; echo moved-'fin'\n"}});
+  REQUIRE(v.wait_output("M5"));
+  s.sys.kill_instance(kB);
+  // The agent reconnects through the balancer to C; A's viewer attaches there at the position
+  // it had shown, and C's hub replays what the shell wrote meanwhile.
+  const bool done = v.wait_output("moved-fin", 30s);
+  if (!done) s.sys.dump_logs();
+  REQUIRE(done);
+  CHECK(rx::test::lines_matching(v.output(), "M[0-9]+") == rx::test::numbered("M", 1, 80));
+  CHECK(v.messages("gap").empty());
+  CHECK(run_in(v, "echo on-'c'", "on-c"));
+  CHECK(s.sys.wait_online(s.token, s.agent.id, kA));
+  CHECK(s.sys.instance(kC).log().find("agent connected agent=" + s.agent.id) != std::string::npos);
+}
+
+TEST_CASE("cluster: Redis restarts mid-session, and routing resumes", "[cluster]") {
+  Setup s;
+  auto& loop = s.sys.loop();
+  TestSocket v(loop);
+  REQUIRE(v.open(s.url(kA, "redis-v"), s.token, "rexec.v2"));
+  REQUIRE(v.wait_type("shell_started"));
+  REQUIRE(run_in(v, "echo before-'restart'", "before-restart"));
+  s.sys.kill_redis();
+  bool not_ready = loop.run_until(
+      [&] { return rx::test::http(loop, "GET", s.sys.http_url(kA, "/readyz")).status == 503; }, 5s);
+  CHECK(not_ready);
+  // A terminal opened now cannot be routed: a clear refusal, not a hang.
+  TestSocket refused(loop);
+  CHECK_FALSE(refused.open(s.url(kC, "redis-refused"), s.token, "rexec.v2"));
+  CHECK(refused.close_info().http_status == 503);
+  s.sys.start_redis();
+  bool ready = loop.run_until(
+      [&] {
+        for (int i : {kA, kB, kC}) {
+          if (rx::test::http(loop, "GET", s.sys.http_url(i, "/readyz")).status != 200) return false;
+        }
+        return true;
+      },
+      15s);
+  REQUIRE(ready);
+  // The open terminal works again: the instances put the location back and re-attached.
+  const bool ok = run_in(v, "echo after-'restart'", "after-restart", 15s);
+  if (!ok) s.sys.dump_logs();
+  CHECK(ok);
+  TestSocket fresh(loop);
+  REQUIRE(fresh.open(s.url(kC, "redis-fresh"), s.token, "rexec.v2"));
+  REQUIRE(fresh.wait_type("shell_started"));
+  CHECK(run_in(fresh, "echo fresh-'ok'", "fresh-ok"));
+}
