@@ -504,6 +504,7 @@ HttpResponse Api::agent_route(const Principal& p, const HttpRequest& req, const 
     if (!revoked || !store_.delete_agent(a.id)) return error(500, "internal error");
     for (const auto& tid : *revoked) auth_.invalidate_token(tid);
     hub_->drop_agent(a.id);
+    if (cluster_ != nullptr) cluster_->revoked(*revoked, a.id);
     spdlog::info("agent deleted agent={} user={}", a.id, p.user_id);
     return reply(200, {{"message", "agent deleted"}});
   }
@@ -663,6 +664,7 @@ HttpResponse Api::tokens_route(const Principal& p, const HttpRequest& req,
     if (!ok) return error(500, "internal error");
     if (!*ok) return error(404, "token not found");
     auth_.invalidate_token(rest);
+    if (cluster_ != nullptr) cluster_->revoked({rest});
     return reply(200, {{"message", "token revoked"}});
   }
   return error(404, "not found");
@@ -671,6 +673,15 @@ HttpResponse Api::tokens_route(const Principal& p, const HttpRequest& req,
 void Api::agent_online(const std::string& agent_id) {
   (void)store_.set_online(agent_id, now_ms());
   if (cluster_ != nullptr) cluster_->agent_online(agent_id);
+}
+
+void Api::attach_cluster(Cluster& cluster) {
+  cluster_ = &cluster;
+  cluster.set_revocation_handler(
+      [this](const std::vector<std::string>& token_ids, const std::string& deleted_agent_id) {
+        for (const auto& id : token_ids) auth_.invalidate_token(id);
+        if (!deleted_agent_id.empty() && hub_ != nullptr) hub_->drop_agent(deleted_agent_id);
+      });
 }
 
 bool Api::is_online(const std::string& agent_id) {

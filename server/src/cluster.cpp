@@ -22,6 +22,7 @@ namespace {
 
 constexpr const char* kTerminalProxy = "rexec:terminal_proxy";
 constexpr const char* kAgentEvents = "rexec:agent_events";
+constexpr const char* kTokenRevoked = "rexec:token_revoked";
 constexpr std::chrono::milliseconds kStartRetry{500};
 
 std::string location_key(const std::string& agent_id) { return "rexec:agent:location:" + agent_id; }
@@ -399,7 +400,7 @@ Cluster::Cluster(uv_loop_t* loop, ClusterConfig config, RedisAddress redis, Hub&
       reap_timer_(loop),
       retry_timer_(loop) {
   redis_ = std::make_unique<RedisLink>(
-      loop, std::move(redis), std::vector<std::string>{kTerminalProxy, kAgentEvents},
+      loop, std::move(redis), std::vector<std::string>{kTerminalProxy, kAgentEvents, kTokenRevoked},
       [this](const std::string& channel, const std::string& text) { on_message(channel, text); },
       [this] { on_ready(); });
   hub_.set_events_observer([this](const std::string& user_id, const json& event) {
@@ -455,6 +456,14 @@ void Cluster::on_message(const std::string& channel, const std::string& text) {
   try {
     if (channel == kTerminalProxy) {
       on_proxy(from, p);
+    } else if (channel == kTokenRevoked) {
+      std::vector<std::string> ids;
+      if (p.contains("token_ids") && p["token_ids"].is_array()) {
+        for (const auto& id : p["token_ids"]) {
+          if (id.is_string()) ids.push_back(id.get<std::string>());
+        }
+      }
+      if (on_revoked_) on_revoked_(ids, str(p, "deleted_agent_id"));
     } else if (channel == kAgentEvents) {
       const std::string user_id = str(p, "user_id");
       if (p.contains("event") && p["event"].is_object() && !user_id.empty()) {
@@ -559,6 +568,13 @@ std::unique_ptr<WsHandler> Cluster::accept_user(WsConn& conn, const TerminalRequ
   auto relay = std::make_unique<Relay>(*this, conn, request);
   relay->attach(instance);
   return relay;
+}
+
+void Cluster::revoked(const std::vector<std::string>& token_ids,
+                      const std::string& deleted_agent_id) {
+  json p = {{"token_ids", token_ids}};
+  if (!deleted_agent_id.empty()) p["deleted_agent_id"] = deleted_agent_id;
+  publish(kTokenRevoked, "token_revoked", std::move(p));
 }
 
 void Cluster::retry_starts() {

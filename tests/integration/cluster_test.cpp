@@ -197,3 +197,37 @@ TEST_CASE("cluster: Redis restarts mid-session, and routing resumes", "[cluster]
   REQUIRE(fresh.wait_type("shell_started"));
   CHECK(run_in(fresh, "echo fresh-'ok'", "fresh-ok"));
 }
+
+TEST_CASE("cluster: a token revoked on A is refused on C at once, a deleted agent leaves B",
+          "[cluster]") {
+  Setup s;
+  auto& loop = s.sys.loop();
+  auto made = rx::test::http(loop, "POST", s.sys.http_url(kA, "/api/tokens"), s.token,
+                             R"({"name":"second"})");
+  REQUIRE(made.status == 201);
+  const std::string second = made.body["token"];
+  // C validates it once and caches the answer (for up to 5 minutes).
+  CHECK(rx::test::http(loop, "GET", s.sys.http_url(kC, "/api/agents"), second).status == 200);
+  auto revoked = rx::test::http(
+      loop, "DELETE", s.sys.http_url(kA, "/api/tokens/" + made.body["id"].get<std::string>()),
+      s.token);
+  REQUIRE(revoked.status == 200);
+  const bool refused = loop.run_until(
+      [&] {
+        return rx::test::http(loop, "GET", s.sys.http_url(kC, "/api/agents"), second).status == 401;
+      },
+      3s);
+  CHECK(refused);
+
+  // Deleted through A, the agent loses its socket on B.
+  REQUIRE(rx::test::http(loop, "DELETE", s.sys.http_url(kA, "/api/agents/" + s.agent.id), s.token)
+              .status == 200);
+  const bool gone = loop.run_until(
+      [&] {
+        auto m = rx::test::http(loop, "GET", s.sys.http_url(kB, "/metrics"));
+        return m.raw.find("rexec_agents_connected 0\n") != std::string::npos;
+      },
+      5s);
+  if (!gone) s.sys.dump_logs();
+  CHECK(gone);
+}

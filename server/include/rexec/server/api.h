@@ -32,7 +32,7 @@ class Api final : public HubSink {
   void attach(Hub& hub) { hub_ = &hub; }
 
   // Cluster mode (--redis): terminals go through the cluster, agents are located through it.
-  void attach_cluster(Cluster& cluster) { cluster_ = &cluster; }
+  void attach_cluster(Cluster& cluster);
 
   // The server's own origin, once the listening port is known (default origin check, §2).
   void set_public_url(std::string url) { config_.public_url = std::move(url); }

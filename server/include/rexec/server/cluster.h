@@ -14,6 +14,8 @@
 //   position and the hub replays exactly what is missing. v1 users get v1 frames from it.
 // - Events: what a hub tells its events sockets is published on `rexec:agent_events` for the
 //   other instances' sockets of that user; `agent_connected` also moves the Relays.
+// - Revocation: revoked tokens and deleted agents are published on `rexec:token_revoked`, so no
+//   instance keeps accepting a token from its cache, or an agent's socket, after either.
 // - Liveness: `rexec:instance:<id>` (TTL 15 s) says an instance is alive; viewers whose origin
 //   instance died are dropped, and Relays whose agent's location expired are closed 4001 once
 //   the grace period has passed.
@@ -30,6 +32,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -77,6 +80,14 @@ class Cluster {
   void agent_offline(const std::string& agent_id);
   void agent_heartbeats(const std::vector<std::string>& agent_ids);
 
+  // Tokens revoked (and an agent deleted) on this instance: the others drop them from their
+  // caches (and close that agent's socket) through `rexec:token_revoked`.
+  void revoked(const std::vector<std::string>& token_ids, const std::string& deleted_agent_id = "");
+  using RevokedFn = std::function<void(const std::vector<std::string>& token_ids,
+                                       const std::string& deleted_agent_id)>;
+
+  void set_revocation_handler(RevokedFn fn) { on_revoked_ = std::move(fn); }
+
   // OK when Redis answers and the subscription is live (GET /readyz).
   Status ping();
 
@@ -120,6 +131,7 @@ class Cluster {
   std::map<std::string, std::unique_ptr<RemoteViewer>> remote_;  // by wire id
   std::vector<std::string> to_reap_;
   std::vector<std::string> to_follow_;
+  RevokedFn on_revoked_;
   bool stopped_ = false;
 };
 
