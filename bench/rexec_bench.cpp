@@ -5,7 +5,8 @@
 //
 //   rexec-bench [--runs 5] [--bytes 1073741824] [--echoes 1000] [--idle-seconds 60]
 //               [--sessions 0,1,100,1000] [--agents 1000,10000] [--terminals 1000]
-//               [--only throughput,echo,memory,scale,terminals,slow,paste,idle,size] [--quick]
+//               [--only throughput,echo,memory,scale,terminals,slow,paste,idle,cluster,size]
+//               [--quick]
 //
 // --quick is the CI smoke: tiny sizes, one run; it fails only on a functional error (a wrong
 // byte count, a socket that never opens), never on a time.
@@ -36,6 +37,7 @@
 #include <thread>
 #include <vector>
 
+#include "cluster_fixture.h"
 #include "fixture.h"
 #include "test_client.h"
 
@@ -198,7 +200,7 @@ struct Bench {
 
 // Types `command` and runs the loop until `sentinel` has arrived after it; returns the seconds.
 // Only the last bytes of output are kept, so any size fits in memory.
-double run_to_sentinel(Bench& b, TestSocket& s, const std::string& command,
+double run_to_sentinel(rx::test::Loop& loop, TestSocket& s, const std::string& command,
                        const std::string& sentinel, std::chrono::seconds limit) {
   std::string tail;
   bool seen = false;
@@ -209,7 +211,7 @@ double run_to_sentinel(Bench& b, TestSocket& s, const std::string& command,
   });
   const auto start = Clock::now();
   s.send_binary(command);
-  if (!b.sys->loop().run_until([&] { return seen; }, limit)) fail("no sentinel: " + sentinel);
+  if (!loop.run_until([&] { return seen; }, limit)) fail("no sentinel: " + sentinel);
   const double t = seconds_since(start);
   s.set_sink([](std::string_view, bool) {});
   return t;
@@ -393,14 +395,15 @@ void bench_throughput(const Options& o) {
     Bench b({},
             v2_link ? std::vector<std::string>{} : std::vector<std::string>{"REXEC_PROTOCOL=v1"});
     auto s = b.open("tp", v2_link);
-    run_to_sentinel(b, *s, "stty -echo; echo warm-'up'\n", "warm-up", 20s);
+    run_to_sentinel(b.sys->loop(), *s, "stty -echo; echo warm-'up'\n", "warm-up", 20s);
     for (int r = 0; r < o.runs; ++r) {
       const std::string sentinel = "tp-end-" + std::to_string(r);
       const pid_t agent = b.agent.process->pid();
       const pid_t server = b.sys->server().pid();
       const double cpu0 = cpu_seconds(agent) + cpu_seconds(server);
       const double t = run_to_sentinel(
-          b, *s, flood_command(o.bytes, "tp-'end'-" + std::to_string(r)) + "\n", sentinel, 600s);
+          b.sys->loop(), *s, flood_command(o.bytes, "tp-'end'-" + std::to_string(r)) + "\n",
+          sentinel, 600s);
       (v2_link ? v2 : v1).push_back(mb / t);
       const double cpu = cpu_seconds(agent) + cpu_seconds(server) - cpu0;
       (v2_link ? cpu_v2 : cpu_v1).push_back(cpu * 1e3 / mb);
@@ -425,9 +428,9 @@ void bench_throughput(const Options& o) {
 
 // One keystroke at a time into `cat > /dev/null` (the terminal's own echo answers), so every
 // round trip is: viewer → server → agent → PTY → agent → server → viewer.
-std::vector<double> echo_rexec(Bench& b, TestSocket& s, int n) {
-  run_to_sentinel(b, s, "stty echo; cat > /dev/null\n", "cat > /dev/null", 20s);
-  b.sys->loop().run_for(200ms);
+std::vector<double> echo_rexec(rx::test::Loop& loop, TestSocket& s, int n) {
+  run_to_sentinel(loop, s, "stty echo; cat > /dev/null\n", "cat > /dev/null", 20s);
+  loop.run_for(200ms);
   std::vector<double> ms;
   std::string got;
   s.set_sink([&](std::string_view data, bool binary) {
@@ -445,7 +448,7 @@ std::vector<double> echo_rexec(Bench& b, TestSocket& s, int n) {
     got.clear();
     const auto start = Clock::now();
     s.send_binary(key);
-    if (!b.sys->loop().run_until([&] { return got.find(want) != std::string::npos; }, 10s)) {
+    if (!loop.run_until([&] { return got.find(want) != std::string::npos; }, 10s)) {
       fail("echo lost");
     }
     if (!newline) ms.push_back(seconds_since(start) * 1e3);
@@ -489,7 +492,7 @@ void bench_echo(const Options& o) {
     auto s = b.open("echo", v2, false);
     std::vector<double> p50, p99, pmax;
     for (int r = 0; r < o.runs; ++r) {
-      const auto ms = echo_rexec(b, *s, o.echoes);
+      const auto ms = echo_rexec(b.sys->loop(), *s, o.echoes);
       p50.push_back(percentile(ms, 0.5));
       p99.push_back(percentile(ms, 0.99));
       pmax.push_back(*std::max_element(ms.begin(), ms.end()));
@@ -503,6 +506,91 @@ void bench_echo(const Options& o) {
                 : "missed (+" + fmt(s99.median - raw_p99.median) + ")");
     add_row("keystroke echo max, " + name, "ms", stat_of(pmax));
   }
+}
+
+// ---- several instances: a user on another instance than the agent's (docs/deploy.md) ----
+
+// A throwaway PostgreSQL cluster for the part (tests/fixtures/pg_cluster.sh), stopped after.
+class PgCluster {
+ public:
+  PgCluster() : dir_("/tmp/rexec-bench-pg-" + std::to_string(::getpid())) {
+    const std::string script = std::string(REXEC_FIXTURES_DIR) + "/pg_cluster.sh";
+    auto r = rx::test::run_program({"/bin/bash", script, "start", dir_}, dir_ + ".log", 60s);
+    if (r.exit_code != 0) fail("cannot start PostgreSQL: " + rx::test::read_file(dir_ + ".log"));
+    ::setenv("REXEC_TEST_PG_URL_FILE", (dir_ + "/url").c_str(), 1);
+  }
+
+  ~PgCluster() {
+    ::unsetenv("REXEC_TEST_PG_URL_FILE");
+    (void)rx::test::run_program(
+        {"/bin/bash", std::string(REXEC_FIXTURES_DIR) + "/pg_cluster.sh", "stop", dir_},
+        dir_ + ".log", 60s);
+    std::remove((dir_ + ".log").c_str());
+  }
+
+  PgCluster(const PgCluster&) = delete;
+  PgCluster& operator=(const PgCluster&) = delete;
+  PgCluster(PgCluster&&) = delete;
+  PgCluster& operator=(PgCluster&&) = delete;
+
+ private:
+  std::string dir_;
+};
+
+void bench_cluster(const Options& o) {
+  std::fprintf(stderr, "cluster: 2 instances, PostgreSQL and Redis; %d runs\n", o.runs);
+  PgCluster pg;
+  rx::test::ClusterSystem sys(2, "warn");
+  auto& loop = sys.loop();
+  const std::string token = sys.add_user("bench", true);
+  auto agent = sys.start_agent(token, {1});  // on instance 1
+  if (!sys.wait_online(token, agent.id, 0, 15s)) {
+    sys.dump_logs();
+    fail("cluster agent did not come online");
+  }
+  const double mb = flood_output_bytes(o.bytes) / 1e6;
+  std::map<int, std::vector<double>> tput;
+  std::map<int, std::vector<double>> p50;
+  std::map<int, std::vector<double>> p99;
+  // A terminal (a split of its own) through `instance`, its shell started.
+  auto open = [&](int instance, const std::string& conn_id) {
+    auto s = std::make_unique<TestSocket>(loop);
+    const std::string url = sys.ws_url(
+        instance, "/ws/agent/" + agent.id + "/terminal?id=" + conn_id + "&newSession=true");
+    if (!s->open(url, token, "rexec.v2") || !s->wait_type("shell_started", 20s)) {
+      sys.dump_logs();
+      fail("cluster terminal did not open");
+    }
+    return s;
+  };
+  for (int instance : {1, 0}) {  // the agent's own, then the other
+    auto t = open(instance, "ct" + std::to_string(instance));
+    run_to_sentinel(loop, *t, "stty -echo; echo warm-'up'\n", "warm-up", 20s);
+    for (int r = 0; r < o.runs; ++r) {
+      const std::string sentinel = "cl-end-" + std::to_string(r);
+      const double secs = run_to_sentinel(
+          loop, *t, flood_command(o.bytes, "cl-'end'-" + std::to_string(r)) + "\n", sentinel, 600s);
+      tput[instance].push_back(mb / secs);
+    }
+    auto e = open(instance, "ce" + std::to_string(instance));
+    for (int r = 0; r < o.runs; ++r) {
+      const auto ms = echo_rexec(loop, *e, o.echoes);
+      p50[instance].push_back(percentile(ms, 0.5));
+      p99[instance].push_back(percentile(ms, 0.99));
+    }
+  }
+  const Stat same = stat_of(tput[1]);
+  const Stat cross = stat_of(tput[0]);
+  add_row("cluster: output throughput v2, user on the agent's instance", "MB/s", same);
+  add_row("cluster: output throughput v2, user on another instance", "MB/s", cross,
+          "same instance " + fmt(same.median), fmt(cross.median / same.median) + " × same");
+  const Stat s99 = stat_of(p99[1]);
+  const Stat c99 = stat_of(p99[0]);
+  add_row("cluster: keystroke echo p50, same instance", "ms", stat_of(p50[1]));
+  add_row("cluster: keystroke echo p50, another instance", "ms", stat_of(p50[0]));
+  add_row("cluster: keystroke echo p99, same instance", "ms", s99);
+  add_row("cluster: keystroke echo p99, another instance", "ms", c99,
+          "same instance " + fmt(s99.median), "+" + fmt(c99.median - s99.median) + " ms");
 }
 
 void bench_memory(const Options& o) {
@@ -693,11 +781,13 @@ void bench_paste(const Options& o) {
   Bench b({}, {});
   auto s = b.open("paste", true);
   for (int r = 0; r < o.runs; ++r) {
-    run_to_sentinel(b, *s, "stty -echo; echo paste-'ready'; wc -c\n", "paste-ready", 20s);
+    run_to_sentinel(b.sys->loop(), *s, "stty -echo; echo paste-'ready'; wc -c\n", "paste-ready",
+                    20s);
     b.sys->loop().run_for(100ms);
     const auto start = Clock::now();
-    s->send_binary(paste);                           // one message, as a browser sends a paste
-    run_to_sentinel(b, *s, "\x04", "1048576", 60s);  // end of input: wc prints its count
+    s->send_binary(paste);  // one message, as a browser sends a paste
+    run_to_sentinel(b.sys->loop(), *s, "\x04", "1048576",
+                    60s);  // end of input: wc prints its count
     ms.push_back(seconds_since(start) * 1e3);
   }
   add_row("1 MiB paste into wc -c (one message), count correct", "ms", stat_of(ms));
@@ -749,7 +839,8 @@ std::vector<int> parse_list(const std::string& s) {
 const char* const kUsage =
     "usage: rexec-bench [--runs N] [--bytes N] [--echoes N] [--idle-seconds N]\n"
     "                   [--sessions 0,1,100,1000] [--agents 1000,10000] [--terminals N]\n"
-    "                   [--only throughput,echo,paste,idle,memory,slow,terminals,scale,size]\n"
+    "                   [--only "
+    "throughput,echo,paste,idle,memory,slow,terminals,scale,cluster,size]\n"
     "                   [--agent PATH] [--quick]\n";
 
 int main(int argc, char** argv) {
@@ -831,6 +922,7 @@ int main(int argc, char** argv) {
     if (o.want("slow")) bench_slow(o);
     if (o.want("terminals")) bench_terminals(o);
     if (o.want("scale")) bench_scale(o);
+    if (o.want("cluster")) bench_cluster(o);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "rexec-bench: FAILED: %s\n", e.what());
     print_table(o);

@@ -24,6 +24,9 @@ constexpr const char* kTerminalProxy = "rexec:terminal_proxy";
 constexpr const char* kAgentEvents = "rexec:agent_events";
 constexpr const char* kTokenRevoked = "rexec:token_revoked";
 constexpr std::chrono::milliseconds kStartRetry{500};
+// A remote viewer's queue at or below this after an acknowledgement: the hub hears on_drain,
+// as from a socket's low-water mark (HttpServerOptions::ws_low_water).
+constexpr std::uint64_t kDrainMark = 256U * 1024U;
 
 std::string location_key(const std::string& agent_id) { return "rexec:agent:location:" + agent_id; }
 
@@ -108,16 +111,18 @@ class Cluster::Relay final : public WsHandler {
       handler_->on_message(payload, binary);
       return;
     }
-    if (!binary) {
-      // A remote hub sees our flow messages, which combine the user's and our own queue.
-      const auto j = json::parse(payload, nullptr, false);
-      if (j.is_object() && str(j, "type") == "flow" && j.contains("data") &&
-          j["data"].is_object()) {
-        user_paused_ = j["data"].value("paused", false);
-        send_flow();
-        return;
-      }
+    if (!attached_) {
+      // The far hub has not confirmed the viewer yet: keep the keystrokes for it, and stop
+      // reading the user once a paste's worth is waiting.
+      pending_bytes_ += payload.size();
+      pending_.emplace_back(std::string(payload), binary);
+      if (pending_bytes_ > kMaxPending) user_.set_receiving(false);
+      return;
     }
+    send_input(payload, binary);
+  }
+
+  void send_input(std::string_view payload, bool binary) {
     c_.publish(kTerminalProxy, "input",
                {{"viewer", wire_id_},
                 {"target", target_},
@@ -134,9 +139,8 @@ class Cluster::Relay final : public WsHandler {
   void on_drain() override {
     if (handler_) {
       handler_->on_drain();
-    } else if (queue_paused_) {
-      queue_paused_ = false;
-      send_flow();
+    } else {
+      ack();  // the user's socket drained: the far hub may send more
     }
   }
 
@@ -152,7 +156,7 @@ class Cluster::Relay final : public WsHandler {
     c_.relays_[wire_id_] = this;
     target_ = instance;
     expected_seq_ = 0;
-    sent_paused_ = false;
+    received_ = acked_ = 0;
     TerminalRequest r = req_;
     r.offset = pos_;
     if (instance == c_.instance_id()) {
@@ -187,7 +191,11 @@ class Cluster::Relay final : public WsHandler {
 
   void attached() {
     attached_ = true;
-    send_flow();
+    auto pending = std::move(pending_);
+    pending_.clear();
+    for (const auto& [bytes, binary] : pending) send_input(bytes, binary);
+    if (pending_bytes_ > kMaxPending) user_.set_receiving(true);
+    pending_bytes_ = 0;
   }
 
   void detach() {
@@ -241,7 +249,10 @@ class Cluster::Relay final : public WsHandler {
       }
       user_.send_text(payload);
     }
-    if (local_ == nullptr) check_queue();
+    if (local_ == nullptr) {
+      received_ += payload.size();
+      check_queue();
+    }
   }
 
   void closed_by_target(int code, const std::string& reason) {
@@ -273,29 +284,29 @@ class Cluster::Relay final : public WsHandler {
   void location_present() { missing_since_ = {}; }
 
  private:
+  // Flow control across instances: the far hub counts what it sent this viewer and not yet
+  // acknowledged as the viewer's queue, and applies §7 to it as to any socket (pause the
+  // session at 1 MiB, drop and close a viewer stalled at 8 MiB). We acknowledge what reached
+  // the user's socket, every kAckEvery bytes, while that socket keeps up; once it falls behind,
+  // acknowledgements wait for it to drain, and the far hub's queue grows instead.
+  static constexpr std::uint64_t kAckEvery = 64U * 1024U;
+  static constexpr std::size_t kMaxPending = 1U << 20U;
+
   void check_queue() {
     const std::size_t queued = user_.queued_bytes();
-    if (queued > c_.config_.user_queue_limit) {
+    if (queued > c_.config_.user_queue_limit) {  // only a far hub that ignores acks gets here
       closed_ = true;
       user_.close(1008, "slow consumer");
-    } else if (queued > c_.config_.flow_pause_bytes && !queue_paused_) {
-      queue_paused_ = true;
-      send_flow();
+      return;
     }
+    if (received_ - acked_ >= kAckEvery && queued <= c_.config_.flow_pause_bytes) ack();
   }
 
-  void send_flow() {
-    const bool paused = user_paused_ || queue_paused_;
-    if (paused == sent_paused_ || target_.empty() || local_ != nullptr || !attached_) return;
-    sent_paused_ = paused;
-    const std::string flow = json{{"type", "flow"}, {"data", {{"paused", paused}}}}.dump();
-    c_.publish(kTerminalProxy, "input",
-               {{"viewer", wire_id_},
-                {"target", target_},
-                {"agent_id", req_.agent_id},
-                {"session_id", session_id()},
-                {"binary", false},
-                {"data", proto::base64_encode(flow)}});
+  void ack() {
+    if (received_ == acked_ || !is_remote()) return;
+    acked_ = received_;
+    c_.publish(kTerminalProxy, "ack",
+               {{"viewer", wire_id_}, {"target", target_}, {"bytes", acked_}});
   }
 
   Cluster& c_;
@@ -312,9 +323,10 @@ class Cluster::Relay final : public WsHandler {
   std::uint64_t expected_seq_ = 0;
   bool attached_ = true;  // the far hub confirmed the start
   Clock::time_point started_at_{};
-  bool user_paused_ = false;
-  bool queue_paused_ = false;
-  bool sent_paused_ = false;
+  std::vector<std::pair<std::string, bool>> pending_;  // input before the far hub attached
+  std::size_t pending_bytes_ = 0;
+  std::uint64_t received_ = 0;  // output payload bytes from the far hub, this attachment
+  std::uint64_t acked_ = 0;
   bool closed_ = false;
   Clock::time_point missing_since_{};
 };
@@ -340,6 +352,8 @@ struct Cluster::RemoteViewer {
   std::string session_id;
   std::string peer;
   std::uint64_t seq = 0;
+  std::uint64_t sent = 0;   // payload bytes published to the viewer
+  std::uint64_t acked = 0;  // of which its instance acknowledged
   bool closing = false;
   std::unique_ptr<RemoteConn> conn;
   std::unique_ptr<WsHandler> handler;
@@ -351,6 +365,7 @@ class Cluster::RemoteConn final : public WsConn {
 
   void send(net::WsMessage m) override {
     if (v_.closing) return;
+    v_.sent += m.payload_size();
     c_.publish(kTerminalProxy, "output",
                {{"viewer", v_.wire_id},
                 {"target", v_.origin},
@@ -376,8 +391,10 @@ class Cluster::RemoteConn final : public WsConn {
     c_.drop_remote(v_.wire_id);
   }
 
-  // The user's instance keeps its own queue bounded and asks for pauses (flow messages).
-  [[nodiscard]] std::size_t queued_bytes() const override { return 0; }
+  // Sent and not yet acknowledged: on its way through Redis, or queued to the user's socket.
+  [[nodiscard]] std::size_t queued_bytes() const override {
+    return static_cast<std::size_t>(v_.sent - v_.acked);
+  }
 
   void set_receiving(bool /*on*/) override {}
 
@@ -506,9 +523,18 @@ void Cluster::on_proxy(const std::string& from, const json& m) {
     raw->handler = hub_.accept_user(*raw->conn, r);
     return;
   }
-  if (type == "input" || type == "stop_session") {
+  if (type == "input" || type == "stop_session" || type == "ack") {
     const auto it = remote_.find(wire);
     if (it == remote_.end() || it->second->closing) return;
+    if (type == "ack") {
+      RemoteViewer& v = *it->second;
+      const std::uint64_t bytes = m.value("bytes", std::uint64_t{0});
+      if (bytes <= v.acked || bytes > v.sent) return;
+      const bool was_behind = v.sent - v.acked > kDrainMark;
+      v.acked = bytes;
+      if (was_behind && v.sent - v.acked <= kDrainMark) v.handler->on_drain();
+      return;
+    }
     if (type == "stop_session") {
       auto v = std::move(it->second);
       remote_.erase(it);

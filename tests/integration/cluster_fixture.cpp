@@ -51,7 +51,8 @@ int free_port() {
   return ntohs(a.sin_port);
 }
 
-ClusterSystem::ClusterSystem(int instances) {
+ClusterSystem::ClusterSystem(int instances, std::string log_level)
+    : log_level_(std::move(log_level)) {
   char tmpl[] = "/tmp/rexec-cluster-XXXXXX";
   if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
   dir_ = tmpl;
@@ -93,32 +94,33 @@ void ClusterSystem::kill_redis() { redis_.reset(); }
 void ClusterSystem::start_instance(int i) {
   const auto n = static_cast<std::size_t>(i);
   const std::size_t before = read_file(logs_[n]).size();
-  servers_[n] =
-      std::make_unique<Process>(Process::start({server_binary(),
-                                                "serve",
-                                                "--listen",
-                                                "127.0.0.1:" + std::to_string(ports_[n]),
-                                                "--db",
-                                                db_->url(),
-                                                "--redis",
-                                                "redis://127.0.0.1:" + std::to_string(redis_port_),
-                                                "--instance-id",
-                                                ids_[n],
-                                                "--jwt-secret",
-                                                kJwtSecret,
-                                                "--ping-interval-ms",
-                                                "500",
-                                                "--pong-timeout-ms",
-                                                "2000",
-                                                "--session-linger-ms",
-                                                "3000",
-                                                "--agent-grace-ms",
-                                                "5000",
-                                                "--rate-limit",
-                                                "2000",
-                                                "--log-level",
-                                                "debug"},
-                                               logs_[n]));
+  const std::vector<std::string> argv = {server_binary(),
+                                         "serve",
+                                         "--listen",
+                                         "127.0.0.1:" + std::to_string(ports_[n]),
+                                         "--db",
+                                         db_->url(),
+                                         "--redis",
+                                         "redis://127.0.0.1:" + std::to_string(redis_port_),
+                                         "--instance-id",
+                                         ids_[n],
+                                         "--jwt-secret",
+                                         kJwtSecret,
+                                         "--ping-interval-ms",
+                                         "500",
+                                         "--pong-timeout-ms",
+                                         "2000",
+                                         "--session-linger-ms",
+                                         "3000",
+                                         "--agent-grace-ms",
+                                         "5000",
+                                         "--rate-limit",
+                                         "2000",
+                                         "--max-sessions-per-agent",
+                                         "5000",
+                                         "--log-level",
+                                         log_level_};
+  servers_[n] = std::make_unique<Process>(Process::start(argv, logs_[n]));
   const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(15);
   while (read_file(logs_[n]).find("listening on", before) == std::string::npos) {
     if (std::chrono::steady_clock::now() > end || !servers_[n]->running()) {
@@ -146,9 +148,10 @@ const std::string& ClusterSystem::instance_id(int i) const {
   return ids_.at(static_cast<std::size_t>(i));
 }
 
-std::string ClusterSystem::add_user(const std::string& name) {
-  auto r =
-      run_program({server_binary(), "user", "add", name, "--db", db_->url()}, dir_ + "/cli.log");
+std::string ClusterSystem::add_user(const std::string& name, bool admin) {
+  std::vector<std::string> argv = {server_binary(), "user", "add", name, "--db", db_->url()};
+  if (admin) argv.emplace_back("--admin");
+  auto r = run_program(argv, dir_ + "/cli.log");
   if (r.exit_code != 0)
     throw std::runtime_error("user add failed: " + read_file(dir_ + "/cli.log"));
   return trim(r.out);

@@ -20,7 +20,7 @@ namespace rx::test {
 class ClusterSystem {
  public:
   // Throws std::runtime_error when something cannot start (no test cluster, no redis-server).
-  explicit ClusterSystem(int instances = 3);
+  explicit ClusterSystem(int instances = 3, std::string log_level = "debug");
   ~ClusterSystem();
   ClusterSystem(const ClusterSystem&) = delete;
   ClusterSystem& operator=(const ClusterSystem&) = delete;
@@ -33,7 +33,8 @@ class ClusterSystem {
 
   [[nodiscard]] const std::string& dir() const { return dir_; }
 
-  std::string add_user(const std::string& name);
+  // `rexec-server user add`; returns the API token. Admins are exempt from plan limits.
+  std::string add_user(const std::string& name, bool admin = false);
 
   struct Agent {
     std::string id;
@@ -64,6 +65,7 @@ class ClusterSystem {
 
  private:
   std::string dir_;
+  std::string log_level_;
   std::unique_ptr<PgTestDb> db_;
   int redis_port_ = 0;
   std::unique_ptr<Process> redis_;

@@ -374,10 +374,6 @@ int PgStore::schema_version() {
 }
 
 Status PgStore::migrate() {
-  if (auto st = conn_->exec("CREATE TABLE IF NOT EXISTS rexec_schema (version INTEGER NOT NULL)");
-      !st && st.error().code != Errc::kExists) {  // two instances at once: one wins the race
-    return Error(Errc::kStorage, "migration failed: " + st.error().message);
-  }
   if (auto st = conn_->exec("BEGIN"); !st) return st;
   conn_->set_in_transaction(true);
   auto fail = [this](const Error& e) {
@@ -385,7 +381,12 @@ Status PgStore::migrate() {
     (void)conn_->exec("ROLLBACK");
     return Error(Errc::kStorage, "migration failed: " + e.message);
   };
+  // The lock first, then even the version table: instances starting together take turns.
   if (auto st = conn_->exec("SELECT pg_advisory_xact_lock($1)", {p(kMigrationLock)}); !st) {
+    return fail(st.error());
+  }
+  if (auto st = conn_->exec("CREATE TABLE IF NOT EXISTS rexec_schema (version INTEGER NOT NULL)");
+      !st) {
     return fail(st.error());
   }
   auto v = conn_->run("SELECT COALESCE(MAX(version), 0) FROM rexec_schema", {});

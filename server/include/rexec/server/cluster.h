@@ -9,7 +9,8 @@
 //   through `rexec:terminal_proxy` otherwise, where the far instance gives its hub a
 //   RemoteConn. The hub therefore does everything for a remote viewer that it does for a local
 //   one (replay, flow control, status, exec, takeover, limits), and the Relay only copies
-//   frames. It always speaks v2 to the hub and keeps the viewer's output position, so when the
+//   frames, acknowledging what reached the user so that the far hub's flow control sees the
+//   user's pace. It always speaks v2 to the hub and keeps the viewer's output position, so when the
 //   agent moves to another instance, or messages were lost, it attaches there again at that
 //   position and the hub replays exactly what is missing. v1 users get v1 frames from it.
 // - Events: what a hub tells its events sockets is published on `rexec:agent_events` for the
@@ -48,8 +49,10 @@ struct ClusterConfig {
   std::chrono::seconds instance_ttl{15};
   std::chrono::milliseconds check_interval{5000};  // liveness and location checks
   std::chrono::milliseconds agent_grace{60000};    // as HubConfig::agent_grace
-  std::size_t flow_pause_bytes = 1U << 20U;        // a remote viewer asks for a pause above this
-  std::size_t user_queue_limit = 8U << 20U;        // and is closed 1008 above this
+  // A Relay stops acknowledging output while its user's socket has more than this queued, so
+  // the far hub sees the viewer fall behind (flow control, PROTOCOL §7).
+  std::size_t flow_pause_bytes = 1U << 20U;
+  std::size_t user_queue_limit = 8U << 20U;  // a user socket past this is closed 1008
 };
 
 std::string make_instance_id();
