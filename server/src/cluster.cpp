@@ -592,6 +592,10 @@ void Cluster::reap() {
 std::unique_ptr<WsHandler> Cluster::accept_user(WsConn& conn, const TerminalRequest& request,
                                                 const std::string& instance) {
   auto relay = std::make_unique<Relay>(*this, conn, request);
+  if (instance != config_.instance_id) {
+    spdlog::info("terminal relayed agent={} conn={} to={}", request.agent_id, request.conn_id,
+                 instance);
+  }
   relay->attach(instance);
   return relay;
 }

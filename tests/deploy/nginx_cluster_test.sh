@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Three rexec-server instances behind nginx (docs/deploy.md, "Several instances"): the shipped
+# deploy/nginx/rexec.conf with its upstream listing all three (round robin), one PostgreSQL
+# database (tests/fixtures/pg_cluster.sh) and one Redis. Commands through nginx land on every
+# instance and reach the agent wherever it is; the agent's instance is killed, the agent comes
+# back through nginx on another one, and commands work again. Everything on 127.0.0.1.
+#
+#   nginx_cluster_test.sh SERVER AGENT CLIENT REPO_ROOT
+set -euo pipefail
+server=$1 agent=$2 client=$3 repo=$4
+nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+for need in "$nginx_bin" /usr/bin/redis-server; do
+  if [ ! -x "$need" ]; then
+    [ -n "${REXEC_REQUIRE_NGINX:-}" ] && { echo "FAIL: $need is not installed" >&2; exit 1; }
+    echo "SKIP: $need is not installed"; exit 77
+  fi
+done
+tmp=$(mktemp -d /tmp/rexec-nginx-cluster-XXXXXX)
+chmod 755 "$tmp"  # the PostgreSQL cluster inside belongs to the postgres user
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  sleep 0.3
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  bash "$repo/tests/fixtures/pg_cluster.sh" stop "$tmp/pg" >/dev/null 2>&1 || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+fail() {
+  echo "FAIL: $*" >&2
+  for f in "$tmp"/*.log "$tmp"/nginx/logs/*.log; do
+    [ -f "$f" ] && { echo "---- $f" >&2; tail -n 30 "$f" >&2; }
+  done
+  exit 1
+}
+ok() { echo "ok: $*"; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+rc=0
+bash "$repo/tests/fixtures/pg_cluster.sh" start "$tmp/pg" > "$tmp/pg.log" 2>&1 || rc=$?
+[ "$rc" -eq 77 ] && { echo "SKIP: PostgreSQL is not installed"; exit 77; }
+[ "$rc" -eq 0 ] || fail "the PostgreSQL test cluster did not start"
+db=$(cat "$tmp/pg/url")
+redis_port=$(free_port)
+/usr/bin/redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
+  > "$tmp/redis.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 100); do grep -q "Ready to accept" "$tmp/redis.log" && break; sleep 0.05; done
+
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+  -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1,DNS:localhost \
+  -keyout "$tmp/key.pem" -out "$tmp/cert.pem" 2>/dev/null || fail "openssl could not make a certificate"
+ngx_port=$(free_port)
+public="https://127.0.0.1:$ngx_port"
+
+declare -A port pid
+start_instance() {  # NAME
+  local name=$1
+  [ -n "${port[$name]:-}" ] || port[$name]=$(free_port)
+  : >"$tmp/server-$name.log"
+  "$server" serve --listen "127.0.0.1:${port[$name]}" --db "$db" \
+    --redis "redis://127.0.0.1:$redis_port" --instance-id "$name" --log-level debug \
+    --jwt-secret nginx-cluster-secret-0123456789abcdef01 --public-url "$public" \
+    --trusted-proxy 127.0.0.1 --ping-interval-ms 500 --pong-timeout-ms 2000 \
+    > "$tmp/server-$name.log" 2>&1 &
+  pid[$name]=$!
+  pids+=($!)
+  for _ in $(seq 1 100); do grep -q "listening on" "$tmp/server-$name.log" && break; sleep 0.05; done
+  grep -q "listening on" "$tmp/server-$name.log" || fail "instance $name did not start"
+}
+for name in a b c; do start_instance "$name"; done
+
+# The shipped config; the upstream's one server line becomes the three instances.
+mkdir -p "$tmp/nginx/logs" "$tmp/nginx/conf"
+conf="$tmp/nginx/conf/rexec.conf"
+servers="server 127.0.0.1:${port[a]}; server 127.0.0.1:${port[b]}; server 127.0.0.1:${port[c]};"
+sed -e "s|server 127.0.0.1:8080;|$servers|" \
+    -e "s|listen 443 ssl;|listen 127.0.0.1:$ngx_port ssl;|" \
+    -e "s|server_name rexec.example.com;|server_name 127.0.0.1;|" \
+    -e "s|/etc/ssl/rexec/fullchain.pem|$tmp/cert.pem|" \
+    -e "s|/etc/ssl/rexec/privkey.pem|$tmp/key.pem|" \
+    "$repo/deploy/nginx/rexec.conf" > "$conf"
+grep -qF "$servers" "$conf" || fail "deploy/nginx/rexec.conf changed: no upstream line to substitute"
+cat > "$tmp/nginx/conf/nginx.conf" <<NGINX
+pid $tmp/nginx/nginx.pid;
+error_log $tmp/nginx/logs/error.log info;
+events { worker_connections 256; }
+http {
+  access_log $tmp/nginx/logs/access.log;
+  client_body_temp_path $tmp/nginx/body;
+  proxy_temp_path $tmp/nginx/proxy;
+  include $conf;
+}
+NGINX
+"$nginx_bin" -p "$tmp/nginx" -c "$tmp/nginx/conf/nginx.conf" -g 'daemon off; master_process off;' \
+  > "$tmp/nginx.log" 2>&1 &
+pids+=($!)
+curl_n() { curl -sS --cacert "$tmp/cert.pem" "$@"; }
+for _ in $(seq 1 100); do curl_n -o /dev/null "$public/healthz" 2>/dev/null && break; sleep 0.05; done
+for _ in 1 2 3; do
+  [ "$(curl_n "$public/readyz")" = '{"db":"ok","redis":"ok","status":"ready"}' ] || fail "readyz through nginx"
+done
+ok "three instances ready behind nginx (PostgreSQL and Redis answer)"
+
+token=$("$server" user add nina --db "$db" 2>/dev/null)
+id=$("$agent" register --server "$public" --token "$token" --name in-cluster \
+  --ca-file "$tmp/cert.pem" --config "$tmp/agent.json" 2>"$tmp/register.log") || fail "register through nginx"
+HOME=$tmp HISTFILE=/dev/null REXEC_LOG_LEVEL=debug "$agent" run --config "$tmp/agent.json" > "$tmp/agent.log" 2>&1 &
+pids+=($!)
+home_of_agent() { grep -l "agent connected agent=$id" "$tmp"/server-?.log 2>/dev/null | tail -n 1 | sed 's/.*server-\(.\)\.log/\1/'; }
+for _ in $(seq 1 100); do [ -n "$(home_of_agent)" ] && break; sleep 0.1; done
+home=$(home_of_agent)
+[ -n "$home" ] || fail "the agent did not connect"
+ok "the agent is on instance $home"
+
+export REXEC_CLIENT_CONFIG=$tmp/client.json SSL_CERT_FILE=$tmp/cert.pem
+"$client" login --server "$public" --token "$token" > /dev/null || fail "client login"
+# Round robin: six commands open terminal sockets on every instance.
+for n in 1 2 3 4 5 6; do
+  # shellcheck disable=SC2016 # expanded by the agent's shell
+  out=$("$client" exec "$id" -- "echo cluster-\$((40+$n))") || fail "exec $n through nginx"
+  [[ "$out" == *cluster-$((40+n))* ]] || fail "exec $n output: $out"
+done
+relayed=0
+for name in a b c; do
+  [ "$name" = "$home" ] && continue
+  grep -q "upgrade refused" "$tmp/server-$name.log" && fail "instance $name refused a terminal"
+  relayed=$((relayed + $(grep -c "terminal relayed agent=$id .*to=$home" "$tmp/server-$name.log" || true)))
+done
+[ "$relayed" -ge 1 ] || fail "no terminal went through another instance than the agent's"
+ok "six commands through nginx, $relayed of them relayed from other instances to $home"
+
+# The agent's instance dies; nginx sends the agent's next dial to another one.
+kill -9 "${pid[$home]}"
+moved=""
+for _ in $(seq 1 150); do
+  now=$(grep -l "agent connected agent=$id" "$tmp"/server-?.log | grep -v "server-$home.log" | head -n 1 || true)
+  [ -n "$now" ] && { moved=$now; break; }
+  sleep 0.1
+done
+[ -n "$moved" ] || fail "the agent did not come back on another instance"
+ok "instance $home killed: the agent reconnected to $(basename "$moved" .log)"
+for n in 7 8 9; do
+  out=$("$client" exec "$id" -- "echo after-\$((40+$n))") || fail "exec $n after the move"
+  [[ "$out" == *after-$((40+n))* ]] || fail "exec $n output after the move: $out"
+done
+ok "commands through nginx reach the agent again"
+echo "PASS: three rexec-server instances behind nginx"
