@@ -322,7 +322,14 @@ UpgradeDecision Api::route_socket(const HttpRequest& req) {
   if (p.is_agent_scoped()) return refuse(403, "not authorized");
   const auto limit = plan_limit(p.tier, p.is_admin, p.subscription_active, config_.plan_limits);
   if (limit) {
-    const auto open = hub_->terminal_agents(p.user_id);
+    std::set<std::string> open;
+    if (cluster_ != nullptr) {
+      auto everywhere = cluster_->terminal_agents(p.user_id);
+      if (!everywhere) return refuse(503, "cluster unavailable");
+      open = std::move(*everywhere);
+    } else {
+      open = hub_->terminal_agents(p.user_id);
+    }
     if (*limit == 0) {
       return refuse(403, json{{"error", "agent terminals not available for your plan"},
                               {"code", "agent_terminal_limit_reached"}});

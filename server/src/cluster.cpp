@@ -32,6 +32,12 @@ std::string location_key(const std::string& agent_id) { return "rexec:agent:loca
 
 std::string instance_key(const std::string& instance) { return "rexec:instance:" + instance; }
 
+// Per user: "<instance>#<incarnation>|<agent>" → that instance's open terminal sockets on that
+// agent. Entries of instances that are gone (or restarted: a new incarnation) are ignored.
+std::string user_terminals_key(const std::string& user_id) {
+  return "rexec:user_terminals:" + user_id;
+}
+
 // Deletes the location only while it still names this instance: the agent may have moved on.
 constexpr const char* kDeleteIfMine =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end "
@@ -147,6 +153,7 @@ class Cluster::Relay final : public WsHandler {
   void on_closed() override {
     closed_ = true;
     detach();
+    c_.count_terminal(req_.user_id, req_.agent_id, -1);
   }
 
   // Attaches to the hub of `instance` as a viewer, at the position shown so far.
@@ -410,7 +417,8 @@ class Cluster::RemoteConn final : public WsConn {
 // ---- Cluster ------------------------------------------------------------------------------------
 
 Cluster::Cluster(uv_loop_t* loop, ClusterConfig config, RedisAddress redis, Hub& hub)
-    : loop_(loop),
+    : incarnation_(random_hex(4)),
+      loop_(loop),
       config_(std::move(config)),
       hub_(hub),
       check_timer_(loop),
@@ -591,6 +599,7 @@ void Cluster::reap() {
 
 std::unique_ptr<WsHandler> Cluster::accept_user(WsConn& conn, const TerminalRequest& request,
                                                 const std::string& instance) {
+  count_terminal(request.user_id, request.agent_id, 1);
   auto relay = std::make_unique<Relay>(*this, conn, request);
   if (instance != config_.instance_id) {
     spdlog::info("terminal relayed agent={} conn={} to={}", request.agent_id, request.conn_id,
@@ -655,7 +664,7 @@ void Cluster::agent_heartbeats(const std::vector<std::string>& agent_ids) {
 // Redis is (back) up: restore what a restarted Redis lost, and attach remote viewers again,
 // since messages may have been lost meanwhile.
 void Cluster::on_ready() {
-  redis_->command({"SET", instance_key(config_.instance_id), "1", "EX",
+  redis_->command({"SET", instance_key(config_.instance_id), incarnation_, "EX",
                    std::to_string(config_.instance_ttl.count())});
   for (const auto& id : local_agents_) set_location(id);
   std::vector<Relay*> remote;
@@ -666,7 +675,7 @@ void Cluster::on_ready() {
 }
 
 void Cluster::check() {
-  redis_->command({"SET", instance_key(config_.instance_id), "1", "EX",
+  redis_->command({"SET", instance_key(config_.instance_id), incarnation_, "EX",
                    std::to_string(config_.instance_ttl.count())});
   if (!redis_->is_ready()) return;
   // Viewers attached elsewhere: follow their agent, or give up after the grace period.
@@ -708,6 +717,42 @@ void Cluster::check() {
     remote_[wire]->closing = true;
     drop_remote(wire);
   }
+}
+
+void Cluster::count_terminal(const std::string& user_id, const std::string& agent_id, int delta) {
+  redis_->command({"HINCRBY", user_terminals_key(user_id),
+                   config_.instance_id + "#" + incarnation_ + "|" + agent_id,
+                   std::to_string(delta)});
+}
+
+Result<std::set<std::string>> Cluster::terminal_agents(const std::string& user_id) {
+  auto all = redis_->hgetall(user_terminals_key(user_id));
+  if (!all) return std::move(all).error();
+  // Which instances (and incarnations) are alive.
+  std::vector<std::string> instances;
+  for (const auto& [field, count] : *all) {
+    const auto hash = field.find('#');
+    if (hash != std::string::npos) instances.push_back(field.substr(0, hash));
+  }
+  std::vector<std::string> keys;
+  keys.reserve(instances.size());
+  for (const auto& i : instances) keys.push_back(instance_key(i));
+  auto alive = redis_->mget(keys);
+  if (!alive) return std::move(alive).error();
+  std::set<std::string> agents;
+  std::size_t i = 0;
+  for (const auto& [field, count] : *all) {
+    const auto hash = field.find('#');
+    if (hash == std::string::npos) continue;
+    const auto& live = (*alive)[i++];  // in the order of `instances`
+    const auto bar = field.find('|', hash);
+    if (bar == std::string::npos) continue;
+    const std::string incarnation = field.substr(hash + 1, bar - hash - 1);
+    if (live && *live == incarnation && std::atoll(count.c_str()) > 0) {
+      agents.insert(field.substr(bar + 1));
+    }
+  }
+  return agents;
 }
 
 Result<std::optional<std::string>> Cluster::locate(const std::string& agent_id) {

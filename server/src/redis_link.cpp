@@ -353,6 +353,23 @@ Result<std::unique_ptr<redisReply, void (*)(void*)>> RedisLink::run_blocking(
   }
 }
 
+Result<std::vector<std::pair<std::string, std::string>>> RedisLink::hgetall(
+    const std::string& key) {
+  auto r = run_blocking({"HGETALL", key.c_str()}, {7, key.size()});
+  if (!r) return std::move(r).error();
+  const redisReply* reply = r->get();
+  if (reply->type != REDIS_REPLY_ARRAY || reply->elements % 2 != 0) {
+    ++errors_;
+    return Error(Errc::kUnavailable, "redis HGETALL: unexpected reply");
+  }
+  std::vector<std::pair<std::string, std::string>> out;
+  for (std::size_t i = 0; i + 1 < reply->elements; i += 2) {
+    out.emplace_back(reply_text(reply->element[i]).value_or(""),
+                     reply_text(reply->element[i + 1]).value_or(""));
+  }
+  return out;
+}
+
 Result<std::optional<std::string>> RedisLink::get(const std::string& key) {
   auto r = mget({key});
   if (!r) return std::move(r).error();

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <regex>
@@ -51,8 +52,9 @@ int free_port() {
   return ntohs(a.sin_port);
 }
 
-ClusterSystem::ClusterSystem(int instances, std::string log_level)
-    : log_level_(std::move(log_level)) {
+ClusterSystem::ClusterSystem(int instances, std::string log_level,
+                             std::vector<std::string> extra_args)
+    : log_level_(std::move(log_level)), extra_args_(std::move(extra_args)) {
   char tmpl[] = "/tmp/rexec-cluster-XXXXXX";
   if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
   dir_ = tmpl;
@@ -67,6 +69,7 @@ ClusterSystem::ClusterSystem(int instances, std::string log_level)
     ids_.push_back(std::string(1, static_cast<char>('A' + i)) + "-test");
     logs_.push_back(dir_ + "/server-" + ids_.back() + ".log");
     servers_.emplace_back();
+    instance_args_.push_back(extra_args_);
     start_instance(i);
   }
 }
@@ -120,7 +123,9 @@ void ClusterSystem::start_instance(int i) {
                                          "5000",
                                          "--log-level",
                                          log_level_};
-  servers_[n] = std::make_unique<Process>(Process::start(argv, logs_[n]));
+  std::vector<std::string> all = argv;
+  all.insert(all.end(), instance_args_[n].begin(), instance_args_[n].end());
+  servers_[n] = std::make_unique<Process>(Process::start(all, logs_[n]));
   const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(15);
   while (read_file(logs_[n]).find("listening on", before) == std::string::npos) {
     if (std::chrono::steady_clock::now() > end || !servers_[n]->running()) {
@@ -132,6 +137,14 @@ void ClusterSystem::start_instance(int i) {
   // Ready once Redis answers too.
   loop_.run_until([&] { return http(loop_, "GET", http_url(i, "/readyz")).status == 200; },
                   std::chrono::seconds(10));
+}
+
+void ClusterSystem::restart_instance(int i, const std::vector<std::string>& extra_args) {
+  auto& p = *servers_.at(static_cast<std::size_t>(i));
+  p.signal(SIGTERM);
+  if (!p.wait(std::chrono::seconds(10))) p.kill();
+  instance_args_[static_cast<std::size_t>(i)] = extra_args;
+  start_instance(i);
 }
 
 void ClusterSystem::kill_instance(int i) { servers_.at(static_cast<std::size_t>(i))->kill(); }

@@ -20,7 +20,9 @@ namespace rx::test {
 class ClusterSystem {
  public:
   // Throws std::runtime_error when something cannot start (no test cluster, no redis-server).
-  explicit ClusterSystem(int instances = 3, std::string log_level = "debug");
+  // `extra_args` go to every instance's `serve`.
+  explicit ClusterSystem(int instances = 3, std::string log_level = "debug",
+                         std::vector<std::string> extra_args = {});
   ~ClusterSystem();
   ClusterSystem(const ClusterSystem&) = delete;
   ClusterSystem& operator=(const ClusterSystem&) = delete;
@@ -54,6 +56,8 @@ class ClusterSystem {
   // SIGKILL: the instance vanishes without cleaning anything up.
   void kill_instance(int instance);
   void start_instance(int instance);
+  // SIGTERM, then start again with `extra_args` instead of the common ones.
+  void restart_instance(int instance, const std::vector<std::string>& extra_args);
   void kill_redis();
   void start_redis();
 
@@ -66,6 +70,8 @@ class ClusterSystem {
  private:
   std::string dir_;
   std::string log_level_;
+  std::vector<std::string> extra_args_;
+  std::vector<std::vector<std::string>> instance_args_;
   std::unique_ptr<PgTestDb> db_;
   int redis_port_ = 0;
   std::unique_ptr<Process> redis_;

@@ -231,3 +231,40 @@ TEST_CASE("cluster: a token revoked on A is refused on C at once, a deleted agen
   if (!gone) s.sys.dump_logs();
   CHECK(gone);
 }
+
+TEST_CASE("cluster: the plan's terminal limit counts terminals on every instance", "[cluster]") {
+  ClusterSystem sys(3, "debug", {"--plan-limit", "free=2"});
+  auto& loop = sys.loop();
+  const std::string token = sys.add_user("alice");
+  auto x = sys.start_agent(token, {kB}, "x");
+  auto y = sys.start_agent(token, {kC}, "y");
+  REQUIRE(sys.wait_online(token, x.id, kA));
+  REQUIRE(sys.wait_online(token, y.id, kA));
+  // The plan shrinks to 1 on A: one agent with terminals, counted over all instances.
+  sys.restart_instance(kA, {"--plan-limit", "free=1"});
+  auto term = [&](int instance, const std::string& agent, const std::string& id) {
+    return sys.ws_url(instance, "/ws/agent/" + agent + "/terminal?id=" + id);
+  };
+  auto on_c = std::make_unique<TestSocket>(loop);
+  REQUIRE(on_c->open(term(kC, x.id, "lim-c"), token, "rexec.v2"));
+  REQUIRE(on_c->wait_type("shell_started"));
+  // A terminal on x through A is fine (x already has one); on y it is one agent too many.
+  TestSocket same(loop);
+  CHECK(same.open(term(kA, x.id, "lim-a1"), token, "rexec.v2"));
+  same.close();
+  REQUIRE(same.wait_closed());
+  TestSocket over(loop);
+  CHECK_FALSE(over.open(term(kA, y.id, "lim-a2"), token, "rexec.v2"));
+  CHECK(over.close_info().http_status == 403);
+  // Once the terminal on C is closed, y is allowed.
+  on_c->close();
+  REQUIRE(on_c->wait_closed());
+  bool allowed = loop.run_until(
+      [&] {
+        TestSocket t(loop);
+        return t.open(term(kA, y.id, "lim-a3"), token, "rexec.v2");
+      },
+      5s);
+  if (!allowed) sys.dump_logs();
+  CHECK(allowed);
+}

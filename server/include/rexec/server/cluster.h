@@ -91,6 +91,10 @@ class Cluster {
 
   void set_revocation_handler(RevokedFn fn) { on_revoked_ = std::move(fn); }
 
+  // Distinct agents on which the user has open terminal sockets, on every live instance (plan
+  // limits). Blocking (an HGETALL and an MGET). Errors: kUnavailable.
+  Result<std::set<std::string>> terminal_agents(const std::string& user_id);
+
   // OK when Redis answers and the subscription is live (GET /readyz).
   Status ping();
 
@@ -117,11 +121,13 @@ class Cluster {
   // Moves every Relay of `agent_id` that is not attached to `instance` there.
   void follow(const std::string& agent_id, const std::string& instance);
   void set_location(const std::string& agent_id);
+  void count_terminal(const std::string& user_id, const std::string& agent_id, int delta);
   void drop_remote(const std::string& viewer);  // soon, outside the hub's call stack
   // Work that must not run inside the hub's call stack: viewers to drop, agents to follow.
   void reap();
   void retry_starts();
 
+  std::string incarnation_;  // this process's run of the instance id (rexec:instance:<id> holds it)
   uv_loop_t* loop_;
   ClusterConfig config_;
   Hub& hub_;

@@ -64,6 +64,7 @@ class RedisLink {
   // Blocking, at most `timeout`: GET and MGET (nil: nullopt). Errors: kUnavailable.
   Result<std::optional<std::string>> get(const std::string& key);
   Result<std::vector<std::optional<std::string>>> mget(const std::vector<std::string>& keys);
+  Result<std::vector<std::pair<std::string, std::string>>> hgetall(const std::string& key);
   // PING on the blocking connection: OK when Redis answers (GET /readyz).
   Status ping();
 
