@@ -414,8 +414,9 @@ void PgStore::writer_main() {
     std::vector<Statement> batch = std::move(queue_.front());
     queue_.pop_front();
     writing_ = true;
+    const bool stopping = stopping_;
     lock.unlock();
-    const bool gone = stopping_ && !writer_conn_->is_ok();
+    const bool gone = stopping && !writer_conn_->is_ok();
     Status st = gone                ? Status(Error(Errc::kStorage, "database gone at shutdown"))
                 : batch.size() == 1 ? writer_conn_->exec(batch[0].sql, batch[0].params)
                                     : writer_conn_->transaction(batch);
