@@ -45,6 +45,16 @@ struct Backend {
   std::unique_ptr<Store> store;
 };
 
+// The test cluster's URL; "" (after a warning) when it is not running and not required.
+std::string pg_cluster_or_skip() {
+  std::string cluster = rx::test::pg_cluster_url();
+  if (cluster.empty()) {
+    if (rx::test::pg_required()) FAIL("REXEC_REQUIRE_PG is set but no test cluster runs");
+    WARN("PostgreSQL test cluster not running: the PostgreSQL part is skipped");
+  }
+  return cluster;
+}
+
 Backend open_backend(const std::string& kind) {
   Backend b;
   if (kind == "sqlite") {
@@ -54,12 +64,8 @@ Backend open_backend(const std::string& kind) {
     b.store = std::move(*s);
     return b;
   }
-  const std::string cluster = rx::test::pg_cluster_url();
-  if (cluster.empty()) {
-    if (rx::test::pg_required()) FAIL("REXEC_REQUIRE_PG is set but no test cluster runs");
-    WARN("PostgreSQL test cluster not running: the postgres half of this test is skipped");
-    return b;
-  }
+  const std::string cluster = pg_cluster_or_skip();
+  if (cluster.empty()) return b;
   b.pg = std::make_unique<rx::test::PgTestDb>(cluster);
   auto s = PgStore::open(b.pg->url());
   if (!s) FAIL(s.error().message);
@@ -242,12 +248,8 @@ TEST_CASE("settings: set overwrites, init keeps the first value", "[server]") {
 }
 
 TEST_CASE("postgres: migrations run once, also when instances start together", "[server][pg]") {
-  const std::string cluster = rx::test::pg_cluster_url();
-  if (cluster.empty()) {
-    if (rx::test::pg_required()) FAIL("REXEC_REQUIRE_PG is set but no test cluster runs");
-    WARN("PostgreSQL test cluster not running: skipped");
-    return;
-  }
+  const std::string cluster = pg_cluster_or_skip();
+  if (cluster.empty()) return;
   rx::test::PgTestDb db(cluster);
   std::vector<std::unique_ptr<PgStore>> stores(4);
   std::vector<std::string> errors(4);
@@ -293,12 +295,8 @@ TEST_CASE("postgres: a wrong URL is a clear error without the password", "[serve
 }
 
 TEST_CASE("postgres: writes behind keep their order and survive a flood", "[server][pg]") {
-  const std::string cluster = rx::test::pg_cluster_url();
-  if (cluster.empty()) {
-    if (rx::test::pg_required()) FAIL("REXEC_REQUIRE_PG is set but no test cluster runs");
-    WARN("PostgreSQL test cluster not running: skipped");
-    return;
-  }
+  const std::string cluster = pg_cluster_or_skip();
+  if (cluster.empty()) return;
   rx::test::PgTestDb db(cluster);
   auto s = PgStore::open(db.url());
   REQUIRE(s);
