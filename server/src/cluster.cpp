@@ -224,6 +224,17 @@ class Cluster::Relay final : public WsHandler {
   }
 
   // A frame the hub sent this viewer (always v2), passed on as the user's protocol wants it.
+  // The same from the local hub, as a message: output to a v2 user goes on without a copy.
+  void from_local(net::WsMessage m) {
+    if (closed_) return;
+    if (m.binary && user_.is_v2()) {
+      pos_ = pos_.value_or(0) + m.payload_size();
+      user_.send(std::move(m));
+      return;
+    }
+    from_target(payload_of(m), m.binary);
+  }
+
   void from_target(std::string_view payload, bool binary) {
     if (closed_) return;
     if (binary) {
@@ -338,7 +349,7 @@ class Cluster::Relay final : public WsHandler {
   Clock::time_point missing_since_{};
 };
 
-void Cluster::LocalConn::send(net::WsMessage m) { r_.from_target(payload_of(m), m.binary); }
+void Cluster::LocalConn::send(net::WsMessage m) { r_.from_local(std::move(m)); }
 
 void Cluster::LocalConn::send_ping() { r_.user().send_ping(); }
 

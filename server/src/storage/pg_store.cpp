@@ -2,12 +2,13 @@
 #include "rexec/server/storage/pg_store.h"
 
 #include <libpq-fe.h>
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include <array>
 #include <chrono>
 #include <cstdlib>
+
+#include "storage/columns.h"
 
 namespace rx::server {
 
@@ -65,19 +66,6 @@ std::string one_line(std::string s) {
     if (c == '\n') c = ' ';
   }
   return s;
-}
-
-std::string join_json(const std::vector<std::string>& v) { return nlohmann::json(v).dump(); }
-
-std::vector<std::string> split_json(const std::string& s) {
-  auto j = nlohmann::json::parse(s, nullptr, false);
-  std::vector<std::string> out;
-  if (j.is_array()) {
-    for (const auto& e : j) {
-      if (e.is_string()) out.push_back(e.get<std::string>());
-    }
-  }
-  return out;
 }
 
 // A PostgreSQL array literal of text: {"a","b"}, with quotes and backslashes escaped.
@@ -266,14 +254,6 @@ class PgConn {
 
 namespace {
 
-constexpr const char* kUserCols = "id, username, tier, is_admin, subscription_active, created_at";
-constexpr const char* kTokenCols =
-    "id, user_id, name, token_hash, token_prefix, scopes, agent_id, expires_at, revoked_at, "
-    "last_used_at, created_at";
-constexpr const char* kAgentCols =
-    "id, user_id, name, description, os, arch, shell, distro, tags, status, mfa_locked, "
-    "connected_at, last_ping, created_at, updated_at, system_info, token_id";
-
 User read_user(const PgResult& r, int i) {
   return {r.text(i, 0), r.text(i, 1), r.text(i, 2), r.boolean(i, 3), r.boolean(i, 4), r.i64(i, 5)};
 }
@@ -285,7 +265,7 @@ ApiToken read_token(const PgResult& r, int i) {
   t.name = r.text(i, 2);
   t.token_hash = r.text(i, 3);
   t.token_prefix = r.text(i, 4);
-  t.scopes = split_json(r.text(i, 5));
+  t.scopes = columns::split_json(r.text(i, 5));
   t.agent_id = r.opt_text(i, 6);
   t.expires_at = r.opt_i64(i, 7);
   t.revoked_at = r.opt_i64(i, 8);
@@ -304,7 +284,7 @@ Agent read_agent(const PgResult& r, int i) {
   a.arch = r.text(i, 5);
   a.shell = r.text(i, 6);
   a.distro = r.text(i, 7);
-  a.tags = split_json(r.text(i, 8));
+  a.tags = columns::split_json(r.text(i, 8));
   a.status = r.text(i, 9);
   a.mfa_locked = r.boolean(i, 10);
   a.connected_at = r.opt_i64(i, 11);
@@ -458,43 +438,46 @@ void PgStore::flush() {
 }
 
 Status PgStore::create_user(const User& u) {
-  return conn_->exec(sql("INSERT INTO users (", kUserCols, ") VALUES ($1,$2,$3,$4,$5,$6)"),
+  return conn_->exec(sql("INSERT INTO users (", columns::kUser, ") VALUES ($1,$2,$3,$4,$5,$6)"),
                      {p(u.id), p(u.username), p(u.tier), p(u.is_admin), p(u.subscription_active),
                       p(u.created_at)});
 }
 
 Result<std::optional<User>> PgStore::user_by_id(const std::string& id) {
-  return first<User>(conn_->run(sql("SELECT ", kUserCols, " FROM users WHERE id=$1"), {p(id)}),
+  return first<User>(conn_->run(sql("SELECT ", columns::kUser, " FROM users WHERE id=$1"), {p(id)}),
                      read_user);
 }
 
 Result<std::optional<User>> PgStore::user_by_name(const std::string& username) {
   return first<User>(
-      conn_->run(sql("SELECT ", kUserCols, " FROM users WHERE username=$1"), {p(username)}),
+      conn_->run(sql("SELECT ", columns::kUser, " FROM users WHERE username=$1"), {p(username)}),
       read_user);
 }
 
 Result<std::vector<User>> PgStore::list_users() {
   return collect<User>(
-      conn_->run(sql("SELECT ", kUserCols, " FROM users ORDER BY created_at, id"), {}), read_user);
+      conn_->run(sql("SELECT ", columns::kUser, " FROM users ORDER BY created_at, id"), {}),
+      read_user);
 }
 
 Status PgStore::create_token(const ApiToken& t) {
-  return conn_->exec(
-      sql("INSERT INTO api_tokens (", kTokenCols, ") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)"),
-      {p(t.id), p(t.user_id), p(t.name), p(t.token_hash), p(t.token_prefix), p(join_json(t.scopes)),
-       p(t.agent_id), p(t.expires_at), p(t.revoked_at), p(t.last_used_at), p(t.created_at)});
+  return conn_->exec(sql("INSERT INTO api_tokens (", columns::kToken,
+                         ") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)"),
+                     {p(t.id), p(t.user_id), p(t.name), p(t.token_hash), p(t.token_prefix),
+                      p(columns::join_json(t.scopes)), p(t.agent_id), p(t.expires_at),
+                      p(t.revoked_at), p(t.last_used_at), p(t.created_at)});
 }
 
 Result<std::optional<ApiToken>> PgStore::token_by_hash(const std::string& hash) {
   return first<ApiToken>(
-      conn_->run(sql("SELECT ", kTokenCols, " FROM api_tokens WHERE token_hash=$1"), {p(hash)}),
+      conn_->run(sql("SELECT ", columns::kToken, " FROM api_tokens WHERE token_hash=$1"),
+                 {p(hash)}),
       read_token);
 }
 
 Result<std::vector<ApiToken>> PgStore::tokens_of(const std::string& user_id) {
   return collect<ApiToken>(
-      conn_->run(sql("SELECT ", kTokenCols,
+      conn_->run(sql("SELECT ", columns::kToken,
                      " FROM api_tokens WHERE user_id=$1 ORDER BY created_at DESC, id"),
                  {p(user_id)}),
       read_token);
@@ -523,21 +506,21 @@ Status PgStore::touch_token(const std::string& id, Millis now) {
 
 Status PgStore::create_agent(const Agent& a) {
   return conn_->exec(
-      sql("INSERT INTO agents (", kAgentCols,
+      sql("INSERT INTO agents (", columns::kAgent,
           ") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)"),
       {p(a.id), p(a.user_id), p(a.name), p(a.description), p(a.os), p(a.arch), p(a.shell),
-       p(a.distro), p(join_json(a.tags)), p(a.status), p(a.mfa_locked), p(a.connected_at),
+       p(a.distro), p(columns::join_json(a.tags)), p(a.status), p(a.mfa_locked), p(a.connected_at),
        p(a.last_ping), p(a.created_at), p(a.updated_at), p(a.system_info), p(a.token_id)});
 }
 
 Result<std::optional<Agent>> PgStore::agent(const std::string& id) {
-  return first<Agent>(conn_->run(sql("SELECT ", kAgentCols, " FROM agents WHERE id=$1"), {p(id)}),
-                      read_agent);
+  return first<Agent>(
+      conn_->run(sql("SELECT ", columns::kAgent, " FROM agents WHERE id=$1"), {p(id)}), read_agent);
 }
 
 Result<std::vector<Agent>> PgStore::agents_of(const std::string& user_id) {
   return collect<Agent>(
-      conn_->run(sql("SELECT ", kAgentCols,
+      conn_->run(sql("SELECT ", columns::kAgent,
                      " FROM agents WHERE user_id=$1 ORDER BY created_at DESC, seq DESC"),
                  {p(user_id)}),
       read_agent);

@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: MIT
 #include "rexec/server/storage/sqlite_store.h"
 
-#include <nlohmann/json.hpp>
 #include <sqlite3.h>
 
 #include <array>
+
+#include "storage/columns.h"
 
 namespace rx::server {
 
@@ -45,19 +46,6 @@ CREATE TABLE user_mfa (
 
 Error db_error(sqlite3* db, const std::string& what) {
   return {Errc::kStorage, what + ": " + sqlite3_errmsg(db)};
-}
-
-std::string join_json(const std::vector<std::string>& v) { return nlohmann::json(v).dump(); }
-
-std::vector<std::string> split_json(const std::string& s) {
-  auto j = nlohmann::json::parse(s, nullptr, false);
-  std::vector<std::string> out;
-  if (j.is_array()) {
-    for (const auto& e : j) {
-      if (e.is_string()) out.push_back(e.get<std::string>());
-    }
-  }
-  return out;
 }
 
 }  // namespace
@@ -143,14 +131,6 @@ class SqliteStore::Stmt {
 
 namespace {
 
-constexpr const char* kUserCols = "id, username, tier, is_admin, subscription_active, created_at";
-constexpr const char* kTokenCols =
-    "id, user_id, name, token_hash, token_prefix, scopes, agent_id, expires_at, revoked_at, "
-    "last_used_at, created_at";
-constexpr const char* kAgentCols =
-    "id, user_id, name, description, os, arch, shell, distro, tags, status, mfa_locked, "
-    "connected_at, last_ping, created_at, updated_at, system_info, token_id";
-
 User read_user(const SqliteStore::Stmt& s) {
   return {s.text(0), s.text(1), s.text(2), s.i64(3) != 0, s.i64(4) != 0, s.i64(5)};
 }
@@ -162,7 +142,7 @@ ApiToken read_token(const SqliteStore::Stmt& s) {
   t.name = s.text(2);
   t.token_hash = s.text(3);
   t.token_prefix = s.text(4);
-  t.scopes = split_json(s.text(5));
+  t.scopes = columns::split_json(s.text(5));
   t.agent_id = s.opt_text(6);
   t.expires_at = s.opt_i64(7);
   t.revoked_at = s.opt_i64(8);
@@ -181,7 +161,7 @@ Agent read_agent(const SqliteStore::Stmt& s) {
   a.arch = s.text(5);
   a.shell = s.text(6);
   a.distro = s.text(7);
-  a.tags = split_json(s.text(8));
+  a.tags = columns::split_json(s.text(8));
   a.status = s.text(9);
   a.mfa_locked = s.i64(10) != 0;
   a.connected_at = s.opt_i64(11);
@@ -292,19 +272,19 @@ Status SqliteStore::create_user(const User& u) {
 }
 
 Result<std::optional<User>> SqliteStore::user_by_id(const std::string& id) {
-  Stmt s(*this, sql("SELECT ", kUserCols, " FROM users WHERE id=?").c_str());
+  Stmt s(*this, sql("SELECT ", columns::kUser, " FROM users WHERE id=?").c_str());
   s.bind(1, id);
   return first<User>(s, read_user);
 }
 
 Result<std::optional<User>> SqliteStore::user_by_name(const std::string& username) {
-  Stmt s(*this, sql("SELECT ", kUserCols, " FROM users WHERE username=?").c_str());
+  Stmt s(*this, sql("SELECT ", columns::kUser, " FROM users WHERE username=?").c_str());
   s.bind(1, username);
   return first<User>(s, read_user);
 }
 
 Result<std::vector<User>> SqliteStore::list_users() {
-  Stmt s(*this, sql("SELECT ", kUserCols, " FROM users ORDER BY created_at").c_str());
+  Stmt s(*this, sql("SELECT ", columns::kUser, " FROM users ORDER BY created_at").c_str());
   return collect<User>(s, read_user);
 }
 
@@ -315,7 +295,7 @@ Status SqliteStore::create_token(const ApiToken& t) {
       .bind(3, t.name)
       .bind(4, t.token_hash)
       .bind(5, t.token_prefix)
-      .bind(6, join_json(t.scopes))
+      .bind(6, columns::join_json(t.scopes))
       .bind(7, t.agent_id)
       .bind(8, t.expires_at)
       .bind(9, t.revoked_at)
@@ -325,15 +305,15 @@ Status SqliteStore::create_token(const ApiToken& t) {
 }
 
 Result<std::optional<ApiToken>> SqliteStore::token_by_hash(const std::string& hash) {
-  Stmt s(*this, sql("SELECT ", kTokenCols, " FROM api_tokens WHERE token_hash=?").c_str());
+  Stmt s(*this, sql("SELECT ", columns::kToken, " FROM api_tokens WHERE token_hash=?").c_str());
   s.bind(1, hash);
   return first<ApiToken>(s, read_token);
 }
 
 Result<std::vector<ApiToken>> SqliteStore::tokens_of(const std::string& user_id) {
-  Stmt s(*this,
-         sql("SELECT ", kTokenCols, " FROM api_tokens WHERE user_id=? ORDER BY created_at DESC")
-             .c_str());
+  Stmt s(*this, sql("SELECT ", columns::kToken,
+                    " FROM api_tokens WHERE user_id=? ORDER BY created_at DESC")
+                    .c_str());
   s.bind(1, user_id);
   return collect<ApiToken>(s, read_token);
 }
@@ -380,7 +360,7 @@ Status SqliteStore::create_agent(const Agent& a) {
       .bind(6, a.arch)
       .bind(7, a.shell)
       .bind(8, a.distro)
-      .bind(9, join_json(a.tags))
+      .bind(9, columns::join_json(a.tags))
       .bind(10, a.status)
       .bind(11, a.mfa_locked)
       .bind(12, a.connected_at)
@@ -393,13 +373,13 @@ Status SqliteStore::create_agent(const Agent& a) {
 }
 
 Result<std::optional<Agent>> SqliteStore::agent(const std::string& id) {
-  Stmt s(*this, sql("SELECT ", kAgentCols, " FROM agents WHERE id=?").c_str());
+  Stmt s(*this, sql("SELECT ", columns::kAgent, " FROM agents WHERE id=?").c_str());
   s.bind(1, id);
   return first<Agent>(s, read_agent);
 }
 
 Result<std::vector<Agent>> SqliteStore::agents_of(const std::string& user_id) {
-  Stmt s(*this, sql("SELECT ", kAgentCols,
+  Stmt s(*this, sql("SELECT ", columns::kAgent,
                     " FROM agents WHERE user_id=? ORDER BY created_at DESC, rowid DESC")
                     .c_str());
   s.bind(1, user_id);
