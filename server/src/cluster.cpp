@@ -577,6 +577,8 @@ void Cluster::on_proxy(const std::string& from, const json& m) {
     if (!relay->in_sequence(m.value("seq", std::uint64_t{0}))) return;
     if (m.value("attached", false)) {
       relay->attached();
+    } else if (m.value("resync", false)) {
+      relay->attach(relay->target());
     } else if (type == "output") {
       auto bytes = proto::base64_decode(str(m, "data"));
       if (bytes) relay->from_target(*bytes, m.value("binary", false));
@@ -678,6 +680,12 @@ void Cluster::on_ready() {
   redis_->command({"SET", instance_key(config_.instance_id), incarnation_, "EX",
                    std::to_string(config_.instance_ttl.count())});
   for (const auto& id : local_agents_) set_location(id);
+  // Output we published while the link was down is lost: our remote viewers attach again.
+  for (auto& [wire, v] : remote_) {
+    if (v->closing) continue;
+    publish(kTerminalProxy, "status",
+            {{"viewer", wire}, {"target", v->origin}, {"seq", v->seq++}, {"resync", true}});
+  }
   std::vector<Relay*> remote;
   for (auto& [wire, r] : relays_) {
     if (r->is_remote()) remote.push_back(r);

@@ -63,6 +63,8 @@ std::optional<std::string> reply_text(const redisReply* r) {
   }
 }
 
+constexpr const char* kProbePrefix = "rexec-link-probe:";
+
 struct Pending {
   std::shared_ptr<bool> alive;
   RedisLink* link;
@@ -96,9 +98,48 @@ RedisLink::RedisLink(uv_loop_t* loop, RedisAddress address, std::vector<std::str
       on_message_(std::move(on_message)),
       on_ready_(std::move(on_ready)),
       cmd_retry_(loop),
-      sub_retry_(loop) {
+      sub_retry_(loop),
+      watchdog_(loop),
+      probe_(kProbePrefix + std::to_string(reinterpret_cast<std::uintptr_t>(this)) + ":" +
+             std::to_string(std::chrono::steady_clock::now().time_since_epoch().count())) {
   connect_cmd();
   connect_sub();
+  watchdog_.start(kWatchdog, kWatchdog, [this] { watch(); });
+}
+
+// hiredis's libuv adapter drops a poll error (libuv reports a reset socket as one, and stops
+// the poll): the connection then hangs without a disconnect callback. So both connections are
+// watched: a PING on the commands connection, and a probe published to our own subscription.
+// One that has not answered for kDeadAfter is dropped and reconnected.
+void RedisLink::watch() {
+  const auto now = std::chrono::steady_clock::now();
+  if (cmd_ != nullptr && cmd_up_) {
+    if (ping_sent_ != std::chrono::steady_clock::time_point{} && now - ping_sent_ > kDeadAfter) {
+      spdlog::warn("redis commands connection silent; reconnecting");
+      drop(false);
+    } else if (ping_sent_ == std::chrono::steady_clock::time_point{}) {
+      ping_sent_ = now;
+      command({"PING"}, [this](std::optional<std::string>) { ping_sent_ = {}; });
+    }
+  }
+  if (sub_ != nullptr && sub_up_ && cmd_up_) {
+    if (now - probe_seen_ > kDeadAfter + kWatchdog) {
+      spdlog::warn("redis subscription silent; reconnecting");
+      drop(true);
+    } else {
+      publish(channels_.front(), probe_);
+    }
+  }
+}
+
+void RedisLink::drop(bool sub) {
+  redisAsyncContext*& ac = sub ? sub_ : cmd_;
+  ac->data = nullptr;  // its callbacks, run while freeing, see a context nobody owns
+  redisAsyncFree(ac);
+  ac = nullptr;
+  (sub ? sub_up_ : cmd_up_) = false;
+  if (!sub) ping_sent_ = {};
+  schedule(sub);
 }
 
 RedisLink::~RedisLink() { stop(); }
@@ -109,6 +150,7 @@ void RedisLink::stop() {
   *alive_ = false;
   cmd_retry_.stop();
   sub_retry_.stop();
+  watchdog_.stop();
   for (redisAsyncContext** ac : {&cmd_, &sub_}) {
     if (*ac != nullptr) {
       (*ac)->data = nullptr;  // its callbacks see a context nobody owns
@@ -225,6 +267,7 @@ void RedisLink::on_sub_reply(redisAsyncContext* ac, void* reply, void* /*privdat
     const auto count = reply_text(r->element[2]).value_or("0");
     if (count == std::to_string(self->channels_.size()) && !self->sub_up_) {
       self->sub_up_ = true;
+      self->probe_seen_ = std::chrono::steady_clock::now();
       self->sub_backoff_ = std::chrono::milliseconds(100);
       if (self->is_ready() && self->on_ready_) self->on_ready_();
     }
@@ -233,7 +276,12 @@ void RedisLink::on_sub_reply(redisAsyncContext* ac, void* reply, void* /*privdat
   if (kind != "message") return;
   auto channel = reply_text(r->element[1]);
   auto payload = reply_text(r->element[2]);
-  if (channel && payload && self->on_message_) self->on_message_(*channel, *payload);
+  if (!channel || !payload) return;
+  if (payload->rfind(kProbePrefix, 0) == 0) {  // any instance's probe: not for the caller
+    if (*payload == self->probe_) self->probe_seen_ = std::chrono::steady_clock::now();
+    return;
+  }
+  if (self->on_message_) self->on_message_(*channel, *payload);
 }
 
 void RedisLink::command(const std::vector<std::string>& argv,

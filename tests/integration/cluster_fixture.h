@@ -63,6 +63,8 @@ class ClusterSystem {
 
   Process& instance(int i) { return *servers_.at(static_cast<std::size_t>(i)); }
 
+  Process& redis() { return *redis_; }
+
   Loop& loop() { return loop_; }
 
   void dump_logs() const;

@@ -268,3 +268,34 @@ TEST_CASE("cluster: the plan's terminal limit counts terminals on every instance
   if (!allowed) sys.dump_logs();
   CHECK(allowed);
 }
+
+TEST_CASE("cluster: a Redis that stops answering is noticed, and routing resumes after it",
+          "[cluster]") {
+  Setup s;
+  auto& loop = s.sys.loop();
+  TestSocket v(loop);
+  REQUIRE(v.open(s.url(kA, "freeze-v"), s.token, "rexec.v2"));
+  REQUIRE(v.wait_type("shell_started"));
+  REQUIRE(run_in(v, "echo before-'freeze'", "before-freeze"));
+  // Frozen, Redis keeps its sockets open: no connection sees an end, only silence, which the
+  // instances' watchdogs must notice on their own.
+  s.sys.redis().signal(SIGSTOP);
+  loop.run_for(5s);
+  s.sys.redis().signal(SIGCONT);
+  for (int i : {kA, kB}) {
+    INFO("instance " << i);
+    CHECK(s.sys.instance(i).log().find("silent; reconnecting") != std::string::npos);
+  }
+  bool ready = loop.run_until(
+      [&] {
+        for (int i : {kA, kB, kC}) {
+          if (rx::test::http(loop, "GET", s.sys.http_url(i, "/readyz")).status != 200) return false;
+        }
+        return true;
+      },
+      15s);
+  REQUIRE(ready);
+  const bool ok = run_in(v, "echo after-'freeze'", "after-freeze", 15s);
+  if (!ok) s.sys.dump_logs();
+  CHECK(ok);
+}

@@ -78,11 +78,15 @@ class RedisLink {
   void stop();
 
   static constexpr std::chrono::milliseconds kLookupTimeout{500};
+  static constexpr std::chrono::milliseconds kWatchdog{1000};
+  static constexpr std::chrono::milliseconds kDeadAfter{3000};
 
  private:
   void connect_cmd();
   void connect_sub();
   void schedule(bool sub);
+  void watch();
+  void drop(bool sub);
   redisAsyncContext* open_async();
   Result<redisContext*> blocking();
   Result<std::unique_ptr<redisReply, void (*)(void*)>> run_blocking(
@@ -108,6 +112,10 @@ class RedisLink {
   std::chrono::steady_clock::time_point sync_retry_after_{};
   uvx::Timer cmd_retry_;
   uvx::Timer sub_retry_;
+  uvx::Timer watchdog_;
+  std::string probe_;  // published to our own subscription to see that it is alive
+  std::chrono::steady_clock::time_point probe_seen_{};
+  std::chrono::steady_clock::time_point ping_sent_{};  // an unanswered PING, or zero
   std::chrono::milliseconds cmd_backoff_{100};
   std::chrono::milliseconds sub_backoff_{100};
   std::uint64_t errors_ = 0;
