@@ -458,10 +458,8 @@ void Cluster::stop() {
     if (v->handler) v->handler->on_closed();
   }
   remote_.clear();
-  redis_->command({"DEL", instance_key(config_.instance_id)});
-  for (const auto& id : local_agents_) {
-    redis_->command({"EVAL", kDeleteIfMine, "1", location_key(id), config_.instance_id});
-  }
+  // The instance and location keys are left to expire: commands queued now would be discarded
+  // with the connection, and the agents' next instance overwrites their locations anyway.
   redis_->stop();
 }
 
