@@ -429,7 +429,6 @@ class Cluster::RemoteConn final : public WsConn {
 
 Cluster::Cluster(uv_loop_t* loop, ClusterConfig config, RedisAddress redis, Hub& hub)
     : incarnation_(random_hex(4)),
-      loop_(loop),
       config_(std::move(config)),
       hub_(hub),
       check_timer_(loop),

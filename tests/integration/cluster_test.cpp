@@ -37,6 +37,20 @@ struct Setup {
   }
 };
 
+// Every instance answers /readyz 200 (its database and Redis answer) within `timeout`.
+bool all_ready(ClusterSystem& sys, std::chrono::milliseconds timeout) {
+  return sys.loop().run_until(
+      [&] {
+        for (int i : {kA, kB, kC}) {
+          if (rx::test::http(sys.loop(), "GET", sys.http_url(i, "/readyz")).status != 200) {
+            return false;
+          }
+        }
+        return true;
+      },
+      timeout);
+}
+
 bool run_in(TestSocket& s, const std::string& command, const std::string& marker,
             std::chrono::milliseconds timeout = 10s) {
   s.send_json({{"type", "input"}, {"data", command + "\n"}});
@@ -179,15 +193,7 @@ TEST_CASE("cluster: Redis restarts mid-session, and routing resumes", "[cluster]
   CHECK_FALSE(refused.open(s.url(kC, "redis-refused"), s.token, "rexec.v2"));
   CHECK(refused.close_info().http_status == 503);
   s.sys.start_redis();
-  bool ready = loop.run_until(
-      [&] {
-        for (int i : {kA, kB, kC}) {
-          if (rx::test::http(loop, "GET", s.sys.http_url(i, "/readyz")).status != 200) return false;
-        }
-        return true;
-      },
-      15s);
-  REQUIRE(ready);
+  REQUIRE(all_ready(s.sys, 15s));
   // The open terminal works again: the instances put the location back and re-attached.
   const bool ok = run_in(v, "echo after-'restart'", "after-restart", 15s);
   if (!ok) s.sys.dump_logs();
@@ -286,15 +292,7 @@ TEST_CASE("cluster: a Redis that stops answering is noticed, and routing resumes
     INFO("instance " << i);
     CHECK(s.sys.instance(i).log().find("silent; reconnecting") != std::string::npos);
   }
-  bool ready = loop.run_until(
-      [&] {
-        for (int i : {kA, kB, kC}) {
-          if (rx::test::http(loop, "GET", s.sys.http_url(i, "/readyz")).status != 200) return false;
-        }
-        return true;
-      },
-      15s);
-  REQUIRE(ready);
+  REQUIRE(all_ready(s.sys, 15s));
   const bool ok = run_in(v, "echo after-'freeze'", "after-freeze", 15s);
   if (!ok) s.sys.dump_logs();
   CHECK(ok);

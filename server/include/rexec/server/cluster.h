@@ -128,7 +128,6 @@ class Cluster {
   void retry_starts();
 
   std::string incarnation_;  // this process's run of the instance id (rexec:instance:<id> holds it)
-  uv_loop_t* loop_;
   ClusterConfig config_;
   Hub& hub_;
   std::unique_ptr<RedisLink> redis_;
