@@ -285,12 +285,17 @@ TEST_CASE("cluster: a Redis that stops answering is noticed, and routing resumes
   REQUIRE(run_in(v, "echo before-'freeze'", "before-freeze"));
   // Frozen, Redis keeps its sockets open: no connection sees an end, only silence, which the
   // instances' watchdogs must notice on their own.
+  // A watchdog tick sends a PING (up to 1 s after the freeze) and gives up on it 3 s later, at
+  // a tick: about 5 s, and later on a loaded machine. The bound leaves room for that.
   s.sys.redis().signal(SIGSTOP);
-  loop.run_for(5s);
+  auto noticed = [&](int i) {
+    return s.sys.instance(i).log().find("silent; reconnecting") != std::string::npos;
+  };
+  loop.run_until([&] { return noticed(kA) && noticed(kB); }, 12s);
   s.sys.redis().signal(SIGCONT);
   for (int i : {kA, kB}) {
     INFO("instance " << i);
-    CHECK(s.sys.instance(i).log().find("silent; reconnecting") != std::string::npos);
+    CHECK(noticed(i));
   }
   REQUIRE(all_ready(s.sys, 15s));
   const bool ok = run_in(v, "echo after-'freeze'", "after-freeze", 15s);
