@@ -24,15 +24,20 @@ std::string encode_frame(FrameKind kind, std::string_view id, std::string_view p
   return out;
 }
 
-std::string encode_file_frame(std::string_view transfer_id, std::uint64_t seq,
-                              std::string_view data) {
+void write_file_frame_header(std::string_view transfer_id, std::uint64_t seq, char* out) {
   const std::size_t header = frame_header_size(transfer_id);
-  std::string out(header + kFileSeqBytes + data.size(), '\0');
-  write_frame_header(FrameKind::kFileData, transfer_id, out.data());
+  write_frame_header(FrameKind::kFileData, transfer_id, out);
   for (std::size_t i = 0; i < kFileSeqBytes; ++i) {
     out[header + i] = static_cast<char>((seq >> (8U * (kFileSeqBytes - 1 - i))) & 0xFFU);
   }
-  if (!data.empty()) std::memcpy(out.data() + header + kFileSeqBytes, data.data(), data.size());
+}
+
+std::string encode_file_frame(std::string_view transfer_id, std::uint64_t seq,
+                              std::string_view data) {
+  const std::size_t header = file_frame_header_size(transfer_id);
+  std::string out(header + data.size(), '\0');
+  write_file_frame_header(transfer_id, seq, out.data());
+  if (!data.empty()) std::memcpy(out.data() + header, data.data(), data.size());
   return out;
 }
 

@@ -62,6 +62,10 @@ template <> constexpr std::string_view kType<FilePut> = "file_put";
 template <> constexpr std::string_view kType<FileData> = "file_data";
 template <> constexpr std::string_view kType<FileEnd> = "file_end";
 template <> constexpr std::string_view kType<FileError> = "file_error";
+template <> constexpr std::string_view kType<FileInfo> = "file_info";
+template <> constexpr std::string_view kType<FileAck> = "file_ack";
+template <> constexpr std::string_view kType<FileList> = "file_list";
+template <> constexpr std::string_view kType<FileListResult> = "file_list_result";
 template <> constexpr std::string_view kType<Input> = "input";
 template <> constexpr std::string_view kType<Resize> = "resize";
 template <> constexpr std::string_view kType<UserExec> = "exec";
@@ -227,6 +231,20 @@ class Reader {
     if (!v->is_number_unsigned()) return;
     const auto u = v->get<std::uint64_t>();
     if (u >= kMinTerminalDim && u <= kMaxTerminalDim) out = static_cast<std::uint16_t>(u);
+  }
+
+  // A required array of objects: `each` reads every element with a reader of its own.
+  template <class Fn>
+  void objects(const char* key, Fn each) {
+    json* v = lookup(key, true);
+    if (v == nullptr) return;
+    if (!v->is_array()) return wrong_type(key, "an array");
+    for (json& element : *v) {
+      if (failed()) return;
+      if (!element.is_object()) return wrong_type(key, "an array of objects");
+      Reader r(&element, st_, this, key);
+      each(r);
+    }
   }
 
   // kBadValue at `key`'s value unless `ok`; a no-op after an earlier error.
@@ -508,6 +526,40 @@ void read(Reader& r, FileEnd& m) {
 void read(Reader& r, FileError& m) {
   r.id("transfer_id", m.transfer_id);
   r.text("error", m.error);
+  r.opt_uint("status", m.status, 599);
+}
+
+void read(Reader& r, FileInfo& m) {
+  r.id("transfer_id", m.transfer_id);
+  r.uint("size", m.size);
+  r.uint("mode", m.mode, 07777);
+  r.uint("mtime", m.mtime);
+}
+
+void read(Reader& r, FileAck& m) {
+  r.id("transfer_id", m.transfer_id);
+  r.uint("bytes", m.bytes);
+}
+
+void read(Reader& r, FileList& m) {
+  r.id("transfer_id", m.transfer_id);
+  r.text("path", m.path);
+}
+
+void read(Reader& r, FileListResult& m) {
+  r.id("transfer_id", m.transfer_id);
+  r.text("path", m.path);
+  r.objects("entries", [&m](Reader& e) {
+    FileEntry entry;
+    e.text("name", entry.name);
+    e.text("type", entry.type);
+    e.uint("size", entry.size);
+    e.uint("mode", entry.mode, 07777);
+    e.uint("mtime", entry.mtime);
+    m.entries.push_back(std::move(entry));
+  });
+  r.require_value(m.entries.size() <= kMaxListEntries, "entries", "has too many entries");
+  r.opt_boolean("truncated", m.truncated);
 }
 
 void read(Reader& r, Input& m) { r.text("data", m.data); }
@@ -885,7 +937,37 @@ std::string encode(const FileEnd& m) {
 }
 
 std::string encode(const FileError& m) {
-  return with_data(m, {{"transfer_id", m.transfer_id}, {"error", m.error}});
+  ordered_json d = {{"transfer_id", m.transfer_id}, {"error", m.error}};
+  if (m.status) d["status"] = *m.status;
+  return with_data(m, d);
+}
+
+std::string encode(const FileInfo& m) {
+  return with_data(
+      m, {{"transfer_id", m.transfer_id}, {"size", m.size}, {"mode", m.mode}, {"mtime", m.mtime}});
+}
+
+std::string encode(const FileAck& m) {
+  return with_data(m, {{"transfer_id", m.transfer_id}, {"bytes", m.bytes}});
+}
+
+std::string encode(const FileList& m) {
+  return with_data(m, {{"transfer_id", m.transfer_id}, {"path", m.path}});
+}
+
+std::string encode(const FileListResult& m) {
+  ordered_json entries = ordered_json::array();
+  for (const FileEntry& e : m.entries) {
+    entries.push_back({{"name", e.name},
+                       {"type", e.type},
+                       {"size", e.size},
+                       {"mode", e.mode},
+                       {"mtime", e.mtime}});
+  }
+  ordered_json d = {
+      {"transfer_id", m.transfer_id}, {"path", m.path}, {"entries", std::move(entries)}};
+  if (m.truncated) d["truncated"] = true;
+  return with_data(m, d);
 }
 
 std::string encode(const Input& m) { return with_data(m, m.data); }

@@ -87,8 +87,40 @@ TEST_CASE("golden: file transfer messages", "[proto]") {
         R"({"type":"file_put","data":{"transfer_id":"t2","path":"/tmp/x","size":42,"mode":420}})");
   CHECK(encode(FileData{"t2", 7, std::string("\x00\x01\x02", 3)}) ==
         R"({"type":"file_data","data":{"transfer_id":"t2","seq":7,"data":"AAEC"}})");
-  CHECK(encode(FileError{"t2", "denied"}) ==
+  CHECK(encode(FileError{"t2", "denied", std::nullopt}) ==
         R"({"type":"file_error","data":{"transfer_id":"t2","error":"denied"}})");
+  CHECK(encode(FileError{"t2", "denied", 403}) ==
+        R"({"type":"file_error","data":{"transfer_id":"t2","error":"denied","status":403}})");
+  CHECK(encode(FileInfo{"t2", 5, 0644, 9}) ==
+        R"({"type":"file_info","data":{"transfer_id":"t2","size":5,"mode":420,"mtime":9}})");
+  CHECK(encode(FileAck{"t2", 65536}) ==
+        R"({"type":"file_ack","data":{"transfer_id":"t2","bytes":65536}})");
+  CHECK(encode(FileListResult{"t3", "/", {{"etc", "dir", 4096, 0755, 1}}, true}) ==
+        R"({"type":"file_list_result","data":{"transfer_id":"t3","path":"/","entries":[)"
+        R"({"name":"etc","type":"dir","size":4096,"mode":493,"mtime":1}],"truncated":true}})");
+}
+
+TEST_CASE("file_list_result: entries must be objects, with a bounded count", "[proto]") {
+  CHECK(decode_agent_message(
+            R"({"type":"file_list_result","data":{"transfer_id":"t","path":"/","entries":[1]}})")
+            .error()
+            .code == Errc::kBadField);
+  CHECK(decode_agent_message(
+            R"({"type":"file_list_result","data":{"transfer_id":"t","path":"/","entries":{}}})")
+            .error()
+            .code == Errc::kBadField);
+  std::string many =
+      R"({"type":"file_list_result","data":{"transfer_id":"t","path":"/","entries":[)";
+  for (std::size_t i = 0; i <= kMaxListEntries; ++i) {
+    many += std::string(i == 0 ? "" : ",") +
+            R"({"name":"n","type":"file","size":0,"mode":0,"mtime":0})";
+  }
+  many += "]}}";
+  CHECK(decode_agent_message(many).error().code == Errc::kBadValue);
+  CHECK(decode_agent_message(
+            R"({"type":"file_info","data":{"transfer_id":"t","size":1,"mode":4096,"mtime":0}})")
+            .error()
+            .code == Errc::kBadValue);
 }
 
 TEST_CASE("golden: user socket messages", "[proto]") {

@@ -67,7 +67,14 @@ inline std::vector<AgentMessage> all_agent_messages() {
       FilePut{"t3", "/tmp/y", 0, std::nullopt},
       FileData{"t2", 7, std::string("\x00\x01\x02", 3)},
       FileEnd{"t2", "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"},
-      FileError{"t2", "no space left on device"},
+      FileError{"t2", "no space left on device", std::nullopt},
+      FileError{"t2", "no space left on device", 507},
+      FileInfo{"t4", 1U << 30U, 0644, 1764000000},
+      FileAck{"t4", 1048576},
+      FileList{"t5", "/home/a b/\"q\""},
+      FileListResult{"t5", "/tmp", {}, false},
+      FileListResult{
+          "t5", "/tmp", {{"a", "file", 3, 0600, 5}, {"d\xC3\xA9", "dir", 4096, 0755, 6}}, true},
   };
 }
 

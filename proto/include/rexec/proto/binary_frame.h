@@ -28,6 +28,16 @@ void write_frame_header(FrameKind kind, std::string_view id, char* out);
 [[nodiscard]] std::string encode_frame(FrameKind kind, std::string_view id,
                                        std::string_view payload);
 
+// The header of a kFileData frame, sequence number included: frame_header_size(id) + 8.
+constexpr std::size_t file_frame_header_size(std::string_view transfer_id) {
+  return frame_header_size(transfer_id) + kFileSeqBytes;
+}
+
+// Writes a kFileData frame's header and `seq` (8 bytes big-endian) to
+// out[0 .. file_frame_header_size(id)); the chunk's bytes go right after it.
+// Precondition (REXEC_CHECK): is_valid_id(transfer_id).
+void write_file_frame_header(std::string_view transfer_id, std::uint64_t seq, char* out);
+
 // A kFileData frame whose payload is `seq` as 8 bytes big-endian, then `data`.
 // Precondition (REXEC_CHECK): is_valid_id(transfer_id).
 [[nodiscard]] std::string encode_file_frame(std::string_view transfer_id, std::uint64_t seq,

@@ -56,6 +56,10 @@ struct DecodeLimits {
 [[nodiscard]] std::string encode(const FileData& m);
 [[nodiscard]] std::string encode(const FileEnd& m);
 [[nodiscard]] std::string encode(const FileError& m);
+[[nodiscard]] std::string encode(const FileInfo& m);
+[[nodiscard]] std::string encode(const FileAck& m);
+[[nodiscard]] std::string encode(const FileList& m);
+[[nodiscard]] std::string encode(const FileListResult& m);
 [[nodiscard]] std::string encode(const Input& m);
 [[nodiscard]] std::string encode(const Resize& m);
 [[nodiscard]] std::string encode(const UserExec& m);

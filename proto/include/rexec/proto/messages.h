@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 namespace rx::proto {
 
@@ -209,7 +210,59 @@ struct FileEnd {  // "file_end"
 struct FileError {  // "file_error"
   std::string transfer_id;
   std::string error;
+  // Ours (docs/protocol.md "Files"): the HTTP status the server answers with (404 not found,
+  // 403 permission denied, 400 bad path or a directory, 507 disk full, ...). Absent: 502.
+  std::optional<std::uint16_t> status;
   bool operator==(const FileError&) const = default;
+};
+
+// Ours: the agent's first answer to file_get, before any file_data, so the server can send a
+// Content-Length. The agent then sends exactly `size` bytes (or a file_error).
+struct FileInfo {  // "file_info"
+  std::string transfer_id;
+  std::uint64_t size = 0;
+  std::uint32_t mode = 0;   // permission bits, 0..07777
+  std::uint64_t mtime = 0;  // seconds since the epoch
+  bool operator==(const FileInfo&) const = default;
+};
+
+// Ours: flow control of one transfer. The receiver has consumed `bytes` of file data in total
+// (written to disk, or to the HTTP client); the sender keeps at most kFileWindow beyond it.
+struct FileAck {  // "file_ack"
+  std::string transfer_id;
+  std::uint64_t bytes = 0;
+  bool operator==(const FileAck&) const = default;
+};
+
+// Unacknowledged file bytes a sender may have in flight, per transfer.
+inline constexpr std::uint64_t kFileWindow = 1U << 20U;
+
+// Ours: list a directory (GET /api/agents/:id/files/list). Answered by file_list_result or
+// file_error.
+struct FileList {  // "file_list"
+  std::string transfer_id;
+  std::string path;
+  bool operator==(const FileList&) const = default;
+};
+
+struct FileEntry {  // one entry of file_list_result
+  std::string name;
+  std::string type;  // "file", "dir", "symlink" or "other" (the entry itself: lstat)
+  std::uint64_t size = 0;
+  std::uint32_t mode = 0;  // permission bits
+  std::uint64_t mtime = 0;
+  bool operator==(const FileEntry&) const = default;
+};
+
+// At most kMaxListEntries entries (sorted by name); `truncated` says there were more.
+inline constexpr std::size_t kMaxListEntries = 5000;
+
+struct FileListResult {  // "file_list_result"
+  std::string transfer_id;
+  std::string path;
+  std::vector<FileEntry> entries;
+  bool truncated = false;
+  bool operator==(const FileListResult&) const = default;
 };
 
 // ---- user terminal socket ----
@@ -272,10 +325,11 @@ struct AgentConnected {  // "agent_connected": bare, or with data {"agent_id"}
 };
 
 // Everything on the agent socket, both directions.
-using AgentMessage = std::variant<ShellStart, ShellInput, ShellResize, ShellStopSession, ShellStop,
-                                  Exec, Ping, Pong, SystemInfo, Stats, ShellStarting, ShellStarted,
-                                  ShellOutput, ShellReplay, ShellStopped, ShellError, ExecResult,
-                                  FileGet, FilePut, FileData, FileEnd, FileError, ShellFlow>;
+using AgentMessage =
+    std::variant<ShellStart, ShellInput, ShellResize, ShellStopSession, ShellStop, Exec, Ping, Pong,
+                 SystemInfo, Stats, ShellStarting, ShellStarted, ShellOutput, ShellReplay,
+                 ShellStopped, ShellError, ExecResult, FileGet, FilePut, FileData, FileEnd,
+                 FileError, ShellFlow, FileInfo, FileAck, FileList, FileListResult>;
 
 // Everything on the user terminal socket, both directions.
 // Stats, ShellStarting/Started/Stopped/Error and ExecResult have the same shape on both sockets.
