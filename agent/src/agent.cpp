@@ -30,6 +30,7 @@
 #include <optional>
 
 #include "exec_runner.h"
+#include "file_transfers.h"
 
 namespace rx::agent {
 
@@ -109,6 +110,7 @@ class Agent {
   void on_session_closed(const std::string& id, uvx::ExitStatus st);
   void set_reading(bool on);
   void run_exec(const proto::Exec& m);
+  void send_file_data(std::string_view id, std::uint64_t seq, std::string_view bytes);
 
   // Reports.
   void send_system_info();
@@ -134,6 +136,7 @@ class Agent {
   std::map<std::string, std::unique_ptr<Session>> sessions_;
   std::map<std::uint64_t, std::unique_ptr<ExecRunner>> execs_;
   std::vector<std::unique_ptr<ExecRunner>> finished_execs_;
+  std::unique_ptr<FileTransfers> files_;
   uvx::Timer cleanup_timer_;
   std::uint64_t next_exec_ = 0;
   sysinfo::CpuSampler cpu_;
@@ -195,6 +198,17 @@ int Agent::run() {
     signals_.emplace_back(h);
   }
   ::signal(SIGPIPE, SIG_IGN);  // NOLINT: writes to a closed socket must return EPIPE instead
+  ::signal(SIGXFSZ,
+           SIG_IGN);  // NOLINT: an upload past `ulimit -f` must fail with EFBIG, not kill us
+  files_ = std::make_unique<FileTransfers>(
+      &loop(), FileLink{[this](const proto::AgentMessage& m) { send(m); },
+                        [this](std::string_view id, std::uint64_t seq, std::string_view bytes) {
+                          send_file_data(id, seq, bytes);
+                        },
+                        [this] {
+                          return link_ && link_->is_open() &&
+                                 link_->queued_bytes() < options_.link_low_water;
+                        }});
 
   spdlog::info("agent starting id={} server={} shell={} version={}", options_.config.agent_id,
                *server, shell_, REXEC_VERSION);
@@ -216,7 +230,10 @@ void Agent::dial() {
   net::WsClient::Handlers h;
   h.on_open = [this](std::string_view p) { on_open(p); };
   h.on_message = [this](std::string_view m, bool b) { on_message(m, b); };
-  h.on_drain = [this] { set_reading(true); };
+  h.on_drain = [this] {
+    set_reading(true);
+    files_->pump();
+  };
   h.on_pong = [this] { last_rx_ = Clock::now(); };
   h.on_close = [this](const net::WsCloseInfo& info) { on_close(info); };
   link_ = std::make_unique<net::WsClient>(*context_, std::move(h));
@@ -291,6 +308,7 @@ void Agent::on_link_down() {
   // the rings; output beyond a ring's size while the link is down is reported as a gap.
   for (auto& [id, s] : sessions_) s->flow_paused = false;
   set_reading(true);
+  files_->cancel_all();  // the server failed them when it lost us; uploads leave nothing behind
 }
 
 void Agent::schedule_reconnect() {
@@ -331,6 +349,12 @@ void Agent::on_message(std::string_view payload, bool binary) {
   last_rx_ = Clock::now();
   if (binary) {
     auto frame = proto::decode_frame(payload);
+    if (frame && frame->kind == proto::FrameKind::kFileData) {
+      if (auto chunk = proto::decode_file_payload(frame->payload)) {
+        files_->data(frame->id, chunk->seq, chunk->data);
+        return;
+      }
+    }
     if (!frame || frame->kind != proto::FrameKind::kShellInput) {
       ++dropped_frames_;
       spdlog::debug("binary frame dropped dropped_total={}", dropped_frames_);
@@ -391,6 +415,20 @@ void Agent::handle(const proto::AgentMessage& message) {
           run_exec(m);
         } else if constexpr (std::is_same_v<T, proto::Ping>) {
           send(proto::Pong{});
+        } else if constexpr (std::is_same_v<T, proto::FileGet>) {
+          files_->get(m);
+        } else if constexpr (std::is_same_v<T, proto::FilePut>) {
+          files_->put(m);
+        } else if constexpr (std::is_same_v<T, proto::FileList>) {
+          files_->list(m);
+        } else if constexpr (std::is_same_v<T, proto::FileData>) {
+          files_->data(m.transfer_id, m.seq, m.data);
+        } else if constexpr (std::is_same_v<T, proto::FileEnd>) {
+          files_->end(m);
+        } else if constexpr (std::is_same_v<T, proto::FileAck>) {
+          files_->ack(m);
+        } else if constexpr (std::is_same_v<T, proto::FileError>) {
+          files_->cancel(m);
         } else {
           spdlog::debug("message ignored type={}", proto::type_name(proto::AgentMessage(m)));
         }
@@ -420,6 +458,20 @@ void Agent::send_output(Session& s, std::string_view bytes) {
     s.synced = true;
   }
   if (link_->queued_bytes() > options_.link_high_water) set_reading(false);
+}
+
+void Agent::send_file_data(std::string_view id, std::uint64_t seq, std::string_view bytes) {
+  if (!link_ || !link_->is_open()) return;
+  if (!v2_) {
+    link_->send_text(proto::encode(proto::FileData{std::string(id), seq, std::string(bytes)}));
+    return;
+  }
+  const std::size_t header = proto::file_frame_header_size(id);
+  net::WsMessage msg = net::make_message(header + bytes.size(), true);
+  char* out = msg.buffer.data() + LWS_PRE;
+  proto::write_file_frame_header(id, seq, out);
+  std::memcpy(out + header, bytes.data(), bytes.size());
+  link_->send(std::move(msg));
 }
 
 void Agent::set_reading(bool on) {
@@ -628,6 +680,7 @@ void Agent::begin_shutdown(int exit_code) {
     s->pty->start_reading();
   }
   execs_.clear();
+  files_->cancel_all();
   // Bound the whole shutdown: SIGKILL happens at stop_grace; allow one more second to reap.
   shutdown_timer_.start(options_.stop_grace + milliseconds(1000), [this] {
     spdlog::warn("shutdown timed out, closing with sessions_left={}", sessions_.size());
