@@ -172,6 +172,16 @@ std::optional<HttpResponse> Api::operability(const HttpRequest& req) {
   m.counter("rexec_rate_limited_total", "Requests and upgrades refused by the rate limit.",
             rate_limited_);
   m.counter("rexec_db_errors_total", "Database operations that failed.", store_.error_count());
+  if (files_ != nullptr) {
+    const FileStats f = files_->stats();
+    m.gauge("rexec_file_transfers", "File transfers in progress (PROTOCOL §8).",
+            static_cast<double>(f.active));
+    m.counter("rexec_file_upload_bytes_total", "File bytes relayed to agents.", f.uploaded_bytes);
+    m.counter("rexec_file_download_bytes_total", "File bytes relayed to clients.",
+              f.downloaded_bytes);
+    m.counter("rexec_file_transfers_failed_total", "File transfers that failed or were cancelled.",
+              f.failed);
+  }
   if (cluster_ != nullptr) {
     m.counter("rexec_redis_errors_total", "Redis commands and lookups that failed, reconnections.",
               cluster_->error_count());
@@ -680,6 +690,110 @@ HttpResponse Api::tokens_route(const Principal& p, const HttpRequest& req,
 void Api::agent_online(const std::string& agent_id) {
   (void)store_.set_online(agent_id, now_ms());
   if (cluster_ != nullptr) cluster_->agent_online(agent_id);
+}
+
+void Api::attach(Hub& hub) {
+  hub_ = &hub;
+  FileServiceConfig fc;
+  fc.max_upload = config_.max_upload_bytes;
+  files_ = std::make_unique<FileService>(hub.loop(), hub, fc);
+  Hub::FileHooks hooks;
+  hooks.message = [this](const std::string& agent, const proto::AgentMessage& m) {
+    files_->on_agent_message(agent, m);
+  };
+  hooks.data = [this](const std::string& agent, std::string_view id, std::uint64_t seq,
+                      std::string_view bytes) { files_->on_agent_data(agent, id, seq, bytes); };
+  hooks.gone = [this](const std::string& agent) { files_->on_agent_gone(agent); };
+  hub.set_file_hooks(std::move(hooks));
+}
+
+namespace {
+
+// The handler of an exchange answered at once (an error): the body, if any, is discarded.
+class Answered final : public HttpStreamHandler {
+ public:
+  void on_body(std::string_view /*bytes*/) override {}
+
+  void on_body_end() override {}
+
+  void on_written(std::uint64_t /*total*/) override {}
+
+  void on_closed() override {}
+};
+
+std::optional<std::uint32_t> parse_mode(const std::string& text) {
+  if (text.empty() || text.size() > 4) return std::nullopt;
+  std::uint32_t mode = 0;
+  for (const char c : text) {
+    if (c < '0' || c > '7') return std::nullopt;
+    mode = mode * 8 + static_cast<std::uint32_t>(c - '0');
+  }
+  return mode;
+}
+
+}  // namespace
+
+std::unique_ptr<HttpStreamHandler> Api::stream(const HttpRequest& req, HttpStream& s) {
+  const auto parts = split_path(req.path);
+  const bool files = parts.size() >= 4 && parts[0] == "api" && parts[1] == "agents" &&
+                     parts[3] == "files" &&
+                     (parts.size() == 4 || (parts.size() == 5 && parts[4] == "list"));
+  if (!files || files_ == nullptr) return nullptr;
+  const bool listing = parts.size() == 5;
+  auto answer = [&s](HttpResponse r) -> std::unique_ptr<HttpStreamHandler> {
+    s.respond(std::move(r));
+    return std::make_unique<Answered>();
+  };
+  if (auto wait = limiter_.take(req.peer)) {
+    ++rate_limited_;
+    return answer(reply(429, {{"error", "rate limit exceeded"}, {"retry_after", *wait}}));
+  }
+  if (!(req.method == "GET" || (req.method == "PUT" && !listing))) {
+    return answer(error(405, "method not allowed"));
+  }
+  auto principal = authenticate(req);
+  if (!principal) {
+    if (principal.error().code == Errc::kStorage) return answer(error(500, "internal error"));
+    return answer(error(401, "unauthorized"));
+  }
+  const Principal& p = *principal;
+  if (p.is_agent_scoped()) return answer(error(403, "token scope does not allow this"));
+  const OwnedAgent owned = owned_agent(p, parts[2]);
+  if (!owned.agent) return answer(owned.refusal);
+  const Agent& a = *owned.agent;
+  if (a.mfa_locked && !mfa_verified(p.user_id)) {
+    return answer(error(423, "terminal is MFA protected"));
+  }
+  const std::string path = req.query_param("path").value_or("");
+  if (path.empty() || path.front() != '/') return answer(error(400, "path must be absolute"));
+  if (!hub_->is_online(a.id)) {
+    if (cluster_ != nullptr && is_online(a.id)) {
+      return answer(error(503,
+                          "the agent is connected to another instance: file transfers are "
+                          "not relayed between instances"));
+    }
+    return answer(error(404, "agent not online"));
+  }
+  if (listing) return files_->list(a.id, path, s);
+  if (req.method == "GET") return files_->download(a.id, path, s);
+  // An upload: its size is known before any byte is read, so the limit is checked up front.
+  const std::string length = req.header("content-length");
+  char* end = nullptr;
+  const unsigned long long size = std::strtoull(length.c_str(), &end, 10);
+  if (length.empty() || *end != '\0' || length[0] == '-') {
+    return answer(error(411, "content-length required"));
+  }
+  if (size > config_.max_upload_bytes) {
+    return answer(reply(413, {{"error", "file too large: the limit is " +
+                                            std::to_string(config_.max_upload_bytes) + " bytes"},
+                              {"limit", config_.max_upload_bytes}}));
+  }
+  std::optional<std::uint32_t> mode;
+  if (auto m = req.query_param("mode")) {
+    mode = parse_mode(*m);
+    if (!mode) return answer(error(400, "mode must be octal permission bits, e.g. 0644"));
+  }
+  return files_->upload(a.id, path, size, mode, s);
 }
 
 void Api::attach_cluster(Cluster& cluster) {

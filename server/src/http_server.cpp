@@ -107,13 +107,74 @@ class WsiState {
 // A connection between HTTP transactions, or after its WebSocket closed.
 class IdleConn final : public WsiState {};
 
-// An HTTP transaction: request being read, response being written.
-class HttpTxn final : public WsiState {
+// An HTTP transaction: request being read, response being written. A streamed one (file
+// transfers) is also the HttpStream its handler writes to.
+class HttpTxn final : public WsiState, public HttpStream {
  public:
+  explicit HttpTxn(lws* wsi) : wsi_(wsi) {}
+
   HttpRequest request;
   HttpResponse response;
   std::size_t body_written = 0;
   bool too_large = false;
+
+  // Streamed exchanges only.
+  std::unique_ptr<HttpStreamHandler> handler;
+  bool head_due = false;      // respond()/respond_head() called, head not written yet
+  bool whole = false;         // the body is response.body
+  bool finished = false;      // the response is complete (or the transaction is being dropped)
+  bool expects_body = false;  // a request body is to be read (lws times out its arrival)
+  bool timeout_cleared = false;
+  std::uint64_t length = 0;
+  std::uint64_t sent = 0;  // streamed body bytes handed to the socket
+  std::deque<std::string> outbox;
+  std::size_t queued = 0;
+
+  void respond(HttpResponse r) override {
+    if (head_due || responded_) return;
+    responded_ = head_due = whole = true;
+    response = std::move(r);
+    length = response.body.size();
+    set_receiving(true);  // lws discards the rest of the body once the response is complete
+    lws_callback_on_writable(wsi_);
+  }
+
+  void respond_head(HttpResponse head, std::uint64_t body_length) override {
+    if (head_due || responded_) return;
+    responded_ = head_due = true;
+    response = std::move(head);
+    response.body.clear();
+    length = body_length;
+    lws_callback_on_writable(wsi_);
+  }
+
+  void write(std::string bytes) override {
+    if (finished || bytes.empty()) return;
+    queued += bytes.size();
+    outbox.push_back(std::move(bytes));
+    lws_callback_on_writable(wsi_);
+  }
+
+  void abort() override {
+    finished = true;
+    lws_set_timeout(wsi_, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+  }
+
+  [[nodiscard]] std::size_t queued_bytes() const override { return queued; }
+
+  void set_receiving(bool on) override {
+    if (receiving_ == on) return;
+    receiving_ = on;
+    lws_rx_flow_control(wsi_, on ? 1 : 0);
+    // lws times out a request body that stops arriving; while we hold it back, it is us.
+    if (!on) lws_set_timeout(wsi_, PENDING_TIMEOUT_HTTP_CONTENT, kHeldBodyTimeoutS);
+  }
+
+ private:
+  static constexpr int kHeldBodyTimeoutS = 300;
+  lws* wsi_;
+  bool responded_ = false;
+  bool receiving_ = true;
 };
 
 // An upgrade that was accepted by the application, waiting for ESTABLISHED.
@@ -431,8 +492,13 @@ class HttpServer::Impl {
   }
 
   int on_event(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len);
-  int start_response(lws* wsi, HttpTxn& txn);
+  // Writes the head of txn.response; a non-empty body follows (write_body) unless `streamed`,
+  // in which case txn.length bytes follow through the stream.
+  int start_response(lws* wsi, HttpTxn& txn, std::uint64_t length, bool streamed = false);
   int write_body(lws* wsi, HttpTxn& txn);
+  int write_stream(lws* wsi, HttpTxn& txn);
+  // The request head of a streamed exchange: hand it to its handler; false: not a stream.
+  bool start_stream(lws* wsi, HttpTxn& txn);
   // Counts an accepted connection against its address; false: over the limit, close it.
   bool admit(lws* wsi);
 
@@ -444,14 +510,14 @@ class HttpServer::Impl {
   std::unique_ptr<net::LwsContext> context_;
 };
 
-int HttpServer::Impl::start_response(lws* wsi, HttpTxn& txn) {
+int HttpServer::Impl::start_response(lws* wsi, HttpTxn& txn, std::uint64_t length, bool streamed) {
   std::string buf(LWS_PRE + 2048, '\0');
   auto* start = reinterpret_cast<unsigned char*>(buf.data()) + LWS_PRE;
   unsigned char* p = start;
   unsigned char* end = reinterpret_cast<unsigned char*>(buf.data()) + buf.size();
   const HttpResponse& r = txn.response;
   if (lws_add_http_common_headers(wsi, static_cast<unsigned int>(r.status), r.content_type.c_str(),
-                                  r.body.size(), &p, end) != 0) {
+                                  static_cast<lws_filepos_t>(length), &p, end) != 0) {
     return -1;
   }
   for (const auto& [k, v] : r.headers) {
@@ -463,10 +529,65 @@ int HttpServer::Impl::start_response(lws* wsi, HttpTxn& txn) {
     }
   }
   if (lws_finalize_write_http_header(wsi, start, &p, end) != 0) return -1;
-  if (r.body.empty()) {
+  if (length == 0) {
+    set_state(wsi, nullptr);  // the transaction (and a stream's handler) ends here
     return lws_http_transaction_completed(wsi) != 0 ? -1 : 0;
   }
+  if (!streamed) txn.whole = true;
   lws_callback_on_writable(wsi);
+  return 0;
+}
+
+bool HttpServer::Impl::start_stream(lws* wsi, HttpTxn& txn) {
+  if (!handlers_.on_stream) return false;
+  txn.handler = handlers_.on_stream(txn.request, txn);
+  if (!txn.handler) return false;
+  const std::string length = txn.request.header("content-length");
+  txn.expects_body = !length.empty() && std::strtoull(length.c_str(), nullptr, 10) > 0 &&
+                     (txn.request.method == "POST" || txn.request.method == "PUT" ||
+                      txn.request.method == "PATCH");
+  // lws reports no body events for a PUT without a body.
+  if (!txn.expects_body && !txn.finished) txn.handler->on_body_end();
+  // The first WRITEABLE also clears lws's request timeout (write_stream), and writes whatever
+  // the handler answered at once.
+  lws_callback_on_writable(wsi);
+  return true;
+}
+
+int HttpServer::Impl::write_stream(lws* wsi, HttpTxn& txn) {
+  if (!txn.expects_body && !txn.timeout_cleared) {
+    // lws gives a request without a body the time to send one; this one has none, and the
+    // answer waits for the agent (FileService bounds that wait itself).
+    txn.timeout_cleared = true;
+    lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+  }
+  if (txn.head_due) {
+    txn.head_due = false;
+    if (start_response(wsi, txn, txn.length, !txn.whole) != 0) return -1;
+    return 0;  // start_response asked for the next WRITEABLE, or completed the transaction
+  }
+  if (txn.whole) return write_body(wsi, txn);
+  if (txn.finished || txn.outbox.empty()) return 0;
+  // One piece per WRITEABLE: other connections (and terminals) get their turn in between.
+  std::string piece = std::move(txn.outbox.front());
+  txn.outbox.pop_front();
+  txn.queued -= piece.size();
+  if (txn.sent + piece.size() > txn.length) piece.resize(txn.length - txn.sent);
+  const bool final = txn.sent + piece.size() == txn.length;
+  std::string buf(LWS_PRE + piece.size(), '\0');
+  std::memcpy(buf.data() + LWS_PRE, piece.data(), piece.size());
+  if (lws_write(wsi, reinterpret_cast<unsigned char*>(buf.data()) + LWS_PRE, piece.size(),
+                final ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) != static_cast<int>(piece.size())) {
+    return -1;
+  }
+  txn.sent += piece.size();
+  if (final) txn.finished = true;
+  txn.handler->on_written(txn.sent);
+  if (final) {
+    set_state(wsi, nullptr);  // the handler goes with it
+    return lws_http_transaction_completed(wsi) != 0 ? -1 : 0;
+  }
+  if (!txn.outbox.empty()) lws_callback_on_writable(wsi);
   return 0;
 }
 
@@ -507,26 +628,33 @@ int HttpServer::Impl::on_event(lws* wsi, lws_callback_reasons reason, void* user
     case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
       return admit(wsi) ? 0 : -1;
     case LWS_CALLBACK_HTTP: {
-      auto* txn = new HttpTxn();  // NOLINT(cppcoreguidelines-owning-memory): owned via opaque
+      auto* txn = new HttpTxn(wsi);  // NOLINT(cppcoreguidelines-owning-memory): owned via opaque
       set_state(wsi, txn);
       txn->request = read_request(wsi, options_.trusted_proxies);
       const bool has_length = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0;
       if (!has_length && lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) {
         // lws 4.1 does not decode chunked request bodies; say so instead of waiting forever.
         txn->response = HttpResponse::json(411, R"({"error":"content-length required"})");
-        return start_response(wsi, *txn);
+        return start_response(wsi, *txn, txn->response.body.size());
       }
+      if (has_length)
+        txn->request.headers["content-length"] = copy_header(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
+      if (start_stream(wsi, *txn)) return 0;
       if (has_length && (txn->request.method == "POST" || txn->request.method == "PUT" ||
                          txn->request.method == "PATCH")) {
         return 0;  // wait for the body (HTTP_BODY..., HTTP_BODY_COMPLETION)
       }
       // No Content-Length: the body is empty (RFC 9112 §6.3), and lws would wait for one.
       txn->response = handlers_.on_request(txn->request);
-      return start_response(wsi, *txn);
+      return start_response(wsi, *txn, txn->response.body.size());
     }
     case LWS_CALLBACK_HTTP_BODY: {
       auto* txn = state_as<HttpTxn>(wsi);
       if (txn == nullptr) return -1;
+      if (txn->handler) {
+        if (!txn->finished) txn->handler->on_body({static_cast<const char*>(in), len});
+        return 0;
+      }
       if (txn->request.body.size() + len > options_.max_body_bytes) {
         txn->too_large = true;
         return 0;  // keep reading, answer 413 at completion
@@ -537,15 +665,28 @@ int HttpServer::Impl::on_event(lws* wsi, lws_callback_reasons reason, void* user
     case LWS_CALLBACK_HTTP_BODY_COMPLETION: {
       auto* txn = state_as<HttpTxn>(wsi);
       if (txn == nullptr) return -1;
+      if (txn->handler) {
+        if (!txn->finished) txn->handler->on_body_end();
+        return 0;
+      }
       txn->response = txn->too_large
                           ? HttpResponse::json(413, R"({"error":"request body too large"})")
                           : handlers_.on_request(txn->request);
-      return start_response(wsi, *txn);
+      return start_response(wsi, *txn, txn->response.body.size());
     }
     case LWS_CALLBACK_HTTP_WRITEABLE: {
       auto* txn = state_as<HttpTxn>(wsi);
       if (txn == nullptr) return 0;
+      if (txn->handler) return write_stream(wsi, *txn);
       return write_body(wsi, *txn);
+    }
+    case LWS_CALLBACK_CLOSED_HTTP: {
+      auto* txn = state_as<HttpTxn>(wsi);
+      if (txn != nullptr && txn->handler && !txn->finished) {
+        txn->finished = true;
+        txn->handler->on_closed();
+      }
+      return 0;
     }
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: {
       if (in == nullptr || std::strcmp(static_cast<const char*>(in), "websocket") != 0) return -1;

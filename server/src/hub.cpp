@@ -183,6 +183,7 @@ std::unique_ptr<WsHandler> Hub::accept_agent(WsConn& conn, AgentHello hello) {
     it->second->conn->close(4000, "replaced by a new connection");
     on_agent_drain(*it->second);  // its queue is abandoned: read its senders again
     agents_.erase(it);
+    if (file_hooks_.gone) file_hooks_.gone(id);  // transfers on the old link cannot go on
   }
   auto a = std::make_shared<AgentConn>();
   a->id = id;
@@ -342,6 +343,31 @@ Hub::Session& Hub::session(const std::string& agent_id, const std::string& sessi
 
 void Hub::send_to_agent(const std::string& agent_id, const std::string& text) {
   if (auto it = agents_.find(agent_id); it != agents_.end()) it->second->conn->send_text(text);
+}
+
+bool Hub::send_agent_message(const std::string& agent_id, const proto::AgentMessage& m) {
+  const auto it = agents_.find(agent_id);
+  if (it == agents_.end()) return false;
+  it->second->conn->send_text(proto::encode(m));
+  return true;
+}
+
+bool Hub::send_file_data(const std::string& agent_id, std::string_view transfer_id,
+                         std::uint64_t seq, std::string_view bytes) {
+  const auto it = agents_.find(agent_id);
+  if (it == agents_.end()) return false;
+  WsConn& c = *it->second->conn;
+  if (!c.is_v2()) {
+    c.send_text(proto::encode(proto::FileData{std::string(transfer_id), seq, std::string(bytes)}));
+    return true;
+  }
+  const std::size_t header = proto::file_frame_header_size(transfer_id);
+  net::WsMessage msg = net::make_message(header + bytes.size(), true);
+  char* out = msg.buffer.data() + LWS_PRE;
+  proto::write_file_frame_header(transfer_id, seq, out);
+  std::memcpy(out + header, bytes.data(), bytes.size());
+  c.send(std::move(msg));
+  return true;
 }
 
 void Hub::send_shell_start(const std::string& agent_id, const std::string& session_id,
@@ -578,6 +604,12 @@ void Hub::on_agent_message(AgentConn& a, std::string_view payload, bool binary) 
   a.last_ping = SysClock::now();
   if (binary) {
     auto frame = proto::decode_frame(payload);
+    if (frame && frame->kind == proto::FrameKind::kFileData && file_hooks_.data) {
+      if (auto chunk = proto::decode_file_payload(frame->payload)) {
+        file_hooks_.data(a.id, frame->id, chunk->seq, chunk->data);
+        return;
+      }
+    }
     if (!frame || frame->kind != proto::FrameKind::kShellOutput) {
       ++dropped_;
       spdlog::debug("agent frame dropped agent={} dropped_total={}", a.id, dropped_);
@@ -598,7 +630,13 @@ void Hub::on_agent_message(AgentConn& a, std::string_view payload, bool binary) 
   std::visit(
       [&](const auto& m) {
         using T = std::decay_t<decltype(m)>;
-        if constexpr (std::is_same_v<T, proto::ShellOutput>) {
+        if constexpr (std::is_same_v<T, proto::FileInfo> || std::is_same_v<T, proto::FileEnd> ||
+                      std::is_same_v<T, proto::FileError> || std::is_same_v<T, proto::FileAck> ||
+                      std::is_same_v<T, proto::FileListResult>) {
+          if (file_hooks_.message) file_hooks_.message(a.id, m);
+        } else if constexpr (std::is_same_v<T, proto::FileData>) {
+          if (file_hooks_.data) file_hooks_.data(a.id, m.transfer_id, m.seq, m.data);
+        } else if constexpr (std::is_same_v<T, proto::ShellOutput>) {
           route_output(a.id, m.session_id, m.data, m.offset, false);
         } else if constexpr (std::is_same_v<T, proto::ShellReplay>) {
           route_output(a.id, m.session_id, m.data, m.offset, true);
@@ -683,6 +721,7 @@ void Hub::mark_offline(const std::string& agent_id) {
   }
   on_agent_drain(*it->second);  // its queue is gone: read its senders again
   agents_.erase(it);
+  if (file_hooks_.gone) file_hooks_.gone(agent_id);
   sink_.agent_offline(agent_id);
   broadcast_events(user_id, {{"type", "agent_disconnected"}, {"data", {{"agent_id", agent_id}}}});
   bool has_viewers = false;

@@ -112,6 +112,7 @@ int serve(ServerConfig config, const std::string& jwt_flag) {
     HttpHandlers handlers;
     handlers.on_request = [&api](const HttpRequest& r) { return api.handle(r); };
     handlers.on_upgrade = [&api](const HttpRequest& r) { return api.upgrade(r); };
+    handlers.on_stream = [&api](const HttpRequest& r, HttpStream& s) { return api.stream(r, s); };
     auto http = HttpServer::start(ho, std::move(handlers));
     if (!http) {
       rc = fail(http.error().message);
@@ -264,6 +265,10 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--header-timeout", header_timeout_text,
                         "Time a client has to send a request head, e.g. 10s (slow-loris bound)");
   serve_cmd->add_option("--max-body", config.max_body_bytes, "Largest HTTP request body, bytes")
+      ->capture_default_str();
+  serve_cmd
+      ->add_option("--max-upload", config.max_upload_bytes,
+                   "Largest file upload to an agent, bytes (PUT /api/agents/:id/files)")
       ->capture_default_str();
   serve_cmd
       ->add_option("--max-message", config.max_frame_bytes,

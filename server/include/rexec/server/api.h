@@ -9,6 +9,7 @@
 #include "rexec/server/cluster.h"
 #include "rexec/server/config.h"
 #include "rexec/server/downloads.h"
+#include "rexec/server/files.h"
 #include "rexec/server/http_server.h"
 #include "rexec/server/hub.h"
 #include "rexec/server/metrics.h"
@@ -29,7 +30,8 @@ class Api final : public HubSink {
  public:
   Api(const ServerConfig& config, Store& store, Authenticator& auth);
 
-  void attach(Hub& hub) { hub_ = &hub; }
+  // The hub and the file transfers that go through it.
+  void attach(Hub& hub);
 
   // Cluster mode (--redis): terminals go through the cluster, agents are located through it.
   void attach_cluster(Cluster& cluster);
@@ -39,6 +41,8 @@ class Api final : public HubSink {
 
   HttpResponse handle(const HttpRequest& req);
   UpgradeDecision upgrade(const HttpRequest& req);
+  // File transfers (PROTOCOL §8): a handler for /api/agents/:id/files[/list], else nullptr.
+  std::unique_ptr<HttpStreamHandler> stream(const HttpRequest& req, HttpStream& s);
 
   // HubSink: persist what the hub reports.
   void agent_online(const std::string& agent_id) override;
@@ -84,6 +88,7 @@ class Api final : public HubSink {
   Store& store_;
   Authenticator& auth_;
   Hub* hub_ = nullptr;
+  std::unique_ptr<FileService> files_;
   Cluster* cluster_ = nullptr;
   RateLimiter limiter_;
   Downloads downloads_;

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -27,10 +28,11 @@ struct ServerConfig {
   std::chrono::milliseconds session_linger{15 * 60 * 1000};  // main shell after its last viewer
   std::chrono::milliseconds agent_grace{60000};  // user sockets wait this long for the agent
   std::chrono::hours stats_retention{24};
-  std::size_t stats_history_max = 1000;      // samples kept per agent
-  std::size_t max_frame_bytes = 1U << 20U;   // larger incoming frames close with 1009
-  std::size_t max_body_bytes = 1U << 20U;    // HTTP request bodies
-  std::size_t user_queue_limit = 8U << 20U;  // bytes queued to a user socket before dropping
+  std::size_t stats_history_max = 1000;          // samples kept per agent
+  std::size_t max_frame_bytes = 1U << 20U;       // larger incoming frames close with 1009
+  std::size_t max_body_bytes = 1U << 20U;        // HTTP request bodies
+  std::uint64_t max_upload_bytes = 100U << 20U;  // PUT /api/agents/:id/files: 413 past this
+  std::size_t user_queue_limit = 8U << 20U;      // bytes queued to a user socket before dropping
   std::chrono::milliseconds slow_consumer_stall{10000};  // then close 1008 "slow consumer"
   double rate_limit_per_sec = 20;                        // per IP, HTTP requests and upgrades
   double rate_limit_burst = 60;

@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -71,9 +72,55 @@ struct HttpServerOptions {
   std::string tls_key_file;
 };
 
+// One streamed HTTP exchange (file transfers), given to its HttpStreamHandler: the request body
+// arrives in pieces, the response goes out when the application has it, with flow control both
+// ways. Valid until the handler is destroyed. Loop thread only.
+class HttpStream {
+ public:
+  virtual ~HttpStream() = default;
+  HttpStream() = default;
+  HttpStream(const HttpStream&) = delete;
+  HttpStream& operator=(const HttpStream&) = delete;
+  HttpStream(HttpStream&&) = delete;
+  HttpStream& operator=(HttpStream&&) = delete;
+
+  // A whole response (an answer or an error). Body bytes still coming are read and discarded.
+  virtual void respond(HttpResponse response) = 0;
+  // The head of a response whose `length` body bytes follow through write(); once.
+  virtual void respond_head(HttpResponse head, std::uint64_t length) = 0;
+  virtual void write(std::string bytes) = 0;
+  // Closes the connection: after a head, the client sees a body shorter than announced.
+  virtual void abort() = 0;
+  // Body bytes given to write() and not yet handed to the socket.
+  [[nodiscard]] virtual std::size_t queued_bytes() const = 0;
+  // Stops or resumes reading the request body.
+  virtual void set_receiving(bool on) = 0;
+};
+
+class HttpStreamHandler {
+ public:
+  virtual ~HttpStreamHandler() = default;
+  HttpStreamHandler() = default;
+  HttpStreamHandler(const HttpStreamHandler&) = delete;
+  HttpStreamHandler& operator=(const HttpStreamHandler&) = delete;
+  HttpStreamHandler(HttpStreamHandler&&) = delete;
+  HttpStreamHandler& operator=(HttpStreamHandler&&) = delete;
+
+  virtual void on_body(std::string_view bytes) = 0;
+  virtual void on_body_end() = 0;
+  // `total` body bytes of the response have been handed to the socket.
+  virtual void on_written(std::uint64_t total) = 0;
+  // The client went away before the response was complete. The stream is unusable from here;
+  // the handler is destroyed soon after.
+  virtual void on_closed() = 0;
+};
+
 struct HttpHandlers {
   std::function<HttpResponse(const HttpRequest&)> on_request;
   std::function<UpgradeDecision(const HttpRequest&)> on_upgrade;
+  // Asked first, with the request head (no body yet): a handler takes the exchange over as a
+  // stream; nullptr leaves it to on_request. May be empty.
+  std::function<std::unique_ptr<HttpStreamHandler>(const HttpRequest&, HttpStream&)> on_stream;
 };
 
 // Owns the lws context and every connection. Loop thread only; the loop must outlive it and run

@@ -5,6 +5,7 @@
 // run. A passive object over WsConn, so tests drive it with in-memory connections.
 #pragma once
 
+#include "rexec/proto/messages.h"
 #include "rexec/server/ws_conn.h"
 #include "rexec/uvx/timer.h"
 
@@ -19,6 +20,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace rx::server {
@@ -109,6 +111,8 @@ class Hub {
   std::unique_ptr<WsHandler> accept_user(WsConn& conn, TerminalRequest request);
   std::unique_ptr<WsHandler> accept_events(WsConn& conn, std::string user_id);
 
+  [[nodiscard]] uv_loop_t* loop() const { return loop_; }
+
   [[nodiscard]] bool is_online(const std::string& agent_id) const;
   [[nodiscard]] std::optional<AgentLive> live(const std::string& agent_id) const;
   // Distinct agents on which `user_id` has an open terminal socket.
@@ -129,6 +133,25 @@ class Hub {
 
   // An events-hub message from another instance, for this instance's sockets of `user_id`.
   void deliver_events(const std::string& user_id, const std::string& text);
+
+  // File transfers (FileService): the agent's file messages and chunks, and the end of its
+  // connection (connection lost or replaced), go to these hooks.
+  struct FileHooks {
+    std::function<void(const std::string& agent_id, const proto::AgentMessage&)> message;
+    std::function<void(const std::string& agent_id, std::string_view transfer_id, std::uint64_t seq,
+                       std::string_view bytes)>
+        data;
+    std::function<void(const std::string& agent_id)> gone;
+  };
+
+  void set_file_hooks(FileHooks hooks) { file_hooks_ = std::move(hooks); }
+
+  // To an agent connected here; false when it is not.
+  bool send_agent_message(const std::string& agent_id, const proto::AgentMessage& m);
+  // A file chunk: a binary frame (kind 0x03) on a v2 link, file_data JSON on a v1 link.
+  bool send_file_data(const std::string& agent_id, std::string_view transfer_id, std::uint64_t seq,
+                      std::string_view bytes);
+
   // Closes the agent's socket and every terminal on it (the agent was deleted).
   void drop_agent(const std::string& agent_id);
   // Stops timers and closes every socket (server shutdown).
@@ -198,6 +221,7 @@ class Hub {
   std::map<std::string, std::size_t> sockets_by_user_;
   std::map<std::string, std::size_t> sockets_by_address_;
   std::function<void(const std::string&, const nlohmann::json&)> events_observer_;
+  FileHooks file_hooks_;
   std::uint64_t dropped_ = 0;
   std::uint64_t output_bytes_ = 0;
   std::uint64_t input_bytes_ = 0;
