@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // rexec: a terminal client for Rexec servers. `login` saves the server and token; `agents`
-// lists agents with live stats; `term` opens a shell; `exec` runs one command.
+// lists agents with live stats; `term` opens a shell; `exec` runs one command; `cp` copies a
+// file to or from an agent.
 #include "rexec/common/check.h"
 #include "rexec/common/log.h"
 #include "rexec/net/http_client.h"
@@ -20,6 +21,8 @@
 #include <optional>
 #include <sstream>
 
+#include "copy.h"
+#include "copy_format.h"
 #include "terminal.h"
 
 namespace {
@@ -49,9 +52,7 @@ rx::Result<rx::net::HttpResponse> http_get(const std::string& server, const std:
 }
 
 std::string error_of(const rx::net::HttpResponse& r) {
-  auto j = json::parse(r.body, nullptr, false);
-  if (j.is_object() && j.contains("error") && j["error"].is_string()) return j["error"];
-  return "HTTP " + std::to_string(r.status);
+  return rx::client::server_error_text(r.status, r.body);
 }
 
 struct Login {
@@ -116,18 +117,6 @@ rx::Result<std::string> resolve_agent(const Login& l, const std::string& what) {
   return rx::Error(rx::Errc::kInvalidArgument, "several agents are named " + what + ": use the id");
 }
 
-std::string human_bytes(double b) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (b >= 1024 && u < 4) {
-    b /= 1024;
-    ++u;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f %s", b, units[u]);
-  return buf;
-}
-
 int do_agents() {
   auto l = load_login();
   if (!l) return fail(l.error().message);
@@ -148,8 +137,8 @@ int do_agents() {
           char buf[16];
           std::snprintf(buf, sizeof buf, "%.1f", st.value("cpu_percent", 0.0));
           cpu = buf;
-          mem = human_bytes(st.value("memory", 0.0)) + "/" +
-                human_bytes(st.value("memory_limit", 0.0));
+          mem = rx::client::human_bytes(st.value("memory", 0.0)) + "/" +
+                rx::client::human_bytes(st.value("memory_limit", 0.0));
         }
       }
     }
@@ -160,6 +149,26 @@ int do_agents() {
                 cpu.c_str(), mem.c_str(), last.get<std::string>().c_str());
   }
   return 0;
+}
+
+// `rexec cp FROM TO`: exactly one side is AGENT:PATH.
+int do_copy(const Login& l, const std::string& from, const std::string& to) {
+  const auto remote_from = rx::client::parse_remote(from);
+  const auto remote_to = rx::client::parse_remote(to);
+  if (remote_from && remote_to) {
+    return fail("cp copies between this machine and an agent: one side must be a local path");
+  }
+  if (!remote_from && !remote_to) return fail("cp needs AGENT:PATH on one side");
+  const rx::client::RemotePath& remote = remote_from ? *remote_from : *remote_to;
+  if (remote.path.empty() || remote.path[0] != '/') {
+    return fail("the path on the agent must be absolute: " + remote.agent + ":" + remote.path);
+  }
+  auto id = resolve_agent(l, remote.agent);
+  if (!id) return fail(id.error().message);
+  const rx::client::Target t{l.server, l.token, *id};
+  auto st = remote_to ? rx::client::upload_file(t, from, remote.path)
+                      : rx::client::download_file(t, remote.path, to);
+  return st ? 0 : fail(st.error().message);
 }
 
 }  // namespace
@@ -183,6 +192,13 @@ int main(int argc, char** argv) {
   auto* exec = app.add_subcommand("exec", "Run a command on an agent");
   exec->add_option("agent", agent, "Agent id or name")->required();
   exec->add_option("command", command, "Command (after --)")->required();
+  std::string cp_from;
+  std::string cp_to;
+  auto* cp = app.add_subcommand(
+      "cp",
+      "Copy a file to or from an agent: rexec cp FILE AGENT:/PATH, rexec cp AGENT:/PATH FILE");
+  cp->add_option("from", cp_from, "Local file or AGENT:PATH")->required();
+  cp->add_option("to", cp_to, "AGENT:PATH (a trailing / keeps the name) or local path")->required();
 
   try {
     app.parse(argc, argv);
@@ -198,6 +214,7 @@ int main(int argc, char** argv) {
   if (agents->parsed()) return do_agents();
   auto l = load_login();
   if (!l) return fail(l.error().message);
+  if (cp->parsed()) return do_copy(*l, cp_from, cp_to);
   auto id = resolve_agent(*l, agent);
   if (!id) return fail(id.error().message);
   rx::client::Target t{l->server, l->token, *id};
