@@ -301,7 +301,10 @@ Status download_file(const Target& target, const std::string& remote_path,
   if (!r && write_errno != 0) return cannot_write(write_errno);
   if (!r) return Error(r.error().code, what + r.error().message);
   if (r->status != 200) {
-    return Error(Errc::kUnavailable, what + server_error_text(r->status, r->body));
+    // The agent's sentence starts with the path, which `what` already names.
+    std::string text = server_error_text(r->status, r->body);
+    if (text.rfind(remote_path + ": ", 0) == 0) text.erase(0, remote_path.size() + 2);
+    return Error(Errc::kUnavailable, what + text);
   }
   // HttpClient fails a response shorter than its Content-Length; without one, a cut-short body
   // would look complete.

@@ -447,3 +447,37 @@ TEST_CASE("files: an MFA-locked agent refuses file transfers with 423", "[integr
   CHECK(got.status == 423);
   CHECK(parse(got.body)["error"] == "terminal is MFA protected");
 }
+
+TEST_CASE("files: rexec cp up and down, by agent name, with checksums", "[integration][files]") {
+  Setup s;
+  const std::string config = s.sys.dir() + "/client.json";
+  const std::vector<std::string> env = {"REXEC_CLIENT_CONFIG=" + config};
+  const std::string log = s.sys.dir() + "/cp.log";
+  auto login = run_program(
+      {rx::test::client_binary(), "login", "--server", s.sys.http_url(), "--token", s.token}, log,
+      30s, env);
+  REQUIRE(login.exit_code == 0);
+  const std::string src = s.files + "/cp src.bin";
+  make_file(src, (5U << 20U) + 3, 31);
+  fs::create_directories(s.files + "/agent side");
+  // A remote path ending in '/' takes the local name; the agent is named "files".
+  auto up = run_program({rx::test::client_binary(), "cp", src, "files:" + s.files + "/agent side/"},
+                        log, 60s, env);
+  CHECK(up.exit_code == 0);
+  CHECK(sha256_file(s.files + "/agent side/cp src.bin") == sha256_file(src));
+  fs::create_directories(s.files + "/back");
+  auto down = run_program({rx::test::client_binary(), "cp",
+                           "files:" + s.files + "/agent side/cp src.bin", s.files + "/back"},
+                          log, 60s, env);
+  CHECK(down.exit_code == 0);
+  CHECK(sha256_file(s.files + "/back/cp src.bin") == sha256_file(src));
+  // Not a terminal: nothing is printed on success.
+  CHECK(rx::test::read_file(log).empty());
+  auto missing = run_program(
+      {rx::test::client_binary(), "cp", "files:" + s.files + "/nothing-here", s.files + "/back/x"},
+      log, 60s, env);
+  CHECK(missing.exit_code == 1);
+  CHECK(rx::test::read_file(log).find("no such file or directory") != std::string::npos);
+  CHECK_FALSE(fs::exists(s.files + "/back/x"));
+  CHECK(count_named(s.files + "/back", ".rexec-") == 0);
+}
