@@ -5,7 +5,7 @@
 //
 //   rexec-bench [--runs 5] [--bytes 1073741824] [--echoes 1000] [--idle-seconds 60]
 //               [--sessions 0,1,100,1000] [--agents 1000,10000] [--terminals 1000]
-//               [--only throughput,echo,memory,scale,terminals,slow,paste,idle,cluster,size]
+//               [--only throughput,echo,memory,scale,terminals,slow,paste,idle,cluster,files,size]
 //               [--quick]
 //
 // --quick is the CI smoke: tiny sizes, one run; it fails only on a functional error (a wrong
@@ -14,6 +14,7 @@
 #include "rexec/pty/pty_process.h"
 #include "rexec/server/http_server.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -25,6 +26,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -593,6 +595,138 @@ void bench_cluster(const Options& o) {
           "same instance " + fmt(s99.median), "+" + fmt(c99.median - s99.median) + " ms");
 }
 
+// ---- file transfers (PROTOCOL §8) ----
+
+// `size` bytes of random-looking data at `path` (what a real file's bytes cost to move).
+void write_random_file(const std::string& path, std::uint64_t size) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  std::uint64_t x = 0x9E3779B97F4A7C15ULL;
+  std::string buf(1U << 20U, '\0');
+  while (size > 0) {
+    for (std::size_t i = 0; i + 8 <= buf.size(); i += 8) {
+      x ^= x << 13U;
+      x ^= x >> 7U;
+      x ^= x << 17U;
+      std::memcpy(buf.data() + i, &x, 8);
+    }
+    const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(size, buf.size()));
+    out.write(buf.data(), static_cast<std::streamsize>(n));
+    size -= n;
+  }
+  if (!out) fail("cannot write " + path);
+}
+
+// The ceiling of a transfer that ends in a file on this disk: read `from`, write `to`, fsync,
+// as a local copy does. Seconds.
+double local_copy_seconds(const std::string& from, const std::string& to) {
+  const auto start = Clock::now();
+  const int in = ::open(from.c_str(), O_RDONLY | O_CLOEXEC);
+  const int out = ::open(to.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (in < 0 || out < 0) fail("local copy: cannot open");
+  std::string buf(1U << 20U, '\0');
+  for (;;) {
+    const ssize_t n = ::read(in, buf.data(), buf.size());
+    if (n < 0) fail("local copy: read failed");
+    if (n == 0) break;
+    if (::write(out, buf.data(), static_cast<std::size_t>(n)) != n) fail("local copy: short write");
+  }
+  ::fsync(out);
+  ::close(in);
+  ::close(out);
+  return seconds_since(start);
+}
+
+void bench_files(const Options& o) {
+  const std::uint64_t size = o.quick ? (16ULL << 20U) : (200ULL << 20U);
+  const std::uint64_t big = o.quick ? (64ULL << 20U) : (1ULL << 30U);
+  std::fprintf(stderr,
+               "files: %llu MiB up and down with curl, %d runs; echo during a %llu MiB "
+               "download\n",
+               static_cast<unsigned long long>(size >> 20U), o.runs,
+               static_cast<unsigned long long>(big >> 20U));
+  Bench b({"--max-upload", std::to_string(2 * big)}, {});
+  const std::string dir = b.sys->dir() + "/bench-files";
+  std::filesystem::create_directories(dir);
+  const std::string src = dir + "/src";
+  write_random_file(src, size);
+  auto url = [&](const std::string& path) {
+    return b.sys->http_url("/api/agents/" + b.agent.id + "/files?path=" + path);
+  };
+  auto curl = [&](std::vector<std::string> args) {
+    std::vector<std::string> argv = {"/usr/bin/curl",
+                                     "-sS",
+                                     "-f",
+                                     "--max-time",
+                                     "600",
+                                     "-H",
+                                     "Authorization: Bearer " + b.token};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return argv;
+  };
+  const double mb = static_cast<double>(size) / 1e6;
+  std::vector<double> local, up, down;
+  for (int r = 0; r < o.runs; ++r) {
+    local.push_back(mb / local_copy_seconds(src, dir + "/local-copy"));
+    auto start = Clock::now();
+    auto u = rx::test::run_program(curl({"-T", src, "-o", "/dev/null", url(dir + "/up")}),
+                                   dir + "/curl.log", 600s);
+    if (u.exit_code != 0) fail("upload failed: " + rx::test::read_file(dir + "/curl.log"));
+    up.push_back(mb / seconds_since(start));
+    start = Clock::now();
+    auto d = rx::test::run_program(curl({"-o", dir + "/down", url(src)}), dir + "/curl.log", 600s);
+    if (d.exit_code != 0) fail("download failed: " + rx::test::read_file(dir + "/curl.log"));
+    down.push_back(mb / seconds_since(start));
+    if (std::filesystem::file_size(dir + "/down") != size ||
+        std::filesystem::file_size(dir + "/up") != size) {
+      fail("a transfer has the wrong size");
+    }
+  }
+  const Stat ceiling = stat_of(local);
+  add_row("files: local copy with fsync (ceiling)", "MB/s", ceiling);
+  const Stat su = stat_of(up);
+  const Stat sd = stat_of(down);
+  add_row("files: upload " + std::to_string(size >> 20U) + " MiB (curl -T)", "MB/s", su,
+          "local copy " + fmt(ceiling.median), fmt(su.median / ceiling.median) + " × copy");
+  add_row("files: download " + std::to_string(size >> 20U) + " MiB (curl -o)", "MB/s", sd,
+          "local copy " + fmt(ceiling.median), fmt(sd.median / ceiling.median) + " × copy");
+  std::filesystem::remove(dir + "/up");
+  std::filesystem::remove(dir + "/down");
+  std::filesystem::remove(dir + "/local-copy");
+
+  // Keystroke echo on the same agent, idle and then while a large download runs.
+  write_random_file(dir + "/big", big);
+  auto term = b.open("files-echo", true, false);
+  auto& loop = b.sys->loop();
+  std::vector<double> idle50, idle99, busy50, busy99, server_rss, agent_rss;
+  for (int r = 0; r < o.runs; ++r) {
+    const auto idle = echo_rexec(loop, *term, o.echoes);
+    idle50.push_back(percentile(idle, 0.5));
+    idle99.push_back(percentile(idle, 0.99));
+    rx::test::Process dl =
+        rx::test::Process::start(curl({"-o", "/dev/null", url(dir + "/big")}), dir + "/dl.log");
+    loop.run_for(300ms);  // the transfer is under way
+    const auto busy = echo_rexec(loop, *term, o.echoes);
+    server_rss.push_back(rss_mib(b.sys->server().pid()));
+    agent_rss.push_back(rss_mib(b.agent.process->pid()));
+    const bool overlapped = dl.running();
+    const auto st = dl.wait(600s);
+    if (!st || WEXITSTATUS(*st) != 0) fail("the large download failed");
+    if (!overlapped && !o.quick) fail("the download ended before the echoes: use a larger file");
+    busy50.push_back(percentile(busy, 0.5));
+    busy99.push_back(percentile(busy, 0.99));
+  }
+  const Stat i99 = stat_of(idle99);
+  const Stat b99 = stat_of(busy99);
+  add_row("files: keystroke echo p50, idle link", "ms", stat_of(idle50));
+  add_row("files: keystroke echo p50, during a " + std::to_string(big >> 20U) + " MiB download",
+          "ms", stat_of(busy50));
+  add_row("files: keystroke echo p99, idle link", "ms", i99);
+  add_row("files: keystroke echo p99, during a " + std::to_string(big >> 20U) + " MiB download",
+          "ms", b99, "idle " + fmt(i99.median), "+" + fmt(b99.median - i99.median) + " ms");
+  add_row("files: server RSS during the download", "MiB", stat_of(server_rss));
+  add_row("files: agent RSS during the download", "MiB", stat_of(agent_rss));
+}
+
 void bench_memory(const Options& o) {
   std::fprintf(stderr, "agent memory: sessions %zu counts, %d runs\n", o.sessions.size(), o.runs);
   std::map<int, std::vector<double>> rss;
@@ -923,6 +1057,7 @@ int main(int argc, char** argv) {
     if (o.want("terminals")) bench_terminals(o);
     if (o.want("scale")) bench_scale(o);
     if (o.want("cluster")) bench_cluster(o);
+    if (o.want("files")) bench_files(o);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "rexec-bench: FAILED: %s\n", e.what());
     print_table(o);
