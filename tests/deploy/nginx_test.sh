@@ -112,6 +112,14 @@ out=$("$client" exec "$id" -- 'echo through-nginx-$((40+2))') || fail "exec thro
 [[ "$out" == *through-nginx-42* ]] || fail "exec output: $out"
 ok "a command ran through nginx: $out"
 
+# A file up and down through nginx's files location: larger than the 1m of the others.
+head -c 5000000 /dev/urandom > "$tmp/up.bin"
+mkdir -p "$tmp/landing" "$tmp/back"
+"$client" cp "$tmp/up.bin" "$id:$tmp/landing/" 2>"$tmp/cp.log" || fail "cp up through nginx: $(cat "$tmp/cp.log")"
+"$client" cp "$id:$tmp/landing/up.bin" "$tmp/back/" 2>"$tmp/cp.log" || fail "cp down through nginx: $(cat "$tmp/cp.log")"
+cmp -s "$tmp/up.bin" "$tmp/back/up.bin" || fail "the file changed on its way through nginx"
+ok "a 5 MB file went up and came back through nginx"
+
 # X-Forwarded-For: the server sees the address nginx appended (this client's, 127.0.0.5),
 # never one the client claims.
 code=$(curl_n --interface 127.0.0.5 -o /dev/null -w '%{http_code}' -H 'X-Forwarded-For: 10.66.66.66' \
