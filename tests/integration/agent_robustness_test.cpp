@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include "fixture.h"
 
@@ -85,10 +86,32 @@ TEST_CASE("garbage from the server does not crash the agent", "[integration]") {
       R"({"type":"shell_stop_session","data":{"session_id":"ghost"}})",
       R"({"type":"exec","data":{"command":42}})",
       std::string(200, '\xff'),
+      // File messages that make no sense: unknown transfers, bad paths, sizes, checksums.
+      R"({"type":"file_data","data":{"transfer_id":"ghost","seq":0,"data":"AAAA"}})",
+      R"({"type":"file_ack","data":{"transfer_id":"ghost","bytes":99}})",
+      R"({"type":"file_end","data":{"transfer_id":"ghost","sha256":"zz"}})",
+      R"({"type":"file_get","data":{"transfer_id":"g1","path":"relative"}})",
+      R"({"type":"file_get","data":{"transfer_id":"g2","path":"/"}})",
+      R"({"type":"file_list","data":{"transfer_id":"l1","path":"/no/such/dir"}})",
+      R"({"type":"file_put","data":{"transfer_id":"p1","path":")" + std::string(dir) +
+          R"(/up","size":4}})",
+      R"({"type":"file_data","data":{"transfer_id":"p1","seq":5,"data":"AAAA"}})",
+      R"({"type":"file_put","data":{"transfer_id":"p2","path":")" + std::string(dir) +
+          R"(/up2","size":2}})",
+      R"({"type":"file_data","data":{"transfer_id":"p2","seq":0,"data":"AAAAAAAA"}})",
+      R"({"type":"file_put","data":{"transfer_id":"p3","path":")" + std::string(dir) +
+          R"(/up3","size":1}})",
+      R"({"type":"file_data","data":{"transfer_id":"p3","seq":0,"data":"AA=="}})",
+      R"({"type":"file_end","data":{"transfer_id":"p3","sha256":")" + std::string(64, 'a') +
+          R"("}})",
+      R"({"type":"file_put","data":{"transfer_id":"p4","path":")" + std::string(dir) +
+          R"(/huge","size":18446744073709551615}})",
   };
   for (const auto& g : garbage) conn->send_text(g);
-  for (const std::string& b : {std::string("\x02\x00", 2), std::string("\x07\x04main", 6),
-                               std::string("\x02\x50", 2), std::string(1, '\x02')}) {
+  for (const std::string& b :
+       {std::string("\x02\x00", 2), std::string("\x07\x04main", 6), std::string("\x02\x50", 2),
+        std::string(1, '\x02'), std::string("\x03\x02p1\x00", 5),
+        std::string("\x03\x05ghost\x00\x00\x00\x00\x00\x00\x00\x00xyz", 18)}) {
     conn->send_binary(b);
   }
   conn->send_text(R"({"type":"ping"})");
@@ -107,6 +130,30 @@ TEST_CASE("garbage from the server does not crash the agent", "[integration]") {
   const std::string log = agent.log();
   CHECK(log.find("message dropped") != std::string::npos);
   CHECK(log.find(std::string(64, '0')) == std::string::npos);  // the token is never logged
+  // Every file request got its error, and no upload left anything behind.
+  std::map<std::string, int> errors;
+  loop.run_until(
+      [&] {
+        errors.clear();
+        for (const auto& m : got) {
+          const auto j = nlohmann::json::parse(m, nullptr, false);
+          if (j.value("type", "") == "file_error") {
+            errors[j["data"]["transfer_id"]] = j["data"]["status"];
+          }
+        }
+        return errors.size() == 7;  // some come back from the thread pool after the pong
+      },
+      10s);
+  CHECK(errors["g1"] == 400);
+  CHECK(errors["g2"] == 400);
+  CHECK(errors["l1"] == 404);
+  CHECK(errors["p1"] == 400);
+  CHECK(errors["p2"] == 400);
+  CHECK(errors["p3"] == 400);
+  CHECK(errors.count("p4") == 1);
+  for (const char* name : {"/up", "/up2", "/up3", "/huge"}) {
+    CHECK_FALSE(std::filesystem::exists(std::string(dir) + name));
+  }
   agent.kill();
   server->reset();
   std::filesystem::remove_all(dir);

@@ -217,6 +217,12 @@ TEST_CASE("files: a v1 agent link carries files as base64 JSON", "[integration][
   CHECK(down.status == 200);
   CHECK(sha256_file(s.files + "/v1-back") == sha256_file(src));
   CHECK(s.agent.process->log().find("protocol=v1") != std::string::npos);
+  // Both directions are counted in /metrics.
+  const auto metrics = rx::test::http(s.sys.loop(), "GET", s.sys.http_url("/metrics")).raw;
+  const std::string bytes = std::to_string((3U << 20U) + 5);
+  CHECK(metrics.find("rexec_file_upload_bytes_total " + bytes) != std::string::npos);
+  CHECK(metrics.find("rexec_file_download_bytes_total " + bytes) != std::string::npos);
+  CHECK(metrics.find("rexec_file_transfers 0") != std::string::npos);
 }
 
 TEST_CASE("files: listing gives name, type, size, mode and mtime", "[integration][files][pg]") {
