@@ -766,16 +766,22 @@ std::unique_ptr<HttpStreamHandler> Api::stream(const HttpRequest& req, HttpStrea
   }
   const std::string path = req.query_param("path").value_or("");
   if (path.empty() || path.front() != '/') return answer(error(400, "path must be absolute"));
+  // Where the agent is: here, on another instance (cluster mode), or nowhere.
+  std::string elsewhere;
   if (!hub_->is_online(a.id)) {
-    if (cluster_ != nullptr && is_online(a.id)) {
-      return answer(error(503,
-                          "the agent is connected to another instance: file transfers are "
-                          "not relayed between instances"));
+    if (cluster_ == nullptr) return answer(error(404, "agent not online"));
+    auto located = cluster_->locate(a.id);
+    if (!located) return answer(error(503, "cluster unavailable"));
+    if (!*located || **located == cluster_->instance_id()) {
+      return answer(error(404, "agent not online"));
     }
-    return answer(error(404, "agent not online"));
+    elsewhere = **located;
   }
-  if (listing) return files_->list(a.id, path, s);
-  if (req.method == "GET") return files_->download(a.id, path, s);
+  FileRequest request{listing ? "list" : (req.method == "GET" ? "get" : "put"), a.id, path, 0,
+                      std::nullopt};
+  if (request.kind != "put") {
+    return elsewhere.empty() ? start_file(request, s) : file_relay_->forward(request, elsewhere, s);
+  }
   // An upload: its size is known before any byte is read, so the limit is checked up front.
   const std::string length = req.header("content-length");
   char* end = nullptr;
@@ -788,16 +794,33 @@ std::unique_ptr<HttpStreamHandler> Api::stream(const HttpRequest& req, HttpStrea
                                             std::to_string(config_.max_upload_bytes) + " bytes"},
                               {"limit", config_.max_upload_bytes}}));
   }
-  std::optional<std::uint32_t> mode;
   if (auto m = req.query_param("mode")) {
-    mode = parse_mode(*m);
-    if (!mode) return answer(error(400, "mode must be octal permission bits, e.g. 0644"));
+    request.mode = parse_mode(*m);
+    if (!request.mode) return answer(error(400, "mode must be octal permission bits, e.g. 0644"));
   }
-  return files_->upload(a.id, path, size, mode, s);
+  request.size = size;
+  return elsewhere.empty() ? start_file(request, s) : file_relay_->forward(request, elsewhere, s);
+}
+
+std::unique_ptr<HttpStreamHandler> Api::start_file(const FileRequest& r, HttpStream& s) {
+  if (r.kind == "list") return files_->list(r.agent_id, r.path, s);
+  if (r.kind == "get") return files_->download(r.agent_id, r.path, s);
+  if (r.kind == "put") return files_->upload(r.agent_id, r.path, r.size, r.mode, s);
+  s.respond(error(400, "unknown file request"));
+  return std::make_unique<Answered>();
 }
 
 void Api::attach_cluster(Cluster& cluster) {
   cluster_ = &cluster;
+  file_relay_ = std::make_unique<FileRelay>(
+      hub_->loop(),
+      [&cluster](const std::string& target, json payload) {
+        cluster.publish_file(target, std::move(payload));
+      },
+      [this](const FileRequest& r, HttpStream& s) { return start_file(r, s); });
+  cluster.set_file_handler([this](const std::string& from, const json& payload) {
+    file_relay_->on_message(from, payload);
+  });
   cluster.set_revocation_handler(
       [this](const std::vector<std::string>& token_ids, const std::string& deleted_agent_id) {
         for (const auto& id : token_ids) auth_.invalidate_token(id);

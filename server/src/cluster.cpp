@@ -23,6 +23,7 @@ namespace {
 constexpr const char* kTerminalProxy = "rexec:terminal_proxy";
 constexpr const char* kAgentEvents = "rexec:agent_events";
 constexpr const char* kTokenRevoked = "rexec:token_revoked";
+constexpr const char* kFileProxy = "rexec:file_proxy";  // ours: file transfers (FileRelay)
 constexpr std::chrono::milliseconds kStartRetry{500};
 // A remote viewer's queue at or below this after an acknowledgement: the hub hears on_drain,
 // as from a socket's low-water mark (HttpServerOptions::ws_low_water).
@@ -435,7 +436,8 @@ Cluster::Cluster(uv_loop_t* loop, ClusterConfig config, RedisAddress redis, Hub&
       reap_timer_(loop),
       retry_timer_(loop) {
   redis_ = std::make_unique<RedisLink>(
-      loop, std::move(redis), std::vector<std::string>{kTerminalProxy, kAgentEvents, kTokenRevoked},
+      loop, std::move(redis),
+      std::vector<std::string>{kTerminalProxy, kAgentEvents, kTokenRevoked, kFileProxy},
       [this](const std::string& channel, const std::string& text) { on_message(channel, text); },
       [this] { on_ready(); });
   hub_.set_events_observer([this](const std::string& user_id, const json& event) {
@@ -477,6 +479,12 @@ void Cluster::publish(const std::string& channel, const std::string& type, json 
   redis_->publish(channel, envelope.dump());
 }
 
+void Cluster::publish_file(const std::string& target, json payload) {
+  const std::string type = str(payload, "type");
+  payload["target"] = target;
+  publish(kFileProxy, type, std::move(payload));
+}
+
 void Cluster::on_message(const std::string& channel, const std::string& text) {
   const auto env = json::parse(text, nullptr, false);
   if (!env.is_object() || !env.contains("payload") || !env["payload"].is_object()) {
@@ -489,6 +497,8 @@ void Cluster::on_message(const std::string& channel, const std::string& text) {
   try {
     if (channel == kTerminalProxy) {
       on_proxy(from, p);
+    } else if (channel == kFileProxy) {
+      if (str(p, "target") == config_.instance_id && on_file_) on_file_(from, p);
     } else if (channel == kTokenRevoked) {
       std::vector<std::string> ids;
       if (p.contains("token_ids") && p["token_ids"].is_array()) {

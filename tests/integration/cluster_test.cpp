@@ -4,6 +4,8 @@
 #include <catch2/catch.hpp>
 
 #include <csignal>
+#include <filesystem>
+#include <fstream>
 #include <regex>
 
 #include "cluster_fixture.h"
@@ -301,4 +303,56 @@ TEST_CASE("cluster: a Redis that stops answering is noticed, and routing resumes
   const bool ok = run_in(v, "echo after-'freeze'", "after-freeze", 15s);
   if (!ok) s.sys.dump_logs();
   CHECK(ok);
+}
+
+TEST_CASE("cluster: files go up through A and come back through C from B's agent", "[cluster]") {
+  Setup s;
+  const std::string dir = s.sys.dir() + "/cluster-files";
+  std::filesystem::create_directories(dir + "/landing");
+  const std::string src = dir + "/src.bin";
+  {
+    std::ofstream out(src, std::ios::binary);
+    std::string chunk(1U << 20U, '\0');
+    for (int i = 0; i < 24; ++i) {  // 24 MiB + 7: many windows, an odd tail
+      for (std::size_t j = 0; j < chunk.size(); ++j) {
+        chunk[j] = static_cast<char>((j * 131U + static_cast<std::size_t>(i) * 7U) & 0xFFU);
+      }
+      out.write(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+    }
+    out.write("tail-7b", 7);
+  }
+  auto curl = [&](int instance, const std::vector<std::string>& args, const std::string& path,
+                  const std::string& route = "files") {
+    std::vector<std::string> argv = {"/usr/bin/curl",
+                                     "-sS",
+                                     "--max-time",
+                                     "120",
+                                     "-w",
+                                     "%{http_code}",
+                                     "-H",
+                                     "Authorization: Bearer " + s.token};
+    argv.insert(argv.end(), args.begin(), args.end());
+    argv.push_back(
+        s.sys.http_url(instance, "/api/agents/" + s.agent.id + "/" + route + "?path=" + path));
+    return rx::test::run_program(argv, dir + "/curl.log", 180s).out;
+  };
+  // Up through A, slowed so that B's window pauses A's reading more than once.
+  const std::string landed = dir + "/landing/up.bin";
+  CHECK(curl(kA, {"--limit-rate", "16M", "-T", src, "-o", dir + "/up.json"}, landed) == "200");
+  const auto up = json::parse(rx::test::read_file(dir + "/up.json"), nullptr, false);
+  CHECK(up.value("size", 0) == (24 << 20) + 7);
+  CHECK(rx::test::read_file(landed) == rx::test::read_file(src));
+  // Down through C, slowed too: the acknowledgements cross Redis back to B's agent.
+  CHECK(curl(kC, {"--limit-rate", "16M", "-o", dir + "/down.bin"}, landed) == "200");
+  CHECK(rx::test::read_file(dir + "/down.bin") == rx::test::read_file(src));
+  // A listing and an error, each from B's agent, through A.
+  CHECK(curl(kA, {"-o", dir + "/list.json"}, dir + "/landing", "files/list") == "200");
+  const auto list = json::parse(rx::test::read_file(dir + "/list.json"), nullptr, false);
+  REQUIRE(list["entries"].size() == 1);
+  CHECK(list["entries"][0]["name"] == "up.bin");
+  CHECK(curl(kA, {"-o", dir + "/err.json"}, dir + "/nothing") == "404");
+  CHECK(json::parse(rx::test::read_file(dir + "/err.json"), nullptr, false)["error"] ==
+        dir + "/nothing: no such file or directory");
+  CHECK(s.sys.instance(kA).log().find("file transfer relayed") != std::string::npos);
+  CHECK(s.sys.instance(kC).log().find("file transfer relayed") != std::string::npos);
 }

@@ -9,6 +9,7 @@
 #include "rexec/server/cluster.h"
 #include "rexec/server/config.h"
 #include "rexec/server/downloads.h"
+#include "rexec/server/file_relay.h"
 #include "rexec/server/files.h"
 #include "rexec/server/http_server.h"
 #include "rexec/server/hub.h"
@@ -43,6 +44,8 @@ class Api final : public HubSink {
   UpgradeDecision upgrade(const HttpRequest& req);
   // File transfers (PROTOCOL §8): a handler for /api/agents/:id/files[/list], else nullptr.
   std::unique_ptr<HttpStreamHandler> stream(const HttpRequest& req, HttpStream& s);
+  // A file request run on this instance, from stream() or from another instance (FileRelay).
+  std::unique_ptr<HttpStreamHandler> start_file(const FileRequest& r, HttpStream& s);
 
   // HubSink: persist what the hub reports.
   void agent_online(const std::string& agent_id) override;
@@ -89,6 +92,7 @@ class Api final : public HubSink {
   Authenticator& auth_;
   Hub* hub_ = nullptr;
   std::unique_ptr<FileService> files_;
+  std::unique_ptr<FileRelay> file_relay_;  // cluster mode
   Cluster* cluster_ = nullptr;
   RateLimiter limiter_;
   Downloads downloads_;

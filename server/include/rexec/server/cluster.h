@@ -95,6 +95,14 @@ class Cluster {
   // limits). Blocking (an HGETALL and an MGET). Errors: kUnavailable.
   Result<std::set<std::string>> terminal_agents(const std::string& user_id);
 
+  // File transfers across instances (FileRelay): messages of `rexec:file_proxy` addressed to
+  // this instance go to `fn`; publish_file() sends one to `target`.
+  void set_file_handler(std::function<void(const std::string& from, const nlohmann::json&)> fn) {
+    on_file_ = std::move(fn);
+  }
+
+  void publish_file(const std::string& target, nlohmann::json payload);
+
   // OK when Redis answers and the subscription is live (GET /readyz).
   Status ping();
 
@@ -140,6 +148,7 @@ class Cluster {
   std::vector<std::string> to_reap_;
   std::vector<std::string> to_follow_;
   RevokedFn on_revoked_;
+  std::function<void(const std::string&, const nlohmann::json&)> on_file_;
   bool stopped_ = false;
 };
 
