@@ -3,7 +3,8 @@
 // short-lived JWT kept in sessionStorage (the API token itself is never stored); lists the
 // user's agents with live status and stats from the events hub; opens terminals on `main` and
 // `split-<id>` sessions over the v2 protocol (binary frames), with resize, reconnect with replay
-// (&offset=N), the MFA prompt and a clear text for every documented refusal.
+// (&offset=N), the MFA prompt and a clear text for every documented refusal; uploads files to
+// and downloads them from the agent.
 
 const $ = (id) => document.getElementById(id);
 const encoder = new TextEncoder();
@@ -17,6 +18,9 @@ const flowMarks = { high: 8 << 20, low: 2 << 20 };
 // it skipped.
 const kHiddenKeep = 4 << 20;
 const kRetryCapMs = 15000;
+// A download is held in memory until it is saved; its sha256 (shown to compare with the
+// agent's file) costs one more copy, so it is skipped above this size.
+const kDigestMax = 256 << 20;  // bytes
 
 let xterm = null;  // { Terminal, FitAddon } once loaded
 const state = {
@@ -141,6 +145,7 @@ function signOut(message) {
   }
   clearTimeout(state.expiryTimer);
   clearTimeout(state.renewTimer);
+  dismissFiles();
   state.agents.clear();
   showSignIn(message);
 }
@@ -307,8 +312,9 @@ function openWorkspace(agentId) {
     for (const p of [...state.panes]) p.dispose();
     state.panes = [];
   }
+  if (state.agentId !== agentId && !files.stop) closeFiles();  // the form names no agent
   state.agentId = agentId;
-  $('split').hidden = false;
+  for (const id of ['split', 'upload', 'download']) $(id).hidden = false;
   renderAgents();
   if (state.panes.length === 0) addPane(false);
 }
@@ -691,6 +697,321 @@ function askMfa(agentId) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Files: upload to and download from the workspace's agent (GET and PUT
+// /api/agents/:id/files, files/list). One transfer at a time; its progress and its result, or
+// the server's error, go to the status line under the workspace bar.
+
+const files = {
+  mode: null,     // 'upload' or 'download' while the form is open
+  file: null,     // the File picked for upload
+  dir: '/tmp',    // the directory last used, the next default
+  lastPath: '',   // the file last uploaded or downloaded
+  stop: null,     // aborts the transfer under way
+};
+
+function filesUrl(agentId, suffix, path) {
+  const agent = encodeURIComponent(agentId);
+  return `/api/agents/${agent}/files${suffix}?path=${encodeURIComponent(path)}`;
+}
+
+function joinPath(dir, name) {
+  return dir === '/' ? `/${name}` : `${dir}/${name}`;
+}
+
+// `kind` is 'busy', 'ok' or 'error' (data-state, for the colour and for tests). A progress bar
+// shows while `total` is given.
+function filesStatus(kind, text, done = 0, total = null) {
+  const el = $('files-status');
+  el.dataset.state = kind;
+  el.textContent = text;
+  const bar = $('files-progress');
+  bar.hidden = total === null;
+  if (total !== null) {
+    bar.max = Math.max(total, 1);
+    bar.value = done;
+  }
+  $('files').hidden = false;
+}
+
+function filesProgress(verb, name, done, total) {
+  if (total === null) {
+    filesStatus('busy', `${verb} ${name}: ${formatBytes(done)}`, 0, 0);
+    $('files-progress').removeAttribute('value');  // indeterminate
+    return;
+  }
+  const pct = total > 0 ? Math.floor((100 * done) / total) : 100;
+  filesStatus('busy', `${verb} ${name}: ${formatBytes(done)} of ${formatBytes(total)} (${pct}%)`,
+    done, total);
+}
+
+function fileErrorText(status, data) {
+  if (status === 0) return 'the server cannot be reached, or the transfer was cut off.';
+  if (status === 404 && data && data.error === 'agent not online') return 'the agent is offline.';
+  const error = data && typeof data.error === 'string' ? data.error : '';
+  return error ? `${error} (${status}).` : `the server answered ${status}.`;
+}
+
+// "Download of /x failed: …", without the path twice when the server's error names it.
+function failedText(noun, preposition, path, status, data) {
+  const text = fileErrorText(status, data);
+  return text.includes(path) ? `${noun} failed: ${text}`
+    : `${noun} ${preposition} ${path} failed: ${text}`;
+}
+
+// 401 signs out; 423 asks for the MFA code. True when the request should be made again.
+async function fileRefused(agentId, status) {
+  if (status === 401) {
+    signOut('Your session has ended: sign in again.');
+    return false;
+  }
+  return status === 423 && mfaPrompt(agentId);
+}
+
+function setFilesBusy(stop) {
+  files.stop = stop;
+  for (const id of ['files-go', 'files-browse', 'upload', 'download']) $(id).disabled = !!stop;
+  $('files-cancel').textContent = stop ? 'Stop' : 'Cancel';
+}
+
+function openFiles(mode) {
+  if (files.stop) return;
+  files.mode = mode;
+  const upload = mode === 'upload';
+  $('files-label').textContent = upload
+    ? `Upload ${files.file.name} (${formatBytes(files.file.size)}) to the directory`
+    : 'Download the file';
+  $('files-go').textContent = upload ? 'Upload' : 'Download';
+  $('files-path').value = upload ? files.dir : files.lastPath || joinPath(files.dir, '');
+  $('files-entries').hidden = true;
+  $('files-status').textContent = '';  // the last transfer's result
+  delete $('files-status').dataset.state;
+  $('files-progress').hidden = true;
+  $('files-form').hidden = false;
+  $('files').hidden = false;
+  $('files-path').focus();
+}
+
+// Closes the form; the status line stays until the next transfer or the close button.
+function closeFiles() {
+  files.mode = null;
+  files.file = null;
+  $('upload-file').value = '';
+  $('files-form').hidden = true;
+  $('files-entries').hidden = true;
+  $('files').hidden = !$('files-status').textContent;
+}
+
+function dismissFiles() {
+  if (files.stop) files.stop();
+  closeFiles();
+  $('files-status').textContent = '';
+  $('files-progress').hidden = true;
+  $('files').hidden = true;
+}
+
+function submitFiles() {
+  const value = $('files-path').value.trim();
+  if (!value.startsWith('/')) {
+    filesStatus('error', 'An absolute path is needed (one that starts with /).');
+    return;
+  }
+  if (files.mode === 'upload') {
+    files.dir = value.replace(/\/+$/, '') || '/';
+    upload(state.agentId, files.file, joinPath(files.dir, files.file.name));
+  } else if (value.endsWith('/')) {
+    filesStatus('error', 'That is a directory: name a file in it (List shows what is there).');
+  } else {
+    files.dir = value.slice(0, value.lastIndexOf('/')) || '/';
+    download(state.agentId, value);
+  }
+}
+
+// PUTs with XMLHttpRequest, which reports upload progress (fetch does not). The File body
+// gives the request its Content-Length.
+async function upload(agentId, file, path) {
+  const r = await new Promise((resolve) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open('PUT', filesUrl(agentId, '', path));
+    xhr.setRequestHeader('Authorization', `Bearer ${state.session.token}`);
+    xhr.responseType = 'json';
+    xhr.upload.onprogress = (ev) => filesProgress('Uploading', file.name, ev.loaded, file.size);
+    xhr.onload = () => resolve({ status: xhr.status, data: xhr.response });
+    xhr.onerror = () => resolve({ status: 0, data: null });
+    xhr.onabort = () => resolve({ status: -1, data: null });
+    setFilesBusy(() => xhr.abort());
+    filesProgress('Uploading', file.name, 0, file.size);
+    xhr.send(file);
+  });
+  setFilesBusy(null);
+  if (r.status === 200 && r.data) {
+    const d = r.data;
+    files.lastPath = d.path;
+    filesStatus('ok', `Uploaded ${d.path}: ${formatBytes(d.size)} (${d.size} bytes), ` +
+      `sha256 ${String(d.sha256).slice(0, 16)}…`);
+    if (files.mode === 'upload' && files.file === file) closeFiles();
+    return;
+  }
+  if (!state.session) return;  // signed out meanwhile
+  if (r.status === -1) {
+    filesStatus('error', `Upload of ${file.name} stopped.`);
+    return;
+  }
+  if (await fileRefused(agentId, r.status)) {
+    upload(agentId, file, path);
+    return;
+  }
+  if (!state.session) return;
+  filesStatus('error', failedText('Upload', 'to', path, r.status, r.data));
+}
+
+// A plain link cannot send the Authorization header, so the page fetches the file itself,
+// holds it in memory, and saves it through an object URL and a temporary download link.
+async function download(agentId, path) {
+  const controller = new AbortController();
+  setFilesBusy(() => controller.abort());
+  let name = path.slice(path.lastIndexOf('/') + 1);
+  let status = 0;
+  let data = null;
+  try {
+    const response = await fetch(filesUrl(agentId, '', path), {
+      headers: { Authorization: `Bearer ${state.session.token}` }, signal: controller.signal,
+    });
+    status = response.status;
+    if (status === 200) {
+      const header = response.headers.get('Content-Length');
+      const total = header === null ? null : Number(header);
+      const given = /filename="([^"]*)"/.exec(response.headers.get('Content-Disposition') || '');
+      if (given && given[1]) name = given[1];
+      const mode = response.headers.get('X-Rexec-Mode');
+      const reader = response.body.getReader();
+      const chunks = [];
+      let received = 0;
+      filesProgress('Downloading', name, 0, total);
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        chunks.push(value);
+        received += value.length;
+        filesProgress('Downloading', name, received, total);
+      }
+      setFilesBusy(null);
+      if (total !== null && received !== total) {
+        filesStatus('error', `Download of ${path} failed: ${received} of ${total} bytes arrived.`);
+        return;
+      }
+      const blob = new Blob(chunks, { type: 'application/octet-stream' });
+      let digest = '';
+      if (crypto.subtle && received <= kDigestMax) {  // only in a secure context (https, localhost)
+        const sum = new Uint8Array(await crypto.subtle.digest('SHA-256', await blob.arrayBuffer()));
+        const hex = Array.from(sum.slice(0, 8), (b) => b.toString(16).padStart(2, '0'));
+        digest = `, sha256 ${hex.join('')}…`;
+      }
+      saveBlob(blob, name);
+      files.lastPath = path;
+      filesStatus('ok', `Downloaded ${path}: ${formatBytes(received)} (${received} bytes)` +
+        `${mode ? `, mode ${mode}` : ''}${digest}`);
+      if (files.mode === 'download') closeFiles();
+      return;
+    }
+    try { data = await response.json(); } catch { /* not JSON */ }
+  } catch {
+    setFilesBusy(null);
+    if (!state.session) return;  // signed out meanwhile
+    filesStatus('error', controller.signal.aborted ? `Download of ${path} stopped.`
+      : failedText('Download', 'of', path, 0, null));
+    return;
+  }
+  setFilesBusy(null);
+  if (await fileRefused(agentId, status)) {
+    download(agentId, path);
+    return;
+  }
+  if (!state.session) return;
+  filesStatus('error', failedText('Download', 'of', path, status, data));
+}
+
+function saveBlob(blob, name) {
+  const url = URL.createObjectURL(blob);
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = name;
+  a.hidden = true;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60000);  // the download has its copy by then
+}
+
+// Lists the directory in the path box (for a download, the directory of the file named there).
+// A directory opens; a file, for a download, is picked.
+async function browseFiles() {
+  const agentId = state.agentId;
+  let dir = $('files-path').value.trim();
+  if (!dir.startsWith('/')) {
+    filesStatus('error', 'An absolute path is needed (one that starts with /).');
+    return;
+  }
+  if (files.mode === 'download') dir = dir.slice(0, dir.lastIndexOf('/') + 1);
+  dir = dir.replace(/\/+$/, '') || '/';
+  const r = await api('GET', filesUrl(agentId, '/list', dir));
+  if (r.status !== 200 || !r.data || !Array.isArray(r.data.entries)) {
+    if (await fileRefused(agentId, r.status)) {
+      browseFiles();
+    } else if (state.session) {
+      filesStatus('error', failedText('Listing', 'of', dir, r.status, r.data));
+    }
+    return;
+  }
+  if (!files.mode) return;  // the form was closed meanwhile
+  const entries = [...r.data.entries].sort((a, b) =>
+    (a.type === 'dir' ? 0 : 1) - (b.type === 'dir' ? 0 : 1) || a.name.localeCompare(b.name));
+  if (dir !== '/') entries.unshift({ name: '..', type: 'dir', parent: true });
+  const list = $('files-entries');
+  list.replaceChildren();
+  for (const e of entries) {
+    const li = document.createElement('li');
+    li.dataset.type = e.type;
+    const label = e.type === 'dir' ? `${e.name}/` : e.name;
+    const size = e.type === 'file' ? formatBytes(e.size) : e.type === 'dir' ? '' : e.type;
+    const target = e.parent ? dir.slice(0, dir.lastIndexOf('/')) || '/' : joinPath(dir, e.name);
+    const opens = e.type === 'dir' || (files.mode === 'upload' && e.type === 'symlink');
+    const picks = files.mode === 'download' && !opens;
+    if (opens || picks) {
+      const button = document.createElement('button');
+      button.type = 'button';
+      button.textContent = label;
+      button.addEventListener('click', () => {
+        if (opens) {
+          $('files-path').value = files.mode === 'download' ? joinPath(target, '') : target;
+          browseFiles();
+        } else {
+          $('files-path').value = target;
+          list.hidden = true;
+          $('files-go').focus();
+        }
+      });
+      li.append(button);
+    } else {
+      li.append(label);
+    }
+    if (!e.parent) {
+      const info = document.createElement('span');
+      info.className = 'size';
+      info.textContent = size;
+      li.append(info);
+    }
+    list.append(li);
+  }
+  if (r.data.truncated) {
+    const li = document.createElement('li');
+    li.className = 'hint';
+    li.textContent = 'More entries are not shown.';
+    list.append(li);
+  }
+  list.hidden = false;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Start
 
 async function main() {
@@ -711,6 +1032,20 @@ async function main() {
   });
   $('sign-out').addEventListener('click', () => signOut(''));
   $('split').addEventListener('click', () => addPane(true));
+  $('upload').addEventListener('click', () => $('upload-file').click());
+  $('upload-file').addEventListener('change', () => {
+    const picked = $('upload-file').files[0];
+    if (!picked || files.stop) return;
+    files.file = picked;
+    openFiles('upload');
+  });
+  $('download').addEventListener('click', () => { files.file = null; openFiles('download'); });
+  $('files-form').addEventListener('submit', (ev) => { ev.preventDefault(); submitFiles(); });
+  $('files-browse').addEventListener('click', () => browseFiles());
+  $('files-cancel').addEventListener('click', () => {
+    if (files.stop) files.stop(); else closeFiles();
+  });
+  $('files-close').addEventListener('click', () => dismissFiles());
   // Hidden: resume any paused shell (the tab keeps only the newest output). Visible: draw.
   document.addEventListener('visibilitychange', () => {
     for (const p of state.panes) {

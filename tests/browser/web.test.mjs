@@ -3,7 +3,8 @@
 // and shells: sign in, see the agent online with stats, open a terminal and read back what it
 // printed, a split that is another shell, resize followed by `stty size`, a dropped socket that
 // reconnects with every line exactly once, a 50 MB flood that does not freeze the tab, the MFA
-// prompt, and the agent killed (offline) and brought back. Each step saves a screenshot into
+// prompt, and the agent killed (offline) and brought back; a file uploaded through the Upload
+// button and downloaded back through the Download button. Each step saves a screenshot into
 // --artifacts; a failing step also saves one and prints the page's console and the server logs.
 //
 //   node web.test.mjs --server BIN --agent BIN [--artifacts DIR]
@@ -267,6 +268,79 @@ try {
     check(/bytes not shown while this tab was hidden/.test(text), 'and a note of what was skipped');
     await typeIn(0, 'clear\n');
   });
+
+  await step('upload a file through the page, download it back, and a missing file says so',
+    async () => {
+      const sha = (b) => crypto.createHash('sha256').update(b).digest('hex');
+      const payload = crypto.randomBytes(5 * 1024 * 1024 + 123);
+      const dir = path.join(sys.dir, 'uploads');
+      fs.mkdirSync(dir);
+      const statusTexts = [];
+      await page.exposeFunction('rexecFilesStatus', (t) => statusTexts.push(t));
+      await page.evaluate(() => new MutationObserver(() => {
+        window.rexecFilesStatus(document.getElementById('files-status').textContent);
+      }).observe(document.getElementById('files-status'), { childList: true }));
+      const statusOf = async (kind) => {
+        await page.waitForSelector(`#files-status[data-state="${kind}"]`, { timeout: 30000 });
+        return page.textContent('#files-status');
+      };
+
+      // Upload: the button opens the file chooser, then the form asks for the directory.
+      const [chooser] =
+        await Promise.all([page.waitForEvent('filechooser'), page.click('#upload')]);
+      await chooser.setFiles(
+        { name: 'payload.bin', mimeType: 'application/octet-stream', buffer: payload });
+      await page.waitForSelector('#files-form', { state: 'visible' });
+      check(await page.inputValue('#files-path') === '/tmp', 'the directory defaults to /tmp');
+      await page.fill('#files-path', 'relative/dir');
+      await page.click('#files-go');
+      check(/absolute path/.test(await statusOf('error')), 'a relative directory is refused');
+      await page.fill('#files-path', `${dir}/`);
+      await page.click('#files-go');
+      const uploaded = await statusOf('ok');
+      const onDisk = fs.readFileSync(path.join(dir, 'payload.bin'));
+      check(onDisk.length === payload.length && sha(onDisk) === sha(payload),
+        `${payload.length} bytes landed in ${dir}/payload.bin with the same sha256`);
+      check(uploaded.includes(`sha256 ${sha(payload).slice(0, 16)}`) &&
+            uploaded.includes(`(${payload.length} bytes)`), `the page says: "${uploaded}"`);
+      check(statusTexts.some((t) => /^Uploading payload\.bin: .*%\)$/.test(t)),
+        `upload progress was shown (${statusTexts.filter((t) => /%/.test(t)).length} updates)`);
+      check(await page.isHidden('#files-form'), 'the form closes after the upload');
+
+      // Download: the listing picks the file, and the page saves it through a download link.
+      await page.click('#download');
+      check(await page.inputValue('#files-path') === path.join(dir, 'payload.bin'),
+        'the download path defaults to the file just uploaded');
+      await page.fill('#files-path', `${dir}/`);
+      await page.click('#files-browse');
+      await page.waitForSelector('#files-entries button:text-is("payload.bin")');
+      await page.screenshot(
+        { path: path.join(artifacts, `${String(stepNo).padStart(2, '0')}-files-list.png`) });
+      await page.click('#files-entries button:text-is("payload.bin")');
+      check(await page.inputValue('#files-path') === path.join(dir, 'payload.bin'),
+        'the listing of the directory picks the file');
+      statusTexts.length = 0;
+      const [download] =
+        await Promise.all([page.waitForEvent('download'), page.click('#files-go')]);
+      const saved = fs.readFileSync(await download.path());
+      check(download.suggestedFilename() === 'payload.bin', 'saved as payload.bin');
+      check(sha(saved) === sha(payload), `the download has the same ${saved.length} bytes (sha256)`);
+      const downloaded = await statusOf('ok');
+      check(downloaded.includes(`(${payload.length} bytes)`) &&
+            downloaded.includes(`sha256 ${sha(payload).slice(0, 16)}`),
+        `the page says: "${downloaded}"`);
+      check(statusTexts.some((t) => /^Downloading payload\.bin: .*%\)$/.test(t)),
+        `download progress was shown (${statusTexts.filter((t) => /%/.test(t)).length} updates)`);
+
+      // A missing file: the server's error, in the status line.
+      await page.click('#download');
+      await page.fill('#files-path', `${dir}/missing.bin`);
+      await page.click('#files-go');
+      const missing = await statusOf('error');
+      check(/no such file or directory/.test(missing), `the page says: "${missing}"`);
+      await page.click('#files-cancel');
+      check(await page.isHidden('#files-form'), 'Cancel closes the form');
+    });
 
   await step('a locked agent asks for an MFA code, refuses a wrong one, opens with a right one',
     async () => {
