@@ -810,6 +810,11 @@ std::unique_ptr<HttpStreamHandler> Api::start_file(const FileRequest& r, HttpStr
   return std::make_unique<Answered>();
 }
 
+void Api::shutdown() {
+  if (files_) files_->stop();
+  if (file_relay_) file_relay_->stop();
+}
+
 void Api::attach_cluster(Cluster& cluster) {
   cluster_ = &cluster;
   file_relay_ = std::make_unique<FileRelay>(

@@ -131,8 +131,9 @@ int serve(ServerConfig config, const std::string& jwt_flag) {
         std::unique_ptr<HttpServer>* http;
         std::unique_ptr<Hub>* hub;
         std::unique_ptr<Cluster>* cluster;
+        Api* api;
         std::vector<rx::uvx::UvHandle<uv_signal_t>>* signals;
-      } stop{&*http, &hub, &cluster, &signals};
+      } stop{&*http, &hub, &cluster, &api, &signals};
 
       for (int sig : {SIGTERM, SIGINT}) {
         auto* h = new uv_signal_t();  // NOLINT(cppcoreguidelines-owning-memory): UvHandle frees it
@@ -149,6 +150,7 @@ int serve(ServerConfig config, const std::string& jwt_flag) {
               st->http->reset();
               if (*st->cluster) (*st->cluster)->stop();
               (*st->hub)->shutdown();
+              st->api->shutdown();
               for (auto& h2 : *st->signals) h2.reset();
             },
             sig);

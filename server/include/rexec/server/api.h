@@ -37,6 +37,9 @@ class Api final : public HubSink {
   // Cluster mode (--redis): terminals go through the cluster, agents are located through it.
   void attach_cluster(Cluster& cluster);
 
+  // Stops the file transfers' timers (server shutdown, after the HttpServer is gone).
+  void shutdown();
+
   // The server's own origin, once the listening port is known (default origin check, §2).
   void set_public_url(std::string url) { config_.public_url = std::move(url); }
 

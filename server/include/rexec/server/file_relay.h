@@ -52,6 +52,12 @@ class FileRelay {
   // A message of the file channel addressed to this instance.
   void on_message(const std::string& from, const nlohmann::json& payload);
 
+  // Stops the timers (server shutdown: the loop must run dry).
+  void stop() {
+    check_timer_.stop();
+    reap_timer_.stop();
+  }
+
   [[nodiscard]] std::size_t forwards() const { return forwards_.size(); }
 
   [[nodiscard]] std::size_t remotes() const { return remotes_.size(); }

@@ -65,6 +65,9 @@ class FileService {
                      std::string_view bytes);
   void on_agent_gone(const std::string& agent_id);
 
+  // Stops the timer (server shutdown: the loop must run dry).
+  void stop() { timer_.stop(); }
+
   [[nodiscard]] FileStats stats() const;
 
   [[nodiscard]] std::uint64_t max_upload() const { return config_.max_upload; }
