@@ -156,6 +156,7 @@ struct FileTransfers::Transfer {
     std::uint32_t mode = 0;
     std::uint64_t mtime = 0;
     std::uint32_t final_mode = 0;  // put: applied at commit
+    bool mode_given = false;       // put: else an existing target's mode is kept
     proto::FileListResult listing;
   } io;
 
@@ -264,9 +265,13 @@ void open_for_put(Transfer& t) {
 
   struct stat st {};
 
-  if (::stat(t.path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
-    io.err = EISDIR;
-    return;
+  if (::stat(t.path.c_str(), &st) == 0) {
+    if (S_ISDIR(st.st_mode)) {
+      io.err = EISDIR;
+      return;
+    }
+    // Replacing a file keeps its permissions unless the upload names some (as cp does).
+    if (!io.mode_given) io.final_mode = st.st_mode & 07777U;
   }
   const std::string dir = dir_of(t.path);
   // O_TMPFILE: the upload has no name until it is complete and verified, so a crash or a kill
@@ -410,6 +415,7 @@ void FileTransfers::put(const proto::FilePut& m) {
   t->path = m.path;
   t->size = m.size;
   t->io.final_mode = m.mode.value_or(0644);
+  t->io.mode_given = m.mode.has_value();
   transfers_[t->id] = t;
   if (!is_absolute_path(t->path)) return fail(*t, "path must be absolute", 400);
   if (t->path.back() == '/') return fail(*t, t->path + ": is a directory", 400);

@@ -223,6 +223,11 @@ TEST_CASE("files: a v1 agent link carries files as base64 JSON", "[integration][
   CHECK(metrics.find("rexec_file_upload_bytes_total " + bytes) != std::string::npos);
   CHECK(metrics.find("rexec_file_download_bytes_total " + bytes) != std::string::npos);
   CHECK(metrics.find("rexec_file_transfers 0") != std::string::npos);
+  // Replacing a file without naming a mode keeps the old file's.
+  ::chmod((s.files + "/v1-remote").c_str(), 0600);
+  REQUIRE(s.put(src, s.files + "/v1-remote").status == 200);
+  CHECK((fs::status(s.files + "/v1-remote").permissions() & fs::perms::all) ==
+        (fs::perms::owner_read | fs::perms::owner_write));
 }
 
 TEST_CASE("files: listing gives name, type, size, mode and mtime", "[integration][files][pg]") {
