@@ -697,7 +697,7 @@ void bench_files(const Options& o) {
   write_random_file(dir + "/big", big);
   auto term = b.open("files-echo", true, false);
   auto& loop = b.sys->loop();
-  std::vector<double> idle50, idle99, busy50, busy99, server_rss, agent_rss;
+  std::vector<double> idle50, idle99, busy50, busy99, up50, up99, server_rss, agent_rss;
   for (int r = 0; r < o.runs; ++r) {
     const auto idle = echo_rexec(loop, *term, o.echoes);
     idle50.push_back(percentile(idle, 0.5));
@@ -714,6 +714,17 @@ void bench_files(const Options& o) {
     if (!overlapped && !o.quick) fail("the download ended before the echoes: use a larger file");
     busy50.push_back(percentile(busy, 0.5));
     busy99.push_back(percentile(busy, 0.99));
+    // The other direction: an upload shares the server-to-agent half with the keystrokes.
+    rx::test::Process ul = rx::test::Process::start(
+        curl({"-T", dir + "/big", "-o", "/dev/null", url(dir + "/big-up")}), dir + "/ul.log");
+    loop.run_for(300ms);
+    const auto during_up = echo_rexec(loop, *term, o.echoes);
+    const bool up_overlapped = ul.running();
+    const auto ust = ul.wait(600s);
+    if (!ust || WEXITSTATUS(*ust) != 0) fail("the large upload failed");
+    if (!up_overlapped && !o.quick) fail("the upload ended before the echoes: use a larger file");
+    up50.push_back(percentile(during_up, 0.5));
+    up99.push_back(percentile(during_up, 0.99));
   }
   const Stat i99 = stat_of(idle99);
   const Stat b99 = stat_of(busy99);
@@ -723,6 +734,11 @@ void bench_files(const Options& o) {
   add_row("files: keystroke echo p99, idle link", "ms", i99);
   add_row("files: keystroke echo p99, during a " + std::to_string(big >> 20U) + " MiB download",
           "ms", b99, "idle " + fmt(i99.median), "+" + fmt(b99.median - i99.median) + " ms");
+  const Stat u99 = stat_of(up99);
+  add_row("files: keystroke echo p50, during a " + std::to_string(big >> 20U) + " MiB upload", "ms",
+          stat_of(up50));
+  add_row("files: keystroke echo p99, during a " + std::to_string(big >> 20U) + " MiB upload", "ms",
+          u99, "idle " + fmt(i99.median), "+" + fmt(u99.median - i99.median) + " ms");
   add_row("files: server RSS during the download", "MiB", stat_of(server_rss));
   add_row("files: agent RSS during the download", "MiB", stat_of(agent_rss));
 }
