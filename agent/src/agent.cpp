@@ -54,6 +54,10 @@ struct Session {
   bool flow_paused = false;  // the server said every viewer is behind (shell_flow, v2)
 };
 
+// A download's next chunk goes on the link only while less than this is queued there: terminal
+// output then waits behind at most about one chunk of file data (docs/performance.md, "Files").
+constexpr std::size_t kFileRoom = 64U * 1024U;
+
 // Replays go out in pieces this size (base64 makes them a third larger on the wire).
 constexpr std::size_t kReplayChunk = 64U * 1024U;
 
@@ -201,14 +205,12 @@ int Agent::run() {
   ::signal(SIGXFSZ,
            SIG_IGN);  // NOLINT: an upload past `ulimit -f` must fail with EFBIG, not kill us
   files_ = std::make_unique<FileTransfers>(
-      &loop(), FileLink{[this](const proto::AgentMessage& m) { send(m); },
-                        [this](std::string_view id, std::uint64_t seq, std::string_view bytes) {
-                          send_file_data(id, seq, bytes);
-                        },
-                        [this] {
-                          return link_ && link_->is_open() &&
-                                 link_->queued_bytes() < options_.link_low_water;
-                        }});
+      &loop(),
+      FileLink{[this](const proto::AgentMessage& m) { send(m); },
+               [this](std::string_view id, std::uint64_t seq, std::string_view bytes) {
+                 send_file_data(id, seq, bytes);
+               },
+               [this] { return link_ && link_->is_open() && link_->queued_bytes() < kFileRoom; }});
 
   spdlog::info("agent starting id={} server={} shell={} version={}", options_.config.agent_id,
                *server, shell_, REXEC_VERSION);
@@ -230,14 +232,13 @@ void Agent::dial() {
   net::WsClient::Handlers h;
   h.on_open = [this](std::string_view p) { on_open(p); };
   h.on_message = [this](std::string_view m, bool b) { on_message(m, b); };
-  h.on_drain = [this] {
-    set_reading(true);
-    files_->pump();
-  };
+  h.on_drain = [this] { set_reading(true); };
+  h.on_room = [this] { files_->pump(); };
   h.on_pong = [this] { last_rx_ = Clock::now(); };
   h.on_close = [this](const net::WsCloseInfo& info) { on_close(info); };
   link_ = std::make_unique<net::WsClient>(*context_, std::move(h));
   link_->set_low_water(options_.link_low_water);
+  link_->set_room_mark(kFileRoom);
   net::WsConnectOptions o;
   o.url = *net::Url::parse(ws_url_);
   o.subprotocols = options_.v1_only ? "rexec.v1" : "rexec.v2, rexec.v1";

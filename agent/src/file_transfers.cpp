@@ -5,6 +5,7 @@
 #include "file_transfers.h"
 
 #include "rexec/common/check.h"
+#include "rexec/proto/file_window.h"
 
 #include <openssl/evp.h>
 #include <spdlog/spdlog.h>
@@ -141,8 +142,9 @@ struct FileTransfers::Transfer {
   std::deque<std::string> pending;     // put: received, not yet written
   std::optional<std::string> end_sha;  // put: the server's file_end
   Sha256 sha;
-  bool busy = false;       // a call is on the pool
-  bool abandoned = false;  // ended while a call was on the pool: it cleans up when it returns
+  proto::FileWindow window;  // get: what may be in flight to the server
+  bool busy = false;         // a call is on the pool
+  bool abandoned = false;    // ended while a call was on the pool: it cleans up when it returns
 
   // Owned by the pool while busy, by the loop otherwise.
   struct Io {
@@ -440,6 +442,10 @@ void FileTransfers::data(std::string_view id, std::uint64_t seq, std::string_vie
   Transfer& t = *it->second;
   if (seq != t.seq) return fail(t, "file chunk out of order", 400);
   if (bytes.size() > t.size - t.received) return fail(t, "more data than the announced size", 400);
+  // The server keeps to a window of at most FileWindow::kMax: more is a broken server.
+  if (t.received + bytes.size() - t.done > proto::FileWindow::kMax + kChunk) {
+    return fail(t, "more unacknowledged data than any window", 400);
+  }
   ++t.seq;
   t.received += bytes.size();
   t.sha.update(bytes);
@@ -459,6 +465,7 @@ void FileTransfers::ack(const proto::FileAck& m) {
   if (it == transfers_.end() || it->second->kind != Transfer::Kind::kGet) return;
   Transfer& t = *it->second;
   t.acked = std::max(t.acked, std::min(m.bytes, t.done));
+  t.window.on_ack(t.acked, proto::FileWindow::Clock::now());
   step(t);
 }
 
@@ -513,7 +520,7 @@ void FileTransfers::step(Transfer& t) {
   auto self = transfers_.at(t.id);
   if (t.kind == Transfer::Kind::kGet) {
     if (t.done == t.size) return;
-    if (t.done - t.acked >= proto::kFileWindow || !link_.can_send()) return;
+    if (t.done - t.acked >= t.window.limit() || !link_.can_send()) return;
     t.io.offset = t.done;
     queue(loop_, self, alive_, read_chunk, [this](Transfer& x) { done(x); });
     return;
@@ -566,6 +573,7 @@ void FileTransfers::done(Transfer& t) {
         t.sha.update(io.buffer);
         link_.send_data(t.id, t.seq++, io.buffer);
         t.done += io.buffer.size();
+        t.window.on_sent(t.done, proto::FileWindow::Clock::now());
         io.buffer.clear();
       }
       if (t.done == t.size) {

@@ -139,6 +139,9 @@ int WsClient::on_writeable() {
   if (before > low_water_ && queued_bytes_ <= low_water_ && handlers_.on_drain) {
     handlers_.on_drain();
   }
+  if (before >= room_mark_ && queued_bytes_ < room_mark_ && handlers_.on_room) {
+    handlers_.on_room();
+  }
   return 0;
 }
 

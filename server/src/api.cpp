@@ -704,6 +704,7 @@ void Api::attach(Hub& hub) {
   hooks.data = [this](const std::string& agent, std::string_view id, std::uint64_t seq,
                       std::string_view bytes) { files_->on_agent_data(agent, id, seq, bytes); };
   hooks.gone = [this](const std::string& agent) { files_->on_agent_gone(agent); };
+  hooks.room = [this](const std::string& agent) { files_->on_agent_room(agent); };
   hub.set_file_hooks(std::move(hooks));
 }
 

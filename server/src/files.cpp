@@ -3,12 +3,13 @@
 // (docs/protocol.md "Files"):
 //   download  agent --file_data--> server --HTTP body--> client
 //             the server acknowledges (file_ack) what the client's socket took, and the agent
-//             keeps at most kFileWindow unacknowledged, so the server holds at most that much.
+//             keeps at most its window unacknowledged, so the server holds at most that much.
 //   upload    client --HTTP body--> server --file_data--> agent
-//             the agent acknowledges what it wrote; past kFileWindow unacknowledged the server
+//             the agent acknowledges what it wrote; past the window unacknowledged the server
 //             stops reading the request body until the agent catches up.
 #include "rexec/server/files.h"
 
+#include "rexec/proto/file_window.h"
 #include "rexec/server/hub.h"
 
 #include <nlohmann/json.hpp>
@@ -106,8 +107,12 @@ struct FileService::Transfer {
   std::uint64_t size = 0;        // get: from file_info; put: Content-Length
   std::uint64_t moved = 0;       // get: bytes received from the agent; put: sent to the agent
   std::uint64_t acked = 0;       // put: bytes the agent wrote
+  std::uint64_t written = 0;     // get: bytes the client's socket took
   std::uint64_t seq = 0;
-  bool body_done = false;  // put: the whole request body arrived
+  bool body_done = false;    // put: the whole request body arrived
+  bool end_sent = false;     // put: our file_end is out
+  std::string held;          // put: body bytes waiting for room on the agent's socket
+  proto::FileWindow window;  // put: what may be in flight to the agent
   Sha256 sha;
   Clock::time_point started = Clock::now();
   Clock::time_point last_activity = Clock::now();
@@ -239,9 +244,8 @@ void FileService::on_agent_message(const std::string& agent_id, const proto::Age
           } else if constexpr (std::is_same_v<T, proto::FileAck>) {
             if (t.kind != kPut) return;
             t.acked = std::max(t.acked, std::min(msg.bytes, t.moved));
-            if (t.stream != nullptr && t.moved - t.acked < proto::kFileWindow) {
-              t.stream->set_receiving(true);
-            }
+            t.window.on_ack(t.acked, Clock::now());
+            flush(t);
           } else if constexpr (std::is_same_v<T, proto::FileListResult>) {
             if (t.kind != kList || t.stream == nullptr) return;
             json entries = json::array();
@@ -296,6 +300,10 @@ void FileService::on_agent_data(const std::string& agent_id, std::string_view tr
   if (seq != t.seq || bytes.size() > t.size - t.moved) {
     return fail(t, 502, "the agent sent file data out of order", true);
   }
+  // The agent keeps to a window of at most FileWindow::kMax: more is a broken agent.
+  if (t.moved + bytes.size() - t.written > proto::FileWindow::kMax + kChunk) {
+    return fail(t, 502, "the agent sent more than its window", true);
+  }
   ++t.seq;
   t.moved += bytes.size();
   t.last_activity = Clock::now();
@@ -316,31 +324,55 @@ void FileService::body(Transfer& t, std::string_view bytes) {
   if (t.kind != kPut) return;
   t.last_activity = Clock::now();
   t.sha.update(bytes);
-  while (!bytes.empty()) {
-    const std::string_view piece = bytes.substr(0, kChunk);
-    if (!hub_.send_file_data(t.agent_id, t.id, t.seq++, piece)) {
-      return fail(t, 502, "agent disconnected", false);
-    }
-    t.moved += piece.size();
-    uploaded_ += piece.size();
-    bytes.remove_prefix(piece.size());
-  }
-  if (t.moved - t.acked >= proto::kFileWindow && t.stream != nullptr) {
-    t.stream->set_receiving(false);
-  }
+  t.held.append(bytes);
+  flush(t);
 }
 
 void FileService::body_end(Transfer& t) {
   if (t.kind != kPut) return;
   t.body_done = true;
   t.last_activity = Clock::now();
-  if (t.moved != t.size) return fail(t, 400, "the upload ended early", true);
-  hub_.send_agent_message(t.agent_id, proto::FileEnd{t.id, t.sha.hex()});
+  if (t.moved + t.held.size() != t.size) return fail(t, 400, "the upload ended early", true);
+  flush(t);
+}
+
+// Sends what the upload holds while the agent's socket has room (Hub::kFileRoom) and the
+// agent's window allows, then reads the request body again only if both still do.
+void FileService::flush(Transfer& t) {
+  std::size_t at = 0;
+  while (at < t.held.size() && t.moved - t.acked < t.window.limit() &&
+         hub_.agent_queued_bytes(t.agent_id) < Hub::kFileRoom) {
+    const std::string_view piece = std::string_view(t.held).substr(at, kChunk);
+    if (!hub_.send_file_data(t.agent_id, t.id, t.seq++, piece)) {
+      return fail(t, 502, "agent disconnected", false);
+    }
+    t.moved += piece.size();
+    t.window.on_sent(t.moved, Clock::now());
+    uploaded_ += piece.size();
+    at += piece.size();
+  }
+  t.held.erase(0, at);
+  if (t.body_done && t.held.empty() && !t.end_sent) {
+    t.end_sent = true;
+    hub_.send_agent_message(t.agent_id, proto::FileEnd{t.id, t.sha.hex()});
+  }
+  if (t.stream != nullptr && !t.body_done) t.stream->set_receiving(t.held.empty());
+}
+
+void FileService::on_agent_room(const std::string& agent_id) {
+  std::vector<std::shared_ptr<Transfer>> puts;
+  for (const auto& [id, t] : transfers_) {
+    if (t->agent_id == agent_id && t->kind == kPut && !t->held.empty()) puts.push_back(t);
+  }
+  for (const auto& t : puts) {
+    if (!t->ended) flush(*t);
+  }
 }
 
 void FileService::written(Transfer& t, std::uint64_t total) {
   if (t.kind != kGet) return;
   t.last_activity = Clock::now();
+  t.written = total;
   hub_.send_agent_message(t.agent_id, proto::FileAck{t.id, total});
 }
 

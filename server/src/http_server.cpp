@@ -220,6 +220,8 @@ class ServerConn final : public WsiState, public WsConn {
 
   [[nodiscard]] const std::string& peer_address() const override { return peer_; }
 
+  void set_room_mark(std::size_t bytes) override { room_mark_ = bytes; }
+
   int on_writeable() {
     if (ping_) {
       ping_ = false;
@@ -244,6 +246,7 @@ class ServerConn final : public WsiState, public WsConn {
       outbox_.pop_front();
       if (!outbox_.empty() || closing_) lws_callback_on_writable(wsi_);
       if (before > low_water_ && queued_ <= low_water_ && handler_) handler_->on_drain();
+      if (before >= room_mark_ && queued_ < room_mark_ && handler_) handler_->on_room();
       return 0;
     }
     if (closing_) {
@@ -289,6 +292,7 @@ class ServerConn final : public WsiState, public WsConn {
   std::string peer_;
   bool v2_;
   std::size_t low_water_;
+  std::size_t room_mark_ = 0;
   std::deque<net::WsMessage> outbox_;
   std::size_t queued_ = 0;
   bool ping_ = false;

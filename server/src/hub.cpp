@@ -108,6 +108,10 @@ struct AgentHandler final : WsHandler {
     if (!a->gone) hub.on_agent_drain(*a);
   }
 
+  void on_room() override {
+    if (!a->gone && hub.file_hooks_.room) hub.file_hooks_.room(a->id);
+  }
+
   void on_closed() override { hub.on_agent_closed(*a); }
 };
 
@@ -189,6 +193,7 @@ std::unique_ptr<WsHandler> Hub::accept_agent(WsConn& conn, AgentHello hello) {
   a->id = id;
   a->user_id = hello.user_id;
   a->conn = &conn;
+  a->conn->set_room_mark(kFileRoom);
   a->hello = std::move(hello);
   a->last_rx = Clock::now();
   a->connected_at = a->last_ping = SysClock::now();
@@ -343,6 +348,11 @@ Hub::Session& Hub::session(const std::string& agent_id, const std::string& sessi
 
 void Hub::send_to_agent(const std::string& agent_id, const std::string& text) {
   if (auto it = agents_.find(agent_id); it != agents_.end()) it->second->conn->send_text(text);
+}
+
+std::size_t Hub::agent_queued_bytes(const std::string& agent_id) const {
+  const auto it = agents_.find(agent_id);
+  return it == agents_.end() ? 0 : it->second->conn->queued_bytes();
 }
 
 bool Hub::send_agent_message(const std::string& agent_id, const proto::AgentMessage& m) {

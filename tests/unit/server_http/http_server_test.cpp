@@ -210,6 +210,7 @@ TEST_CASE("WebSocket upgrade refused with the handler's status", "[server]") {
   net::WsClient ws(*f.client_ctx, {.on_open = [&](std::string_view) { opened = true; },
                                    .on_message = nullptr,
                                    .on_drain = nullptr,
+                                   .on_room = nullptr,
                                    .on_pong = nullptr,
                                    .on_close = [&](const net::WsCloseInfo& i) { closed = i; }});
   net::WsConnectOptions o;
@@ -235,6 +236,7 @@ TEST_CASE("WebSocket echo with v2 negotiation, fragments and close codes", "[ser
       {.on_open = [&](std::string_view p) { selected = std::string(p); },
        .on_message = [&](std::string_view m, bool b) { received.emplace_back(std::string(m), b); },
        .on_drain = nullptr,
+       .on_room = nullptr,
        .on_pong = nullptr,
        .on_close = [&](const net::WsCloseInfo& i) { closed = i; }});
   net::WsConnectOptions o;
@@ -271,6 +273,7 @@ TEST_CASE("oversized WebSocket message closes with 1009", "[server]") {
   net::WsClient ws(*f.client_ctx, {.on_open = nullptr,
                                    .on_message = nullptr,
                                    .on_drain = nullptr,
+                                   .on_room = nullptr,
                                    .on_pong = nullptr,
                                    .on_close = [&](const net::WsCloseInfo& i) { closed = i; }});
   net::WsConnectOptions o;

@@ -58,6 +58,9 @@ class WsClient final : public ClientHandler {
     std::function<void(std::string_view selected_subprotocol)> on_open;
     std::function<void(std::string_view payload, bool binary)> on_message;  // view valid in call
     std::function<void()> on_drain;  // the queue fell to or below the low-water mark
+    // The queue fell below the room mark (set_room_mark): a bulk sender that keeps only that
+    // much queued, so that its data never waits far ahead of other messages, sends on.
+    std::function<void()> on_room;
     std::function<void()> on_pong;
     std::function<void(const WsCloseInfo&)> on_close;  // exactly once per successful connect()
   };
@@ -93,6 +96,8 @@ class WsClient final : public ClientHandler {
 
   void set_low_water(std::size_t bytes) { low_water_ = bytes; }
 
+  void set_room_mark(std::size_t bytes) { room_mark_ = bytes; }
+
   int on_lws_event(lws* wsi, lws_callback_reasons reason, void* in, size_t len) override;
 
  private:
@@ -111,6 +116,7 @@ class WsClient final : public ClientHandler {
   std::deque<WsMessage> outbox_;
   std::size_t queued_bytes_ = 0;
   std::size_t low_water_ = 64U * 1024U;
+  std::size_t room_mark_ = 0;       // 0: no on_room
   bool in_connect_ = false;         // inside lws_client_connect_via_info
   bool failed_in_connect_ = false;  // CONNECTION_ERROR arrived before connect() returned
   bool ping_pending_ = false;

@@ -227,15 +227,13 @@ struct FileInfo {  // "file_info"
 };
 
 // Ours: flow control of one transfer. The receiver has consumed `bytes` of file data in total
-// (written to disk, or to the HTTP client); the sender keeps at most kFileWindow beyond it.
+// (written to disk, or to the HTTP client); the sender keeps at most its window beyond it
+// (FileWindow, file_window.h).
 struct FileAck {  // "file_ack"
   std::string transfer_id;
   std::uint64_t bytes = 0;
   bool operator==(const FileAck&) const = default;
 };
-
-// Unacknowledged file bytes a sender may have in flight, per transfer.
-inline constexpr std::uint64_t kFileWindow = 1U << 20U;
 
 // Ours: list a directory (GET /api/agents/:id/files/list). Answered by file_list_result or
 // file_error.

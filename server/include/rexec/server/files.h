@@ -64,6 +64,8 @@ class FileService {
   void on_agent_data(const std::string& agent_id, std::string_view transfer_id, std::uint64_t seq,
                      std::string_view bytes);
   void on_agent_gone(const std::string& agent_id);
+  // The agent's socket has room for file data again (Hub::kFileRoom).
+  void on_agent_room(const std::string& agent_id);
 
   // Stops the timer (server shutdown: the loop must run dry).
   void stop() { timer_.stop(); }
@@ -89,6 +91,7 @@ class FileService {
   void body(Transfer& t, std::string_view bytes);
   void body_end(Transfer& t);
   void written(Transfer& t, std::uint64_t total);
+  void flush(Transfer& t);
   void client_gone(Transfer& t);
 
   uv_loop_t* loop_;

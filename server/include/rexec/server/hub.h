@@ -142,7 +142,14 @@ class Hub {
                        std::string_view bytes)>
         data;
     std::function<void(const std::string& agent_id)> gone;
+    // The agent's socket has less than kFileRoom queued again (after having had more).
+    std::function<void(const std::string& agent_id)> room;
   };
+
+  // File data goes on an agent's socket only while less than this is queued there, so the
+  // terminal input behind it waits for at most about one chunk.
+  static constexpr std::size_t kFileRoom = 64U * 1024U;
+  [[nodiscard]] std::size_t agent_queued_bytes(const std::string& agent_id) const;
 
   void set_file_hooks(FileHooks hooks) { file_hooks_ = std::move(hooks); }
 

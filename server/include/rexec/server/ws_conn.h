@@ -36,6 +36,10 @@ class WsConn {
   [[nodiscard]] virtual bool is_v2() const = 0;
   [[nodiscard]] virtual const std::string& peer_address() const = 0;
 
+  // WsHandler::on_room() is called each time the queue falls below `bytes` (0: never). For bulk
+  // senders that keep only that much queued, so other messages never wait far behind them.
+  virtual void set_room_mark(std::size_t /*bytes*/) {}
+
  protected:
   WsConn() = default;
   WsConn(const WsConn&) = default;
@@ -58,6 +62,9 @@ class WsHandler {
 
   // The outbound queue fell to or below its low-water mark.
   virtual void on_drain() {}
+
+  // The outbound queue fell below its room mark (WsConn::set_room_mark).
+  virtual void on_room() {}
 
   // The connection is gone (either side closed it); the WsConn must not be used afterwards.
   virtual void on_closed() = 0;
