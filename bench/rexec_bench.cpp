@@ -636,6 +636,80 @@ double local_copy_seconds(const std::string& from, const std::string& to) {
   return seconds_since(start);
 }
 
+// The ceiling of a file transfer: the same curl against an HTTP endpoint of the same lws
+// plumbing (HttpServer's streams) that discards an upload and serves a download from memory,
+// with no agent behind it. In a child process, as rexec-server is.
+class NullFiles final : public rx::server::HttpStreamHandler {
+ public:
+  NullFiles(rx::server::HttpStream& s, std::uint64_t size, bool download)
+      : s_(s), size_(size), piece_(64U << 10U, 'x') {
+    if (!download) return;
+    rx::server::HttpResponse head;
+    head.content_type = "application/octet-stream";
+    s_.respond_head(std::move(head), size_);
+    fill();
+  }
+
+  void on_body(std::string_view /*bytes*/) override {}
+
+  void on_body_end() override { s_.respond(rx::server::HttpResponse::json(200, "{}")); }
+
+  void on_written(std::uint64_t /*total*/) override { fill(); }
+
+  void on_closed() override {}
+
+ private:
+  void fill() {
+    while (queued_ < size_ && s_.queued_bytes() < (1U << 20U)) {
+      const auto n =
+          static_cast<std::size_t>(std::min<std::uint64_t>(piece_.size(), size_ - queued_));
+      s_.write(piece_.substr(0, n));
+      queued_ += n;
+    }
+  }
+
+  rx::server::HttpStream& s_;
+  std::uint64_t size_;
+  std::uint64_t queued_ = 0;
+  std::string piece_;
+};
+
+// Runs the null endpoint in a child; returns its port and pid.
+std::pair<int, pid_t> start_null_files(std::uint64_t size) {
+  int ready[2];
+  if (::pipe(ready) != 0) fail("pipe");
+  const pid_t child = ::fork();
+  if (child < 0) fail("fork");
+  if (child == 0) {
+    ::close(ready[0]);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    rx::server::HttpServerOptions o;
+    o.loop = &loop;
+    o.port = 0;
+    o.max_conns_per_ip = 0;
+    rx::server::HttpHandlers h;
+    h.on_request = [](const rx::server::HttpRequest&) {
+      return rx::server::HttpResponse::json(404, "{}");
+    };
+    h.on_upgrade = [](const rx::server::HttpRequest&) { return rx::server::UpgradeDecision{}; };
+    h.on_stream = [size](const rx::server::HttpRequest& r, rx::server::HttpStream& s) {
+      return std::make_unique<NullFiles>(s, size, r.method == "GET");
+    };
+    auto server = rx::server::HttpServer::start(o, std::move(h));
+    if (!server) ::_exit(2);
+    const int port = (*server)->port();
+    if (::write(ready[1], &port, sizeof port) != sizeof port) ::_exit(3);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ::_exit(0);
+  }
+  ::close(ready[1]);
+  int port = 0;
+  if (::read(ready[0], &port, sizeof port) != sizeof port) fail("null file endpoint did not start");
+  ::close(ready[0]);
+  return {port, child};
+}
+
 void bench_files(const Options& o) {
   const std::uint64_t size = o.quick ? (16ULL << 20U) : (200ULL << 20U);
   const std::uint64_t big = o.quick ? (64ULL << 20U) : (1ULL << 30U);
@@ -664,10 +738,25 @@ void bench_files(const Options& o) {
     return argv;
   };
   const double mb = static_cast<double>(size) / 1e6;
-  std::vector<double> local, up, down;
+  const auto [null_port, null_pid] = start_null_files(size);
+  const std::string null_url = "http://127.0.0.1:" + std::to_string(null_port) + "/f";
+  std::vector<double> local, null_up, null_down, up, down;
   for (int r = 0; r < o.runs; ++r) {
     local.push_back(mb / local_copy_seconds(src, dir + "/local-copy"));
     auto start = Clock::now();
+    if (rx::test::run_program(curl({"-T", src, "-o", "/dev/null", null_url}), dir + "/curl.log",
+                              600s)
+            .exit_code != 0) {
+      fail("upload to the null endpoint failed");
+    }
+    null_up.push_back(mb / seconds_since(start));
+    start = Clock::now();
+    if (rx::test::run_program(curl({"-o", dir + "/null-down", null_url}), dir + "/curl.log", 600s)
+            .exit_code != 0) {
+      fail("download from the null endpoint failed");
+    }
+    null_down.push_back(mb / seconds_since(start));
+    start = Clock::now();
     auto u = rx::test::run_program(curl({"-T", src, "-o", "/dev/null", url(dir + "/up")}),
                                    dir + "/curl.log", 600s);
     if (u.exit_code != 0) fail("upload failed: " + rx::test::read_file(dir + "/curl.log"));
@@ -681,14 +770,20 @@ void bench_files(const Options& o) {
       fail("a transfer has the wrong size");
     }
   }
-  const Stat ceiling = stat_of(local);
-  add_row("files: local copy with fsync (ceiling)", "MB/s", ceiling);
+  ::kill(null_pid, SIGKILL);
+  ::waitpid(null_pid, nullptr, 0);
+  add_row("files: local copy with fsync (page cache)", "MB/s", stat_of(local));
+  const Stat cu = stat_of(null_up);
+  const Stat cd = stat_of(null_down);
+  add_row("files: curl -T to an HTTP endpoint that discards (ceiling)", "MB/s", cu);
+  add_row("files: curl -o from an HTTP endpoint in memory (ceiling)", "MB/s", cd);
   const Stat su = stat_of(up);
   const Stat sd = stat_of(down);
   add_row("files: upload " + std::to_string(size >> 20U) + " MiB (curl -T)", "MB/s", su,
-          "local copy " + fmt(ceiling.median), fmt(su.median / ceiling.median) + " × copy");
+          "endpoint " + fmt(cu.median), fmt(su.median / cu.median) + " × endpoint");
   add_row("files: download " + std::to_string(size >> 20U) + " MiB (curl -o)", "MB/s", sd,
-          "local copy " + fmt(ceiling.median), fmt(sd.median / ceiling.median) + " × copy");
+          "endpoint " + fmt(cd.median), fmt(sd.median / cd.median) + " × endpoint");
+  std::filesystem::remove(dir + "/null-down");
   std::filesystem::remove(dir + "/up");
   std::filesystem::remove(dir + "/down");
   std::filesystem::remove(dir + "/local-copy");
