@@ -29,6 +29,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -318,7 +319,9 @@ class WsSource final : public rx::server::WsHandler {
   bool ended_ = false;
 };
 
-double raw_websocket_seconds(std::uint64_t bytes) {
+// An HttpServer with `make()`'s handlers in a child process (as rexec-server is a process of
+// its own): returns its port and pid. The caller kills it.
+std::pair<int, pid_t> fork_http_server(const std::function<rx::server::HttpHandlers()>& make) {
   int ready[2];
   if (::pipe(ready) != 0) fail("pipe");
   const pid_t child = ::fork();
@@ -331,6 +334,22 @@ double raw_websocket_seconds(std::uint64_t bytes) {
     o.loop = &loop;
     o.port = 0;
     o.max_conns_per_ip = 0;
+    auto server = rx::server::HttpServer::start(o, make());
+    if (!server) ::_exit(2);
+    const int port = (*server)->port();
+    if (::write(ready[1], &port, sizeof port) != sizeof port) ::_exit(3);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ::_exit(0);
+  }
+  ::close(ready[1]);
+  int port = 0;
+  if (::read(ready[0], &port, sizeof port) != sizeof port) fail("the child server did not start");
+  ::close(ready[0]);
+  return {port, child};
+}
+
+double raw_websocket_seconds(std::uint64_t bytes) {
+  const auto [port, child] = fork_http_server([bytes] {
     rx::server::HttpHandlers h;
     h.on_request = [](const rx::server::HttpRequest&) {
       return rx::server::HttpResponse::json(404, "{}");
@@ -340,17 +359,8 @@ double raw_websocket_seconds(std::uint64_t bytes) {
       d.accept = [bytes](rx::server::WsConn& c) { return std::make_unique<WsSource>(c, bytes); };
       return d;
     };
-    auto server = rx::server::HttpServer::start(o, std::move(h));
-    if (!server) ::_exit(2);
-    const int port = (*server)->port();
-    if (::write(ready[1], &port, sizeof port) != sizeof port) ::_exit(3);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    ::_exit(0);
-  }
-  ::close(ready[1]);
-  int port = 0;
-  if (::read(ready[0], &port, sizeof port) != sizeof port) fail("ws source did not start");
-  ::close(ready[0]);
+    return h;
+  });
   rx::test::Loop loop;
   TestSocket s(loop);
   std::uint64_t got = 0;
@@ -674,20 +684,9 @@ class NullFiles final : public rx::server::HttpStreamHandler {
   std::string piece_;
 };
 
-// Runs the null endpoint in a child; returns its port and pid.
+// The null endpoint in a child; its port and pid.
 std::pair<int, pid_t> start_null_files(std::uint64_t size) {
-  int ready[2];
-  if (::pipe(ready) != 0) fail("pipe");
-  const pid_t child = ::fork();
-  if (child < 0) fail("fork");
-  if (child == 0) {
-    ::close(ready[0]);
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    rx::server::HttpServerOptions o;
-    o.loop = &loop;
-    o.port = 0;
-    o.max_conns_per_ip = 0;
+  return fork_http_server([size] {
     rx::server::HttpHandlers h;
     h.on_request = [](const rx::server::HttpRequest&) {
       return rx::server::HttpResponse::json(404, "{}");
@@ -696,18 +695,8 @@ std::pair<int, pid_t> start_null_files(std::uint64_t size) {
     h.on_stream = [size](const rx::server::HttpRequest& r, rx::server::HttpStream& s) {
       return std::make_unique<NullFiles>(s, size, r.method == "GET");
     };
-    auto server = rx::server::HttpServer::start(o, std::move(h));
-    if (!server) ::_exit(2);
-    const int port = (*server)->port();
-    if (::write(ready[1], &port, sizeof port) != sizeof port) ::_exit(3);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    ::_exit(0);
-  }
-  ::close(ready[1]);
-  int port = 0;
-  if (::read(ready[0], &port, sizeof port) != sizeof port) fail("null file endpoint did not start");
-  ::close(ready[0]);
-  return {port, child};
+    return h;
+  });
 }
 
 void bench_files(const Options& o) {

@@ -4,10 +4,9 @@
 // pool, one at a time, and touch only the transfer's `io` fields while they run.
 #include "file_transfers.h"
 
-#include "rexec/common/check.h"
+#include "rexec/net/sha256.h"
 #include "rexec/proto/file_window.h"
 
-#include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 
 #include <dirent.h>
@@ -66,44 +65,6 @@ Failure failure(const std::string& path, int err) {
   }
 }
 
-std::string hex(const unsigned char* md, unsigned int n) {
-  static constexpr std::array<char, 16> kDigits = {'0', '1', '2', '3', '4', '5', '6', '7',
-                                                   '8', '9', 'a', 'b', 'c', 'd', 'e', 'f'};
-  std::string out;
-  out.reserve(2U * n);
-  for (unsigned int i = 0; i < n; ++i) {
-    out += kDigits[md[i] >> 4U];
-    out += kDigits[md[i] & 0x0FU];
-  }
-  return out;
-}
-
-class Sha256 {
- public:
-  Sha256() : ctx_(EVP_MD_CTX_new()) {
-    REXEC_CHECK(ctx_ != nullptr && EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr) == 1);
-  }
-
-  ~Sha256() { EVP_MD_CTX_free(ctx_); }
-
-  Sha256(const Sha256&) = delete;
-  Sha256& operator=(const Sha256&) = delete;
-  Sha256(Sha256&&) = delete;
-  Sha256& operator=(Sha256&&) = delete;
-
-  void update(std::string_view bytes) { EVP_DigestUpdate(ctx_, bytes.data(), bytes.size()); }
-
-  std::string hex_digest() {
-    std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
-    unsigned int n = 0;
-    EVP_DigestFinal_ex(ctx_, md.data(), &n);
-    return hex(md.data(), n);
-  }
-
- private:
-  EVP_MD_CTX* ctx_;
-};
-
 bool is_absolute_path(const std::string& p) {
   return !p.empty() && p.front() == '/' && p.find('\0') == std::string::npos;
 }
@@ -141,7 +102,7 @@ struct FileTransfers::Transfer {
   std::uint64_t received = 0;          // put: bytes received
   std::deque<std::string> pending;     // put: received, not yet written
   std::optional<std::string> end_sha;  // put: the server's file_end
-  Sha256 sha;
+  net::Sha256 sha;
   proto::FileWindow window;  // get: what may be in flight to the server
   bool busy = false;         // a call is on the pool
   bool abandoned = false;    // ended while a call was on the pool: it cleans up when it returns

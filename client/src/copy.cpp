@@ -5,9 +5,9 @@
 
 #include "rexec/common/unique_fd.h"
 #include "rexec/net/http_client.h"
+#include "rexec/net/sha256.h"
 
 #include <nlohmann/json.hpp>
-#include <openssl/evp.h>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -153,16 +153,6 @@ bool write_all(int fd, std::string_view bytes) {
   return true;
 }
 
-std::string hex(const unsigned char* bytes, unsigned int n) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < n; ++i) {
-    out += kHex[bytes[i] >> 4U];
-    out += kHex[bytes[i] & 0xfU];
-  }
-  return out;
-}
-
 Result<net::Url> files_url(const Target& t, const std::string& query) {
   return net::Url::parse(t.server + "/api/agents/" + t.agent_id + "/files?" + query);
 }
@@ -188,10 +178,7 @@ Status upload_file(const Target& target, const std::string& local, const std::st
       files_url(target, "path=" + query_escape(dest) + "&mode=" + format_mode(st.st_mode & 0777U));
   if (!url) return Error(url.error().code, what + url.error().message);
 
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> md(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  if (!md || EVP_DigestInit_ex(md.get(), EVP_sha256(), nullptr) != 1) {
-    return Error(Errc::kInternal, what + "cannot start SHA-256");
-  }
+  net::Sha256 sha;
   const auto size = static_cast<std::uint64_t>(st.st_size);
   Progress progress(name);
   progress.set_total(size);
@@ -216,9 +203,7 @@ Status upload_file(const Target& target, const std::string& local, const std::st
     }
     if (got == 0) return Error(Errc::kInvalidArgument, "the file shrank while it was being sent");
     piece.resize(got);
-    if (EVP_DigestUpdate(md.get(), piece.data(), piece.size()) != 1) {
-      return Error(Errc::kInternal, "SHA-256 failed");
-    }
+    sha.update(piece);
     sent += got;
     progress.update(sent);
     return piece;
@@ -228,16 +213,11 @@ Status upload_file(const Target& target, const std::string& local, const std::st
   if (r->status != 200) {
     return Error(Errc::kUnavailable, what + server_error_text(r->status, r->body));
   }
-  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
-  unsigned int digest_len = 0;
-  if (EVP_DigestFinal_ex(md.get(), digest.data(), &digest_len) != 1) {
-    return Error(Errc::kInternal, what + "SHA-256 failed");
-  }
   const auto answer = nlohmann::json::parse(r->body, nullptr, false);
   if (!answer.is_object() || !answer.contains("sha256") || !answer["sha256"].is_string()) {
     return Error(Errc::kUnavailable, what + "the server's answer has no sha256");
   }
-  if (answer["sha256"].get<std::string>() != hex(digest.data(), digest_len)) {
+  if (answer["sha256"].get<std::string>() != sha.hex_digest()) {
     return Error(Errc::kUnavailable,
                  what + "the agent wrote different bytes than were sent (SHA-256 mismatch)");
   }

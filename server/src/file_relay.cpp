@@ -14,12 +14,10 @@
 #include "rexec/server/file_relay.h"
 
 #include "rexec/proto/base64.h"
+#include "rexec/server/auth/tokens.h"
 
-#include <openssl/rand.h>
 #include <spdlog/spdlog.h>
 
-#include <array>
-#include <cstdio>
 #include <vector>
 
 namespace rx::server {
@@ -34,17 +32,7 @@ using nlohmann::json;
 constexpr std::chrono::seconds kAnswerTimeout(30);
 constexpr std::chrono::seconds kStallTimeout(120);
 
-std::string stream_id() {
-  std::array<unsigned char, 12> raw{};
-  RAND_bytes(raw.data(), static_cast<int>(raw.size()));
-  std::string id = "fs-";
-  for (const unsigned char b : raw) {
-    std::array<char, 3> h{};
-    std::snprintf(h.data(), h.size(), "%02x", b);
-    id += h.data();
-  }
-  return id;
-}
+std::string stream_id() { return "fs-" + random_hex(12); }
 
 std::string str(const json& j, const char* key) {
   const auto it = j.find(key);

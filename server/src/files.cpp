@@ -9,12 +9,12 @@
 //             stops reading the request body until the agent catches up.
 #include "rexec/server/files.h"
 
+#include "rexec/net/sha256.h"
 #include "rexec/proto/file_window.h"
+#include "rexec/server/auth/tokens.h"
 #include "rexec/server/hub.h"
 
 #include <nlohmann/json.hpp>
-#include <openssl/evp.h>
-#include <openssl/rand.h>
 #include <spdlog/spdlog.h>
 
 #include <array>
@@ -36,17 +36,7 @@ HttpResponse json_error(int status, const std::string& error) {
       status, json{{"error", error}}.dump(-1, ' ', false, json::error_handler_t::replace));
 }
 
-std::string transfer_id() {
-  std::array<unsigned char, 12> raw{};
-  RAND_bytes(raw.data(), static_cast<int>(raw.size()));
-  std::string id = "f-";
-  for (const unsigned char b : raw) {
-    std::array<char, 3> hex{};
-    std::snprintf(hex.data(), hex.size(), "%02x", b);
-    id += hex.data();
-  }
-  return id;
-}
+std::string transfer_id() { return "f-" + random_hex(12); }
 
 // A file name for Content-Disposition: the path's last part, quotes and controls replaced.
 std::string download_name(const std::string& path) {
@@ -56,36 +46,6 @@ std::string download_name(const std::string& path) {
   }
   return name.empty() ? "download" : name;
 }
-
-class Sha256 {
- public:
-  Sha256() : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr); }
-
-  ~Sha256() { EVP_MD_CTX_free(ctx_); }
-
-  Sha256(const Sha256&) = delete;
-  Sha256& operator=(const Sha256&) = delete;
-  Sha256(Sha256&&) = delete;
-  Sha256& operator=(Sha256&&) = delete;
-
-  void update(std::string_view b) { EVP_DigestUpdate(ctx_, b.data(), b.size()); }
-
-  std::string hex() {
-    std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
-    unsigned int n = 0;
-    EVP_DigestFinal_ex(ctx_, md.data(), &n);
-    std::string out;
-    for (unsigned int i = 0; i < n; ++i) {
-      std::array<char, 3> h{};
-      std::snprintf(h.data(), h.size(), "%02x", md[i]);
-      out += h.data();
-    }
-    return out;
-  }
-
- private:
-  EVP_MD_CTX* ctx_;
-};
 
 std::string lower(std::string s) {
   for (char& c : s) {
@@ -113,7 +73,7 @@ struct FileService::Transfer {
   bool end_sent = false;     // put: our file_end is out
   std::string held;          // put: body bytes waiting for room on the agent's socket
   proto::FileWindow window;  // put: what may be in flight to the agent
-  Sha256 sha;
+  net::Sha256 sha;
   Clock::time_point started = Clock::now();
   Clock::time_point last_activity = Clock::now();
   bool agent_answered = false;
@@ -268,7 +228,7 @@ void FileService::on_agent_message(const std::string& agent_id, const proto::Age
             if (t.kind == kGet) {
               // The body completes by itself once the stream has written `size` bytes; all that
               // is left is to check the agent sent what it says it read.
-              if (t.moved != t.size || t.sha.hex() != sha) {
+              if (t.moved != t.size || t.sha.hex_digest() != sha) {
                 spdlog::warn("file download corrupted agent={} tid={}", agent_id, t.id);
                 return fail(t, 502, "the download was corrupted", false);
               }
@@ -354,7 +314,7 @@ void FileService::flush(Transfer& t) {
   t.held.erase(0, at);
   if (t.body_done && t.held.empty() && !t.end_sent) {
     t.end_sent = true;
-    hub_.send_agent_message(t.agent_id, proto::FileEnd{t.id, t.sha.hex()});
+    hub_.send_agent_message(t.agent_id, proto::FileEnd{t.id, t.sha.hex_digest()});
   }
   if (t.stream != nullptr && !t.body_done) t.stream->set_receiving(t.held.empty());
 }
