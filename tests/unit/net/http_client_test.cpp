@@ -16,30 +16,15 @@
 #include <thread>
 #include <vector>
 
+#include "../uv_test_loop.h"
+
 using namespace rx;
 using namespace std::chrono_literals;
 
 namespace {
 
-bool run_until(uv_loop_t* loop, const std::function<bool()>& done,
-               std::chrono::milliseconds timeout) {
-  uv_timer_t tick;
-  uv_timer_init(loop, &tick);
-  uv_timer_start(
-      &tick, [](uv_timer_t*) {}, 5, 5);
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!done() && std::chrono::steady_clock::now() < deadline) uv_run(loop, UV_RUN_ONCE);
-  uv_close(reinterpret_cast<uv_handle_t*>(&tick), nullptr);
-  uv_run(loop, UV_RUN_NOWAIT);
-  return done();
-}
-
-void close_loop_and_expect_empty(uv_loop_t* loop) {
-  for (int i = 0; i < 100 && uv_run(loop, UV_RUN_NOWAIT) != 0; ++i) {
-  }
-  uv_run(loop, UV_RUN_DEFAULT);
-  REQUIRE(uv_loop_close(loop) == 0);
-}
+using rx::test::close_loop_and_expect_empty;
+using rx::test::run_until;
 
 // Answers each request (once its head has arrived) with `reply`, then closes the connection, or
 // leaves it open when `hang_up` is false. Handles are freed in their close callbacks.

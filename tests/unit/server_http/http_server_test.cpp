@@ -10,31 +10,15 @@
 #include <chrono>
 #include <functional>
 
+#include "../uv_test_loop.h"
+
 using namespace rx;
 using namespace std::chrono_literals;
 
 namespace {
 
-// Runs `loop` until `done()` or `timeout`.
-bool run_until(uv_loop_t* loop, const std::function<bool()>& done,
-               std::chrono::milliseconds timeout) {
-  uv_timer_t tick;
-  uv_timer_init(loop, &tick);
-  uv_timer_start(
-      &tick, [](uv_timer_t*) {}, 5, 5);
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!done() && std::chrono::steady_clock::now() < deadline) uv_run(loop, UV_RUN_ONCE);
-  uv_close(reinterpret_cast<uv_handle_t*>(&tick), nullptr);
-  uv_run(loop, UV_RUN_NOWAIT);
-  return done();
-}
-
-void close_loop_and_expect_empty(uv_loop_t* loop) {
-  for (int i = 0; i < 100 && uv_run(loop, UV_RUN_NOWAIT) != 0; ++i) {
-  }
-  uv_run(loop, UV_RUN_DEFAULT);
-  REQUIRE(uv_loop_close(loop) == 0);
-}
+using rx::test::close_loop_and_expect_empty;
+using rx::test::run_until;
 
 // Echoes every message back; closes with 4000 when told "bye".
 class EchoHandler final : public server::WsHandler {
