@@ -16,26 +16,11 @@ for need in "$nginx_bin" /usr/bin/redis-server; do
     echo "SKIP: $need is not installed"; exit 77
   fi
 done
-tmp=$(mktemp -d /tmp/rexec-nginx-cluster-XXXXXX)
+# shellcheck source=tests/deploy/lib.sh
+source "$(dirname "$0")/lib.sh"
+deploy_init rexec-nginx-cluster
 chmod 755 "$tmp"  # the PostgreSQL cluster inside belongs to the postgres user
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  sleep 0.3
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  bash "$repo/tests/fixtures/pg_cluster.sh" stop "$tmp/pg" >/dev/null 2>&1 || true
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-fail() {
-  echo "FAIL: $*" >&2
-  for f in "$tmp"/*.log "$tmp"/nginx/logs/*.log; do
-    [ -f "$f" ] && { echo "---- $f" >&2; tail -n 30 "$f" >&2; }
-  done
-  exit 1
-}
-ok() { echo "ok: $*"; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+cleanup_extra() { bash "$repo/tests/fixtures/pg_cluster.sh" stop "$tmp/pg" >/dev/null 2>&1 || true; }
 
 rc=0
 bash "$repo/tests/fixtures/pg_cluster.sh" start "$tmp/pg" > "$tmp/pg.log" 2>&1 || rc=$?
@@ -48,9 +33,7 @@ redis_port=$(free_port)
 pids+=($!)
 for _ in $(seq 1 100); do grep -q "Ready to accept" "$tmp/redis.log" && break; sleep 0.05; done
 
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
-  -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1,DNS:localhost \
-  -keyout "$tmp/key.pem" -out "$tmp/cert.pem" 2>/dev/null || fail "openssl could not make a certificate"
+make_cert
 ngx_port=$(free_port)
 public="https://127.0.0.1:$ngx_port"
 
@@ -72,30 +55,9 @@ start_instance() {  # NAME
 for name in a b c; do start_instance "$name"; done
 
 # The shipped config; the upstream's one server line becomes the three instances.
-mkdir -p "$tmp/nginx/logs" "$tmp/nginx/conf"
-conf="$tmp/nginx/conf/rexec.conf"
 servers="server 127.0.0.1:${port[a]}; server 127.0.0.1:${port[b]}; server 127.0.0.1:${port[c]};"
-sed -e "s|server 127.0.0.1:8080;|$servers|" \
-    -e "s|listen 443 ssl;|listen 127.0.0.1:$ngx_port ssl;|" \
-    -e "s|server_name rexec.example.com;|server_name 127.0.0.1;|" \
-    -e "s|/etc/ssl/rexec/fullchain.pem|$tmp/cert.pem|" \
-    -e "s|/etc/ssl/rexec/privkey.pem|$tmp/key.pem|" \
-    "$repo/deploy/nginx/rexec.conf" > "$conf"
-grep -qF "$servers" "$conf" || fail "deploy/nginx/rexec.conf changed: no upstream line to substitute"
-cat > "$tmp/nginx/conf/nginx.conf" <<NGINX
-pid $tmp/nginx/nginx.pid;
-error_log $tmp/nginx/logs/error.log info;
-events { worker_connections 256; }
-http {
-  access_log $tmp/nginx/logs/access.log;
-  client_body_temp_path $tmp/nginx/body;
-  proxy_temp_path $tmp/nginx/proxy;
-  include $conf;
-}
-NGINX
-"$nginx_bin" -p "$tmp/nginx" -c "$tmp/nginx/conf/nginx.conf" -g 'daemon off; master_process off;' \
-  > "$tmp/nginx.log" 2>&1 &
-pids+=($!)
+conf=$(nginx_site "$repo" "$ngx_port" "$servers")
+start_nginx "$nginx_bin" "$conf"
 curl_n() { curl -sS --cacert "$tmp/cert.pem" "$@"; }
 for _ in $(seq 1 100); do curl_n -o /dev/null "$public/healthz" 2>/dev/null && break; sleep 0.05; done
 for _ in 1 2 3; do

@@ -13,29 +13,12 @@ if [ ! -x "$nginx_bin" ]; then
   [ -n "${REXEC_REQUIRE_NGINX:-}" ] && { echo "FAIL: nginx is not installed" >&2; exit 1; }
   echo "SKIP: nginx is not installed (apt-get install nginx)"; exit 77
 fi
-tmp=$(mktemp -d /tmp/rexec-nginx-XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  sleep 0.3
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-fail() {
-  echo "FAIL: $*" >&2
-  for f in "$tmp"/*.log "$tmp"/nginx/logs/*.log; do
-    [ -f "$f" ] && { echo "---- $f" >&2; tail -n 40 "$f" >&2; }
-  done
-  exit 1
-}
-ok() { echo "ok: $*"; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=tests/deploy/lib.sh
+source "$(dirname "$0")/lib.sh"
+deploy_init rexec-nginx
 
 # A certificate for 127.0.0.1, trusted through --ca-file and SSL_CERT_FILE.
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
-  -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1,DNS:localhost \
-  -keyout "$tmp/key.pem" -out "$tmp/cert.pem" 2>/dev/null || fail "openssl could not make a certificate"
+make_cert
 
 # rexec-server on loopback, believing nginx's X-Forwarded-For.
 ngx_port=$(free_port)
@@ -52,32 +35,8 @@ srv_port=$(sed -n 's/.*listening on http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$tmp/
 [ -n "$srv_port" ] || fail "rexec-server did not start"
 
 # The shipped config, with its CHANGE lines (and only those) made to fit this machine.
-mkdir -p "$tmp/nginx/logs" "$tmp/nginx/conf"
-conf="$tmp/nginx/conf/rexec.conf"
-sed -e "s|server 127.0.0.1:8080;|server 127.0.0.1:$srv_port;|" \
-    -e "s|listen 443 ssl;|listen 127.0.0.1:$ngx_port ssl;|" \
-    -e "s|server_name rexec.example.com;|server_name 127.0.0.1;|" \
-    -e "s|/etc/ssl/rexec/fullchain.pem|$tmp/cert.pem|" \
-    -e "s|/etc/ssl/rexec/privkey.pem|$tmp/key.pem|" \
-    "$repo/deploy/nginx/rexec.conf" > "$conf"
-for want in "server 127.0.0.1:$srv_port;" "listen 127.0.0.1:$ngx_port ssl;" "$tmp/cert.pem" "$tmp/key.pem"; do
-  grep -qF "$want" "$conf" || fail "deploy/nginx/rexec.conf changed: no line to substitute for $want"
-done
-cat > "$tmp/nginx/conf/nginx.conf" <<NGINX
-pid $tmp/nginx/nginx.pid;
-error_log $tmp/nginx/logs/error.log info;
-events { worker_connections 256; }
-http {
-  access_log $tmp/nginx/logs/access.log;
-  client_body_temp_path $tmp/nginx/body;
-  proxy_temp_path $tmp/nginx/proxy;
-  include $conf;
-}
-NGINX
-"$nginx_bin" -t -p "$tmp/nginx" -c "$tmp/nginx/conf/nginx.conf" > "$tmp/nginx-t.log" 2>&1 || fail "nginx -t refused the config"
-"$nginx_bin" -p "$tmp/nginx" -c "$tmp/nginx/conf/nginx.conf" -g 'daemon off; master_process off;' \
-  > "$tmp/nginx.log" 2>&1 &
-pids+=($!)
+conf=$(nginx_site "$repo" "$ngx_port" "server 127.0.0.1:$srv_port;")
+start_nginx "$nginx_bin" "$conf"
 curl_n() { curl -sS --cacert "$tmp/cert.pem" "$@"; }
 for _ in $(seq 1 100); do curl_n -o /dev/null "$public/healthz" 2>/dev/null && break; sleep 0.05; done
 [ "$(curl_n "$public/healthz")" = '{"status":"ok"}' ] || fail "healthz through nginx"
