@@ -18,6 +18,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <vector>
 
 namespace rx::server {
@@ -31,6 +32,13 @@ using nlohmann::json;
 // abandoned (its instance died, or Redis lost the messages).
 constexpr std::chrono::seconds kAnswerTimeout(30);
 constexpr std::chrono::seconds kStallTimeout(120);
+
+// The hop through Redis has a window of its own for uploads: the user's instance stops reading
+// the request body while more than this is published and not yet taken by the agent's instance.
+// Redis never pushes back, and a subscriber that falls too far behind is disconnected
+// (client-output-buffer-limit pubsub), which loses messages.
+constexpr std::uint64_t kHopWindow = 2U << 20U;
+constexpr std::uint64_t kTakenEvery = 256U << 10U;  // the agent's instance reports this often
 
 std::string stream_id() { return "fs-" + random_hex(12); }
 
@@ -82,9 +90,18 @@ struct FileRelay::Forward {
   HttpStream* stream = nullptr;  // null once the exchange is over
   bool answered = false;         // a response or head came back
   bool ended = false;
-  std::uint64_t body_seq = 0;  // next file_body to send
-  std::uint64_t data_seq = 0;  // next file_data expected
-  bool has_body = false;       // an upload: its answer comes only after the body
+  std::uint64_t body_seq = 0;   // next file_body to send
+  std::uint64_t data_seq = 0;   // next file_data expected
+  bool has_body = false;        // an upload: its answer comes only after the body
+  std::uint64_t published = 0;  // upload bytes sent to the agent's instance
+  std::uint64_t taken = 0;      // ... and taken by it (file_taken)
+  bool far_allows = true;       // the agent's instance has not asked to stop (file_receiving)
+
+  // Reads the request body only while both the far side and the hop's window allow it.
+  void apply_receiving() const {
+    if (stream != nullptr) stream->set_receiving(far_allows && published - taken < kHopWindow);
+  }
+
   Clock::time_point started = Clock::now();
   Clock::time_point last_heard = Clock::now();
 };
@@ -107,6 +124,8 @@ class FileRelay::ForwardHandler final : public HttpStreamHandler {
                                  {"stream", f_->id},
                                  {"seq", f_->body_seq++},
                                  {"data", proto::base64_encode(bytes)}});
+    f_->published += bytes.size();
+    if (f_->published - f_->taken >= kHopWindow) f_->apply_receiving();
   }
 
   void on_body_end() override {
@@ -202,6 +221,11 @@ class FileRelay::RemoteStream final : public HttpStream {
       auto bytes = proto::base64_decode(str(p, "data"));
       if (!bytes) return fail_closed();
       handler->on_body(*bytes);
+      taken_ += bytes->size();
+      if (taken_ - reported_ >= kTakenEvery) {
+        reported_ = taken_;
+        send({{"type", "file_taken"}, {"total", taken_}});
+      }
     } else if (type == "file_body_end") {
       handler->on_body_end();
     } else if (type == "file_written") {
@@ -248,6 +272,8 @@ class FileRelay::RemoteStream final : public HttpStream {
   std::uint64_t written_ = 0;
   std::uint64_t data_seq_ = 0;
   std::uint64_t body_seq_ = 0;
+  std::uint64_t taken_ = 0;     // upload bytes handed to the FileService
+  std::uint64_t reported_ = 0;  // ... and reported with file_taken
 };
 
 FileRelay::FileRelay(uv_loop_t* loop, PublishFn publish, StartFn start)
@@ -321,7 +347,11 @@ void FileRelay::on_forward_message(Forward& f, const std::string& type, const js
     ++f.data_seq;
     f.stream->write(std::move(*bytes));
   } else if (type == "file_receiving") {
-    f.stream->set_receiving(p.value("on", true));
+    f.far_allows = p.value("on", true);
+    f.apply_receiving();
+  } else if (type == "file_taken") {
+    f.taken = std::max(f.taken, std::min(num(p, "total"), f.published));
+    f.apply_receiving();
   } else if (type == "file_abort") {
     f.stream->abort();
     end();

@@ -166,6 +166,10 @@ class HttpTxn final : public WsiState, public HttpStream {
     if (receiving_ == on) return;
     receiving_ = on;
     lws_rx_flow_control(wsi_, on ? 1 : 0);
+    // Resumed from outside lws's own callbacks (a Redis message, say), lws would leave body
+    // bytes it had already read in its buffer until the next event on one of its sockets: wake
+    // its service, which then hands them over.
+    if (on) lws_cancel_service(lws_get_context(wsi_));
     // lws times out a request body that stops arriving; while we hold it back, it is us.
     if (!on) lws_set_timeout(wsi_, PENDING_TIMEOUT_HTTP_CONTENT, kHeldBodyTimeoutS);
   }
