@@ -3,6 +3,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <random>
 
 using rx::agent::OutputRing;
@@ -50,4 +53,31 @@ TEST_CASE("OutputRing agrees with a plain string over random appends", "[agent][
       REQUIRE(s.bytes == all.substr(from));
     }
   }
+}
+
+TEST_CASE("OutputRing in a memfd carries over to a second mapping", "[agent][ring]") {
+  auto first = OutputRing::create_shared(16);
+  REQUIRE(first);
+  REQUIRE(first->fd() >= 0);
+  first->append("0123456789");
+  first->append("abcdefghij");  // 20 bytes through a 16-byte ring
+  // What a new agent does with the memfd the keeper kept: map it and go on.
+  auto second = OutputRing::attach(rx::UniqueFd(::dup(first->fd())));
+  REQUIRE(second);
+  CHECK(second->end_offset() == 20);
+  CHECK(second->start_offset() == 4);
+  CHECK(second->read_from(0).bytes == "456789abcdefghij");
+  second->append("XY");
+  CHECK(second->read_from(18).bytes == "ijXY");
+  first.value() = std::move(second).value();  // the first mapping goes; the bytes stay
+  CHECK(first->read_from(0).bytes == "6789abcdefghijXY");
+}
+
+TEST_CASE("OutputRing refuses a memfd that holds no ring", "[agent][ring]") {
+  rx::UniqueFd fd(::memfd_create("not-a-ring", MFD_CLOEXEC));
+  REQUIRE(fd);
+  REQUIRE(::ftruncate(fd.get(), 4096) == 0);
+  auto r = OutputRing::attach(std::move(fd));
+  REQUIRE_FALSE(r);
+  CHECK(r.error().message == "not an output ring: bad header");
 }
