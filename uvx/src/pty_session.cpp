@@ -61,14 +61,8 @@ Result<std::unique_ptr<PtySession>> PtySession::start(uv_loop_t* loop, ChildReap
     return abandon(Error(Errc::kInvalidArgument, "null loop or zero read_buffer_bytes"));
   }
   std::unique_ptr<PtySession> s(new PtySession(loop, pid, std::move(callbacks), options));
-  auto* poll = new uv_poll_t();  // NOLINT(cppcoreguidelines-owning-memory): UvHandle frees it
-  if (const int rc = uv_poll_init(loop, poll, process.master_fd()); rc != 0) {
-    delete poll;  // NOLINT(cppcoreguidelines-owning-memory): never initialised, nothing to close
-    return abandon(Error::from_uv("uv_poll_init", rc));
-  }
+  if (auto st = s->watch_master(loop, process.master_fd()); !st) return abandon(st.error());
   s->master_ = UniqueFd(process.release_master());
-  s->poll_ = UvHandle<uv_poll_t>(poll);
-  poll->data = s.get();
   s->slave_ = process.take_slave();
   std::weak_ptr<PtySession*> weak = s->self_;
   reaper.watch(pid, [weak](ExitStatus st) {
@@ -77,10 +71,43 @@ Result<std::unique_ptr<PtySession>> PtySession::start(uv_loop_t* loop, ChildReap
   return s;
 }
 
+Result<std::unique_ptr<PtySession>> PtySession::adopt(uv_loop_t* loop, pid_t pid, UniqueFd master,
+                                                      Callbacks callbacks,
+                                                      PtySessionOptions options) {
+  if (loop == nullptr || pid <= 0 || !master || options.read_buffer_bytes == 0) {
+    return Error(Errc::kInvalidArgument, "adopt: bad pid, master fd, loop or read_buffer_bytes");
+  }
+  std::unique_ptr<PtySession> s(new PtySession(loop, pid, std::move(callbacks), options));
+  s->owns_child_ = false;
+  if (auto st = s->watch_master(loop, master.get()); !st) return st.error();
+  s->master_ = std::move(master);
+  return s;
+}
+
+Status PtySession::watch_master(uv_loop_t* loop, int fd) {
+  auto* poll = new uv_poll_t();  // NOLINT(cppcoreguidelines-owning-memory): UvHandle frees it
+  if (const int rc = uv_poll_init(loop, poll, fd); rc != 0) {
+    delete poll;  // NOLINT(cppcoreguidelines-owning-memory): never initialised, nothing to close
+    return Error::from_uv("uv_poll_init", rc);
+  }
+  poll_ = UvHandle<uv_poll_t>(poll);
+  poll->data = this;
+  return {};
+}
+
+void PtySession::child_exited(ExitStatus status) {
+  if (!exited_) handle_child_exit(status);
+}
+
+void PtySession::end_at_eof() {
+  end_at_eof_ = true;
+  if (eof_ && !exited_) handle_child_exit({-1, 0});
+}
+
 PtySession::~PtySession() {
   *self_ = nullptr;
   // The reaper's watch stays: its callback finds self_ cleared and only reaps.
-  if (!exited_) signal_group(SIGKILL);
+  if (!exited_ && owns_child_) signal_group(SIGKILL);
   // Members: poll_ is closed (and taken off epoll) before master_ is closed.
 }
 
@@ -190,6 +217,10 @@ void PtySession::handle_eof() {
   input_queued_ = 0;
   update_poll();
   drain_timer_.stop();
+  if (end_at_eof_ && !exited_) {
+    handle_child_exit({-1, 0});  // closes, and may destroy the session: nothing after this
+    return;
+  }
   maybe_close();
 }
 
@@ -249,7 +280,7 @@ Status PtySession::resize(pty::PtySize size) {
 }
 
 void PtySession::terminate(std::chrono::milliseconds timeout) {
-  if (exited_ || terminating_) return;
+  if (exited_ || terminating_ || !owns_child_) return;
   terminating_ = true;
   signal_group(SIGHUP);
   signal_group(SIGCONT);

@@ -85,6 +85,15 @@ class PtySession {
                                                                  pty::PtyProcess process,
                                                                  Callbacks callbacks = {},
                                                                  PtySessionOptions options = {});
+  // Takes over the master of a shell that is not our child: the shell keeper's (agent/src/
+  // keeper.h). Its exit is reported through child_exited(); terminate() and the destructor send
+  // no signal, since the pid may already be reaped and reused by the time we would; whoever owns
+  // the child ends it. Reads start paused. Errors: kInvalidArgument (pid, fd, null loop, zero
+  // read_buffer_bytes); kSystem from uv_poll_init.
+  [[nodiscard]] static Result<std::unique_ptr<PtySession>> adopt(uv_loop_t* loop, pid_t pid,
+                                                                 UniqueFd master,
+                                                                 Callbacks callbacks = {},
+                                                                 PtySessionOptions options = {});
   ~PtySession();
   PtySession(const PtySession&) = delete;
   PtySession& operator=(const PtySession&) = delete;
@@ -124,8 +133,18 @@ class PtySession {
   // Ends the shell: SIGHUP (and SIGCONT, so a stopped job sees it) to its process group now, and
   // SIGKILL to the group after `timeout` if the child has not exited by then. on_closed follows
   // the exit as usual, which needs reading to be on. A no-op after the child exited or when
-  // already terminating (the first deadline stands).
+  // already terminating (the first deadline stands), and for an adopted session (its owner ends
+  // it).
   void terminate(std::chrono::milliseconds timeout);
+
+  // An adopted session's child has exited: as the reaper's report is for one we started. A
+  // no-op after the first report.
+  void child_exited(ExitStatus status);
+
+  // An adopted session whose exit can no longer be reported (its keeper is gone): EOF on the
+  // master, which comes once every process on the terminal has closed it, ends the session with
+  // the status unknown (exit_code -1).
+  void end_at_eof();
 
   [[nodiscard]] pid_t pid() const { return pid_; }
 
@@ -137,6 +156,7 @@ class PtySession {
   struct Trampolines;
 
   PtySession(uv_loop_t* loop, pid_t pid, Callbacks callbacks, PtySessionOptions options);
+  Status watch_master(uv_loop_t* loop, int fd);
   void handle_poll(int status);
   void read_available();
   void flush_input();
@@ -168,6 +188,8 @@ class PtySession {
   bool exited_ = false;
   bool terminating_ = false;
   bool closed_ = false;
+  bool owns_child_ = true;  // false when adopted
+  bool end_at_eof_ = false;
 };
 
 }  // namespace rx::uvx
