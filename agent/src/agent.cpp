@@ -31,6 +31,7 @@
 
 #include "exec_runner.h"
 #include "file_transfers.h"
+#include "keeper.h"
 
 namespace rx::agent {
 
@@ -46,10 +47,14 @@ std::optional<std::string> env(const char* name) {
 
 // One shell and the last 256 KiB of its output, numbered by offset (PROTOCOL §4.3).
 struct Session {
+  explicit Session(OutputRing r) : ring(std::move(r)) {}
+
   std::string id;
   std::unique_ptr<uvx::PtySession> pty;
   OutputRing ring;
-  bool synced = false;  // this link has been told the offset of our next output byte
+  bool kept = false;      // the shell keeper's child, not ours (handover)
+  bool orphaned = false;  // kept, and the keeper is gone: nobody reaps it but init
+  bool synced = false;    // this link has been told the offset of our next output byte
   bool stopping = false;
   bool flow_paused = false;  // the server said every viewer is behind (shell_flow, v2)
 };
@@ -109,6 +114,11 @@ class Agent {
 
   // Sessions and exec.
   void start_session(const proto::ShellStart& m);
+  Result<std::unique_ptr<Session>> spawn_shell(const std::string& id,
+                                               std::optional<pty::PtySize> size);
+  Result<std::unique_ptr<Session>> adopt_shell(KeptShell kept);
+  void end_shell(Session& s);
+  void open_keeper(bool start);
   void apply_reading(Session& s);  // reads its PTY unless the link or its viewers are behind
   void stop_session(const std::string& id);
   void on_session_closed(const std::string& id, uvx::ExitStatus st);
@@ -141,6 +151,7 @@ class Agent {
   std::map<std::uint64_t, std::unique_ptr<ExecRunner>> execs_;
   std::vector<std::unique_ptr<ExecRunner>> finished_execs_;
   std::unique_ptr<FileTransfers> files_;
+  std::unique_ptr<KeeperLink> keeper_;  // with handover on; shells are its children
   uvx::Timer cleanup_timer_;
   std::uint64_t next_exec_ = 0;
   sysinfo::CpuSampler cpu_;
@@ -214,6 +225,25 @@ int Agent::run() {
 
   spdlog::info("agent starting id={} server={} shell={} version={}", options_.config.agent_id,
                *server, shell_, REXEC_VERSION);
+  if (options_.handover.count() > 0) {
+    open_keeper(false);  // a keeper left by the agent before us, if any: it has our shells
+    if (keeper_) {
+      for (auto& kept : keeper_->take_kept()) {
+        const std::string id = kept.id;
+        const pid_t pid = kept.pid;
+        auto session = adopt_shell(std::move(kept));
+        if (!session) {
+          spdlog::warn("kept shell not taken over sid={} error={}", id, session.error().message);
+          keeper_->release(id);
+          continue;
+        }
+        spdlog::info("session taken over sid={} pid={} offset={}", id, pid,
+                     (*session)->ring.end_offset());
+        apply_reading(**session);  // output goes on into the ring until the link is up
+        sessions_[id] = std::move(session).value();
+      }
+    }
+  }
   dial();
   idle_timer_.start(milliseconds(1000), milliseconds(1000), [this] {
     if (link_ && link_->is_open() && Clock::now() - last_rx_ > options_.idle_timeout) {
@@ -507,32 +537,102 @@ void Agent::start_session(const proto::ShellStart& m) {
                                    " shells are open on this agent)"});
     return;
   }
+  std::optional<pty::PtySize> size;
+  if (m.cols && m.rows) size = pty::PtySize{*m.cols, *m.rows};
+  auto session = spawn_shell(id, size);
+  if (!session) {
+    spdlog::warn("session failed sid={} error={}", id, session.error().message);
+    send(proto::ShellError{id, session.error().message});
+    return;
+  }
+  Session& s = **session;
+  if (!reading_paused_) s.pty->start_reading();
+  spdlog::info("session opened sid={} pid={}{}", id, s.pty->pid(), s.kept ? " kept=true" : "");
+  sessions_[id] = std::move(session).value();
+  send(proto::ShellStarted{id, true});
+}
+
+void Agent::open_keeper(bool start) {
+  KeeperLink::Handlers h;
+  h.on_exit = [this](const std::string& id, uvx::ExitStatus st) {
+    const auto it = sessions_.find(id);
+    if (it != sessions_.end() && it->second->kept) it->second->pty->child_exited(st);
+  };
+  h.on_lost = [this] {
+    // Its shells are orphans now: their exits cannot be reported, so EOF on each terminal ends
+    // its session. New shells go to a new keeper (or are our own children, if none starts).
+    for (auto& [id, s] : sessions_) {
+      if (!s->kept) continue;
+      s->pty->end_at_eof();
+      s->orphaned = true;
+    }
+  };
+  auto k = KeeperLink::open(&loop(), reaper_, options_.config.agent_id, options_.handover, start,
+                            std::move(h));
+  if (!k && k.error().code == Errc::kUnavailable) return;  // nobody kept shells for us
+  if (!k) {
+    spdlog::warn("shell handover unavailable, shells end with this agent: {}", k.error().message);
+    keeper_.reset();
+    return;
+  }
+  keeper_ = std::move(k).value();
+}
+
+Result<std::unique_ptr<Session>> Agent::spawn_shell(const std::string& id,
+                                                    std::optional<pty::PtySize> size) {
+  const auto on_output = [this](Session* raw) {
+    return [this, raw](std::string_view bytes) { send_output(*raw, bytes); };
+  };
+  const auto on_closed = [this, id](uvx::ExitStatus st) { on_session_closed(id, st); };
+  if (options_.handover.count() > 0 && (!keeper_ || keeper_->lost())) open_keeper(true);
+  if (keeper_ && !keeper_->lost()) {
+    auto kept = keeper_->spawn(id, shell_, size);
+    if (!kept) return kept.error();
+    return adopt_shell(std::move(kept).value());
+  }
   pty::SpawnOptions so;
   so.shell = shell_;
-  if (m.cols && m.rows) so.size = {*m.cols, *m.rows};
+  if (size) so.size = *size;
   auto proc = pty::spawn_pty(so);
-  if (!proc) {
-    spdlog::warn("session failed sid={} error={}", id, proc.error().message);
-    send(proto::ShellError{id, proc.error().message});
-    return;
-  }
-  const pid_t pid = proc->pid();
-  auto session = std::make_unique<Session>();
+  if (!proc) return proc.error();
+  auto session = std::make_unique<Session>(OutputRing());
   session->id = id;
-  Session* raw = session.get();
-  auto pty =
-      uvx::PtySession::start(&loop(), reaper_, std::move(proc).value(),
-                             {[this, raw](std::string_view bytes) { send_output(*raw, bytes); },
-                              [this, id](uvx::ExitStatus st) { on_session_closed(id, st); }});
-  if (!pty) {
-    send(proto::ShellError{id, pty.error().message});
-    return;
-  }
+  auto pty = uvx::PtySession::start(&loop(), reaper_, std::move(proc).value(),
+                                    {on_output(session.get()), on_closed});
+  if (!pty) return pty.error();
   session->pty = std::move(pty).value();
-  if (!reading_paused_) session->pty->start_reading();
-  sessions_[id] = std::move(session);
-  spdlog::info("session opened sid={} pid={}", id, pid);
-  send(proto::ShellStarted{id, true});
+  return session;
+}
+
+Result<std::unique_ptr<Session>> Agent::adopt_shell(KeptShell kept) {
+  auto session = std::make_unique<Session>(std::move(*kept.ring));
+  session->id = kept.id;
+  session->kept = true;
+  Session* raw = session.get();
+  auto pty = uvx::PtySession::adopt(
+      &loop(), kept.pid, std::move(kept.master),
+      {[this, raw](std::string_view bytes) { send_output(*raw, bytes); },
+       [this, id = kept.id](uvx::ExitStatus st) { on_session_closed(id, st); }});
+  if (!pty) return pty.error();
+  session->pty = std::move(pty).value();
+  if (kept.exited) session->pty->child_exited(*kept.exited);
+
+  return session;
+}
+
+void Agent::end_shell(Session& s) {
+  s.stopping = true;
+  if (s.orphaned) {
+    // No keeper to ask. The shell is still ours to end: EOF on its terminal, which would close
+    // this session, has not come, so its pid has not been reaped and reused.
+    (void)::kill(-s.pty->pid(), SIGHUP);
+    (void)::kill(-s.pty->pid(), SIGCONT);
+  } else if (s.kept && keeper_) {
+    keeper_->terminate(s.id, options_.stop_grace);
+  } else {
+    s.pty->terminate(options_.stop_grace);
+  }
+  s.pty->start_reading();  // drain to EOF even if the link is paused
 }
 
 void Agent::replay(Session& s, std::uint64_t from) {
@@ -554,9 +654,7 @@ void Agent::replay(Session& s, std::uint64_t from) {
 void Agent::stop_session(const std::string& id) {
   const auto it = sessions_.find(id);
   if (it == sessions_.end() || it->second->stopping) return;
-  it->second->stopping = true;
-  it->second->pty->terminate(options_.stop_grace);
-  it->second->pty->start_reading();  // drain to EOF even if the link is paused
+  end_shell(*it->second);
 }
 
 void Agent::on_session_closed(const std::string& id, uvx::ExitStatus st) {
@@ -571,7 +669,10 @@ void Agent::on_session_closed(const std::string& id, uvx::ExitStatus st) {
   spdlog::info("session closed sid={} exit={} signal={} bytes_out={}", id, st.exit_code,
                st.term_signal, bytes);
   send(stopped);
-  if (it != sessions_.end()) sessions_.erase(it);  // destroys the PtySession from its callback
+  if (it != sessions_.end()) {
+    if (it->second->kept && !it->second->orphaned && keeper_) keeper_->release(id);
+    sessions_.erase(it);  // destroys the PtySession from its callback
+  }
   if (stopping_) maybe_finish_shutdown();
 }
 
@@ -675,11 +776,16 @@ void Agent::begin_shutdown(int exit_code) {
   stats_timer_.stop();
   ping_timer_.stop();
   idle_timer_.stop();
-  for (auto& [id, s] : sessions_) {
-    s->stopping = true;
-    s->pty->terminate(options_.stop_grace);
-    s->pty->start_reading();
+  if (keeper_ && !keeper_->lost()) {
+    // Handover: the shells stay with the keeper, their output in the PTYs and the rings; the
+    // next agent takes them over. Ours are only descriptors (an adopted session never signals).
+    spdlog::info("leaving shells={} to the shell keeper for handover_ms={}", sessions_.size(),
+                 options_.handover.count());
+    std::erase_if(sessions_,
+                  [](const auto& kv) { return kv.second->kept && !kv.second->orphaned; });
+    keeper_.reset();
   }
+  for (auto& [id, s] : sessions_) end_shell(*s);
   execs_.clear();
   files_->cancel_all();
   // Bound the whole shutdown: SIGKILL happens at stop_grace; allow one more second to reap.

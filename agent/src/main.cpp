@@ -261,6 +261,16 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
 
+  long long handover_s = env_positive("REXEC_HANDOVER_S").value_or(0);
+  run->add_option("--handover", handover_s,
+                  "Seconds shells outlive this process, for the next `run` to take them over "
+                  "(0: they end with it; or REXEC_HANDOVER_S)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  std::string keeper_agent_id;
+  auto* keeper = app.add_subcommand("keeper", "");  // started by `run --handover`; no help entry
+  keeper->add_option("--agent-id", keeper_agent_id)->required();
+
   auto* status = app.add_subcommand("status", "Show the config and check the server");
   auto* unreg = app.add_subcommand("unregister", "Delete this agent on the server and its config");
   unreg->add_option("--token", f.token, "A user API token allowed to delete the agent");
@@ -289,6 +299,7 @@ int main(int argc, char** argv) {
     f.token = read_token_line();
     if (f.token.empty()) return fail("--token-stdin: no token on stdin");
   }
+  if (keeper->parsed()) return rx::agent::run_keeper(keeper_agent_id);
   if (reg->parsed()) return do_register(f);
   if (status->parsed()) return do_status(f);
   if (unreg->parsed()) return do_unregister(f);
@@ -310,6 +321,7 @@ int main(int argc, char** argv) {
   o.backoff_base = env_ms("REXEC_BACKOFF_BASE_MS", o.backoff_base);
   o.backoff_cap = env_ms("REXEC_BACKOFF_CAP_MS", o.backoff_cap);
   o.max_sessions = f.max_sessions;
+  o.handover = std::chrono::seconds(handover_s);
   o.v1_only = env("REXEC_PROTOCOL").value_or("") == "v1";
   return rx::agent::run_agent(o);
 }

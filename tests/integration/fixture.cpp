@@ -156,11 +156,14 @@ bool System::wait_online(const std::string& token, const std::string& agent_id,
       timeout);
 }
 
-void System::restart_agent(Agent& agent) {
+void System::restart_agent(Agent& agent, const std::vector<std::string>& run_env,
+                           const std::string& binary) {
   const std::string log = agent.process->log_path();
   agent.process.reset();
+  std::vector<std::string> env = run_env;
+  env.emplace_back("REXEC_LOG_LEVEL=debug");
   agent.process = std::make_unique<Process>(Process::start(
-      {agent_binary(), "run", "--config", agent.config_path}, log, {"REXEC_LOG_LEVEL=debug"}));
+      {binary.empty() ? agent_binary() : binary, "run", "--config", agent.config_path}, log, env));
 }
 
 void System::dump_logs() const {

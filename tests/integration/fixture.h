@@ -70,8 +70,10 @@ class System {
   bool wait_online(const std::string& token, const std::string& agent_id,
                    std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
-  // Starts `rexec-agent run` again for an already registered agent.
-  void restart_agent(Agent& agent);
+  // Starts `rexec-agent run` again for an already registered agent, with `run_env`, and from
+  // `binary` when given (an upgrade) instead of the built agent.
+  void restart_agent(Agent& agent, const std::vector<std::string>& run_env = {},
+                     const std::string& binary = "");
 
   Process& server() { return *server_; }
 

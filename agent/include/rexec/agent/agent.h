@@ -31,11 +31,19 @@ struct RunOptions {
   std::size_t exec_output_limit = 1U << 20U;
   std::size_t max_sessions = 64;  // shells open at once; a shell_start past it gets shell_error
   bool v1_only = false;           // offer only rexec.v1 (REXEC_PROTOCOL=v1: tests, benchmarks)
+  // Shell handover: when non-zero, shells are children of a keeper process and outlive this one
+  // by this long, for the next `rexec-agent run` to take them over (docs/architecture.md, "Shell
+  // handover"). Zero: shells end with the agent.
+  std::chrono::milliseconds handover{0};
 };
 
 // Runs until SIGTERM or SIGINT (returns 0 after an orderly shutdown: shells get SIGHUP, the
 // loop closes with no handle left) or a permanent refusal (returns kExitPermanent). Never
 // returns because the server is down or slow. Must be called on the main thread.
 int run_agent(const RunOptions& options);
+
+// The shell keeper's process (`rexec-agent keeper --agent-id ID`, started by run_agent when
+// handover is on). Returns its exit status.
+int run_keeper(const std::string& agent_id);
 
 }  // namespace rx::agent
