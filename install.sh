@@ -70,6 +70,9 @@ unit_path=/etc/systemd/system/rexec-agent.service
 # backoff while it runs; RestartSec only spaces out restarts after a crash. RestartSteps and
 # RestartMaxDelaySec (systemd 254+) grow that delay; older systemd ignores them with a notice.
 # Until the config exists (a .deb installed but not registered) the unit does not start at all.
+# Shells outlive a restart or an upgrade of the agent (docs/architecture.md, "Shell handover"):
+# --handover 60 keeps them for 60 s with the agent's keeper process, and KillMode=process lets
+# systemd stop only the agent itself; on `systemctl stop` the keeper ends them after those 60 s.
 print_unit() {
   cat <<EOF
 [Unit]
@@ -82,7 +85,8 @@ StartLimitIntervalSec=0
 
 [Service]
 Type=simple
-ExecStart=$1 --config $2 run
+ExecStart=$1 --config $2 run --handover 60
+KillMode=process
 Restart=always
 RestartSec=5
 RestartSteps=6

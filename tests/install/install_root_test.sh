@@ -99,7 +99,7 @@ installer --token "$token" --name root-box > "$tmp/i1.log" 2>&1 || { cat "$tmp/i
 [ "$(stat -c '%a %U' "$tmp/etc/rexec/agent.json")" = "600 root" ] || fail "config mode/owner"
 [ "$(stat -c %a "$tmp/etc/rexec")" = 700 ] || fail "/etc/rexec mode"
 unit=$tmp/etc/systemd/system/rexec-agent.service
-grep -qx "ExecStart=/usr/local/bin/rexec-agent --config /etc/rexec/agent.json run" "$unit" || fail "unit ExecStart"
+grep -qx "ExecStart=/usr/local/bin/rexec-agent --config /etc/rexec/agent.json run --handover 60" "$unit" || fail "unit ExecStart"
 grep -q "$token" "$unit" && fail "token in the unit"
 grep -q "rexec_" "$unit" && fail "a token in the unit"
 printf 'daemon-reload\nenable rexec-agent.service\nrestart rexec-agent.service\n' > "$tmp/want1"

@@ -33,7 +33,7 @@ check_entry drwx------ etc/rexec/
 control=$(dpkg-deb --ctrl-tarfile "$deb" | tar -t)
 grep -qx './postinst' <<<"$control" || fail "no postinst"
 dpkg-deb --fsys-tarfile "$deb" | tar -xO ./lib/systemd/system/rexec-agent.service > "$tmp/unit"
-grep -qx "ExecStart=/usr/bin/rexec-agent --config /etc/rexec/agent.json run" "$tmp/unit" || fail "unit ExecStart"
+grep -qx "ExecStart=/usr/bin/rexec-agent --config /etc/rexec/agent.json run --handover 60" "$tmp/unit" || fail "unit ExecStart"
 grep -qx "ConditionPathExists=/etc/rexec/agent.json" "$tmp/unit" || fail "unit starts unconfigured"
 grep -qx "RestartPreventExitStatus=78" "$tmp/unit" || fail "unit restart policy"
 ok "fields, modes and unit"
