@@ -16,7 +16,7 @@ namespace {
 
 // The same records as SqliteStore's migrations, in PostgreSQL's types. Append only; the table
 // rexec_schema records how many ran. `seq` columns give insertion order (SQLite's rowid).
-constexpr std::array<const char*, 2> kMigrations = {R"sql(
+constexpr std::array<const char*, 3> kMigrations = {R"sql(
 CREATE TABLE users (
   id TEXT PRIMARY KEY, username TEXT NOT NULL UNIQUE, tier TEXT NOT NULL,
   is_admin BOOLEAN NOT NULL DEFAULT false, subscription_active BOOLEAN NOT NULL DEFAULT false,
@@ -48,6 +48,13 @@ CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE user_mfa (
   user_id TEXT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE, secret TEXT NOT NULL,
   last_step BIGINT NOT NULL DEFAULT 0, enrolled_at BIGINT NOT NULL);
+)sql",
+                                                    R"sql(
+CREATE TABLE audit_events (
+  id BIGSERIAL PRIMARY KEY, at BIGINT NOT NULL, type TEXT NOT NULL, user_id TEXT NOT NULL,
+  owner_id TEXT NOT NULL, agent_id TEXT, session_id TEXT, details TEXT NOT NULL DEFAULT '{}');
+CREATE INDEX audit_events_owner ON audit_events(owner_id, id);
+CREATE INDEX audit_events_at ON audit_events(at);
 )sql"};
 
 // Any number, so instances migrating the same database at once take turns.
@@ -628,6 +635,48 @@ Result<bool> PgStore::use_mfa_step(const std::string& user_id, std::int64_t step
 
 Status PgStore::set_mfa_locked(const std::string& agent_id, bool locked) {
   return conn_->exec("UPDATE agents SET mfa_locked=$1 WHERE id=$2", {p(locked), p(agent_id)});
+}
+
+Status PgStore::add_audit(const AuditEvent& e) {
+  // Written behind, in order with the other queued writes: ids follow the order of recording.
+  return write_behind(
+      {{"INSERT INTO audit_events (at, type, user_id, owner_id, agent_id, session_id, details) "
+        "VALUES ($1,$2,$3,$4,$5,$6,$7)",
+        {p(e.at), p(e.type), p(e.user_id), p(e.owner_id), p(e.agent_id), p(e.session_id),
+         p(e.details)}}});
+}
+
+Result<std::vector<AuditEvent>> PgStore::audit_events(const AuditQuery& q) {
+  std::string text =
+      "SELECT id, at, type, user_id, owner_id, agent_id, session_id, details FROM audit_events "
+      "WHERE true";
+  std::vector<Param> params;
+  const auto where = [&](const char* clause, Param v) {
+    params.push_back(std::move(v));
+    text += std::string(" AND ") + clause + "$" + std::to_string(params.size());
+  };
+  if (q.owner_id) where("owner_id=", p(*q.owner_id));
+  if (q.agent_id) where("agent_id=", p(*q.agent_id));
+  if (q.type) where("type=", p(*q.type));
+  if (q.before) where("id<", p(*q.before));
+  params.push_back(p(static_cast<std::int64_t>(q.limit)));
+  text += " ORDER BY id DESC LIMIT $" + std::to_string(params.size());
+  return collect<AuditEvent>(conn_->run(text, params), [](const PgResult& r, int i) {
+    AuditEvent e;
+    e.id = r.i64(i, 0);
+    e.at = r.i64(i, 1);
+    e.type = r.text(i, 2);
+    e.user_id = r.text(i, 3);
+    e.owner_id = r.text(i, 4);
+    e.agent_id = r.opt_text(i, 5);
+    e.session_id = r.opt_text(i, 6);
+    e.details = r.text(i, 7);
+    return e;
+  });
+}
+
+Status PgStore::prune_audit(Millis cutoff) {
+  return write_behind({{"DELETE FROM audit_events WHERE at<$1", {p(cutoff)}}});
 }
 
 Result<std::string> PgStore::setting(const std::string& key) {

@@ -12,7 +12,7 @@ namespace rx::server {
 namespace {
 
 // Schema migrations, applied in order; PRAGMA user_version records how many ran. Append only.
-constexpr std::array<const char*, 2> kMigrations = {R"sql(
+constexpr std::array<const char*, 3> kMigrations = {R"sql(
 CREATE TABLE users (
   id TEXT PRIMARY KEY, username TEXT NOT NULL UNIQUE, tier TEXT NOT NULL,
   is_admin INTEGER NOT NULL DEFAULT 0, subscription_active INTEGER NOT NULL DEFAULT 0,
@@ -42,6 +42,14 @@ CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE user_mfa (
   user_id TEXT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE, secret TEXT NOT NULL,
   last_step INTEGER NOT NULL DEFAULT 0, enrolled_at INTEGER NOT NULL);
+)sql",
+                                                    R"sql(
+CREATE TABLE audit_events (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, type TEXT NOT NULL,
+  user_id TEXT NOT NULL, owner_id TEXT NOT NULL, agent_id TEXT, session_id TEXT,
+  details TEXT NOT NULL DEFAULT '{}');
+CREATE INDEX audit_events_owner ON audit_events(owner_id, id);
+CREATE INDEX audit_events_at ON audit_events(at);
 )sql"};
 
 Error db_error(sqlite3* db, const std::string& what) {
@@ -501,6 +509,55 @@ Result<bool> SqliteStore::use_mfa_step(const std::string& user_id, std::int64_t 
 Status SqliteStore::set_mfa_locked(const std::string& agent_id, bool locked) {
   Stmt s(*this, "UPDATE agents SET mfa_locked=? WHERE id=?");
   return s.bind(1, locked).bind(2, agent_id).run();
+}
+
+Status SqliteStore::add_audit(const AuditEvent& e) {
+  Stmt s(*this,
+         "INSERT INTO audit_events (at, type, user_id, owner_id, agent_id, session_id, details) "
+         "VALUES (?,?,?,?,?,?,?)");
+  return s.bind(1, e.at)
+      .bind(2, e.type)
+      .bind(3, e.user_id)
+      .bind(4, e.owner_id)
+      .bind(5, e.agent_id)
+      .bind(6, e.session_id)
+      .bind(7, e.details)
+      .run();
+}
+
+Result<std::vector<AuditEvent>> SqliteStore::audit_events(const AuditQuery& q) {
+  // Only the filters asked for, so the (owner_id, id) index serves a user's newest events.
+  std::string text =
+      "SELECT id, at, type, user_id, owner_id, agent_id, session_id, details FROM audit_events "
+      "WHERE 1=1";
+  if (q.owner_id) text += " AND owner_id=?1";
+  if (q.agent_id) text += " AND agent_id=?2";
+  if (q.type) text += " AND type=?3";
+  if (q.before) text += " AND id<?4";
+  text += " ORDER BY id DESC LIMIT ?5";
+  Stmt s(*this, text.c_str());
+  if (q.owner_id) s.bind(1, *q.owner_id);
+  if (q.agent_id) s.bind(2, *q.agent_id);
+  if (q.type) s.bind(3, *q.type);
+  if (q.before) s.bind(4, *q.before);
+  s.bind(5, static_cast<std::int64_t>(q.limit));
+  return collect<AuditEvent>(s, [](const Stmt& r) {
+    AuditEvent e;
+    e.id = r.i64(0);
+    e.at = r.i64(1);
+    e.type = r.text(2);
+    e.user_id = r.text(3);
+    e.owner_id = r.text(4);
+    e.agent_id = r.opt_text(5);
+    e.session_id = r.opt_text(6);
+    e.details = r.text(7);
+    return e;
+  });
+}
+
+Status SqliteStore::prune_audit(Millis cutoff) {
+  Stmt s(*this, "DELETE FROM audit_events WHERE at<?");
+  return s.bind(1, cutoff).run();
 }
 
 Result<std::string> SqliteStore::init_setting(const std::string& key, const std::string& value) {

@@ -8,6 +8,7 @@
 
 #include <sys/stat.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <set>
 #include <thread>
@@ -90,18 +91,123 @@ TEST_CASE("migrations run once and reopening keeps the data", "[server]") {
   {
     auto s = SqliteStore::open(t.path());
     REQUIRE(s);
-    CHECK((*s)->schema_version() == 2);
+    CHECK((*s)->schema_version() == 3);
     REQUIRE((*s)->create_user({"u1", "alice", "free", false, false, 1}));
   }
   auto again = SqliteStore::open(t.path());
   REQUIRE(again);
-  CHECK((*again)->schema_version() == 2);
+  CHECK((*again)->schema_version() == 3);
   auto u = (*again)->user_by_name("alice");
   REQUIRE(u);
   REQUIRE(u->has_value());
   CHECK((*u)->id == "u1");
   CHECK((*again)->create_user({"u2", "alice", "free", false, false, 1}).error().code ==
         rx::Errc::kExists);
+}
+
+// A database of schema version 2 (before audit_events), as a server of that version left it, is
+// upgraded in place when a newer server opens it: its records stay.
+TEST_CASE("a version 2 database is upgraded to audit events, keeping its data", "[server]") {
+  const std::string kind = GENERATE(as<std::string>{}, "sqlite", "postgres");
+  INFO(kind);
+  Backend b = open_backend(kind);
+  if (!b.store) return;
+  REQUIRE(b.store->create_user({"u1", "alice", "free", false, false, 1}));
+  b.store.reset();
+  // Back to version 2, as if migration 3 had never run.
+  const std::string cmd =
+      kind == "sqlite"
+          ? "/usr/bin/sqlite3 " + b.file->path() +
+                " 'DROP TABLE audit_events; PRAGMA user_version=2;'"
+          : "psql -q '" + b.pg->url() +
+                "' -c 'DROP TABLE audit_events; DELETE FROM rexec_schema WHERE version=3;'";
+  REQUIRE(std::system(cmd.c_str()) == 0);  // NOLINT(cert-env33-c): test set-up
+  std::unique_ptr<Store> again;
+  int version = 0;
+  if (kind == "sqlite") {
+    auto s = SqliteStore::open(b.file->path());
+    REQUIRE(s);
+    version = (*s)->schema_version();
+    again = std::move(*s);
+  } else {
+    auto s = PgStore::open(b.pg->url());
+    REQUIRE(s);
+    version = (*s)->schema_version();
+    again = std::move(*s);
+  }
+  CHECK(version == 3);
+  CHECK((*again->user_by_name("alice"))->id == "u1");
+  AuditEvent e;
+  e.at = 5;
+  e.type = "token_created";
+  e.user_id = e.owner_id = "u1";
+  REQUIRE(again->add_audit(e));
+  again->flush();
+  CHECK(again->audit_events({})->size() == 1);
+}
+
+TEST_CASE("audit events: newest first, filters, paging, owners, retention", "[server]") {
+  const std::string kind = GENERATE(as<std::string>{}, "sqlite", "postgres");
+  INFO(kind);
+  Backend b = open_backend(kind);
+  if (!b.store) return;
+  Store& st = *b.store;
+  const auto event = [&](Millis at, const std::string& type, const std::string& owner,
+                         std::optional<std::string> agent) {
+    AuditEvent e;
+    e.at = at;
+    e.type = type;
+    e.user_id = owner;
+    e.owner_id = owner;
+    e.agent_id = std::move(agent);
+    e.details = R"({"n":)" + std::to_string(at) + "}";
+    REQUIRE(st.add_audit(e));
+  };
+  event(10, "agent_registered", "u1", "a1");
+  event(20, "terminal_opened", "u1", "a1");
+  event(30, "token_created", "u2", std::nullopt);
+  event(40, "terminal_closed", "u1", "a2");
+  event(50, "terminal_opened", "u1", "a2");
+  st.flush();
+  AuditQuery all;
+  auto rows = st.audit_events(all);
+  REQUIRE(rows);
+  REQUIRE(rows->size() == 5);
+  CHECK(rows->front().at == 50);
+  CHECK(rows->back().at == 10);
+  CHECK(rows->front().id > rows->back().id);
+  CHECK(rows->back().details == R"({"n":10})");
+  CHECK(rows->back().agent_id == std::optional<std::string>("a1"));
+  CHECK_FALSE(rows->back().session_id);
+  CHECK_FALSE((*rows)[2].agent_id);
+
+  AuditQuery mine;
+  mine.owner_id = "u1";
+  CHECK(st.audit_events(mine)->size() == 4);
+  mine.agent_id = "a2";
+  CHECK(st.audit_events(mine)->size() == 2);
+  mine.type = "terminal_opened";
+  rows = st.audit_events(mine);
+  REQUIRE(rows->size() == 1);
+  CHECK(rows->front().at == 50);
+
+  // Paging: two at a time, by id.
+  AuditQuery page;
+  page.owner_id = "u1";
+  page.limit = 2;
+  auto first = st.audit_events(page);
+  REQUIRE(first->size() == 2);
+  page.before = first->back().id;
+  auto second = st.audit_events(page);
+  REQUIRE(second->size() == 2);
+  CHECK(second->front().at == 20);
+  CHECK(second->back().at == 10);
+
+  REQUIRE(st.prune_audit(30));
+  st.flush();
+  rows = st.audit_events(all);
+  REQUIRE(rows->size() == 3);
+  CHECK(rows->back().at == 30);
 }
 
 TEST_CASE("an unwritable database path is a clear error", "[server]") {
@@ -268,7 +374,7 @@ TEST_CASE("postgres: migrations run once, also when instances start together", "
   for (std::size_t i = 0; i < stores.size(); ++i) {
     INFO(errors[i]);
     REQUIRE(stores[i]);
-    CHECK(stores[i]->schema_version() == 2);
+    CHECK(stores[i]->schema_version() == 3);
   }
   // Each instance proposes its own secret; all of them keep the one that won.
   std::set<std::string> secrets;
@@ -280,7 +386,7 @@ TEST_CASE("postgres: migrations run once, also when instances start together", "
   stores.clear();
   auto again = PgStore::open(db.url());
   REQUIRE(again);
-  CHECK((*again)->schema_version() == 2);
+  CHECK((*again)->schema_version() == 3);
   CHECK((*again)->user_by_name("alice")->has_value());
   CHECK((*again)->create_user({"u2", "alice", "free", false, false, 1}).error().code ==
         rx::Errc::kExists);

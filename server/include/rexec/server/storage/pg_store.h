@@ -81,6 +81,9 @@ class PgStore final : public Store {
   Result<std::optional<MfaRecord>> mfa_of(const std::string& user_id) override;
   Result<bool> use_mfa_step(const std::string& user_id, std::int64_t step) override;
   Status set_mfa_locked(const std::string& agent_id, bool locked) override;
+  Status add_audit(const AuditEvent& e) override;
+  Result<std::vector<AuditEvent>> audit_events(const AuditQuery& q) override;
+  Status prune_audit(Millis cutoff) override;
   Result<std::string> setting(const std::string& key) override;
   Result<std::string> init_setting(const std::string& key, const std::string& value) override;
   Status set_setting(const std::string& key, const std::string& value) override;

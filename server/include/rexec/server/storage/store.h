@@ -64,6 +64,28 @@ struct MfaRecord {
   Millis enrolled_at = 0;
 };
 
+// One audit record (docs/security.md "Audit"). It never holds a token, a secret or terminal
+// bytes: ids, sizes, paths and outcomes only.
+struct AuditEvent {
+  std::int64_t id = 0;  // assigned by the store, increasing; 0 before it is stored
+  Millis at = 0;
+  std::string type;      // stable snake_case: agent_registered, terminal_opened, ...
+  std::string user_id;   // who acted
+  std::string owner_id;  // whose records (the agent's owner): who may read the event
+  std::optional<std::string> agent_id;
+  std::optional<std::string> session_id;
+  std::string details = "{}";  // a JSON object: byte counts, path, status, reason...
+};
+
+// Which audit events to read: newest first, at most `limit`.
+struct AuditQuery {
+  std::optional<std::string> owner_id;  // nullopt: every owner (an admin)
+  std::optional<std::string> agent_id;
+  std::optional<std::string> type;
+  std::optional<std::int64_t> before;  // only ids below this (paging)
+  std::size_t limit = 100;
+};
+
 // Every method returns kStorage on a database failure (kExists when a constraint refuses the
 // write) and never throws. Loop thread only.
 class Store {
@@ -113,6 +135,12 @@ class Store {
   // was used before (a replay), so each code works once.
   virtual Result<bool> use_mfa_step(const std::string& user_id, std::int64_t step) = 0;
   virtual Status set_mfa_locked(const std::string& agent_id, bool locked) = 0;
+
+  // Audit events (docs/security.md "Audit"). A backend may write them behind, in order.
+  virtual Status add_audit(const AuditEvent& e) = 0;
+  virtual Result<std::vector<AuditEvent>> audit_events(const AuditQuery& q) = 0;
+  // Deletes the events older than `cutoff`.
+  virtual Status prune_audit(Millis cutoff) = 0;
 
   // A trivial query: OK when the database answers (GET /readyz).
   virtual Status ping() = 0;
