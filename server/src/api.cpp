@@ -92,6 +92,7 @@ Api::Api(const ServerConfig& config, Store& store, Authenticator& auth)
     : config_(config),
       store_(store),
       auth_(auth),
+      audit_(store, config.audit_retention),
       limiter_(config.rate_limit_per_sec, config.rate_limit_burst),
       downloads_(config.downloads_dir) {}
 
@@ -249,6 +250,7 @@ HttpResponse Api::handle(const HttpRequest& req) {
   }
   if (p.is_agent_scoped()) return error(403, "token scope does not allow this");
   if (req.path == "/api/auth/token") return exchange_token(p, req);
+  if (req.path == "/api/audit") return audit_route(p, req);
   if (parts.size() >= 2 && parts[1] == "agents") {
     if (parts.size() == 2 && req.method == "GET") return list_agents(p);
     if ((parts.size() == 2 || (parts.size() == 3 && parts[2] == "register")) &&
@@ -276,18 +278,29 @@ UpgradeDecision Api::upgrade(const HttpRequest& req) {
   return route_socket(req);
 }
 
-std::optional<UpgradeDecision> Api::socket_limit(const Principal& p, const HttpRequest& req) {
+std::optional<UpgradeDecision> Api::socket_limit(const Principal& p, const HttpRequest& req,
+                                                 const std::string& agent_id) {
+  std::optional<json> over;
   if (hub_->user_sockets(p.user_id) >= config_.max_sockets_per_user) {
-    return refuse(429, json{{"error", "too many open sockets for this user"},
-                            {"code", "socket_limit_reached"},
-                            {"limit", config_.max_sockets_per_user}});
+    over = json{{"error", "too many open sockets for this user"},
+                {"code", "socket_limit_reached"},
+                {"limit", config_.max_sockets_per_user}};
+  } else if (hub_->address_sockets(req.peer) >= config_.max_sockets_per_ip) {
+    over = json{{"error", "too many open sockets from this address"},
+                {"code", "socket_limit_reached"},
+                {"limit", config_.max_sockets_per_ip}};
   }
-  if (hub_->address_sockets(req.peer) >= config_.max_sockets_per_ip) {
-    return refuse(429, json{{"error", "too many open sockets from this address"},
-                            {"code", "socket_limit_reached"},
-                            {"limit", config_.max_sockets_per_ip}});
-  }
-  return std::nullopt;
+  if (!over) return std::nullopt;
+  audit_refusal(p, agent_id, *over);
+  return refuse(429, *over);
+}
+
+void Api::audit_refusal(const Principal& p, const std::string& agent_id, const json& refusal) {
+  json details = {{"code", refusal.value("code", "")}, {"error", refusal.value("error", "")}};
+  if (refusal.contains("limit")) details["limit"] = refusal["limit"];
+  audit_.record("limit_refused", p.user_id, p.user_id,
+                agent_id.empty() ? std::nullopt : std::optional<std::string>(agent_id),
+                std::nullopt, details);
 }
 
 UpgradeDecision Api::route_socket(const HttpRequest& req) {
@@ -299,7 +312,7 @@ UpgradeDecision Api::route_socket(const HttpRequest& req) {
   if (req.path == "/api/events") {
     if (p.is_agent_scoped()) return refuse(403, "not authorized");
     if (!origin_ok(req)) return refuse(403, "origin not allowed");
-    if (auto over = socket_limit(p, req)) return std::move(*over);
+    if (auto over = socket_limit(p, req, "")) return std::move(*over);
     UpgradeDecision d;
     d.accept = [this, user = p.user_id](WsConn& c) { return hub_->accept_events(c, user); };
     return d;
@@ -340,14 +353,18 @@ UpgradeDecision Api::route_socket(const HttpRequest& req) {
     } else {
       open = hub_->terminal_agents(p.user_id);
     }
+    std::optional<json> over;
     if (*limit == 0) {
-      return refuse(403, json{{"error", "agent terminals not available for your plan"},
-                              {"code", "agent_terminal_limit_reached"}});
+      over = json{{"error", "agent terminals not available for your plan"},
+                  {"code", "agent_terminal_limit_reached"}};
+    } else if (open.count(a.id) == 0 && static_cast<int>(open.size()) >= *limit) {
+      over = json{{"error", "agent terminal limit reached for your plan"},
+                  {"code", "agent_terminal_limit_reached"},
+                  {"limit", *limit}};
     }
-    if (open.count(a.id) == 0 && static_cast<int>(open.size()) >= *limit) {
-      return refuse(403, json{{"error", "agent terminal limit reached for your plan"},
-                              {"code", "agent_terminal_limit_reached"},
-                              {"limit", *limit}});
+    if (over) {
+      audit_refusal(p, a.id, *over);
+      return refuse(403, *over);
     }
   }
   if (a.mfa_locked && !mfa_verified(p.user_id)) return refuse(423, "terminal is MFA protected");
@@ -363,7 +380,7 @@ UpgradeDecision Api::route_socket(const HttpRequest& req) {
   }
   const bool local = cluster_ == nullptr || where == cluster_->instance_id();
   if (!origin_ok(req)) return refuse(403, "origin not allowed");
-  if (auto over = socket_limit(p, req)) return std::move(*over);
+  if (auto over = socket_limit(p, req, a.id)) return std::move(*over);
   const bool split = req.query_param("newSession").value_or("") == "true";
   std::string conn_id = req.query_param("id").value_or("");
   if (conn_id.empty()) conn_id = random_hex(8);
@@ -371,9 +388,11 @@ UpgradeDecision Api::route_socket(const HttpRequest& req) {
   const std::string sid = split ? "split-" + conn_id : "main";
   if (local && !hub_->has_session(a.id, sid) &&
       hub_->session_count(a.id) >= config_.max_sessions_per_agent) {
-    return refuse(403, json{{"error", "session limit reached for this agent"},
-                            {"code", "session_limit_reached"},
-                            {"limit", config_.max_sessions_per_agent}});
+    const json over = {{"error", "session limit reached for this agent"},
+                       {"code", "session_limit_reached"},
+                       {"limit", config_.max_sessions_per_agent}};
+    audit_refusal(p, a.id, over);
+    return refuse(403, over);
   }
   UpgradeDecision d;
   TerminalRequest t{a.id, p.user_id, conn_id, split, std::nullopt};
@@ -399,16 +418,22 @@ HttpResponse Api::register_agent(const Principal& p, const HttpRequest& req) {
   }
   const auto limit = plan_limit(p.tier, p.is_admin, p.subscription_active, config_.plan_limits);
   if (limit) {
+    std::optional<json> over;
     if (*limit == 0) {
-      return reply(403, {{"error", "agent registration not available for your plan"},
-                         {"code", "agent_limit_reached"}});
+      over = json{{"error", "agent registration not available for your plan"},
+                  {"code", "agent_limit_reached"}};
+    } else {
+      auto count = store_.count_agents(p.user_id);
+      if (!count) return error(500, "internal error");
+      if (*count >= *limit) {
+        over = json{{"error", "agent limit reached for your plan"},
+                    {"code", "agent_limit_reached"},
+                    {"limit", *limit}};
+      }
     }
-    auto count = store_.count_agents(p.user_id);
-    if (!count) return error(500, "internal error");
-    if (*count >= *limit) {
-      return reply(403, {{"error", "agent limit reached for your plan"},
-                         {"code", "agent_limit_reached"},
-                         {"limit", *limit}});
+    if (over) {
+      audit_refusal(p, "", *over);
+      return reply(403, *over);
     }
   }
   const auto str = [&](const char* k) {
@@ -442,6 +467,8 @@ HttpResponse Api::register_agent(const Principal& p, const HttpRequest& req) {
   a.token_id = t.id;
   if (!store_.create_agent(a) || !store_.create_token(t)) return error(500, "internal error");
   spdlog::info("agent registered agent={} user={}", a.id, p.user_id);
+  audit_.record("agent_registered", p.user_id, p.user_id, a.id, std::nullopt,
+                {{"name", a.name}, {"token_id", t.id}});
   return reply(201, {{"id", a.id},
                      {"name", a.name},
                      {"token", token},
@@ -523,6 +550,8 @@ HttpResponse Api::agent_route(const Principal& p, const HttpRequest& req, const 
     hub_->drop_agent(a.id);
     if (cluster_ != nullptr) cluster_->revoked(*revoked, a.id);
     spdlog::info("agent deleted agent={} user={}", a.id, p.user_id);
+    audit_.record("agent_deleted", p.user_id, a.user_id, a.id, std::nullopt,
+                  {{"name", a.name}, {"revoked_tokens", revoked->size()}});
     return reply(200, {{"message", "agent deleted"}});
   }
   return error(404, "not found");
@@ -551,6 +580,7 @@ HttpResponse Api::mfa_route(const Principal& p, const HttpRequest& req, const st
   if (action == "mfa-lock") {
     if (!store_.set_mfa_locked(a.id, true)) return error(500, "internal error");
     spdlog::info("agent mfa locked agent={} user={}", a.id, p.user_id);
+    audit_.record("mfa_locked", p.user_id, a.user_id, a.id, std::nullopt, json::object());
     return reply(200, {{"agent_id", a.id}, {"locked", true}, {"message", "terminal locked"}});
   }
   if (action != "mfa-unlock" && action != "mfa-verify") return error(404, "not found");
@@ -579,16 +609,22 @@ HttpResponse Api::mfa_route(const Principal& p, const HttpRequest& req, const st
   if (!fresh) {
     failures.push_back(now);
     spdlog::warn("mfa code refused user={} agent={} action={}", p.user_id, a.id, action);
+    audit_.record("mfa_refused", p.user_id, a.user_id, a.id, std::nullopt,
+                  {{"action", action}, {"failures", failures.size()}});
     return error(401, "invalid MFA code");
   }
   failures.clear();
   if (action == "mfa-unlock") {
     if (!store_.set_mfa_locked(a.id, false)) return error(500, "internal error");
     spdlog::info("agent mfa unlocked agent={} user={}", a.id, p.user_id);
+    audit_.record("mfa_unlocked", p.user_id, a.user_id, a.id, std::nullopt, json::object());
     return reply(200, {{"agent_id", a.id}, {"locked", false}, {"message", "terminal unlocked"}});
   }
   mfa_verified_until_[p.user_id] = now + kMfaVerifiedFor;
   spdlog::info("mfa verified user={}", p.user_id);
+  audit_.record(
+      "mfa_verified", p.user_id, a.user_id, a.id, std::nullopt,
+      {{"expires_in", std::chrono::duration_cast<std::chrono::seconds>(kMfaVerifiedFor).count()}});
   return reply(200, {{"verified", true},
                      {"expires_in",
                       std::chrono::duration_cast<std::chrono::seconds>(kMfaVerifiedFor).count()}});
@@ -668,6 +704,11 @@ HttpResponse Api::tokens_route(const Principal& p, const HttpRequest& req,
     }
     t.created_at = now;
     if (!store_.create_token(t)) return error(500, "internal error");
+    audit_.record("token_created", p.user_id, p.user_id, std::nullopt, std::nullopt,
+                  {{"token_id", t.id},
+                   {"name", t.name},
+                   {"scopes", t.scopes},
+                   {"expires_at", t.expires_at ? json(*t.expires_at) : json(nullptr)}});
     return reply(201, {{"token", token},
                        {"id", t.id},
                        {"name", t.name},
@@ -682,6 +723,8 @@ HttpResponse Api::tokens_route(const Principal& p, const HttpRequest& req,
     if (!*ok) return error(404, "token not found");
     auth_.invalidate_token(rest);
     if (cluster_ != nullptr) cluster_->revoked({rest});
+    audit_.record("token_revoked", p.user_id, p.user_id, std::nullopt, std::nullopt,
+                  {{"token_id", rest}});
     return reply(200, {{"message", "token revoked"}});
   }
   return error(404, "not found");
@@ -697,6 +740,15 @@ void Api::attach(Hub& hub) {
   FileServiceConfig fc;
   fc.max_upload = config_.max_upload_bytes;
   files_ = std::make_unique<FileService>(hub.loop(), hub, fc);
+  files_->set_outcome_observer([this](const FileOutcome& o) {
+    json details = {
+        {"direction", o.kind}, {"path", o.path}, {"bytes", o.bytes}, {"status", o.status}};
+    if (!o.error.empty()) details["error"] = o.error;
+    if (!o.sha256.empty()) details["sha256"] = o.sha256;
+    // Only an agent's owner may move its files, so the user is the owner. A request relayed by
+    // an instance that predates the user id in file_start is recorded without one.
+    audit_.record("file_transferred", o.user_id, o.user_id, o.agent_id, std::nullopt, details);
+  });
   Hub::FileHooks hooks;
   hooks.message = [this](const std::string& agent, const proto::AgentMessage& m) {
     files_->on_agent_message(agent, m);
@@ -778,8 +830,12 @@ std::unique_ptr<HttpStreamHandler> Api::stream(const HttpRequest& req, HttpStrea
     }
     elsewhere = **located;
   }
-  FileRequest request{listing ? "list" : (req.method == "GET" ? "get" : "put"), a.id, path, 0,
-                      std::nullopt};
+  FileRequest request{listing ? "list" : (req.method == "GET" ? "get" : "put"),
+                      a.id,
+                      path,
+                      0,
+                      std::nullopt,
+                      p.user_id};
   if (request.kind != "put") {
     return elsewhere.empty() ? start_file(request, s) : file_relay_->forward(request, elsewhere, s);
   }
@@ -791,9 +847,14 @@ std::unique_ptr<HttpStreamHandler> Api::stream(const HttpRequest& req, HttpStrea
     return answer(error(411, "content-length required"));
   }
   if (size > config_.max_upload_bytes) {
-    return answer(reply(413, {{"error", "file too large: the limit is " +
-                                            std::to_string(config_.max_upload_bytes) + " bytes"},
-                              {"limit", config_.max_upload_bytes}}));
+    const json over = {{"error", "file too large: the limit is " +
+                                     std::to_string(config_.max_upload_bytes) + " bytes"},
+                       {"limit", config_.max_upload_bytes}};
+    audit_refusal(p, a.id,
+                  json{{"code", "upload_too_large"},
+                       {"error", over["error"]},
+                       {"limit", config_.max_upload_bytes}});
+    return answer(reply(413, over));
   }
   if (auto m = req.query_param("mode")) {
     request.mode = parse_mode(*m);
@@ -805,8 +866,8 @@ std::unique_ptr<HttpStreamHandler> Api::stream(const HttpRequest& req, HttpStrea
 
 std::unique_ptr<HttpStreamHandler> Api::start_file(const FileRequest& r, HttpStream& s) {
   if (r.kind == "list") return files_->list(r.agent_id, r.path, s);
-  if (r.kind == "get") return files_->download(r.agent_id, r.path, s);
-  if (r.kind == "put") return files_->upload(r.agent_id, r.path, r.size, r.mode, s);
+  if (r.kind == "get") return files_->download(r.agent_id, r.path, r.user_id, s);
+  if (r.kind == "put") return files_->upload(r.agent_id, r.path, r.size, r.mode, r.user_id, s);
   s.respond(error(400, "unknown file request"));
   return std::make_unique<Answered>();
 }
@@ -861,6 +922,57 @@ void Api::agent_stats(const std::string& agent_id, const nlohmann::json& stats) 
   const Millis cutoff =
       now - std::chrono::duration_cast<std::chrono::milliseconds>(config_.stats_retention).count();
   (void)store_.prune_stats(agent_id, cutoff, config_.stats_history_max);
+}
+
+void Api::audit(const std::string& type, const std::string& user_id, const std::string& owner_id,
+                const std::string& agent_id, const std::optional<std::string>& session_id,
+                const nlohmann::json& details) {
+  audit_.record(type, user_id, owner_id, agent_id, session_id, details);
+}
+
+HttpResponse Api::audit_route(const Principal& p, const HttpRequest& req) {
+  if (req.method != "GET") return error(405, "method not allowed");
+  constexpr std::size_t kDefaultLimit = 100;
+  constexpr std::size_t kMaxLimit = 1000;
+  // A positive whole number of at most 18 digits, else nullopt.
+  const auto positive = [](const std::string& text) -> std::optional<std::int64_t> {
+    if (text.empty() || text.size() > 18) return std::nullopt;
+    std::int64_t v = 0;
+    for (const char c : text) {
+      if (c < '0' || c > '9') return std::nullopt;
+      v = v * 10 + (c - '0');
+    }
+    return v > 0 ? std::optional<std::int64_t>(v) : std::nullopt;
+  };
+  AuditQuery q;
+  q.limit = kDefaultLimit;
+  if (auto l = req.query_param("limit")) {
+    const auto v = positive(*l);
+    if (!v || *v > static_cast<std::int64_t>(kMaxLimit)) {
+      return error(400, "limit must be a whole number from 1 to 1000");
+    }
+    q.limit = static_cast<std::size_t>(*v);
+  }
+  if (auto b = req.query_param("before")) {
+    q.before = positive(*b);
+    if (!q.before) return error(400, "before must be an event id");
+  }
+  if (auto id = req.query_param("agent_id"); id && !id->empty()) q.agent_id = *id;
+  if (auto t = req.query_param("type"); t && !t->empty()) q.type = *t;
+  // A user reads the events of their own agents and records; an admin reads everyone's.
+  if (!p.is_admin) q.owner_id = p.user_id;
+  auto events = store_.audit_events(q);
+  if (!events) return error(500, "internal error");
+  nlohmann::ordered_json out = {{"events", nlohmann::ordered_json::array()}};
+  for (const AuditEvent& e : *events) {
+    nlohmann::ordered_json j = {{"id", e.id}};
+    j.update(Audit::to_json(e));
+    out["events"].push_back(std::move(j));
+  }
+  out["next_before"] = events->size() == q.limit && !events->empty()
+                           ? nlohmann::ordered_json(events->back().id)
+                           : nlohmann::ordered_json(nullptr);
+  return HttpResponse::json(200, out.dump(-1, ' ', false, json::error_handler_t::replace));
 }
 
 }  // namespace rx::server

@@ -302,6 +302,7 @@ std::unique_ptr<HttpStreamHandler> FileRelay::forward(const FileRequest& request
   json m = {{"type", "file_start"},         {"stream", f->id},      {"kind", request.kind},
             {"agent_id", request.agent_id}, {"path", request.path}, {"size", request.size}};
   if (request.mode) m["mode"] = *request.mode;
+  if (!request.user_id.empty()) m["user_id"] = request.user_id;
   spdlog::info("file transfer relayed agent={} kind={} to={}", request.agent_id, request.kind,
                instance);
   publish_(instance, std::move(m));
@@ -365,8 +366,8 @@ void FileRelay::on_remote_message(const std::string& from, const std::string& ty
     auto r = std::make_unique<RemoteStream>(*this, id, from);
     RemoteStream* raw = r.get();
     remotes_[id] = std::move(r);
-    FileRequest req{str(p, "kind"), str(p, "agent_id"), str(p, "path"), num(p, "size"),
-                    std::nullopt};
+    FileRequest req{str(p, "kind"), str(p, "agent_id"), str(p, "path"),
+                    num(p, "size"), std::nullopt,       str(p, "user_id")};
     if (const auto it = p.find("mode"); it != p.end() && it->is_number_unsigned()) {
       req.mode = it->get<std::uint32_t>() & 07777U;
     }

@@ -61,6 +61,7 @@ struct FileService::Transfer {
   std::string id;
   std::string agent_id;
   std::string path;
+  std::string user_id;
   HttpStream* stream = nullptr;  // null once the exchange is over
   bool answered = false;         // a response (or its head) was given to the stream
   bool ended = false;            // the service is done with it
@@ -127,12 +128,14 @@ FileService::~FileService() {
 
 std::shared_ptr<FileService::Transfer> FileService::start(int kind, const std::string& agent_id,
                                                           const std::string& path,
+                                                          const std::string& user_id,
                                                           HttpStream& stream) {
   auto t = std::make_shared<Transfer>();
   t->kind = kind;
   t->id = transfer_id();
   t->agent_id = agent_id;
   t->path = path;
+  t->user_id = user_id;
   t->stream = &stream;
   transfers_[t->id] = t;
   return t;
@@ -140,8 +143,9 @@ std::shared_ptr<FileService::Transfer> FileService::start(int kind, const std::s
 
 std::unique_ptr<HttpStreamHandler> FileService::download(const std::string& agent_id,
                                                          const std::string& path,
+                                                         const std::string& user_id,
                                                          HttpStream& stream) {
-  auto t = start(kGet, agent_id, path, stream);
+  auto t = start(kGet, agent_id, path, user_id, stream);
   spdlog::info("file download requested agent={} tid={}", agent_id, t->id);
   if (!hub_.send_agent_message(agent_id, proto::FileGet{t->id, path})) {
     fail(*t, 404, "agent not online", false);
@@ -152,8 +156,9 @@ std::unique_ptr<HttpStreamHandler> FileService::download(const std::string& agen
 std::unique_ptr<HttpStreamHandler> FileService::upload(const std::string& agent_id,
                                                        const std::string& path, std::uint64_t size,
                                                        std::optional<std::uint32_t> mode,
+                                                       const std::string& user_id,
                                                        HttpStream& stream) {
-  auto t = start(kPut, agent_id, path, stream);
+  auto t = start(kPut, agent_id, path, user_id, stream);
   t->size = size;
   spdlog::info("file upload requested agent={} tid={} size={}", agent_id, t->id, size);
   if (!hub_.send_agent_message(agent_id, proto::FilePut{t->id, path, size, mode})) {
@@ -164,7 +169,7 @@ std::unique_ptr<HttpStreamHandler> FileService::upload(const std::string& agent_
 
 std::unique_ptr<HttpStreamHandler> FileService::list(const std::string& agent_id,
                                                      const std::string& path, HttpStream& stream) {
-  auto t = start(kList, agent_id, path, stream);
+  auto t = start(kList, agent_id, path, "", stream);
   if (!hub_.send_agent_message(agent_id, proto::FileList{t->id, path})) {
     fail(*t, 404, "agent not online", false);
   }
@@ -234,6 +239,7 @@ void FileService::on_agent_message(const std::string& agent_id, const proto::Age
               }
               spdlog::info("file download finished agent={} tid={} bytes={}", agent_id, t.id,
                            t.moved);
+              report(t, 200, "", sha);
             } else if (t.kind == kPut) {
               if (!t.body_done || t.stream == nullptr) return;
               // The agent verified our checksum before it renamed the file; this is its own.
@@ -241,6 +247,7 @@ void FileService::on_agent_message(const std::string& agent_id, const proto::Age
               t.stream->respond(HttpResponse::json(
                   200, json{{"path", t.path}, {"size", t.size}, {"sha256", sha}}.dump()));
               spdlog::info("file upload finished agent={} tid={} bytes={}", agent_id, t.id, t.size);
+              report(t, 200, "", sha);
             }
             t.ended = true;
             forget(t.id);
@@ -346,6 +353,7 @@ void FileService::fail(Transfer& t, int status, const std::string& error, bool t
   t.ended = true;
   ++failed_;
   spdlog::info("file transfer failed agent={} tid={} status={}", t.agent_id, t.id, status);
+  report(t, status, error, "");
   if (tell_agent)
     hub_.send_agent_message(t.agent_id, proto::FileError{t.id, "cancelled", std::nullopt});
   if (t.stream != nullptr) {
@@ -360,6 +368,21 @@ void FileService::fail(Transfer& t, int status, const std::string& error, bool t
 }
 
 void FileService::forget(const std::string& id) { transfers_.erase(id); }
+
+void FileService::report(const Transfer& t, int status, const std::string& error,
+                         const std::string& sha256) {
+  if (!observer_ || t.kind == kList) return;
+  FileOutcome o;
+  o.kind = t.kind == kGet ? "download" : "upload";
+  o.agent_id = t.agent_id;
+  o.user_id = t.user_id;
+  o.path = t.path;
+  o.bytes = t.moved;
+  o.status = status;
+  o.error = error;
+  o.sha256 = sha256;
+  observer_(o);
+}
 
 void FileService::check_timeouts() {
   const auto now = Clock::now();

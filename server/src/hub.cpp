@@ -28,6 +28,14 @@ std::string format_time(SysClock::time_point t) {
   return buf;
 }
 
+// An exec waiting for its exec_result. `user` is null once that socket closed.
+struct ExecWaiter {
+  Hub::UserConn* user = nullptr;
+  std::string session_id;
+  std::size_t command_bytes = 0;
+  Clock::time_point started;
+};
+
 struct Hub::AgentConn {
   std::string id;
   std::string user_id;
@@ -38,9 +46,9 @@ struct Hub::AgentConn {
   SysClock::time_point last_ping;
   json system_info;
   json stats;
-  std::vector<UserConn*> exec_waiters;  // FIFO: exec_result carries no request id
-  std::set<UserConn*> paused_senders;   // not read until this agent's input queue drains
-  int paused_sessions = 0;              // v1: its link is not read while this is above 0
+  std::vector<ExecWaiter> exec_waiters;  // FIFO: exec_result carries no request id
+  std::set<UserConn*> paused_senders;    // not read until this agent's input queue drains
+  int paused_sessions = 0;               // v1: its link is not read while this is above 0
   bool gone = false;
 };
 
@@ -63,6 +71,9 @@ struct Hub::UserConn {
   Clock::time_point behind_since{};  // its session is paused for it (update_flow)
   bool client_paused = false;        // it said {"type":"flow","paused":true}
   std::uint64_t dropped_bytes = 0;
+  std::uint64_t bytes_in = 0;   // terminal input from this socket (audit)
+  std::uint64_t bytes_out = 0;  // terminal output queued to this socket (audit)
+  Clock::time_point opened_at = Clock::now();
   bool gone = false;
 };
 
@@ -183,6 +194,7 @@ std::unique_ptr<WsHandler> Hub::accept_agent(WsConn& conn, AgentHello hello) {
   if (auto it = agents_.find(id); it != agents_.end()) {
     // A new connection replaces the old one (the agent reconnected before we noticed).
     spdlog::info("agent connection replaced agent={}", id);
+    audit_agent(*it->second, "agent_disconnected", "replaced");
     it->second->gone = true;
     it->second->conn->close(4000, "replaced by a new connection");
     on_agent_drain(*it->second);  // its queue is abandoned: read its senders again
@@ -204,6 +216,7 @@ std::unique_ptr<WsHandler> Hub::accept_agent(WsConn& conn, AgentHello hello) {
   sink_.agent_online(id);
   spdlog::info("agent connected agent={} protocol={} peer={}", id, conn.is_v2() ? "v2" : "v1",
                conn.peer_address());
+  audit_agent(ref, "agent_connected", nullptr);
   broadcast_events(ref.user_id, {{"type", "agent_connected"}, {"data", {{"agent_id", id}}}});
   // Viewers that waited through the grace period: tell them, and bring their sessions back.
   for (auto& [key, s] : sessions_) {
@@ -249,6 +262,7 @@ std::unique_ptr<WsHandler> Hub::accept_user(WsConn& conn, TerminalRequest req) {
   update_flow(s);  // a new viewer has nothing queued: a paused session goes on
   spdlog::info("terminal opened agent={} sid={} conn={} protocol={}", req.agent_id, sid,
                req.conn_id, conn.is_v2() ? "v2" : "v1");
+  audit_terminal(*u, "terminal_opened");
   if (is_online(req.agent_id)) {
     // Scrollback first (from the agent's ring), then live output (§4.3).
     u->awaiting = true;
@@ -393,6 +407,7 @@ void Hub::send_input(UserConn& from, std::string_view bytes) {
   const auto it = agents_.find(from.agent_id);
   if (it == agents_.end() || bytes.empty()) return;
   input_bytes_ += bytes.size();
+  from.bytes_in += bytes.size();
   const std::string& session_id = from.session_id;
   WsConn& c = *it->second->conn;
   // Input (§7): above the mark, stop reading this user until the agent's queue drains.
@@ -546,7 +561,11 @@ void Hub::deliver(UserConn& u, std::uint64_t start, std::string_view bytes) {
       u.offset_sent = send_user(
           u, net::make_message(proto::encode(proto::UserMessage(proto::OffsetMsg{start})), false));
     }
-    if (!u.offset_sent || !send_user(u, net::make_message(bytes, true))) u.delivered = before;
+    if (!u.offset_sent || !send_user(u, net::make_message(bytes, true))) {
+      u.delivered = before;
+    } else {
+      u.bytes_out += bytes.size();
+    }
     return;
   }
   std::string text = std::move(u.utf8_tail);
@@ -559,6 +578,8 @@ void Hub::deliver(UserConn& u, std::uint64_t start, std::string_view bytes) {
   const std::uint64_t text_offset = end - u.utf8_tail.size() - text.size();
   if (!send_user(u, net::make_message(proto::encode_output(text, text_offset), false))) {
     u.delivered = before;
+  } else {
+    u.bytes_out += text.size();
   }
 }
 
@@ -696,10 +717,21 @@ void Hub::on_agent_message(AgentConn& a, std::string_view payload, bool binary) 
           sink_.agent_system_info(a.id, a.system_info);
         } else if constexpr (std::is_same_v<T, proto::ExecResult>) {
           while (!a.exec_waiters.empty()) {
-            UserConn* u = a.exec_waiters.front();
+            const ExecWaiter w = a.exec_waiters.front();
             a.exec_waiters.erase(a.exec_waiters.begin());
+            UserConn* u = w.user;
             if (u != nullptr && !u->gone) {
               u->conn->send_text(proto::encode(proto::UserMessage(m)));
+              // The command and its output may hold secrets: only their sizes are recorded.
+              json details = {{"command_bytes", w.command_bytes},
+                              {"exit_code", m.exit_code},
+                              {"success", m.success},
+                              {"output_bytes", m.output.size()},
+                              {"duration_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                  Clock::now() - w.started)
+                                                  .count()}};
+              if (m.error) details["error"] = *m.error;
+              sink_.audit("exec_run", u->user_id, a.user_id, a.id, w.session_id, details);
               break;
             }
           }
@@ -714,21 +746,27 @@ void Hub::on_agent_closed(AgentConn& a) {
   if (a.gone) return;  // replaced: the new connection owns the state
   const std::string id = a.id;
   spdlog::info("agent disconnected agent={}", id);
-  mark_offline(id);
+  mark_offline(id, "closed");
 }
 
-void Hub::mark_offline(const std::string& agent_id) {
+void Hub::mark_offline(const std::string& agent_id, const char* reason) {
   const auto it = agents_.find(agent_id);
   if (it == agents_.end()) return;
   const std::string user_id = it->second->user_id;
-  for (UserConn* w : it->second->exec_waiters) {
-    if (w != nullptr && !w->gone) {
+  for (const ExecWaiter& w : it->second->exec_waiters) {
+    if (w.user != nullptr && !w.user->gone) {
       proto::ExecResult r;
       r.error = "agent disconnected";
       r.exit_code = -1;
-      w->conn->send_text(proto::encode(proto::UserMessage(r)));
+      w.user->conn->send_text(proto::encode(proto::UserMessage(r)));
+      sink_.audit("exec_run", w.user->user_id, user_id, agent_id, w.session_id,
+                  {{"command_bytes", w.command_bytes},
+                   {"exit_code", -1},
+                   {"success", false},
+                   {"error", "agent disconnected"}});
     }
   }
+  audit_agent(*it->second, "agent_disconnected", reason);
   on_agent_drain(*it->second);  // its queue is gone: read its senders again
   agents_.erase(it);
   if (file_hooks_.gone) file_hooks_.gone(agent_id);
@@ -765,7 +803,7 @@ void Hub::check_heartbeats() {
     spdlog::warn("agent heartbeat lost agent={} timeout_ms={}", id, config_.pong_timeout.count());
     it->second->gone = true;  // its on_closed must not run mark_offline a second time
     it->second->conn->close(1001, "heartbeat timeout");
-    mark_offline(id);
+    mark_offline(id, "heartbeat_lost");
   }
 }
 
@@ -821,9 +859,15 @@ void Hub::on_user_message(UserConn& u, std::string_view payload, bool binary) {
             r.exit_code = -1;
             r.error = "agent not online";
             u.conn->send_text(proto::encode(proto::UserMessage(r)));
+            sink_.audit("exec_run", u.user_id, agent_owner(u), u.agent_id, u.session_id,
+                        {{"command_bytes", m.command.size()},
+                         {"exit_code", -1},
+                         {"success", false},
+                         {"error", "agent not online"}});
             return;
           }
-          it->second->exec_waiters.push_back(&u);
+          it->second->exec_waiters.push_back(
+              ExecWaiter{&u, u.session_id, m.command.size(), Clock::now()});
           it->second->conn->send_text(
               proto::encode(proto::AgentMessage(proto::Exec{m.command, std::nullopt})));
         } else if constexpr (std::is_same_v<T, proto::UserPing>) {
@@ -845,12 +889,13 @@ void Hub::on_user_message(UserConn& u, std::string_view payload, bool binary) {
 
 void Hub::on_user_closed(UserConn& u) {
   std::unique_ptr<UserConn> owned(&u);
+  audit_terminal(u, "terminal_closed");
   users_.erase(&u);
   if (auto it = agents_.find(u.agent_id); it != agents_.end()) it->second->paused_senders.erase(&u);
   count_socket(u.user_id, u.address, false);
   if (auto it = agents_.find(u.agent_id); it != agents_.end()) {
-    for (UserConn*& w : it->second->exec_waiters) {
-      if (w == &u) w = nullptr;
+    for (ExecWaiter& w : it->second->exec_waiters) {
+      if (w.user == &u) w.user = nullptr;
     }
   }
   const auto sit = sessions_.find({u.agent_id, u.session_id});
@@ -879,6 +924,41 @@ void Hub::on_user_closed(UserConn& u) {
     send_to_agent(agent_id, proto::encode(proto::AgentMessage(proto::ShellStopSession{sid})));
     sessions_.erase(it);  // destroys the timer running this callback; nothing after this
   });
+}
+
+void Hub::audit_agent(const AgentConn& a, const char* type, const char* reason) {
+  json details = {{"protocol", a.conn->is_v2() ? "v2" : "v1"}};
+  if (!a.hello.version.empty()) details["version"] = a.hello.version;
+  if (reason == nullptr) {
+    details["peer"] = a.conn->peer_address();
+  } else {
+    details["reason"] = reason;
+    details["connected_ms"] =
+        std::chrono::duration_cast<std::chrono::milliseconds>(SysClock::now() - a.connected_at)
+            .count();
+  }
+  sink_.audit(type, a.user_id, a.user_id, a.id, std::nullopt, details);
+}
+
+void Hub::audit_terminal(const UserConn& u, const char* type) {
+  json details = {{"conn_id", u.conn_id}};
+  if (std::string_view(type) == "terminal_opened") {
+    details["protocol"] = u.conn->is_v2() ? "v2" : "v1";
+    details["peer"] = u.address;
+  } else {
+    details["bytes_in"] = u.bytes_in;
+    details["bytes_out"] = u.bytes_out;
+    details["duration_ms"] =
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - u.opened_at).count();
+  }
+  sink_.audit(type, u.user_id, agent_owner(u), u.agent_id, u.session_id, details);
+}
+
+std::string Hub::agent_owner(const UserConn& u) const {
+  // Only an agent's owner may open its terminals (Api), so the viewer is the owner when the
+  // agent never connected here.
+  const auto it = agent_owner_.find(u.agent_id);
+  return it != agent_owner_.end() ? it->second : u.user_id;
 }
 
 }  // namespace rx::server

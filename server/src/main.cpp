@@ -168,7 +168,7 @@ int serve(ServerConfig config, const std::string& jwt_flag) {
   return rc;
 }
 
-// "500ms", "60s", "15m", "1h" (a bare number is seconds). nullopt when malformed.
+// "500ms", "60s", "15m", "1h", "90d" (a bare number is seconds). nullopt when malformed.
 std::optional<std::chrono::milliseconds> parse_duration(const std::string& text) {
   char* end = nullptr;
   const long long n = std::strtoll(text.c_str(), &end, 10);
@@ -178,6 +178,7 @@ std::optional<std::chrono::milliseconds> parse_duration(const std::string& text)
   if (unit.empty() || unit == "s") return std::chrono::seconds(n);
   if (unit == "m") return std::chrono::minutes(n);
   if (unit == "h") return std::chrono::hours(n);
+  if (unit == "d") return std::chrono::days(n);
   return std::nullopt;
 }
 
@@ -255,6 +256,10 @@ int main(int argc, char** argv) {
                    "Open TCP connections per client address (0: no limit)")
       ->capture_default_str();
   std::string header_timeout_text;
+  std::string audit_retention_text;
+  serve_cmd->add_option("--audit-retention", audit_retention_text,
+                        "Delete audit events older than this, e.g. 90d, 720h; 0: keep them all "
+                        "(default 90d)");
   std::string stall_text;
   std::string web_ttl_text;
   std::string web_max_text;
@@ -346,6 +351,13 @@ int main(int argc, char** argv) {
       }
       config.web_session_max = std::chrono::duration_cast<std::chrono::seconds>(*d);
     }
+    if (!audit_retention_text.empty()) {
+      auto d = parse_duration(audit_retention_text);
+      if (!d || (d->count() != 0 && *d < std::chrono::hours(1))) {
+        return fail("--audit-retention must be 0 or a duration of at least 1h, like 90d");
+      }
+      config.audit_retention = std::chrono::duration_cast<std::chrono::hours>(*d);
+    }
     if (!header_timeout_text.empty()) {
       auto d = parse_duration(header_timeout_text);
       if (!d || *d < std::chrono::seconds(1)) {
@@ -402,6 +414,9 @@ int main(int argc, char** argv) {
     t.scopes = {"read", "write"};
     t.created_at = u.created_at;
     if (auto st = (*store)->create_token(t); !st) return fail(st.error().message);
+    Audit audit(**store, std::chrono::milliseconds(0));
+    audit.record("token_created", u.id, u.id, std::nullopt, std::nullopt,
+                 {{"token_id", t.id}, {"name", t.name}, {"scopes", t.scopes}, {"via", "cli"}});
     std::fprintf(stderr, "created user %s (%s%s); its API token, shown once:\n", name.c_str(),
                  tier.c_str(), admin ? ", admin" : "");
     std::printf("%s\n", token.c_str());
@@ -438,6 +453,9 @@ int main(int argc, char** argv) {
     auto ok = (*store)->revoke_token(token_id, (*user)->id, now_ms());
     if (!ok) return fail(ok.error().message);
     if (!*ok) return fail("no live token " + token_id + " of " + token_user);
+    Audit audit(**store, std::chrono::milliseconds(0));
+    audit.record("token_revoked", (*user)->id, (*user)->id, std::nullopt, std::nullopt,
+                 {{"token_id", token_id}, {"via", "cli"}});
     std::printf("token %s revoked\n", token_id.c_str());
     return 0;
   }

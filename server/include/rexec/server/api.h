@@ -4,6 +4,7 @@
 // happen here, before any side effect; the live state is the Hub's, the records the Store's.
 #pragma once
 
+#include "rexec/server/audit.h"
 #include "rexec/server/auth/authenticator.h"
 #include "rexec/server/auth/request_auth.h"
 #include "rexec/server/cluster.h"
@@ -56,13 +57,18 @@ class Api final : public HubSink {
   void agent_heartbeats(const std::vector<std::string>& agent_ids) override;
   void agent_system_info(const std::string& agent_id, const nlohmann::json& info) override;
   void agent_stats(const std::string& agent_id, const nlohmann::json& stats) override;
+  void audit(const std::string& type, const std::string& user_id, const std::string& owner_id,
+             const std::string& agent_id, const std::optional<std::string>& session_id,
+             const nlohmann::json& details) override;
 
  private:
   // The checks shared by a WebSocket upgrade and a plain GET of the same URL: either a refusal
   // or the decision to accept.
   UpgradeDecision route_socket(const HttpRequest& req);
   // The 429 refusal when the caller already holds its share of user sockets, else nullopt.
-  std::optional<UpgradeDecision> socket_limit(const Principal& p, const HttpRequest& req);
+  // `agent_id`: the terminal's agent, for the audit event ("" for the events socket).
+  std::optional<UpgradeDecision> socket_limit(const Principal& p, const HttpRequest& req,
+                                              const std::string& agent_id);
   Result<Principal> authenticate(const HttpRequest& req);
   bool origin_ok(const HttpRequest& req) const;
   // Connected to this instance, or (cluster mode) to another one.
@@ -85,6 +91,11 @@ class Api final : public HubSink {
   // GET /healthz, /readyz and /metrics (docs/deploy.md); nullopt for other paths.
   std::optional<HttpResponse> operability(const HttpRequest& req);
   HttpResponse tokens_route(const Principal& p, const HttpRequest& req, const std::string& rest);
+  // GET /api/audit: the caller's events (every owner's for an admin), newest first.
+  HttpResponse audit_route(const Principal& p, const HttpRequest& req);
+  // Records a refusal by a limit (limit_refused); `refusal` is the JSON body sent.
+  void audit_refusal(const Principal& p, const std::string& agent_id,
+                     const nlohmann::json& refusal);
   HttpResponse mfa_route(const Principal& p, const HttpRequest& req, const std::string& agent_id,
                          const std::string& action);
   // A code given to mfa-verify within kMfaVerifiedFor opens the user's locked terminals.
@@ -93,6 +104,7 @@ class Api final : public HubSink {
   ServerConfig config_;
   Store& store_;
   Authenticator& auth_;
+  Audit audit_;
   Hub* hub_ = nullptr;
   std::unique_ptr<FileService> files_;
   std::unique_ptr<FileRelay> file_relay_;  // cluster mode

@@ -28,6 +28,8 @@ struct ServerConfig {
   std::chrono::milliseconds session_linger{15 * 60 * 1000};  // main shell after its last viewer
   std::chrono::milliseconds agent_grace{60000};  // user sockets wait this long for the agent
   std::chrono::hours stats_retention{24};
+  // Audit events older than this are deleted (docs/security.md "Audit"); 0 keeps them all.
+  std::chrono::hours audit_retention{90 * 24};
   std::size_t stats_history_max = 1000;          // samples kept per agent
   std::size_t max_frame_bytes = 1U << 20U;       // larger incoming frames close with 1009
   std::size_t max_body_bytes = 1U << 20U;        // HTTP request bodies

@@ -29,6 +29,7 @@ struct FileRequest {
   std::string path;
   std::uint64_t size = 0;  // put
   std::optional<std::uint32_t> mode;
+  std::string user_id;  // who asked (the agent's owner), for the audit event
 };
 
 class FileRelay {

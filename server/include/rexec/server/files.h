@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -38,6 +39,18 @@ struct FileStats {
   std::uint64_t failed = 0;
 };
 
+// How a download or an upload ended (for the audit trail). Listings are not reported.
+struct FileOutcome {
+  std::string kind;  // "download" or "upload"
+  std::string agent_id;
+  std::string user_id;
+  std::string path;
+  std::uint64_t bytes = 0;  // file bytes that went through the server
+  int status = 200;         // the HTTP status of the exchange; 200 when the file arrived whole
+  std::string error;        // empty on success
+  std::string sha256;       // of the file, on success
+};
+
 // Loop thread only. The hub must outlive the service; handlers it returns may outlive it (they
 // then do nothing).
 class FileService {
@@ -51,11 +64,12 @@ class FileService {
 
   // The exchanges, after the Api's checks (owner, scope, MFA, agent connected here). Each
   // returns the handler that runs the exchange; errors are answered on `stream`.
+  // `user_id` is who asked, for the FileOutcome.
   std::unique_ptr<HttpStreamHandler> download(const std::string& agent_id, const std::string& path,
-                                              HttpStream& stream);
+                                              const std::string& user_id, HttpStream& stream);
   std::unique_ptr<HttpStreamHandler> upload(const std::string& agent_id, const std::string& path,
                                             std::uint64_t size, std::optional<std::uint32_t> mode,
-                                            HttpStream& stream);
+                                            const std::string& user_id, HttpStream& stream);
   std::unique_ptr<HttpStreamHandler> list(const std::string& agent_id, const std::string& path,
                                           HttpStream& stream);
 
@@ -66,6 +80,11 @@ class FileService {
   void on_agent_gone(const std::string& agent_id);
   // The agent's socket has room for file data again (Hub::kFileRoom).
   void on_agent_room(const std::string& agent_id);
+
+  // Called once for each download and upload when it ends, in success or failure.
+  void set_outcome_observer(std::function<void(const FileOutcome&)> fn) {
+    observer_ = std::move(fn);
+  }
 
   // Stops the timer (server shutdown: the loop must run dry).
   void stop() { timer_.stop(); }
@@ -80,7 +99,8 @@ class FileService {
 
  private:
   std::shared_ptr<Transfer> start(int kind, const std::string& agent_id, const std::string& path,
-                                  HttpStream& stream);
+                                  const std::string& user_id, HttpStream& stream);
+  void report(const Transfer& t, int status, const std::string& error, const std::string& sha256);
   // Ends a transfer: answers the client with `status`/`error` if nothing was sent yet, else
   // cuts the body short. `tell_agent`: send it file_error so it stops too.
   void fail(Transfer& t, int status, const std::string& error, bool tell_agent);
@@ -99,6 +119,7 @@ class FileService {
   FileServiceConfig config_;
   uvx::Timer timer_;
   std::map<std::string, std::shared_ptr<Transfer>> transfers_;
+  std::function<void(const FileOutcome&)> observer_;
   std::uint64_t uploaded_ = 0;
   std::uint64_t downloaded_ = 0;
   std::uint64_t failed_ = 0;

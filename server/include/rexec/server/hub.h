@@ -49,6 +49,12 @@ class HubSink {
   virtual void agent_heartbeats(const std::vector<std::string>& agent_ids) = 0;
   virtual void agent_system_info(const std::string& agent_id, const nlohmann::json& info) = 0;
   virtual void agent_stats(const std::string& agent_id, const nlohmann::json& stats) = 0;
+  // An audit event (Audit::record): agent_connected, agent_disconnected, terminal_opened,
+  // terminal_closed, exec_run. `user_id` acted on `owner_id`'s agent; `details` is an object.
+  virtual void audit(const std::string& type, const std::string& user_id,
+                     const std::string& owner_id, const std::string& agent_id,
+                     const std::optional<std::string>& session_id,
+                     const nlohmann::json& details) = 0;
 
  protected:
   HubSink() = default;
@@ -183,7 +189,8 @@ class Hub {
   void on_agent_closed(AgentConn& a);
   void on_user_message(UserConn& u, std::string_view payload, bool binary);
   void on_user_closed(UserConn& u);
-  void mark_offline(const std::string& agent_id);
+  // `reason` goes into the agent_disconnected audit event: closed, heartbeat_lost.
+  void mark_offline(const std::string& agent_id, const char* reason);
   void check_heartbeats();
   void send_to_agent(const std::string& agent_id, const std::string& text);
   // Input from a viewer to its session's shell.
@@ -212,6 +219,10 @@ class Hub {
   void broadcast_events(const std::string& user_id, const nlohmann::json& event);
   Session& session(const std::string& agent_id, const std::string& session_id);
   void count_socket(const std::string& user_id, const std::string& address, bool opened);
+  // The audit events of agent sockets, terminal sockets and execs (HubSink::audit).
+  void audit_agent(const AgentConn& a, const char* type, const char* reason);
+  void audit_terminal(const UserConn& u, const char* type);
+  [[nodiscard]] std::string agent_owner(const UserConn& u) const;
 
   uv_loop_t* loop_;
   HubConfig config_;
