@@ -46,6 +46,7 @@ enum class ChildStep : int {
   kDup,
   kChdir,
   kExec,
+  kCgroup,
 };
 
 struct ChildReport {
@@ -67,6 +68,8 @@ const char* step_name(int step) {
       return "chdir";
     case ChildStep::kExec:
       return "exec";
+    case ChildStep::kCgroup:
+      return "join session cgroup";
   }
   return "child set-up";
 }
@@ -248,6 +251,7 @@ void close_fds_above_2_except(int keep) {
 }
 
 struct ChildPlan {
+  int cgroup_procs_fd;  // -1, or cgroup.procs of the cgroup to join
   const char* slave_path;
   const char* cwd;
   char* const* argv;
@@ -276,6 +280,10 @@ struct ChildPlan {
     ::_exit(127);
   };
 
+  // Into the session's cgroup first, so that everything the shell ever starts is in it.
+  if (plan.cgroup_procs_fd >= 0 && ::write(plan.cgroup_procs_fd, "0", 1) != 1) {
+    fail(ChildStep::kCgroup);
+  }
   if (::setsid() < 0) fail(ChildStep::kSetsid);
   const int slave = ::open(plan.slave_path, O_RDWR);
   if (slave < 0) fail(ChildStep::kOpenSlave);
@@ -367,7 +375,7 @@ Result<PtyPair> open_pty_pair(PtySize size) {
 
 // Forks the child and waits until it has exec'd (the report pipe closes) or reported a failure,
 // in which case the child is reaped here and the failure returned.
-Result<pid_t> fork_child(ChildSpec& spec, const char* slave_path) {
+Result<pid_t> fork_child(ChildSpec& spec, const char* slave_path, int cgroup_procs_fd) {
   auto c_argv = c_array(spec.argv);
   auto c_env = c_array(spec.env);
   std::array<int, 2> report_pipe{};
@@ -375,7 +383,7 @@ Result<pid_t> fork_child(ChildSpec& spec, const char* slave_path) {
   UniqueFd report_read(report_pipe[0]);
   UniqueFd report_write(report_pipe[1]);
 
-  const ChildPlan plan{slave_path, spec.cwd.c_str(), c_argv.data(), c_env.data()};
+  const ChildPlan plan{cgroup_procs_fd, slave_path, spec.cwd.c_str(), c_argv.data(), c_env.data()};
   sigset_t all;
   sigset_t old;
   sigfillset(&all);
@@ -487,7 +495,7 @@ Result<PtyProcess> spawn_pty(const SpawnOptions& options) {
   if (!spec) return std::move(spec).error();
   auto pair = open_pty_pair(options.size);
   if (!pair) return std::move(pair).error();
-  auto pid = fork_child(*spec, pair->slave_path.data());
+  auto pid = fork_child(*spec, pair->slave_path.data(), options.cgroup_procs_fd);
   if (!pid) return std::move(pid).error();
   const int flags = ::fcntl(pair->master.get(), F_GETFL);
   if (flags < 0 || ::fcntl(pair->master.get(), F_SETFL, flags | O_NONBLOCK) != 0) {

@@ -41,6 +41,9 @@ struct SpawnOptions {
   // or a name looked up in the child's PATH. Environment and terminal set-up are unchanged, and
   // SHELL is still the chosen shell (or argv[0] when no shell can be chosen).
   std::vector<std::string> argv_override;
+  // An open cgroup.procs (cgroup v2) the child joins before anything else, so the shell and all
+  // it starts are in that cgroup; -1: stay in ours. Not closed here.
+  int cgroup_procs_fd = -1;
 };
 
 // The shell to run, as an absolute path. `configured` when non-empty: an absolute path, or a bare
@@ -126,7 +129,8 @@ class PtyProcess {
 // child is reaped here), instead of appearing later as a process that exits 127.
 // Errors: kInvalidArgument (size, extra_env); kNotFound (no shell, configured shell or
 // argv_override[0] missing, exec ENOENT); kPermission (exec EACCES); kSystem for other failures
-// of posix_openpt, fork, setsid, TIOCSCTTY, chdir or execve ("exec /path: <strerror>").
+// of posix_openpt, fork, joining the cgroup ("join session cgroup: <strerror>"), setsid,
+// TIOCSCTTY, chdir or execve ("exec /path: <strerror>").
 [[nodiscard]] Result<PtyProcess> spawn_pty(const SpawnOptions& options);
 
 // TIOCSWINSZ on any PTY fd (master or slave), for callers that hold only the fd.
