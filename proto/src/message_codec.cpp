@@ -235,8 +235,8 @@ class Reader {
 
   // A required array of objects: `each` reads every element with a reader of its own.
   template <class Fn>
-  void objects(const char* key, Fn each) {
-    json* v = lookup(key, true);
+  void objects(const char* key, Fn each, bool required = true) {
+    json* v = lookup(key, required);
     if (v == nullptr) return;
     if (!v->is_array()) return wrong_type(key, "an array");
     for (json& element : *v) {
@@ -449,6 +449,20 @@ void read(Reader& r, Stats& m) {
   r.number("load15", m.load15);
   r.uint("uptime_s", m.uptime_s);
   r.uint("sessions", m.sessions);
+  r.text_or_empty("isolation", m.isolation);
+  r.objects(
+      "session_usage",
+      [&m](Reader& e) {
+        SessionUsage u;
+        e.id("session_id", u.session_id);
+        e.uint("cpu_usec", u.cpu_usec);
+        e.opt_uint("memory", u.memory);
+        e.uint("pids", u.pids);
+        m.session_usage.push_back(std::move(u));
+      },
+      false);
+  r.require_value(m.session_usage.size() <= kMaxSessionUsage, "session_usage",
+                  "has too many entries");
 }
 
 void read(Reader& r, ShellStarting& m) { r.id("session_id", m.session_id); }
@@ -868,16 +882,28 @@ std::string encode(const SystemInfo& m) {
 }
 
 std::string encode(const Stats& m) {
-  return with_data(m, {{"cpu_percent", finite(m.cpu_percent)},
-                       {"memory", m.memory},
-                       {"memory_limit", m.memory_limit},
-                       {"disk_usage", m.disk_usage},
-                       {"disk_limit", m.disk_limit},
-                       {"load1", finite(m.load1)},
-                       {"load5", finite(m.load5)},
-                       {"load15", finite(m.load15)},
-                       {"uptime_s", m.uptime_s},
-                       {"sessions", m.sessions}});
+  ordered_json d = {{"cpu_percent", finite(m.cpu_percent)},
+                    {"memory", m.memory},
+                    {"memory_limit", m.memory_limit},
+                    {"disk_usage", m.disk_usage},
+                    {"disk_limit", m.disk_limit},
+                    {"load1", finite(m.load1)},
+                    {"load5", finite(m.load5)},
+                    {"load15", finite(m.load15)},
+                    {"uptime_s", m.uptime_s},
+                    {"sessions", m.sessions}};
+  if (!m.isolation.empty()) d["isolation"] = m.isolation;
+  if (!m.session_usage.empty()) {
+    ordered_json usage = ordered_json::array();
+    for (const SessionUsage& u : m.session_usage) {
+      ordered_json e = {{"session_id", u.session_id}, {"cpu_usec", u.cpu_usec}};
+      if (u.memory) e["memory"] = *u.memory;
+      e["pids"] = u.pids;
+      usage.push_back(std::move(e));
+    }
+    d["session_usage"] = std::move(usage);
+  }
+  return with_data(m, d);
 }
 
 std::string encode(const ShellStarting& m) { return with_data(m, session_json(m.session_id)); }

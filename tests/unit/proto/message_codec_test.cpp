@@ -80,6 +80,26 @@ TEST_CASE("golden: agent socket messages", "[proto]") {
         R"("kernel":"6.1.0","agent_version":"0.1.0","shell":"/bin/bash"}})");
 }
 
+TEST_CASE("stats: isolation and per-session usage, ours, only when set", "[proto]") {
+  Stats s = rx::proto::test::sample_stats();
+  s.isolation = "cgroup";
+  s.session_usage = {{"main", 1500, 4096, 2}, {"split-a", 7, std::nullopt, 1}};
+  const std::string text = encode(s);
+  CHECK(text.find(R"("sessions":2,"isolation":"cgroup","session_usage":[)"
+                  R"({"session_id":"main","cpu_usec":1500,"memory":4096,"pids":2},)"
+                  R"({"session_id":"split-a","cpu_usec":7,"pids":1}]})") != std::string::npos);
+  auto back = rx::proto::decode_agent_message(text);  // what the server reads
+  REQUIRE(back);
+  const auto* got = std::get_if<Stats>(&*back);
+  REQUIRE(got != nullptr);
+  CHECK(*got == s);
+  auto bad = rx::proto::decode_agent_message(
+      R"({"type":"stats","data":{"cpu_percent":1,"memory":1,"memory_limit":1,"disk_usage":1,)"
+      R"("disk_limit":1,"load1":0,"load5":0,"load15":0,"uptime_s":1,"sessions":1,)"
+      R"("session_usage":[{"session_id":"bad id!","cpu_usec":1,"pids":1}]}})");
+  CHECK_FALSE(bad);
+}
+
 TEST_CASE("golden: file transfer messages", "[proto]") {
   CHECK(encode(FileGet{"t1", "/etc/hostname"}) ==
         R"({"type":"file_get","data":{"transfer_id":"t1","path":"/etc/hostname"}})");

@@ -28,7 +28,8 @@ inline SystemInfo sample_system_info() {
 }
 
 inline Stats sample_stats() {
-  return Stats{12.5, 1ULL << 30U, 2ULL << 30U, 3ULL << 30U, 4ULL << 30U, 0.5, 0.25, 0.125, 3600, 2};
+  return Stats{12.5, 1ULL << 30U, 2ULL << 30U, 3ULL << 30U, 4ULL << 30U, 0.5,
+               0.25, 0.125,       3600,        2,           "",          {}};
 }
 
 inline std::vector<AgentMessage> all_agent_messages() {

@@ -113,6 +113,18 @@ struct SystemInfo {  // "system_info"
 
 // "stats" (also forwarded to user sockets). Sizes in bytes; cpu_percent 0..100; load averages as
 // in /proc/loadavg. Non-finite doubles are sent as 0 (JSON has no NaN).
+// Ours: one session's resources, read from its cgroup (docs/protocol.md, "Session usage").
+struct SessionUsage {
+  std::string session_id;
+  std::uint64_t cpu_usec = 0;           // CPU time of every process the session ever ran
+  std::optional<std::uint64_t> memory;  // bytes now (memory.current); absent without that file
+  std::uint32_t pids = 0;               // processes in it now
+  bool operator==(const SessionUsage&) const = default;
+};
+
+// At most this many session_usage entries are accepted in one stats message.
+inline constexpr std::size_t kMaxSessionUsage = 1024;
+
 struct Stats {
   double cpu_percent = 0;
   std::uint64_t memory = 0;
@@ -124,6 +136,10 @@ struct Stats {
   double load15 = 0;
   std::uint64_t uptime_s = 0;
   std::uint32_t sessions = 0;
+  // Ours, sent only when set: how the agent confines a session ("cgroup", or "process_group"
+  // when it cannot use cgroups), and each session's usage (with cgroups only).
+  std::string isolation;
+  std::vector<SessionUsage> session_usage;
   bool operator==(const Stats&) const = default;
 };
 
