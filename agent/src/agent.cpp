@@ -32,6 +32,7 @@
 #include "exec_runner.h"
 #include "file_transfers.h"
 #include "keeper.h"
+#include "session_cgroups.h"
 
 namespace rx::agent {
 
@@ -54,6 +55,7 @@ struct Session {
   OutputRing ring;
   bool kept = false;      // the shell keeper's child, not ours (handover)
   bool orphaned = false;  // kept, and the keeper is gone: nobody reaps it but init
+  std::string cgroup;     // its cgroup directory; empty: isolated by process group only
   bool synced = false;    // this link has been told the offset of our next output byte
   bool stopping = false;
   bool flow_paused = false;  // the server said every viewer is behind (shell_flow, v2)
@@ -87,6 +89,7 @@ class Agent {
         ping_timer_(&loop()),
         idle_timer_(&loop()),
         shutdown_timer_(&loop()),
+        sweep_timer_(&loop()),
         cleanup_timer_(&loop()) {}
 
   static uv_loop_t& loop() {
@@ -119,6 +122,8 @@ class Agent {
   Result<std::unique_ptr<Session>> adopt_shell(KeptShell kept);
   void end_shell(Session& s);
   void open_keeper(bool start);
+  void open_cgroups();
+  void sweep_cgroup(std::string path);
   void apply_reading(Session& s);  // reads its PTY unless the link or its viewers are behind
   void stop_session(const std::string& id);
   void on_session_closed(const std::string& id, uvx::ExitStatus st);
@@ -152,6 +157,9 @@ class Agent {
   std::vector<std::unique_ptr<ExecRunner>> finished_execs_;
   std::unique_ptr<FileTransfers> files_;
   std::unique_ptr<KeeperLink> keeper_;  // with handover on; shells are its children
+  std::optional<SessionCgroups> cgroups_;
+  std::vector<std::pair<std::string, int>> sweeping_;  // closed sessions' cgroups, tries left
+  uvx::Timer sweep_timer_;
   uvx::Timer cleanup_timer_;
   std::uint64_t next_exec_ = 0;
   sysinfo::CpuSampler cpu_;
@@ -225,6 +233,7 @@ int Agent::run() {
 
   spdlog::info("agent starting id={} server={} shell={} version={}", options_.config.agent_id,
                *server, shell_, REXEC_VERSION);
+  open_cgroups();
   if (options_.handover.count() > 0) {
     open_keeper(false);  // a keeper left by the agent before us, if any: it has our shells
     if (keeper_) {
@@ -584,19 +593,43 @@ Result<std::unique_ptr<Session>> Agent::spawn_shell(const std::string& id,
     return [this, raw](std::string_view bytes) { send_output(*raw, bytes); };
   };
   const auto on_closed = [this, id](uvx::ExitStatus st) { on_session_closed(id, st); };
+  std::optional<SessionCgroups::Made> cgroup;
+  if (cgroups_) {
+    auto made = cgroups_->create(id);
+    if (!made) {
+      // With limits asked for, a shell without them is refused; else it runs in its process
+      // group only, as on a machine without cgroups.
+      if (!options_.session_memory_max.empty() || !options_.session_pids_max.empty() ||
+          !options_.session_cpu_max.empty()) {
+        return Error(made.error().code,
+                     "cannot create the session's cgroup: " + made.error().message);
+      }
+      spdlog::warn("session without a cgroup sid={} error={}", id, made.error().message);
+    } else {
+      cgroup = std::move(made).value();
+    }
+  }
+  // The cgroup goes when the spawn fails.
+  const auto failed = [this, &cgroup](Error e) -> Error {
+    if (cgroup) sweep_cgroup(cgroup->path);
+    return e;
+  };
   if (options_.handover.count() > 0 && (!keeper_ || keeper_->lost())) open_keeper(true);
   if (keeper_ && !keeper_->lost()) {
-    auto kept = keeper_->spawn(id, shell_, size);
-    if (!kept) return kept.error();
+    auto kept = cgroup ? keeper_->spawn(id, shell_, size, cgroup->path, cgroup->procs.get())
+                       : keeper_->spawn(id, shell_, size, "", -1);
+    if (!kept) return failed(kept.error());
     return adopt_shell(std::move(kept).value());
   }
   pty::SpawnOptions so;
   so.shell = shell_;
   if (size) so.size = *size;
+  if (cgroup) so.cgroup_procs_fd = cgroup->procs.get();
   auto proc = pty::spawn_pty(so);
-  if (!proc) return proc.error();
+  if (!proc) return failed(proc.error());
   auto session = std::make_unique<Session>(OutputRing());
   session->id = id;
+  if (cgroup) session->cgroup = cgroup->path;
   auto pty = uvx::PtySession::start(&loop(), reaper_, std::move(proc).value(),
                                     {on_output(session.get()), on_closed});
   if (!pty) return pty.error();
@@ -608,6 +641,7 @@ Result<std::unique_ptr<Session>> Agent::adopt_shell(KeptShell kept) {
   auto session = std::make_unique<Session>(std::move(*kept.ring));
   session->id = kept.id;
   session->kept = true;
+  session->cgroup = kept.cgroup;
   Session* raw = session.get();
   auto pty = uvx::PtySession::adopt(
       &loop(), kept.pid, std::move(kept.master),
@@ -618,6 +652,47 @@ Result<std::unique_ptr<Session>> Agent::adopt_shell(KeptShell kept) {
   if (kept.exited) session->pty->child_exited(*kept.exited);
 
   return session;
+}
+
+void Agent::open_cgroups() {
+  if (!options_.session_cgroups) {
+    spdlog::info("session cgroups off; sessions are isolated by process group");
+    return;
+  }
+  CgroupLimits limits{options_.session_memory_max, options_.session_pids_max,
+                      options_.session_cpu_max};
+  auto c = SessionCgroups::open(options_.cgroup_root, limits);
+  if (!c && limits.any()) {
+    // The limits cannot be applied here; cgroup.kill on close still can.
+    spdlog::warn("session limits not applied: {}", c.error().message);
+    c = SessionCgroups::open(options_.cgroup_root, {});
+  }
+  if (!c) {
+    spdlog::info("sessions are isolated by process group: {}", c.error().message);
+    return;
+  }
+  spdlog::info("session cgroups under {}{}", c->root(), limits.any() && c ? " with limits" : "");
+  cgroups_ = std::move(c).value();
+}
+
+void Agent::sweep_cgroup(std::string path) {
+  // cgroup.kill is immediate; the cgroup can be removed once its processes are reaped, which
+  // takes a moment: retry every 100 ms, for up to 10 s.
+  (void)kill_cgroup(path);
+  if (remove_cgroup(path)) return;
+  sweeping_.emplace_back(std::move(path), 100);
+  if (sweeping_.size() > 1) return;  // the timer runs already
+  sweep_timer_.start(milliseconds(100), milliseconds(100), [this] {
+    std::erase_if(sweeping_, [](auto& entry) {
+      auto& [p, tries] = entry;
+      (void)kill_cgroup(p);
+      if (remove_cgroup(p)) return true;
+      if (--tries > 0) return false;
+      spdlog::warn("cgroup not removed, processes remain path={}", p);
+      return true;
+    });
+    if (sweeping_.empty()) sweep_timer_.stop();
+  });
 }
 
 void Agent::end_shell(Session& s) {
@@ -670,6 +745,8 @@ void Agent::on_session_closed(const std::string& id, uvx::ExitStatus st) {
                st.term_signal, bytes);
   send(stopped);
   if (it != sessions_.end()) {
+    // Whatever the shell left running (a nohup'ed job, a daemon) ends with the session.
+    if (!it->second->cgroup.empty()) sweep_cgroup(it->second->cgroup);
     if (it->second->kept && !it->second->orphaned && keeper_) keeper_->release(id);
     sessions_.erase(it);  // destroys the PtySession from its callback
   }
@@ -764,6 +841,15 @@ void Agent::send_stats() {
     }
     if (auto u = sysinfo::read_uptime()) s.uptime_s = static_cast<std::uint64_t>(*u);
     s.sessions = static_cast<std::uint32_t>(sessions_.size());
+    // Ours: only on v2 links, so a v1 server gets v1's stats exactly.
+    if (v2_) s.isolation = cgroups_ ? "cgroup" : "process_group";
+    for (const auto& [id, session] : sessions_) {
+      if (!v2_) break;
+      if (session->cgroup.empty()) continue;
+      if (auto u = read_cgroup_usage(session->cgroup)) {
+        s.session_usage.push_back({id, u->cpu_usec, u->memory, u->pids});
+      }
+    }
     send(s);
   });
 }
@@ -806,6 +892,11 @@ void Agent::maybe_finish_shutdown() {
   }
   shutdown_timer_.stop();
   reconnect_.stop();
+  for (auto& [path, tries] : sweeping_) {
+    if (!remove_cgroup(path)) spdlog::warn("cgroup not removed at exit path={}", path);
+  }
+  sweeping_.clear();
+  sweep_timer_.stop();
   link_.reset();
   http_.reset();
   context_.reset();  // lws closes its handles asynchronously on our loop

@@ -24,6 +24,8 @@
 #include <map>
 #include <thread>
 
+#include "session_cgroups.h"
+
 extern char** environ;  // NOLINT: POSIX
 
 namespace rx::agent {
@@ -266,9 +268,10 @@ Result<std::unique_ptr<KeeperLink>> KeeperLink::open(uv_loop_t* loop, uvx::Child
 }
 
 Result<KeeperPacket> KeeperLink::request(const nlohmann::json& body,
-                                         std::initializer_list<std::string_view> answers) {
+                                         std::initializer_list<std::string_view> answers,
+                                         const std::vector<int>& fds) {
   if (lost_) return Error(Errc::kClosed, "the shell keeper is gone");
-  if (auto st = send_packet(fd_.get(), body); !st) return st.error();
+  if (auto st = send_packet(fd_.get(), body, fds); !st) return st.error();
   const auto deadline = Clock::now() + kRequestTimeout;
   for (;;) {
     auto p = recv_packet(fd_.get());
@@ -316,17 +319,24 @@ Result<KeptShell> KeeperLink::kept_from(KeeperPacket& p) {
   if (!ring) return ring.error();
   k.ring = std::move(ring).value();
   if (j.contains("exited") && j["exited"] == true) k.exited = status_of(j);
+  k.cgroup = text_field(j, "cgroup", "");
   return k;
 }
 
 Result<KeptShell> KeeperLink::spawn(const std::string& id, const std::string& shell,
-                                    std::optional<pty::PtySize> size) {
+                                    std::optional<pty::PtySize> size, const std::string& cgroup,
+                                    int cgroup_procs) {
   nlohmann::json j{{"op", "spawn"}, {"id", id}, {"shell", shell}};
   if (size) {
     j["cols"] = size->cols;
     j["rows"] = size->rows;
   }
-  auto answer = request(j, {"spawned", "spawn_failed"});
+  std::vector<int> fds;
+  if (!cgroup.empty()) {
+    j["cgroup"] = cgroup;
+    fds.push_back(cgroup_procs);
+  }
+  auto answer = request(j, {"spawned", "spawn_failed"}, fds);
   if (!answer) {
     lose(answer.error().message);
     return Error(Errc::kClosed, "the shell keeper did not answer: " + answer.error().message);
@@ -399,6 +409,7 @@ class Keeper {
     UniqueFd master;
     UniqueFd slave;  // ours, closed at the exit: the agent then reads the master to EIO
     OutputRing ring;
+    std::string cgroup;  // the session's cgroup (the agent made it), or empty
     bool exited = false;
     uvx::ExitStatus status;
     std::unique_ptr<uvx::Timer> kill;
@@ -407,7 +418,7 @@ class Keeper {
   void on_accept();
   void on_agent_readable();
   void handle(KeeperPacket& p);
-  void spawn(const nlohmann::json& j);
+  void spawn(KeeperPacket& p);
   void end_shell(Shell& s, milliseconds grace);
   void on_exit(const std::string& id, pid_t pid, uvx::ExitStatus st);
   void detach(const std::string& why);
@@ -519,12 +530,16 @@ void Keeper::handle(KeeperPacket& p) {
   if (op == "hello") {
     grace_ = milliseconds(std::max<std::int64_t>(0, int_field(j, "grace_ms", std::int64_t{0})));
     for (auto& [sid, s] : shells_) {
-      nlohmann::json d{{"op", "shell"}, {"id", sid}, {"pid", s->pid}, {"exited", s->exited}};
+      nlohmann::json d{{"op", "shell"},
+                       {"id", sid},
+                       {"pid", s->pid},
+                       {"exited", s->exited},
+                       {"cgroup", s->cgroup}};
       send_to_agent(exit_fields(d, s->status), {s->master.get(), s->ring.fd()});
     }
     send_to_agent({{"op", "ready"}, {"v", kWireVersion}});
   } else if (op == "spawn") {
-    spawn(j);
+    spawn(p);
   } else if (op == "terminate") {
     if (auto it = shells_.find(id); it != shells_.end()) {
       end_shell(*it->second, milliseconds(std::max<std::int64_t>(
@@ -533,6 +548,7 @@ void Keeper::handle(KeeperPacket& p) {
   } else if (op == "release") {
     if (auto it = shells_.find(id); it != shells_.end()) {
       if (!it->second->exited) (void)::kill(-it->second->pid, SIGKILL);
+      // The agent kills and removes the session's cgroup itself.
       shells_.erase(it);  // closes our master: the terminal hangs up for anything left on it
     }
   } else {
@@ -540,7 +556,8 @@ void Keeper::handle(KeeperPacket& p) {
   }
 }
 
-void Keeper::spawn(const nlohmann::json& j) {
+void Keeper::spawn(KeeperPacket& p) {
+  const nlohmann::json& j = p.body;
   const std::string id = text_field(j, "id", "");
   auto fail = [&](const std::string& why) {
     send_to_agent({{"op", "spawn_failed"}, {"id", id}, {"error", why}});
@@ -554,6 +571,14 @@ void Keeper::spawn(const nlohmann::json& j) {
   const pty::PtySize size{int_field(j, "cols", std::uint16_t{0}),
                           int_field(j, "rows", std::uint16_t{0})};
   if (pty::is_valid_size(size)) so.size = size;
+  const std::string cgroup = text_field(j, "cgroup", "");
+  if (!cgroup.empty()) {
+    if (p.fds.size() != 1) {
+      fail("spawn: a cgroup without its cgroup.procs descriptor");
+      return;
+    }
+    so.cgroup_procs_fd = p.fds[0].get();
+  }
   auto ring = OutputRing::create_shared();
   if (!ring) {
     fail(ring.error().message);
@@ -568,6 +593,7 @@ void Keeper::spawn(const nlohmann::json& j) {
                                          UniqueFd(proc->release_master()),
                                          proc->take_slave(),
                                          std::move(ring).value(),
+                                         cgroup,
                                          false,
                                          {},
                                          std::make_unique<uvx::Timer>(loop_)});
@@ -585,6 +611,7 @@ void Keeper::end_shell(Shell& s, milliseconds grace) {
   Shell* raw = &s;
   s.kill->start(grace, [raw] {
     if (!raw->exited) (void)::kill(-raw->pid, SIGKILL);
+    if (!raw->cgroup.empty()) (void)kill_cgroup(raw->cgroup);
   });
 }
 
@@ -629,6 +656,15 @@ void Keeper::maybe_exit() {
   done_ = true;
   spdlog::info("keeper stopped");
   orphan_.stop();
+  // Shells it ended itself (no agent came back): what they left running goes with them. The
+  // cgroups empty within milliseconds of cgroup.kill; give them a second before leaving them.
+  for (const auto& [id, s] : shells_) {
+    if (s->cgroup.empty()) continue;
+    (void)kill_cgroup(s->cgroup);
+    for (int i = 0; i < 100 && !remove_cgroup(s->cgroup); ++i) {
+      std::this_thread::sleep_for(milliseconds(10));  // exiting: nothing else to serve
+    }
+  }
   shells_.clear();
   listen_poll_.reset();
   listen_.reset();

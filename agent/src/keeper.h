@@ -11,7 +11,8 @@
 // file permissions.
 //
 //   agent → keeper                         keeper → agent
-//   hello {grace_ms}                       shell {id,pid,exited,exit_code,signal} + [master, ring]
+//   hello {grace_ms}                       shell {id,pid,exited,exit_code,signal,cgroup} + [master,
+//   ring]
 //                                          … one per kept shell, then ready {}
 //   spawn {id,shell,cols,rows}             spawned {id,pid} + [master, ring] | spawn_failed
 //   {id,error} terminate {id,grace_ms}                (exited follows) release {id} —
@@ -58,6 +59,7 @@ struct KeptShell {
   UniqueFd master;
   std::optional<OutputRing> ring;
   std::optional<uvx::ExitStatus> exited;  // set when it ended while no agent was attached
+  std::string cgroup;                     // its cgroup directory, or empty
 };
 
 // The agent's end of the keeper socket.
@@ -94,10 +96,12 @@ class KeeperLink {
   // True once the keeper has gone (on_lost was called); every request then fails with kClosed.
   [[nodiscard]] bool lost() const { return lost_; }
 
-  // Starts a shell as the keeper's child. Errors: the spawn's own (kNotFound, ...), as the keeper
+  // Starts a shell as the keeper's child, in the cgroup `cgroup` (empty: none) whose open
+  // cgroup.procs is `cgroup_procs` (passed to the keeper). Errors: the spawn's own, as the keeper
   // reports it; kClosed/kTimeout when the keeper does not answer.
   [[nodiscard]] Result<KeptShell> spawn(const std::string& id, const std::string& shell,
-                                        std::optional<pty::PtySize> size);
+                                        std::optional<pty::PtySize> size, const std::string& cgroup,
+                                        int cgroup_procs);
 
   // SIGHUP (and SIGCONT) to the shell's group now, SIGKILL after `grace`; exited follows.
   void terminate(const std::string& id, std::chrono::milliseconds grace);
@@ -108,7 +112,8 @@ class KeeperLink {
  private:
   KeeperLink(uv_loop_t* loop, uvx::ChildReaper& reaper, UniqueFd fd, Handlers handlers);
   Result<KeeperPacket> request(const nlohmann::json& body,
-                               std::initializer_list<std::string_view> answers);
+                               std::initializer_list<std::string_view> answers,
+                               const std::vector<int>& fds = {});
   Result<KeptShell> kept_from(KeeperPacket& p);
   void on_readable();
   void dispatch(KeeperPacket& p);

@@ -267,6 +267,25 @@ int main(int argc, char** argv) {
                   "(0: they end with it; or REXEC_HANDOVER_S)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
+  rx::agent::RunOptions iso;  // session isolation, from flags or the environment
+  iso.session_cgroups = env("REXEC_SESSION_CGROUPS").value_or("1") != "0";
+  iso.cgroup_root = env("REXEC_CGROUP_ROOT").value_or("");
+  iso.session_memory_max = env("REXEC_SESSION_MEMORY_MAX").value_or("");
+  iso.session_pids_max = env("REXEC_SESSION_PIDS_MAX").value_or("");
+  iso.session_cpu_max = env("REXEC_SESSION_CPU_MAX").value_or("");
+  bool no_cgroups = false;
+  run->add_flag("--no-session-cgroups", no_cgroups,
+                "Isolate sessions by process group only (or REXEC_SESSION_CGROUPS=0)");
+  run->add_option("--cgroup-root", iso.cgroup_root,
+                  "cgroup v2 directory for session cgroups (default: our own; or "
+                  "REXEC_CGROUP_ROOT)");
+  run->add_option("--session-memory-max", iso.session_memory_max,
+                  "memory.max of each session, e.g. 1G (or REXEC_SESSION_MEMORY_MAX)");
+  run->add_option("--session-pids-max", iso.session_pids_max,
+                  "pids.max of each session (or REXEC_SESSION_PIDS_MAX)");
+  run->add_option("--session-cpu-max", iso.session_cpu_max,
+                  "cpu.max of each session, e.g. \"50000 100000\" for half a CPU "
+                  "(or REXEC_SESSION_CPU_MAX)");
   std::string keeper_agent_id;
   auto* keeper = app.add_subcommand("keeper", "");  // started by `run --handover`; no help entry
   keeper->add_option("--agent-id", keeper_agent_id)->required();
@@ -322,6 +341,11 @@ int main(int argc, char** argv) {
   o.backoff_cap = env_ms("REXEC_BACKOFF_CAP_MS", o.backoff_cap);
   o.max_sessions = f.max_sessions;
   o.handover = std::chrono::seconds(handover_s);
+  o.session_cgroups = iso.session_cgroups && !no_cgroups;
+  o.cgroup_root = iso.cgroup_root;
+  o.session_memory_max = iso.session_memory_max;
+  o.session_pids_max = iso.session_pids_max;
+  o.session_cpu_max = iso.session_cpu_max;
   o.v1_only = env("REXEC_PROTOCOL").value_or("") == "v1";
   return rx::agent::run_agent(o);
 }

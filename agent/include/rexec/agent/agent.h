@@ -35,6 +35,15 @@ struct RunOptions {
   // by this long, for the next `rexec-agent run` to take them over (docs/architecture.md, "Shell
   // handover"). Zero: shells end with the agent.
   std::chrono::milliseconds handover{0};
+  // Session isolation (docs/architecture.md, "Session isolation"): each shell in its own cgroup
+  // v2 under `cgroup_root` (empty: our own cgroup), killed whole when the session closes, with
+  // these limits when set (memory.max, pids.max, cpu.max syntax). Without cgroup v2: process
+  // groups, and stats say "process_group".
+  bool session_cgroups = true;
+  std::string cgroup_root;
+  std::string session_memory_max;
+  std::string session_pids_max;
+  std::string session_cpu_max;
 };
 
 // Runs until SIGTERM or SIGINT (returns 0 after an orderly shutdown: shells get SIGHUP, the

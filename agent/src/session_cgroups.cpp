@@ -1,0 +1,204 @@
+// SPDX-License-Identifier: MIT
+// Session cgroups: plain file writes under a cgroup v2 directory. Written by hand because the
+// only library for it (libcgroup) speaks cgroup v1 first and would be a second dependency for a
+// dozen writes.
+#include "session_cgroups.h"
+
+#include "rexec/sysinfo/sysinfo.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <sstream>
+#include <utility>
+#include <vector>
+
+namespace rx::agent {
+
+namespace {
+
+Status write_file(const std::string& path, std::string_view text) {
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!fd) return Error::from_errno("open " + path, errno);
+  if (::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
+    return Error::from_errno("write " + path, errno);
+  }
+  return {};
+}
+
+// The cgroup v2 mount point, from /proc/self/mountinfo (fields: ... mountpoint ... - fstype ...).
+std::optional<std::string> cgroup2_mount() {
+  auto text = sysinfo::read_text_file("/proc/self/mountinfo");
+  if (!text) return std::nullopt;
+  std::istringstream in(*text);
+  std::string line;
+  while (std::getline(in, line)) {
+    const auto dash = line.find(" - ");
+    if (dash == std::string::npos || line.compare(dash + 3, 8, "cgroup2 ") != 0) continue;
+    std::istringstream fields(line.substr(0, dash));
+    std::string f;
+    std::string mount;
+    for (int i = 0; i < 5 && fields >> f; ++i) mount = f;  // the 5th field is the mount point
+    return mount;
+  }
+  return std::nullopt;
+}
+
+// Our own cgroup v2 directory: "0::/path" in /proc/self/cgroup under the cgroup2 mount.
+Result<std::string> own_cgroup() {
+  const auto mount = cgroup2_mount();
+  if (!mount) return Error(Errc::kUnavailable, "no cgroup v2 hierarchy is mounted");
+  auto text = sysinfo::read_text_file("/proc/self/cgroup");
+  if (!text) return text.error();
+  std::istringstream in(*text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("0::", 0) == 0) {
+      std::string rel = line.substr(3);
+      if (rel == "/") rel.clear();
+      return *mount + rel;
+    }
+  }
+  return Error(Errc::kUnavailable, "this process has no cgroup v2 membership");
+}
+
+bool has_word(const std::string& text, const std::string& word) {
+  std::istringstream in(text);
+  std::string w;
+  while (in >> w) {
+    if (w == word) return true;
+  }
+  return false;
+}
+
+std::string trimmed(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+}  // namespace
+
+Result<SessionCgroups> SessionCgroups::open(std::string root, CgroupLimits limits) {
+  const bool own = root.empty();
+  if (own) {
+    auto mine = own_cgroup();
+    if (!mine) return Error(Errc::kUnavailable, mine.error().message);
+    root = *mine;
+  }
+  // A child can be made and removed here (cgroup v2, writable: delegated to us, or root).
+  const std::string probe = root + "/rexec-probe-" + std::to_string(::getpid());
+  if (::mkdir(probe.c_str(), 0755) != 0 && errno != EEXIST) {
+    return Error(Errc::kUnavailable,
+                 "cannot create a cgroup in " + root + ": " + std::strerror(errno));
+  }
+
+  struct stat st {};
+
+  const bool is_v2 = ::stat((probe + "/cgroup.procs").c_str(), &st) == 0 &&
+                     ::stat((probe + "/cgroup.kill").c_str(), &st) == 0;
+  ::rmdir(probe.c_str());
+  if (!is_v2) {
+    return Error(Errc::kUnavailable, root + " is not a cgroup v2 directory with cgroup.kill");
+  }
+  if (limits.any()) {
+    auto available = sysinfo::read_text_file(root + "/cgroup.controllers");
+    const std::string have = available ? *available : "";
+    std::vector<std::string> need;
+    if (!limits.memory_max.empty()) need.emplace_back("memory");
+    if (!limits.pids_max.empty()) need.emplace_back("pids");
+    if (!limits.cpu_max.empty()) need.emplace_back("cpu");
+    for (const auto& c : need) {
+      if (!has_word(have, c)) {
+        return Error(Errc::kUnavailable,
+                     "the " + c + " controller is not available in " + root +
+                         " (it may be bound to a cgroup v1 hierarchy, or not delegated)");
+      }
+    }
+    if (own) {
+      // No internal processes: a cgroup whose children have controllers holds no process
+      // itself. Move into a leaf of our own.
+      const std::string leaf = root + "/agent";
+      if (::mkdir(leaf.c_str(), 0755) != 0 && errno != EEXIST) {
+        return Error(Errc::kUnavailable, "cannot create " + leaf + ": " + std::strerror(errno));
+      }
+      if (auto w = write_file(leaf + "/cgroup.procs", "0"); !w) {
+        return Error(Errc::kUnavailable, w.error().message);
+      }
+    }
+    for (const auto& c : need) {
+      if (auto w = write_file(root + "/cgroup.subtree_control", "+" + c); !w) {
+        return Error(Errc::kUnavailable, "cannot enable " + c + ": " + w.error().message);
+      }
+    }
+  }
+  return SessionCgroups(std::move(root), std::move(limits));
+}
+
+Result<SessionCgroups::Made> SessionCgroups::create(const std::string& session_id) {
+  Made m;
+  m.path = root_ + "/session-" + session_id + "-" + std::to_string(::getpid()) + "-" +
+           std::to_string(next_++);
+  if (::mkdir(m.path.c_str(), 0755) != 0) return Error::from_errno("mkdir " + m.path, errno);
+  const auto undo = [&m](Error e) -> Error {
+    ::rmdir(m.path.c_str());
+    return e;
+  };
+  const std::pair<const char*, const std::string*> files[] = {{"memory.max", &limits_.memory_max},
+                                                              {"pids.max", &limits_.pids_max},
+                                                              {"cpu.max", &limits_.cpu_max}};
+  for (const auto& [file, value] : files) {
+    if (value->empty()) continue;
+    if (auto w = write_file(m.path + "/" + file, *value); !w) return undo(w.error());
+  }
+  m.procs = UniqueFd(::open((m.path + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC));
+  if (!m.procs) return undo(Error::from_errno("open " + m.path + "/cgroup.procs", errno));
+  return m;
+}
+
+Status kill_cgroup(const std::string& path) {
+  if (auto st = write_file(path + "/cgroup.kill", "1"); st) return {};
+  // Before Linux 5.14: one SIGKILL per process. A fork racing with this can escape one round;
+  // the caller retries removal, and each retry kills again.
+  auto procs = sysinfo::read_text_file(path + "/cgroup.procs");
+  if (!procs) return procs.error();
+  std::istringstream in(*procs);
+  pid_t pid = 0;
+  while (in >> pid) (void)::kill(pid, SIGKILL);
+  return {};
+}
+
+bool remove_cgroup(const std::string& path) {
+  return ::rmdir(path.c_str()) == 0 || errno == ENOENT;
+}
+
+Result<CgroupUsage> read_cgroup_usage(const std::string& path) {
+  auto stat = sysinfo::read_text_file(path + "/cpu.stat");
+  if (!stat) return stat.error();
+  CgroupUsage u;
+  std::istringstream in(*stat);
+  std::string key;
+  std::uint64_t value = 0;
+  while (in >> key >> value) {
+    if (key == "usage_usec") u.cpu_usec = value;
+  }
+  if (auto mem = sysinfo::read_text_file(path + "/memory.current")) {
+    const std::string t = trimmed(*mem);
+    std::uint64_t bytes = 0;
+    if (std::from_chars(t.data(), t.data() + t.size(), bytes).ec == std::errc()) u.memory = bytes;
+  }
+  if (auto procs = sysinfo::read_text_file(path + "/cgroup.procs")) {
+    std::istringstream p(*procs);
+    std::string line;
+    while (std::getline(p, line)) {
+      if (!line.empty()) ++u.pids;
+    }
+  }
+  return u;
+}
+
+}  // namespace rx::agent
