@@ -2,13 +2,18 @@
 #include "fixture.h"
 
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <regex>
+#include <sstream>
 #include <stdexcept>
+#include <thread>
 
 namespace rx::test {
 
@@ -39,7 +44,44 @@ std::string agent_binary() {
 
 std::string client_binary() { return REXEC_CLIENT_BINARY; }
 
-System::System(ServerOptions options) : dir_(make_temp_dir()), host_(options.listen_host) {
+std::string make_test_cgroup() {
+  static int made = 0;
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    const auto dash = line.find(" - cgroup2 ");
+    if (dash == std::string::npos) continue;
+    std::istringstream fields(line.substr(0, dash));
+    std::string f;
+    std::string mount;
+    for (int i = 0; i < 5 && fields >> f; ++i) mount = f;
+    const std::string dir =
+        mount + "/rexec-test-" + std::to_string(::getpid()) + "-" + std::to_string(++made);
+    if (::mkdir(dir.c_str(), 0755) == 0) return dir;
+    return "";
+  }
+  return "";
+}
+
+void remove_test_cgroup(const std::string& path) {
+  if (path.empty()) return;
+  std::error_code ec;
+  std::vector<std::string> dirs;  // deepest first
+  for (auto it = std::filesystem::recursive_directory_iterator(path, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    if (it->is_directory(ec)) dirs.insert(dirs.begin(), it->path().string());
+  }
+  dirs.push_back(path);
+  std::ofstream(path + "/cgroup.kill") << "1";
+  for (const auto& d : dirs) {
+    for (int i = 0; i < 200 && ::rmdir(d.c_str()) != 0 && errno == EBUSY; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+}
+
+System::System(ServerOptions options)
+    : cgroup_root_(make_test_cgroup()), dir_(make_temp_dir()), host_(options.listen_host) {
   db_path_ = dir_ + "/rexec.db";
   if (std::getenv("REXEC_TEST_PG_URL_FILE") != nullptr) {  // NOLINT(concurrency-mt-unsafe)
     const std::string cluster = pg_cluster_url();
@@ -98,6 +140,7 @@ void System::restart_server(const std::vector<std::string>& extra_args, bool har
 
 System::~System() {
   server_.reset();
+  remove_test_cgroup(cgroup_root_);
   std::error_code ec;
   std::filesystem::remove_all(dir_, ec);
 }
@@ -140,6 +183,7 @@ System::Agent System::start_agent(const std::string& token, const std::string& n
   agent.id = trim(r.out);
   std::vector<std::string> env = run_env;  // first: getenv() takes the first of duplicates
   env.emplace_back("REXEC_LOG_LEVEL=debug");
+  if (!cgroup_root_.empty()) env.emplace_back("REXEC_CGROUP_ROOT=" + cgroup_root_);
   std::vector<std::string> argv = run_prefix;
   argv.insert(argv.end(), {agent_binary(), "run", "--config", agent.config_path});
   agent.process = std::make_unique<Process>(Process::start(argv, log, env));
@@ -162,6 +206,7 @@ void System::restart_agent(Agent& agent, const std::vector<std::string>& run_env
   agent.process.reset();
   std::vector<std::string> env = run_env;
   env.emplace_back("REXEC_LOG_LEVEL=debug");
+  if (!cgroup_root_.empty()) env.emplace_back("REXEC_CGROUP_ROOT=" + cgroup_root_);
   agent.process = std::make_unique<Process>(Process::start(
       {binary.empty() ? agent_binary() : binary, "run", "--config", agent.config_path}, log, env));
 }

@@ -86,7 +86,13 @@ class System {
 
   Loop& loop() { return loop_; }
 
+  // The cgroup v2 directory this system's agents put their session cgroups under (they get
+  // REXEC_CGROUP_ROOT), made for this System and removed with it, processes and all; empty when
+  // no cgroup v2 is writable here (the agents then use process groups).
+  [[nodiscard]] const std::string& cgroup_root() const { return cgroup_root_; }
+
  private:
+  std::string cgroup_root_;
   std::string dir_;
   std::unique_ptr<PgTestDb> pg_;
   std::string db_path_;
@@ -101,6 +107,11 @@ class System {
   int agents_started_ = 0;
   Loop loop_;
 };
+
+// A new empty cgroup v2 directory for a test ("<mount>/rexec-test-<pid>-<n>"), or "" when none
+// can be made here. remove_test_cgroup() kills whatever is in it and below, and removes it.
+std::string make_test_cgroup();
+void remove_test_cgroup(const std::string& path);
 
 // Paths of the built programs (set by CMake).
 std::string server_binary();
