@@ -73,6 +73,8 @@ unit_path=/etc/systemd/system/rexec-agent.service
 # Shells outlive a restart or an upgrade of the agent (docs/architecture.md, "Shell handover"):
 # --handover 60 keeps them for 60 s with the agent's keeper process, and KillMode=process lets
 # systemd stop only the agent itself; on `systemctl stop` the keeper ends them after those 60 s.
+# Delegate=yes hands the service's cgroup to the agent, which puts each session in a child cgroup
+# of its own and kills it whole when the session closes ("Session isolation").
 print_unit() {
   cat <<EOF
 [Unit]
@@ -87,6 +89,7 @@ StartLimitIntervalSec=0
 Type=simple
 ExecStart=$1 --config $2 run --handover 60
 KillMode=process
+Delegate=yes
 Restart=always
 RestartSec=5
 RestartSteps=6

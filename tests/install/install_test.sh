@@ -165,7 +165,8 @@ ok "deleted agent exits 78"
 unit=$(sh "$repo/install.sh" --print-unit "$bin")
 for line in "After=network-online.target" "Restart=always" "RestartSec=5" \
             "RestartPreventExitStatus=78" "SyslogIdentifier=rexec-agent" \
-            "ExecStart=$bin --config /etc/rexec/agent.json run --handover 60" "KillMode=process"; do
+            "ExecStart=$bin --config /etc/rexec/agent.json run --handover 60" "KillMode=process" \
+            "Delegate=yes"; do
   printf '%s\n' "$unit" | grep -qxF "$line" || fail "unit lacks $line"
 done
 printf '%s\n' "$unit" | grep -qi "token\|Environment" && fail "unit mentions a token or environment"
