@@ -5,7 +5,8 @@
 //
 //   rexec-bench [--runs 5] [--bytes 1073741824] [--echoes 1000] [--idle-seconds 60]
 //               [--sessions 0,1,100,1000] [--agents 1000,10000] [--terminals 1000]
-//               [--only throughput,echo,memory,scale,terminals,slow,paste,idle,cluster,files,size]
+//               [--only throughput,echo,memory,scale,terminals,slow,paste,idle,cluster,files,
+//                       handover,size]
 //               [--quick]
 //
 // --quick is the CI smoke: tiny sizes, one run; it fails only on a functional error (a wrong
@@ -16,6 +17,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -518,6 +520,80 @@ void bench_echo(const Options& o) {
                 : "missed (+" + fmt(s99.median - raw_p99.median) + ")");
     add_row("keystroke echo max, " + name, "ms", stat_of(pmax));
   }
+}
+
+// ---- shell handover: what the keeper costs, and how long a restart freezes a terminal ----
+
+void bench_handover(const Options& o) {
+  std::fprintf(stderr, "handover: echo with and without the keeper, %d restarts\n", o.runs);
+  // The keeper is off the data path: echo through a kept shell against one that is the agent's.
+  for (const bool kept : {false, true}) {
+    Bench b({},
+            kept ? std::vector<std::string>{"REXEC_HANDOVER_S=30"} : std::vector<std::string>{});
+    auto s = b.open("echo", true, false);
+    std::vector<double> p50, p99;
+    for (int r = 0; r < o.runs; ++r) {
+      const auto ms = echo_rexec(b.sys->loop(), *s, o.echoes);
+      p50.push_back(percentile(ms, 0.5));
+      p99.push_back(percentile(ms, 0.99));
+    }
+    const std::string name = kept ? "kept shell (handover on)" : "agent's own shell";
+    add_row("keystroke echo p50, " + name, "ms", stat_of(p50));
+    add_row("keystroke echo p99, " + name, "ms", stat_of(p99));
+  }
+  // A restart: SIGTERM to the agent and a new one started at once, while the shell prints a line
+  // every 10 ms. The freeze is the longest pause between two output lines the viewer saw.
+  Bench b({}, {"REXEC_HANDOVER_S=30"});
+  auto s = b.open("ho", true, false);
+  std::string out;
+  Clock::time_point last = Clock::now();
+  double longest = 0;
+  s->set_sink([&](std::string_view data, bool binary) {
+    if (binary) {
+      out.append(data);
+    } else {
+      auto j = nlohmann::json::parse(data, nullptr, false);
+      if (!j.is_object() || j.value("type", "") != "output") return;
+      out += j["data"].get<std::string>();
+    }
+    const auto now = Clock::now();
+    longest = std::max(longest, std::chrono::duration<double, std::milli>(now - last).count());
+    last = now;
+  });
+  s->send_binary("while :; do echo tick; sleep 0.01; done\n");
+  b.sys->loop().run_for(500ms);
+  std::vector<double> freeze, back;
+  double keeper_rss = 0;
+  for (int r = 0; r < o.runs; ++r) {
+    longest = 0;
+    const auto start = Clock::now();
+    b.agent.process->signal(SIGTERM);
+    // The loop runs meanwhile, so output is timed as it arrives.
+    if (!b.sys->loop().run_until([&] { return b.agent.process->wait(0ms).has_value(); }, 15s)) {
+      fail("agent did not stop");
+    }
+    b.sys->restart_agent(b.agent, {"REXEC_HANDOVER_S=30", "REXEC_LOG_LEVEL=warn"});
+    const std::size_t before = out.size();
+    if (!b.sys->loop().run_until([&] { return out.size() > before; }, 20s)) {
+      b.sys->dump_logs();
+      fail("no output after the restart");
+    }
+    back.push_back(seconds_since(start) * 1e3);
+    b.sys->loop().run_for(300ms);
+    freeze.push_back(longest);
+  }
+  // The keeper: `rexec-agent keeper --agent-id ID`.
+  for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+    const std::string cmd = rx::test::read_file(e.path().string() + "/cmdline");
+    if (cmd.find(std::string("keeper") + '\0' + "--agent-id" + '\0' + b.agent.id) !=
+        std::string::npos) {
+      keeper_rss = rss_mib(static_cast<pid_t>(std::stol(e.path().filename().string())));
+    }
+  }
+  s->set_sink([](std::string_view, bool) {});
+  add_row("restart: SIGTERM to the first output from the new agent", "ms", stat_of(back));
+  add_row("restart: longest pause in the viewer's output", "ms", stat_of(freeze));
+  add_row("keeper RSS", "MiB", stat_of({keeper_rss}));
 }
 
 // ---- several instances: a user on another instance than the agent's (docs/deploy.md) ----
@@ -1074,7 +1150,7 @@ const char* const kUsage =
     "usage: rexec-bench [--runs N] [--bytes N] [--echoes N] [--idle-seconds N]\n"
     "                   [--sessions 0,1,100,1000] [--agents 1000,10000] [--terminals N]\n"
     "                   [--only "
-    "throughput,echo,paste,idle,memory,slow,terminals,scale,cluster,size]\n"
+    "throughput,echo,paste,idle,memory,slow,terminals,scale,cluster,files,handover,size]\n"
     "                   [--agent PATH] [--quick]\n";
 
 int main(int argc, char** argv) {
@@ -1158,6 +1234,7 @@ int main(int argc, char** argv) {
     if (o.want("scale")) bench_scale(o);
     if (o.want("cluster")) bench_cluster(o);
     if (o.want("files")) bench_files(o);
+    if (o.want("handover")) bench_handover(o);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "rexec-bench: FAILED: %s\n", e.what());
     print_table(o);
