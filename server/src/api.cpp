@@ -12,6 +12,8 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdint>
+#include <filesystem>
+#include <fstream>
 
 namespace rx::server {
 
@@ -257,6 +259,10 @@ HttpResponse Api::handle(const HttpRequest& req) {
         req.method == "POST") {
       return register_agent(p, req);
     }
+    if (parts.size() >= 4 && (parts[3] == "recording" || parts[3] == "recordings") &&
+        parts.size() <= 5) {
+      return recording_route(p, req, parts[2], parts[3], parts.size() == 5 ? parts[4] : "");
+    }
     if (parts.size() >= 3) return agent_route(p, req, parts[2], parts.size() == 4 ? parts[3] : "");
   }
   if (parts.size() >= 2 && parts[1] == "tokens") {
@@ -368,6 +374,16 @@ UpgradeDecision Api::route_socket(const HttpRequest& req) {
     }
   }
   if (a.mfa_locked && !mfa_verified(p.user_id)) return refuse(423, "terminal is MFA protected");
+  // Fail closed: an agent whose terminals must be recorded opens none that cannot be.
+  if (recording_mode(a.id) == RecordingMode::kRequired) {
+    if (auto st = recordings_->check(a.id); !st) {
+      const json over = {{"error", "recording is required for this agent and cannot be written: " +
+                                       st.error().message},
+                         {"code", "recording_unavailable"}};
+      audit_refusal(p, a.id, over);
+      return refuse(503, over);
+    }
+  }
   // Where the agent is: this instance, another one (cluster mode), or nowhere.
   std::string where;
   if (cluster_ == nullptr) {
@@ -505,6 +521,65 @@ Api::OwnedAgent Api::owned_agent(const Principal& p, const std::string& id) {
   return {std::move(*agent), {}};
 }
 
+RecordingMode Api::recording_mode(const std::string& agent_id) {
+  auto v = store_.setting("recording/" + agent_id);
+  if (!v) return RecordingMode::kOff;
+  return parse_recording_mode(*v).value_or(RecordingMode::kOff);
+}
+
+HttpResponse Api::recording_route(const Principal& p, const HttpRequest& req,
+                                  const std::string& agent_id, const std::string& rest,
+                                  const std::string& name) {
+  const OwnedAgent owned = owned_agent(p, agent_id);
+  if (!owned.agent) return owned.refusal;
+  const Agent& a = *owned.agent;
+  if (rest == "recording" && name.empty() && req.method == "GET") {
+    return reply(200, {{"mode", recording_mode_name(recording_mode(a.id))},
+                       {"available", recordings_->available()},
+                       {"keep", config_.recordings_keep}});
+  }
+  if (rest == "recording" && name.empty() && req.method == "PUT") {
+    const json body = json::parse(req.body, nullptr, false);
+    const auto mode = body.is_object() && body.contains("mode") && body["mode"].is_string()
+                          ? parse_recording_mode(body["mode"].get<std::string>())
+                          : std::nullopt;
+    if (!mode) return error(400, "mode must be off, on or required");
+    if (*mode != RecordingMode::kOff && !recordings_->available()) {
+      return error(409, "recording is not configured on this server (--recordings-dir)");
+    }
+    if (!store_.set_setting("recording/" + a.id, std::string(recording_mode_name(*mode)))) {
+      return error(500, "internal error");
+    }
+    spdlog::info("recording policy agent={} mode={}", a.id, recording_mode_name(*mode));
+    audit_.record("recording_policy", p.user_id, a.user_id, a.id, std::nullopt,
+                  {{"mode", recording_mode_name(*mode)}});
+    return reply(200, {{"mode", recording_mode_name(*mode)}});
+  }
+  if (rest == "recordings" && name.empty() && req.method == "GET") {
+    json list = json::array();
+    for (const RecordingInfo& r : recordings_->list(a.id)) {
+      list.push_back({{"name", r.name},
+                      {"session_id", r.session_id},
+                      {"started_at", r.started_ms},
+                      {"bytes", r.bytes}});
+    }
+    return reply(200, {{"recordings", list}});
+  }
+  if (rest == "recordings" && !name.empty() && req.method == "GET") {
+    auto path = recordings_->path_of(a.id, name);
+    if (!path) {
+      return error(path.error().code == Errc::kInvalidArgument ? 400 : 404, path.error().message);
+    }
+    std::ifstream in(*path, std::ios::binary);
+    std::string body((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (!in.good() && !in.eof()) return error(500, "cannot read the recording");
+    HttpResponse r{200, std::move(body), "application/x-asciicast", {}};
+    r.headers.emplace_back("content-disposition", "attachment; filename=\"" + name + "\"");
+    return r;
+  }
+  return error(404, "not found");
+}
+
 HttpResponse Api::agent_route(const Principal& p, const HttpRequest& req, const std::string& id,
                               const std::string& rest) {
   const OwnedAgent owned = owned_agent(p, id);
@@ -548,6 +623,8 @@ HttpResponse Api::agent_route(const Principal& p, const HttpRequest& req, const 
     if (!revoked || !store_.delete_agent(a.id)) return error(500, "internal error");
     for (const auto& tid : *revoked) auth_.invalidate_token(tid);
     hub_->drop_agent(a.id);
+    recordings_->remove_all(a.id);
+    (void)store_.set_setting("recording/" + a.id, "");
     if (cluster_ != nullptr) cluster_->revoked(*revoked, a.id);
     spdlog::info("agent deleted agent={} user={}", a.id, p.user_id);
     audit_.record("agent_deleted", p.user_id, a.user_id, a.id, std::nullopt,
@@ -737,6 +814,14 @@ void Api::agent_online(const std::string& agent_id) {
 
 void Api::attach(Hub& hub) {
   hub_ = &hub;
+  std::string dir = config_.recordings_dir;
+  if (dir.empty() && config_.db_path.rfind("postgres", 0) != 0) {
+    dir = (std::filesystem::path(config_.db_path).parent_path() / "recordings").string();
+    if (dir == "recordings" || dir.empty()) dir = "./recordings";
+  }
+  recordings_ = std::make_unique<Recordings>(dir, config_.recordings_keep);
+  hub.set_recordings(recordings_.get(),
+                     [this](const std::string& agent_id) { return recording_mode(agent_id); });
   FileServiceConfig fc;
   fc.max_upload = config_.max_upload_bytes;
   files_ = std::make_unique<FileService>(hub.loop(), hub, fc);

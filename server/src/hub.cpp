@@ -91,6 +91,14 @@ struct Hub::Session {
   bool has_shell = false;    // between shell_started and shell_stopped
   bool flow_paused = false;  // the agent was told to stop reading its PTY (shell_flow)
   std::unique_ptr<uvx::Timer> linger;
+  // Recording (Recordings): the agent's policy when the last viewer joined, the open file (from
+  // the first output after a viewer joined, until the shell stops), the offset it has up to, and
+  // the terminal size the viewers last set.
+  RecordingMode recording_mode = RecordingMode::kOff;
+  std::unique_ptr<Recording> recording;
+  std::uint64_t recorded = 0;
+  std::uint16_t cols = 80;
+  std::uint16_t rows = 24;
 };
 
 // ---- handlers: trampolines from the plumbing into the hub ----
@@ -259,6 +267,7 @@ std::unique_ptr<WsHandler> Hub::accept_user(WsConn& conn, TerminalRequest req) {
   Session& s = session(req.agent_id, sid);
   s.linger.reset();
   s.viewers.insert(u);
+  if (recording_mode_) s.recording_mode = recording_mode_(req.agent_id);
   update_flow(s);  // a new viewer has nothing queued: a paused session goes on
   spdlog::info("terminal opened agent={} sid={} conn={} protocol={}", req.agent_id, sid,
                req.conn_id, conn.is_v2() ? "v2" : "v1");
@@ -467,10 +476,58 @@ void Hub::route_output(const std::string& agent_id, const std::string& session_i
   // they start. Either way each viewer gets each byte once (deliver()).
   const std::uint64_t start = offset.value_or(s.offset);
   s.offset = std::max(s.offset, start + bytes.size());
+  // Under a `required` policy, output that could not be recorded is shown to nobody.
+  if (s.recording_mode != RecordingMode::kOff && !record(s, start, bytes)) return;
   for (UserConn* u : s.viewers) {
     if (u->awaiting == replay) deliver(*u, start, bytes);
   }
   update_flow(s);
+}
+
+bool Hub::record(Session& s, std::uint64_t start, std::string_view bytes) {
+  if (recordings_ == nullptr) return true;
+  if (!s.recording) {
+    auto r = recordings_->start(s.agent_id, s.id, s.cols, s.rows);
+    if (!r) {
+      spdlog::warn("recording not started agent={} sid={} error={}", s.agent_id, s.id,
+                   r.error().message);
+      if (s.recording_mode != RecordingMode::kRequired) return true;
+      fail_recording(s, r.error().message);
+      return false;
+    }
+    s.recording = std::move(r).value();
+    s.recorded = start;  // from what the viewers are shown first (scrollback, or live output)
+    spdlog::info("recording started agent={} sid={} name={}", s.agent_id, s.id,
+                 s.recording->name());
+  }
+  // Each byte once, in order: a replay repeats what was recorded already.
+  if (start + bytes.size() <= s.recorded) return true;
+  if (start < s.recorded) bytes.remove_prefix(static_cast<std::size_t>(s.recorded - start));
+  s.recorded = std::max(s.recorded, start) + bytes.size();
+  if (auto st = s.recording->output(bytes); !st) {
+    spdlog::warn("recording failed agent={} sid={} error={}", s.agent_id, s.id, st.error().message);
+    s.recording.reset();
+    if (s.recording_mode == RecordingMode::kRequired) {
+      fail_recording(s, st.error().message);
+      return false;
+    }
+    s.recording_mode = RecordingMode::kOff;  // not again for this session: one warning
+  }
+  return true;
+}
+
+void Hub::fail_recording(Session& s, const std::string& why) {
+  // Fail closed: nobody sees output that is not recorded. The viewers are told and closed; the
+  // session's shell is stopped as when its last viewer leaves.
+  const std::string text = proto::encode(proto::UserMessage(
+      proto::ShellError{s.id, "recording is required for this agent and failed: " + why}));
+  std::vector<UserConn*> viewers(s.viewers.begin(), s.viewers.end());
+  for (UserConn* u : viewers) {
+    if (u->gone) continue;
+    u->conn->send_text(text);
+    u->conn->close(1011, "recording failed");
+  }
+  s.recording.reset();  // the policy stands: the next output tries again, or goes to nobody
 }
 
 void Hub::update_flow(Session& s) {
@@ -687,7 +744,11 @@ void Hub::on_agent_message(AgentConn& a, std::string_view payload, bool binary) 
                            proto::encode(proto::UserMessage(
                                proto::ShellStopped{m.session_id, std::nullopt, std::nullopt})));
             }
-            if (fresh) sess.offset = 0;
+            if (fresh) {
+              sess.offset = 0;
+              sess.recording.reset();
+              sess.recorded = 0;
+            }
             sess.has_shell = std::is_same_v<T, proto::ShellStarted>;
             for (UserConn* u : sess.viewers) {
               u->awaiting = false;
@@ -700,6 +761,8 @@ void Hub::on_agent_message(AgentConn& a, std::string_view payload, bool binary) 
           if (auto it = sessions_.find({a.id, m.session_id}); it != sessions_.end()) {
             it->second->offset = 0;  // a new shell numbers from 0 again
             it->second->has_shell = false;
+            it->second->recording.reset();  // one recording per shell
+            it->second->recorded = 0;
             for (UserConn* u : it->second->viewers) reset_position(*u);
           }
         } else if constexpr (std::is_same_v<T, proto::Stats>) {
@@ -848,6 +911,12 @@ void Hub::on_user_message(UserConn& u, std::string_view payload, bool binary) {
         if constexpr (std::is_same_v<T, proto::Input>) {
           send_input(u, m.data);
         } else if constexpr (std::is_same_v<T, proto::Resize>) {
+          if (auto it = sessions_.find({u.agent_id, u.session_id}); it != sessions_.end()) {
+            Session& sess = *it->second;
+            sess.cols = m.cols;
+            sess.rows = m.rows;
+            if (sess.recording) (void)sess.recording->resize(m.cols, m.rows);
+          }
           send_to_agent(
               u.agent_id,
               proto::encode(proto::AgentMessage(proto::ShellResize{u.session_id, m.cols, m.rows})));

@@ -277,6 +277,14 @@ int main(int argc, char** argv) {
       ->add_option("--max-upload", config.max_upload_bytes,
                    "Largest file upload to an agent, bytes (PUT /api/agents/:id/files)")
       ->capture_default_str();
+  serve_cmd->add_option("--recordings-dir", config.recordings_dir,
+                        "Where session recordings go (default: recordings/ next to a SQLite "
+                        "database)");
+  serve_cmd
+      ->add_option("--recordings-keep", config.recordings_keep,
+                   "Recordings kept per agent; the oldest go first")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   serve_cmd
       ->add_option("--max-message", config.max_frame_bytes,
                    "Largest WebSocket message, bytes (larger: close 1009)")

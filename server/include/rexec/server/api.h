@@ -98,6 +98,13 @@ class Api final : public HubSink {
                      const nlohmann::json& refusal);
   HttpResponse mfa_route(const Principal& p, const HttpRequest& req, const std::string& agent_id,
                          const std::string& action);
+  // GET/PUT /api/agents/:id/recording (the policy), GET .../recordings (the list) and
+  // GET .../recordings/NAME (one asciicast file). docs/protocol.md, "Session recordings".
+  HttpResponse recording_route(const Principal& p, const HttpRequest& req,
+                               const std::string& agent_id, const std::string& rest,
+                               const std::string& name);
+  // An agent's recording policy (the setting "recording/<agent id>"; off when unset).
+  [[nodiscard]] RecordingMode recording_mode(const std::string& agent_id);
   // A code given to mfa-verify within kMfaVerifiedFor opens the user's locked terminals.
   [[nodiscard]] bool mfa_verified(const std::string& user_id) const;
 
@@ -108,6 +115,7 @@ class Api final : public HubSink {
   Hub* hub_ = nullptr;
   std::unique_ptr<FileService> files_;
   std::unique_ptr<FileRelay> file_relay_;  // cluster mode
+  std::unique_ptr<Recordings> recordings_;
   Cluster* cluster_ = nullptr;
   RateLimiter limiter_;
   Downloads downloads_;

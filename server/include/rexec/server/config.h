@@ -34,7 +34,11 @@ struct ServerConfig {
   std::size_t max_frame_bytes = 1U << 20U;       // larger incoming frames close with 1009
   std::size_t max_body_bytes = 1U << 20U;        // HTTP request bodies
   std::uint64_t max_upload_bytes = 100U << 20U;  // PUT /api/agents/:id/files: 413 past this
-  std::size_t user_queue_limit = 8U << 20U;      // bytes queued to a user socket before dropping
+  // Session recordings (asciicast v2): where, and how many are kept per agent. Empty dir: next to
+  // a SQLite database ("<db dir>/recordings"); with PostgreSQL, recording needs the flag.
+  std::string recordings_dir;
+  std::size_t recordings_keep = 100;
+  std::size_t user_queue_limit = 8U << 20U;  // bytes queued to a user socket before dropping
   std::chrono::milliseconds slow_consumer_stall{10000};  // then close 1008 "slow consumer"
   double rate_limit_per_sec = 20;                        // per IP, HTTP requests and upgrades
   double rate_limit_burst = 60;

@@ -6,6 +6,7 @@
 #pragma once
 
 #include "rexec/proto/messages.h"
+#include "rexec/server/recordings.h"
 #include "rexec/server/ws_conn.h"
 #include "rexec/uvx/timer.h"
 
@@ -137,6 +138,14 @@ class Hub {
     events_observer_ = std::move(fn);
   }
 
+  // Session recordings: `recordings` writes them, `mode_of` gives an agent's policy (asked when a
+  // viewer opens a terminal). Without this call nothing is recorded. Both outlive the hub.
+  void set_recordings(Recordings* recordings,
+                      std::function<RecordingMode(const std::string& agent_id)> mode_of) {
+    recordings_ = recordings;
+    recording_mode_ = std::move(mode_of);
+  }
+
   // An events-hub message from another instance, for this instance's sockets of `user_id`.
   void deliver_events(const std::string& user_id, const std::string& text);
 
@@ -204,6 +213,11 @@ class Hub {
   // Sends `bytes` (starting at `start`) to `u`, minus what it has, after a gap marker if it
   // misses some.
   void deliver(UserConn& u, std::uint64_t start, std::string_view bytes);
+  // Writes the part of `bytes` (starting at `start`) its recording lacks, starting the recording
+  // first when the agent's policy asks for one; a failure under `required` closes the session's
+  // viewers (fail_recording) and returns false: the bytes must then go to nobody.
+  bool record(Session& s, std::uint64_t start, std::string_view bytes);
+  void fail_recording(Session& s, const std::string& why);
   void reset_position(UserConn& u);
   void on_user_drain(UserConn& u);
   void on_agent_drain(AgentConn& a);
@@ -240,6 +254,8 @@ class Hub {
   std::map<std::string, std::size_t> sockets_by_address_;
   std::function<void(const std::string&, const nlohmann::json&)> events_observer_;
   FileHooks file_hooks_;
+  Recordings* recordings_ = nullptr;
+  std::function<RecordingMode(const std::string&)> recording_mode_;
   std::uint64_t dropped_ = 0;
   std::uint64_t output_bytes_ = 0;
   std::uint64_t input_bytes_ = 0;
