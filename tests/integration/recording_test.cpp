@@ -64,8 +64,9 @@ std::string replay(const std::string& cast, int& resizes) {
 
 }  // namespace
 
-TEST_CASE("recording: a session replays to the bytes the viewer saw; list, download, retention",
-          "[integration]") {
+TEST_CASE(
+    "recording: a session replays to the bytes the viewer saw, with list, download and retention",
+    "[integration]") {
   rx::test::ServerOptions o;
   o.extra_args = {"--recordings-keep", "2"};
   Setup s(o);
