@@ -6,6 +6,7 @@
 #include "rexec/common/unique_fd.h"
 #include "rexec/net/http_client.h"
 #include "rexec/net/sha256.h"
+#include "rexec/net/url.h"
 
 #include <nlohmann/json.hpp>
 
@@ -174,8 +175,8 @@ Status upload_file(const Target& target, const std::string& local, const std::st
   const std::string name = base_name(local);
   const std::string dest = with_name_if_dir(remote_path, name);
   // Permission bits only: set-id bits from this machine have no business on the agent's.
-  auto url =
-      files_url(target, "path=" + query_escape(dest) + "&mode=" + format_mode(st.st_mode & 0777U));
+  auto url = files_url(
+      target, "path=" + rx::net::url_encode(dest) + "&mode=" + format_mode(st.st_mode & 0777U));
   if (!url) return Error(url.error().code, what + url.error().message);
 
   net::Sha256 sha;
@@ -240,7 +241,7 @@ Status download_file(const Target& target, const std::string& remote_path,
   } else if (!local.empty() && local.back() == '/') {
     return Error(Errc::kNotFound, what + "no directory " + local);
   }
-  auto url = files_url(target, "path=" + query_escape(remote_path));
+  auto url = files_url(target, "path=" + rx::net::url_encode(remote_path));
   if (!url) return Error(url.error().code, what + url.error().message);
 
   // Beside the destination, so that the final rename stays within one file system.

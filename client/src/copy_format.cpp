@@ -32,25 +32,6 @@ std::string with_name_if_dir(const std::string& path, const std::string& name) {
   return !path.empty() && path.back() == '/' ? path + name : path;
 }
 
-std::string query_escape(std::string_view s) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(s.size());
-  for (const char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    const bool keep = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                      c == '-' || c == '.' || c == '_' || c == '~' || c == '/';
-    if (keep) {
-      out += ch;
-    } else {
-      out += '%';
-      out += kHex[c >> 4U];
-      out += kHex[c & 0xfU];
-    }
-  }
-  return out;
-}
-
 std::string format_mode(mode_t mode) {
   char buf[16];
   std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned int>(mode & 07777U));

@@ -32,10 +32,6 @@ std::string dir_name(std::string_view path);
 // `path` with `name` appended when it ends with '/', else `path` unchanged.
 std::string with_name_if_dir(const std::string& path, const std::string& name);
 
-// Percent-encodes `s` for a URL query value: everything but RFC 3986 unreserved characters and
-// '/' (kept for readable paths in logs), so '&', '=', '+', '%', '#', ' ' cannot split the query.
-std::string query_escape(std::string_view s);
-
 // Permission bits as the API writes them ("0644"), and back. parse_mode accepts 1 to 4 octal
 // digits with value <= 07777; anything else is nullopt.
 std::string format_mode(mode_t mode);

@@ -48,12 +48,6 @@ TEST_CASE("Destination names: base_name, dir_name, a trailing slash appends the 
   CHECK(with_name_if_dir("", "x.tar") == "");
 }
 
-TEST_CASE("query_escape keeps unreserved characters and slashes only", "[client]") {
-  CHECK(query_escape("/srv/data/file-1_2.tar~") == "/srv/data/file-1_2.tar~");
-  CHECK(query_escape("/tmp/a b&c=d+e%f#g?h") == "/tmp/a%20b%26c%3Dd%2Be%25f%23g%3Fh");
-  CHECK(query_escape("/tmp/\xc3\xa9") == "/tmp/%C3%A9");
-}
-
 TEST_CASE("Modes are four octal digits and parse back strictly", "[client]") {
   CHECK(format_mode(0644) == "0644");
   CHECK(format_mode(0755) == "0755");
