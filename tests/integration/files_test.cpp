@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 // File transfers end to end (PROTOCOL §8): curl and `rexec cp` against a real server and a real
 // agent writing to real file systems (a tmpfs the test mounts, where it may).
+#include "rexec/net/sha256.h"
+
 #include <catch2/catch.hpp>
-#include <openssl/evp.h>
 
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -45,24 +46,13 @@ void make_file(const std::string& path, std::uint64_t size, std::uint32_t seed) 
 std::string sha256_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return "missing";
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+  rx::net::Sha256 sha;
   std::string buf(1U << 20U, '\0');
   while (in) {
     in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    EVP_DigestUpdate(ctx, buf.data(), static_cast<std::size_t>(in.gcount()));
+    sha.update(std::string_view(buf.data(), static_cast<std::size_t>(in.gcount())));
   }
-  std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
-  unsigned int n = 0;
-  EVP_DigestFinal_ex(ctx, md.data(), &n);
-  EVP_MD_CTX_free(ctx);
-  std::string hex;
-  for (unsigned int i = 0; i < n; ++i) {
-    std::array<char, 3> h{};
-    std::snprintf(h.data(), h.size(), "%02x", md[i]);
-    hex += h.data();
-  }
-  return hex;
+  return sha.hex_digest();
 }
 
 // Percent-encodes a path for a query string.
