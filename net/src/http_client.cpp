@@ -69,6 +69,10 @@ class HttpClient::Call final : public ClientHandler {
   int write_body_piece(lws* wsi);
   int on_established(lws* wsi);
   int on_body_bytes(lws* wsi, const char* data, size_t len);
+  // Runs a caller's callback that says whether to go on: an exception (`failed` + what) or a
+  // refusal (`refused`) ends the call; returns what the lws callback must return.
+  template <class Fn>
+  int ask_caller(lws* wsi, Fn&& fn, const char* failed, const char* refused);
   int on_idle_tick(lws* wsi);
 
   [[nodiscard]] bool streams_body() const { return request_.on_body && is_2xx(response_.status); }
@@ -223,17 +227,25 @@ int HttpClient::Call::on_established(lws* wsi) {
     response_.headers.emplace_back(name, std::move(value));
   }
   if (request_.on_headers) {
-    bool go_on = false;
-    try {
-      go_on = request_.on_headers(response_);
-    } catch (const std::exception& e) {
-      complete(Error(Errc::kInternal, std::string("response handler failed: ") + e.what()), wsi);
-      return -1;
-    }
-    if (!go_on) {
-      complete(Error(Errc::kClosed, "the response was refused"), wsi);
-      return -1;
-    }
+    return ask_caller(
+        wsi, [this] { return request_.on_headers(response_); },
+        "response handler failed: ", "the response was refused");
+  }
+  return 0;
+}
+
+template <class Fn>
+int HttpClient::Call::ask_caller(lws* wsi, Fn&& fn, const char* failed, const char* refused) {
+  bool go_on = false;
+  try {
+    go_on = fn();
+  } catch (const std::exception& e) {
+    complete(Error(Errc::kInternal, std::string(failed) + e.what()), wsi);
+    return -1;
+  }
+  if (!go_on) {
+    complete(Error(Errc::kClosed, refused), wsi);
+    return -1;
   }
   return 0;
 }
@@ -242,18 +254,9 @@ int HttpClient::Call::on_body_bytes(lws* wsi, const char* data, size_t len) {
   if (request_.idle_timeout.count() > 0) note_progress();
   response_.body_bytes += len;
   if (streams_body()) {
-    bool go_on = false;
-    try {
-      go_on = request_.on_body(std::string_view(data, len));
-    } catch (const std::exception& e) {
-      complete(Error(Errc::kInternal, std::string("response body sink failed: ") + e.what()), wsi);
-      return -1;
-    }
-    if (!go_on) {
-      complete(Error(Errc::kClosed, "the response body was refused"), wsi);
-      return -1;
-    }
-    return 0;
+    return ask_caller(
+        wsi, [&] { return request_.on_body(std::string_view(data, len)); },
+        "response body sink failed: ", "the response body was refused");
   }
   if (response_.body.size() + len > request_.max_response_bytes) {
     complete(Error(Errc::kLimit, "HTTP response larger than " +
