@@ -65,6 +65,11 @@ struct Session {
 // output then waits behind at most about one chunk of file data (docs/performance.md, "Files").
 constexpr std::size_t kFileRoom = 64U * 1024U;
 
+// A closed session's cgroup: SIGHUP, then cgroup.kill after this many 100 ms ticks; given up
+// (with a warning) after kSweepLastTick.
+constexpr int kSweepGraceTicks = 10;
+constexpr int kSweepLastTick = kSweepGraceTicks + 100;
+
 // Replays go out in pieces this size (base64 makes them a third larger on the wire).
 constexpr std::size_t kReplayChunk = 64U * 1024U;
 
@@ -158,7 +163,7 @@ class Agent {
   std::unique_ptr<FileTransfers> files_;
   std::unique_ptr<KeeperLink> keeper_;  // with handover on; shells are its children
   std::optional<SessionCgroups> cgroups_;
-  std::vector<std::pair<std::string, int>> sweeping_;  // closed sessions' cgroups, tries left
+  std::vector<std::pair<std::string, int>> sweeping_;  // closed sessions' cgroups, 100 ms ticks
   uvx::Timer sweep_timer_;
   uvx::Timer cleanup_timer_;
   std::uint64_t next_exec_ = 0;
@@ -676,18 +681,21 @@ void Agent::open_cgroups() {
 }
 
 void Agent::sweep_cgroup(std::string path) {
-  // cgroup.kill is immediate; the cgroup can be removed once its processes are reaped, which
-  // takes a moment: retry every 100 ms, for up to 10 s.
-  (void)kill_cgroup(path);
-  if (remove_cgroup(path)) return;
-  sweeping_.emplace_back(std::move(path), 100);
+  // First SIGHUP (and SIGCONT) to everything left, as a hang-up would, so a program can run its
+  // clean-up (a lock file it holds, say); what is still there after kSweepGraceTicks gets
+  // cgroup.kill. The cgroup is removed once empty, which takes a moment after a kill: retry every
+  // 100 ms for up to 10 s.
+  if (remove_cgroup(path)) return;  // nothing left in it
+  signal_cgroup(path, SIGHUP);
+  signal_cgroup(path, SIGCONT);
+  sweeping_.emplace_back(std::move(path), 0);
   if (sweeping_.size() > 1) return;  // the timer runs already
   sweep_timer_.start(milliseconds(100), milliseconds(100), [this] {
     std::erase_if(sweeping_, [](auto& entry) {
-      auto& [p, tries] = entry;
-      (void)kill_cgroup(p);
+      auto& [p, ticks] = entry;
+      if (++ticks >= kSweepGraceTicks) (void)kill_cgroup(p);
       if (remove_cgroup(p)) return true;
-      if (--tries > 0) return false;
+      if (ticks < kSweepLastTick) return false;
       spdlog::warn("cgroup not removed, processes remain path={}", p);
       return true;
     });
@@ -892,7 +900,8 @@ void Agent::maybe_finish_shutdown() {
   }
   shutdown_timer_.stop();
   reconnect_.stop();
-  for (auto& [path, tries] : sweeping_) {
+  for (auto& [path, ticks] : sweeping_) {
+    (void)kill_cgroup(path);  // no time left for a grace
     if (!remove_cgroup(path)) spdlog::warn("cgroup not removed at exit path={}", path);
   }
   sweeping_.clear();

@@ -160,15 +160,22 @@ Result<SessionCgroups::Made> SessionCgroups::create(const std::string& session_i
   return m;
 }
 
+void signal_cgroup(const std::string& path, int sig) {
+  auto procs = sysinfo::read_text_file(path + "/cgroup.procs");
+  if (!procs) return;
+  std::istringstream in(*procs);
+  pid_t pid = 0;
+  while (in >> pid) (void)::kill(pid, sig);
+}
+
 Status kill_cgroup(const std::string& path) {
   if (auto st = write_file(path + "/cgroup.kill", "1"); st) return {};
   // Before Linux 5.14: one SIGKILL per process. A fork racing with this can escape one round;
   // the caller retries removal, and each retry kills again.
-  auto procs = sysinfo::read_text_file(path + "/cgroup.procs");
-  if (!procs) return procs.error();
-  std::istringstream in(*procs);
-  pid_t pid = 0;
-  while (in >> pid) (void)::kill(pid, SIGKILL);
+  if (!sysinfo::read_text_file(path + "/cgroup.procs")) {
+    return Error(Errc::kNotFound, "no cgroup at " + path);
+  }
+  signal_cgroup(path, SIGKILL);
   return {};
 }
 

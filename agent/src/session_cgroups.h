@@ -57,6 +57,9 @@ class SessionCgroups {
   std::uint64_t next_ = 0;
 };
 
+// Sends `sig` to every process in the cgroup at `path` (read from cgroup.procs; best effort).
+void signal_cgroup(const std::string& path, int sig);
+
 // Kills every process in the cgroup at `path`: writes "1" to cgroup.kill (Linux 5.14), else
 // sends SIGKILL to each pid in cgroup.procs. Errors: kSystem when neither works.
 Status kill_cgroup(const std::string& path);
