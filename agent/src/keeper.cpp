@@ -78,6 +78,7 @@ Status send_packet(int fd, const nlohmann::json& body, const std::vector<int>& f
     msg.msg_control = control.data();
     msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
     cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    if (c == nullptr) return Error(Errc::kInternal, "keeper socket: no room for descriptors");
     c->cmsg_level = SOL_SOCKET;
     c->cmsg_type = SCM_RIGHTS;
     c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());

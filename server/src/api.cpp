@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 namespace rx::server {
 
@@ -571,8 +572,10 @@ HttpResponse Api::recording_route(const Principal& p, const HttpRequest& req,
       return error(path.error().code == Errc::kInvalidArgument ? 400 : 404, path.error().message);
     }
     std::ifstream in(*path, std::ios::binary);
-    std::string body((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (!in.good() && !in.eof()) return error(500, "cannot read the recording");
+    std::ostringstream whole;
+    whole << in.rdbuf();  // istreambuf_iterator trips GCC 12's -Wnull-dereference at -O2
+    if (!in) return error(500, "cannot read the recording");
+    std::string body = std::move(whole).str();
     HttpResponse r{200, std::move(body), "application/x-asciicast", {}};
     r.headers.emplace_back("content-disposition", "attachment; filename=\"" + name + "\"");
     return r;

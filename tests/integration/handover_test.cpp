@@ -41,15 +41,13 @@ long last_number_after(const std::string& text, const std::string& prefix) {
 // Alive and not a zombie.
 bool alive(long pid) {
   if (pid <= 0 || ::kill(static_cast<pid_t>(pid), 0) != 0) return false;
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string stat = rx::test::read_file("/proc/" + std::to_string(pid) + "/stat");
   const auto close = stat.rfind(')');
   return close == std::string::npos || stat.compare(close + 2, 1, "Z") != 0;
 }
 
 long parent_of(long pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string stat = rx::test::read_file("/proc/" + std::to_string(pid) + "/stat");
   const auto close = stat.rfind(')');  // comm may hold spaces; the fields after it do not
   if (close == std::string::npos) return -1;
   std::istringstream rest(stat.substr(close + 2));

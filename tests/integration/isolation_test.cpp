@@ -22,10 +22,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
+std::string slurp(const std::string& path) { return rx::test::read_file(path); }
 
 // Alive and not a zombie.
 bool alive(long pid) {
