@@ -23,11 +23,6 @@ namespace {
 using nlohmann::json;
 using SysClock = std::chrono::system_clock;
 
-Millis now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(SysClock::now().time_since_epoch())
-      .count();
-}
-
 std::string rfc3339(Millis ms) {
   return format_time(SysClock::time_point(std::chrono::milliseconds(ms)));
 }

@@ -13,11 +13,6 @@ namespace {
 using nlohmann::json;
 using SysClock = std::chrono::system_clock;
 
-Millis now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(SysClock::now().time_since_epoch())
-      .count();
-}
-
 using ordered_json = nlohmann::ordered_json;
 
 ordered_json opt(const std::optional<std::string>& s) {

@@ -28,12 +28,6 @@ namespace {
 
 using namespace rx::server;
 
-Millis now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 int fail(const std::string& sentence) {
   std::fprintf(stderr, "rexec-server: %s\n", sentence.c_str());
   return 1;

@@ -6,6 +6,7 @@
 
 #include "rexec/common/result.h"
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -14,6 +15,13 @@
 namespace rx::server {
 
 using Millis = std::int64_t;  // Unix time in milliseconds
+
+// The wall clock as Millis.
+inline Millis now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 struct User {
   std::string id;  // uuid v4
