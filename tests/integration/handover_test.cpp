@@ -38,14 +38,6 @@ long last_number_after(const std::string& text, const std::string& prefix) {
   return last;
 }
 
-// Alive and not a zombie.
-bool alive(long pid) {
-  if (pid <= 0 || ::kill(static_cast<pid_t>(pid), 0) != 0) return false;
-  const std::string stat = rx::test::read_file("/proc/" + std::to_string(pid) + "/stat");
-  const auto close = stat.rfind(')');
-  return close == std::string::npos || stat.compare(close + 2, 1, "Z") != 0;
-}
-
 long parent_of(long pid) {
   const std::string stat = rx::test::read_file("/proc/" + std::to_string(pid) + "/stat");
   const auto close = stat.rfind(')');  // comm may hold spaces; the fields after it do not
@@ -142,7 +134,8 @@ TEST_CASE(
 
   // Stopping the keeper ends its shells.
   REQUIRE(::kill(static_cast<pid_t>(keeper), SIGTERM) == 0);
-  CHECK(sys.loop().run_until([&] { return !alive(pid) && !alive(keeper); }, 15s));
+  CHECK(sys.loop().run_until(
+      [&] { return !rx::test::process_alive(pid) && !rx::test::process_alive(keeper); }, 15s));
 }
 
 TEST_CASE("handover: with no agent back within the grace, the keeper ends its shells",
@@ -162,7 +155,8 @@ TEST_CASE("handover: with no agent back within the grace, the keeper ends its sh
   agent.process->signal(SIGTERM);
   REQUIRE(agent.process->wait(15s));
   // Still there just after the agent left: the keeper waits its second.
-  CHECK(alive(pid));
+  CHECK(rx::test::process_alive(pid));
   // Then SIGHUP; an interactive shell exits on it, and the keeper after its last shell.
-  CHECK(sys.loop().run_until([&] { return !alive(pid) && !alive(keeper); }, 10s));
+  CHECK(sys.loop().run_until(
+      [&] { return !rx::test::process_alive(pid) && !rx::test::process_alive(keeper); }, 10s));
 }

@@ -24,14 +24,6 @@ namespace {
 
 std::string slurp(const std::string& path) { return rx::test::read_file(path); }
 
-// Alive and not a zombie.
-bool alive(long pid) {
-  if (pid <= 0 || ::kill(static_cast<pid_t>(pid), 0) != 0) return false;
-  const std::string stat = slurp("/proc/" + std::to_string(pid) + "/stat");
-  const auto close = stat.rfind(')');
-  return close == std::string::npos || stat.compare(close + 2, 1, "Z") != 0;
-}
-
 // The newest "<tag>-<n>-" in the viewer's output (the echoed command shows "$!", not digits).
 long tagged_number(System& sys, TestSocket& v, const std::string& tag) {
   long n = -1;
@@ -93,8 +85,8 @@ TEST_CASE("isolation: closing a session leaves no process behind, nohup'ed or da
   const auto [nohup, daemon] = start_leftovers(s, v);
   REQUIRE(nohup > 0);
   REQUIRE(daemon > 0);
-  CHECK(alive(nohup));
-  CHECK(alive(daemon));
+  CHECK(rx::test::process_alive(nohup));
+  CHECK(rx::test::process_alive(daemon));
   // Both are in the session's own cgroup, under the agent's root.
   const std::string cg = slurp("/proc/" + std::to_string(daemon) + "/cgroup");
   INFO("cgroup of the daemonised sleep: " << cg);
@@ -122,7 +114,8 @@ TEST_CASE("isolation: closing a session leaves no process behind, nohup'ed or da
   // The shell exits; the session closes and takes everything in its cgroup with it.
   v.send_json({{"type", "input"}, {"data", "exit\n"}});
   REQUIRE(v.wait_type("shell_stopped", 10s));
-  CHECK(s.sys.loop().run_until([&] { return !alive(nohup) && !alive(daemon); }, 10s));
+  CHECK(s.sys.loop().run_until(
+      [&] { return !rx::test::process_alive(nohup) && !rx::test::process_alive(daemon); }, 10s));
   // And the cgroup itself is gone.
   const std::string dir = s.sys.cgroup_root();
   CHECK(s.sys.loop().run_until(
@@ -145,7 +138,7 @@ TEST_CASE("isolation: without cgroups, stats say process_group and a daemon esca
   REQUIRE(v.wait_type("shell_started"));
   const auto [nohup, daemon] = start_leftovers(s, v);
   REQUIRE(daemon > 0);
-  REQUIRE(alive(daemon));
+  REQUIRE(rx::test::process_alive(daemon));
   const bool said = s.sys.loop().run_until(
       [&] {
         for (const auto& m : v.messages("stats")) {
@@ -163,7 +156,7 @@ TEST_CASE("isolation: without cgroups, stats say process_group and a daemon esca
   s.sys.loop().run_for(500ms);
   // The process-group kill cannot reach a process in another session: the limit of the fallback
   // (and why the cgroup exists).
-  CHECK(alive(daemon));
+  CHECK(rx::test::process_alive(daemon));
   ::kill(static_cast<pid_t>(daemon), SIGKILL);
   ::kill(static_cast<pid_t>(nohup), SIGKILL);
 }

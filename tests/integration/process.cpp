@@ -107,6 +107,13 @@ Process Process::start(const std::vector<std::string>& argv, const std::string& 
   return p;
 }
 
+bool process_alive(long pid) {
+  if (pid <= 0 || ::kill(static_cast<pid_t>(pid), 0) != 0) return false;
+  const std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+  const auto close = stat.rfind(')');  // comm may hold spaces; the state follows it
+  return close == std::string::npos || stat.compare(close + 2, 1, "Z") != 0;
+}
+
 std::string Process::log() const { return read_file(log_path_); }
 
 void Process::signal(int sig) const {

@@ -66,6 +66,9 @@ std::string read_file(const std::string& path);
 // ("io", "wchar:"); 0 when the process or the key is gone.
 std::uint64_t proc_number(pid_t pid, const std::string& file, const std::string& key);
 
+// True while `pid` exists and is not a zombie (a dead child nobody reaped yet).
+bool process_alive(long pid);
+
 // Polls `done` every 10 ms until it returns true or `timeout` passes.
 template <class F>
 bool wait_until(F done, std::chrono::milliseconds timeout);
