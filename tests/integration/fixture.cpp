@@ -81,7 +81,11 @@ void remove_test_cgroup(const std::string& path) {
 }
 
 System::System(ServerOptions options)
-    : cgroup_root_(make_test_cgroup()), dir_(make_temp_dir()), host_(options.listen_host) {
+    : cgroup_root_(make_test_cgroup()),
+      dir_(make_temp_dir()),
+      host_(options.listen_host),
+      ca_file_(options.tls != nullptr ? options.tls->ca() : ""),
+      loop_(ca_file_) {
   db_path_ = dir_ + "/rexec.db";
   if (std::getenv("REXEC_TEST_PG_URL_FILE") != nullptr) {  // NOLINT(concurrency-mt-unsafe)
     const std::string cluster = pg_cluster_url();
@@ -97,6 +101,10 @@ System::System(ServerOptions options)
                 ms(options.agent_grace), "--log-level", options.log_level,
                 // Every test client, agent and user shares 127.0.0.1, and tests poll.
                 "--rate-limit", std::to_string(options.rate_limit)};
+  if (options.tls != nullptr) {
+    base_args_.insert(base_args_.end(),
+                      {"--tls-cert", options.tls->cert(), "--tls-key", options.tls->key()});
+  }
   start_server(host_ + ":0", options.extra_args);
 }
 
@@ -173,9 +181,11 @@ System::Agent System::start_agent(const std::string& token, const std::string& n
   agent.config_path = dir_ + "/agent-" + std::to_string(n) + ".json";
   const std::string log = dir_ + "/agent-" + std::to_string(n) + ".log";
   agent_logs_.push_back(log);
-  auto r = run_program({agent_binary(), "register", "--server", http_url(), "--token", token,
-                        "--name", name, "--config", agent.config_path},
-                       log);
+  std::vector<std::string> reg = {
+      agent_binary(), "register", "--server", http_url(), "--token",
+      token,          "--name",   name,       "--config", agent.config_path};
+  if (!ca_file_.empty()) reg.insert(reg.end(), {"--ca-file", ca_file_});  // saved for `run`
+  auto r = run_program(reg, log);
   if (r.exit_code != 0) {
     dump_logs();
     throw std::runtime_error("agent register failed (exit " + std::to_string(r.exit_code) + ")");

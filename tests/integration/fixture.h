@@ -12,6 +12,7 @@
 
 #include "pg_test_db.h"
 #include "process.h"
+#include "test_certs.h"
 #include "test_client.h"
 
 namespace rx::test {
@@ -26,6 +27,9 @@ struct ServerOptions {
   std::string log_level = "debug";
   // Every test client, agent and user shares 127.0.0.1, and tests poll.
   int rate_limit = 2000;
+  // Serve HTTPS/WSS with this certificate; the System's loop and its agents trust its CA. Must
+  // outlive the System.
+  const TestCerts* tls = nullptr;
 };
 
 class System {
@@ -100,6 +104,7 @@ class System {
   int port_ = 0;
   std::string scheme_ = "http";
   std::string host_ = "127.0.0.1";
+  std::string ca_file_;                 // the CA agents trust, when serving TLS
   std::vector<std::string> base_args_;  // serve arguments without --listen and extra_args
   void start_server(const std::string& listen, const std::vector<std::string>& extra_args);
   std::unique_ptr<Process> server_;

@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "fixture.h"
+#include "test_certs.h"
 
 using rx::test::read_file;
 using rx::test::run_program;
@@ -16,57 +17,16 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// A CA and a server certificate for 127.0.0.1 and rexec.test only (not "localhost"), in `dir`.
-void make_certs(const std::string& dir) {
-  const std::string script = R"(set -e
-cd ")" + dir + R"("
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-  -keyout ca.key -out ca.pem -subj /CN=rexec-test-ca 2>/dev/null
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-  -keyout other-ca.key -out other-ca.pem -subj /CN=rexec-other-ca 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-  -keyout server.key -out server.csr -subj /CN=rexec.test 2>/dev/null
-printf 'subjectAltName=DNS:rexec.test,IP:127.0.0.1\n' > ext.cnf
-openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
-  -extfile ext.cnf -out server.pem 2>/dev/null
-)";
-  auto r = run_program({"/bin/sh", "-c", script}, dir + "/openssl.log");
-  if (r.exit_code != 0)
-    throw std::runtime_error("openssl failed: " + read_file(dir + "/openssl.log"));
-}
-
-struct CertDir {
-  std::string path;
-
-  CertDir() {
-    char tmpl[] = "/tmp/rexec-tls-XXXXXX";
-    if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp");
-    path = tmpl;
-    make_certs(path);
-  }
-
-  ~CertDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-
-  CertDir(const CertDir&) = delete;
-  CertDir& operator=(const CertDir&) = delete;
-  CertDir(CertDir&&) = delete;
-  CertDir& operator=(CertDir&&) = delete;
-};
-
-rx::test::ServerOptions tls_server(const CertDir& certs) {
+rx::test::ServerOptions tls_server(const rx::test::TestCerts& certs) {
   rx::test::ServerOptions o;
-  o.extra_args = {"--tls-cert", certs.path + "/server.pem", "--tls-key",
-                  certs.path + "/server.key"};
+  o.tls = &certs;
   return o;
 }
 
 }  // namespace
 
 TEST_CASE("TLS: a trusted CA registers, connects and serves a terminal over wss", "[integration]") {
-  CertDir certs;
+  rx::test::TestCerts certs;
   System sys(tls_server(certs));
   REQUIRE(sys.http_url().rfind("https://", 0) == 0);
   const std::string token = sys.add_user("alice");
@@ -104,7 +64,7 @@ TEST_CASE("TLS: a trusted CA registers, connects and serves a terminal over wss"
 
 TEST_CASE("TLS: an untrusted CA and a wrong host name are refused in one sentence",
           "[integration]") {
-  CertDir certs;
+  rx::test::TestCerts certs;
   System sys(tls_server(certs));
   const std::string token = sys.add_user("bob");
   const std::string port = std::to_string(sys.port());
