@@ -11,29 +11,30 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
+#include "api_internal.h"
+
 namespace rx::server {
+
+using api_detail::error;
+using api_detail::reply;
+using api_detail::rfc3339;
+using api_detail::valid_conn_id;
+using api_detail::valid_session_id;
 
 namespace {
 
 using nlohmann::json;
 using SysClock = std::chrono::system_clock;
 
-std::string rfc3339(Millis ms) {
-  return format_time(SysClock::time_point(std::chrono::milliseconds(ms)));
-}
-
 json time_or_null(const std::optional<Millis>& ms) {
   return ms ? json(rfc3339(*ms)) : json(nullptr);
 }
-
-HttpResponse reply(int status, const json& body) { return HttpResponse::json(status, body.dump()); }
-
-HttpResponse error(int status, const std::string& text) { return reply(status, {{"error", text}}); }
 
 UpgradeDecision refuse(int status, const json& body) {
   UpgradeDecision d;
@@ -77,11 +78,6 @@ json agent_json(const Agent& a, bool online) {
   auto info = json::parse(a.system_info, nullptr, false);
   j["system_info"] = info.is_discarded() ? json(nullptr) : info;
   return j;
-}
-
-bool valid_conn_id(const std::string& id, bool split) {
-  // The split's session id "split-<connId>" must fit the 64-byte frame id (docs/protocol.md).
-  return proto::is_valid_id(id) && (!split || id.size() <= proto::kMaxIdBytes - 6);
 }
 
 }  // namespace
@@ -247,6 +243,11 @@ HttpResponse Api::handle(const HttpRequest& req) {
                        {"scopes", p.scopes}});
   }
   if (p.is_agent_scoped()) return error(403, "token scope does not allow this");
+  if (p.is_register_scoped() && !(req.method == "POST" && (req.path == "/api/agents" ||
+                                                           req.path == "/api/agents/register"))) {
+    return error(403, "token scope does not allow this");
+  }
+  if (auto r = manage_route(p, req, parts)) return std::move(*r);
   if (req.path == "/api/auth/token") return exchange_token(p, req);
   if (req.path == "/api/audit") return audit_route(p, req);
   if (parts.size() >= 2 && parts[1] == "agents") {
@@ -310,6 +311,7 @@ UpgradeDecision Api::route_socket(const HttpRequest& req) {
   auto principal = authenticate(req);
   if (!principal) return refuse(401, "invalid token");
   const Principal& p = *principal;
+  if (p.is_register_scoped()) return refuse(403, "not authorized");  // it registers, no more
 
   if (req.path == "/api/events") {
     if (p.is_agent_scoped()) return refuse(403, "not authorized");
@@ -397,7 +399,11 @@ UpgradeDecision Api::route_socket(const HttpRequest& req) {
   std::string conn_id = req.query_param("id").value_or("");
   if (conn_id.empty()) conn_id = random_hex(8);
   if (!valid_conn_id(conn_id, split)) return refuse(400, "invalid connection id");
-  const std::string sid = split ? "split-" + conn_id : "main";
+  // &session=ID: a viewer of a session that exists already (docs/protocol.md "Sessions").
+  const auto attach = req.query_param("session");
+  if (attach && !valid_session_id(*attach)) return refuse(400, "invalid session id");
+  if (attach && local && !hub_->has_session(a.id, *attach)) return refuse(404, "session not found");
+  const std::string sid = attach ? *attach : split ? "split-" + conn_id : "main";
   if (local && !hub_->has_session(a.id, sid) &&
       hub_->session_count(a.id) >= config_.max_sessions_per_agent) {
     const json over = {{"error", "session limit reached for this agent"},
@@ -407,7 +413,7 @@ UpgradeDecision Api::route_socket(const HttpRequest& req) {
     return refuse(403, over);
   }
   UpgradeDecision d;
-  TerminalRequest t{a.id, p.user_id, conn_id, split, std::nullopt};
+  TerminalRequest t{a.id, p.user_id, conn_id, split, std::nullopt, attach};
   if (auto o = req.query_param("offset")) {
     char* end = nullptr;
     const unsigned long long v = std::strtoull(o->c_str(), &end, 10);
@@ -481,6 +487,18 @@ HttpResponse Api::register_agent(const Principal& p, const HttpRequest& req) {
   spdlog::info("agent registered agent={} user={}", a.id, p.user_id);
   audit_.record("agent_registered", p.user_id, p.user_id, a.id, std::nullopt,
                 {{"name", a.name}, {"token_id", t.id}});
+  json event = {{"agent_id", a.id}, {"name", a.name}};
+  if (p.is_register_scoped() && p.token_id) {
+    // A registration token works once: a copy of the one-liner left in a shell history or a
+    // log registers nothing more.
+    (void)store_.revoke_token(*p.token_id, p.user_id, now);
+    auth_.invalidate_token(*p.token_id);
+    if (cluster_ != nullptr) cluster_->revoked({*p.token_id});
+    audit_.record("token_revoked", p.user_id, p.user_id, a.id, std::nullopt,
+                  {{"token_id", *p.token_id}, {"reason", "used"}});
+    event["registration_token_id"] = *p.token_id;
+  }
+  if (hub_ != nullptr) hub_->notify(p.user_id, {{"type", "agent_registered"}, {"data", event}});
   return reply(201, {{"id", a.id},
                      {"name", a.name},
                      {"token", token},
@@ -610,11 +628,30 @@ HttpResponse Api::agent_route(const Principal& p, const HttpRequest& req, const 
                                  ? body["description"].get<std::string>()
                                  : a.description;
     if (name.empty()) return error(400, "name is required");
-    if (!store_.update_agent(a.id, name, desc, now_ms())) return error(500, "internal error");
-    return reply(200, {{"id", a.id},
-                       {"name", name},
-                       {"description", desc},
-                       {"message", "Agent updated successfully"}});
+    // Tags (ours): replaced whole when given, as an array of strings.
+    std::optional<std::vector<std::string>> tags;
+    if (body.contains("tags")) {
+      constexpr std::size_t kMaxTags = 32;
+      constexpr std::size_t kMaxTagBytes = 64;
+      const json& given = body["tags"];
+      bool ok = given.is_array() && given.size() <= kMaxTags;
+      tags.emplace();
+      for (std::size_t i = 0; ok && i < given.size(); ++i) {
+        ok = given[i].is_string() && !given[i].get<std::string>().empty() &&
+             given[i].get<std::string>().size() <= kMaxTagBytes;
+        if (ok) tags->push_back(given[i].get<std::string>());
+      }
+      if (!ok) return error(400, "tags must be at most 32 strings of 1 to 64 bytes");
+    }
+    const Millis now = now_ms();
+    if (!store_.update_agent(a.id, name, desc, now)) return error(500, "internal error");
+    if (tags && !store_.set_agent_tags(a.id, *tags, now)) return error(500, "internal error");
+    json out = {{"id", a.id},
+                {"name", name},
+                {"description", desc},
+                {"message", "Agent updated successfully"}};
+    if (tags) out["tags"] = *tags;
+    return reply(200, out);
   }
   if (rest.empty() && req.method == "DELETE") {
     auto revoked = store_.revoke_agent_tokens(a.id, now_ms());
@@ -713,11 +750,16 @@ HttpResponse Api::exchange_token(const Principal& p, const HttpRequest& req) {
   auto jwt = auth_.issue_session_jwt(p, config_.web_session_ttl, config_.web_session_max);
   if (!jwt) return error(403, "sign in with an API token");
   const auto exp = SysClock::time_point(std::chrono::seconds(jwt->second));
+  // When renewals end: the page warns before then (docs/web.md).
+  const auto signed_in = p.via_jwt && p.jwt_auth_time
+                             ? SysClock::time_point(std::chrono::seconds(*p.jwt_auth_time))
+                             : SysClock::now();
   return reply(200,
                {{"token", jwt->first},
                 {"expires_at", format_time(exp)},
                 {"expires_in",
                  std::chrono::duration_cast<std::chrono::seconds>(exp - SysClock::now()).count()},
+                {"session_ends_at", format_time(signed_in + config_.web_session_max)},
                 {"user",
                  {{"id", p.user_id},
                   {"username", p.username},
@@ -763,19 +805,55 @@ HttpResponse Api::tokens_route(const Principal& p, const HttpRequest& req,
         if (s.is_string()) t.scopes.push_back(s);
       }
     }
-    if (body.contains("expires_in") && !body["expires_in"].is_null()) {
-      // Days. Checked before any arithmetic: a huge count must not overflow into the past.
-      constexpr std::int64_t kMaxDays = 36'500;
-      const json& days = body["expires_in"];
+    // A whole number from 1 to `max`, checked before any arithmetic: a huge count must not
+    // overflow into the past.
+    const auto whole = [&body](const char* key, std::int64_t max) -> std::optional<std::int64_t> {
+      const json& v = body[key];
       const bool in_range =
-          days.is_number_unsigned()
-              ? days.get<std::uint64_t>() >= 1 && days.get<std::uint64_t>() <= kMaxDays
-              : days.is_number_integer() && days.get<std::int64_t>() >= 1 &&
-                    days.get<std::int64_t>() <= kMaxDays;
-      if (!in_range) {
-        return error(400, "expires_in must be a whole number of days from 1 to 36500");
+          v.is_number_unsigned()
+              ? v.get<std::uint64_t>() >= 1 &&
+                    v.get<std::uint64_t>() <= static_cast<std::uint64_t>(max)
+              : v.is_number_integer() && v.get<std::int64_t>() >= 1 && v.get<std::int64_t>() <= max;
+      return in_range ? std::optional<std::int64_t>(v.get<std::int64_t>()) : std::nullopt;
+    };
+    const bool given_days = body.contains("expires_in") && !body["expires_in"].is_null();
+    const bool given_minutes =
+        body.contains("expires_in_minutes") && !body["expires_in_minutes"].is_null();
+    if (given_days && given_minutes) {
+      return error(400, "give expires_in or expires_in_minutes, not both");
+    }
+    if (given_days) {
+      const auto days = whole("expires_in", 36'500);
+      if (!days) return error(400, "expires_in must be a whole number of days from 1 to 36500");
+      t.expires_at = now + *days * 86'400'000;
+    }
+    if (given_minutes) {
+      const auto minutes = whole("expires_in_minutes", kMaxTokenMinutes);
+      if (!minutes) {
+        return error(400, "expires_in_minutes must be a whole number from 1 to 1440");
       }
-      t.expires_at = now + days.get<std::int64_t>() * 86'400'000;
+      t.expires_at = now + *minutes * 60'000;
+    }
+    // Registration tokens (docs/protocol.md): scope "register" alone, short-lived, one use.
+    const bool registration = t.scopes == std::vector<std::string>{"register"};
+    if (!registration &&
+        std::find(t.scopes.begin(), t.scopes.end(), "register") != t.scopes.end()) {
+      return error(400, "the register scope cannot be combined with others");
+    }
+    if (registration) {
+      if (!t.expires_at) t.expires_at = now + kRegistrationTokenMinutes * 60'000;
+      if (*t.expires_at > now + kMaxTokenMinutes * 60'000) {
+        return error(400, "a registration token expires within 24 hours (expires_in_minutes)");
+      }
+    }
+    // A web session may mint a lasting credential only soon after its sign-in with an API token:
+    // a stolen session JWT must not outlive --web-session-max by becoming an API token.
+    if (!registration && p.via_jwt && p.jwt_auth_time &&
+        std::chrono::seconds(now / 1000 - *p.jwt_auth_time) > kFreshSignIn) {
+      return reply(403, {{"error",
+                          "creating an API token needs a recent sign-in: sign in again with an API "
+                          "token, then create it within 15 minutes"},
+                         {"code", "fresh_sign_in_required"}});
     }
     t.created_at = now;
     if (!store_.create_token(t)) return error(500, "internal error");
@@ -893,7 +971,9 @@ std::unique_ptr<HttpStreamHandler> Api::stream(const HttpRequest& req, HttpStrea
     return answer(error(401, "unauthorized"));
   }
   const Principal& p = *principal;
-  if (p.is_agent_scoped()) return answer(error(403, "token scope does not allow this"));
+  if (p.is_agent_scoped() || p.is_register_scoped()) {
+    return answer(error(403, "token scope does not allow this"));
+  }
   const OwnedAgent owned = owned_agent(p, parts[2]);
   if (!owned.agent) return answer(owned.refusal);
   const Agent& a = *owned.agent;
@@ -1018,14 +1098,8 @@ HttpResponse Api::audit_route(const Principal& p, const HttpRequest& req) {
   constexpr std::size_t kDefaultLimit = 100;
   constexpr std::size_t kMaxLimit = 1000;
   // A positive whole number of at most 18 digits, else nullopt.
-  const auto positive = [](const std::string& text) -> std::optional<std::int64_t> {
-    if (text.empty() || text.size() > 18) return std::nullopt;
-    std::int64_t v = 0;
-    for (const char c : text) {
-      if (c < '0' || c > '9') return std::nullopt;
-      v = v * 10 + (c - '0');
-    }
-    return v > 0 ? std::optional<std::int64_t>(v) : std::nullopt;
+  const auto positive = [](const std::string& text) {
+    return api_detail::parse_count(text, 1, 999'999'999'999'999'999);
   };
   AuditQuery q;
   q.limit = kDefaultLimit;
@@ -1042,6 +1116,14 @@ HttpResponse Api::audit_route(const Principal& p, const HttpRequest& req) {
   }
   if (auto id = req.query_param("agent_id"); id && !id->empty()) q.agent_id = *id;
   if (auto t = req.query_param("type"); t && !t->empty()) q.type = *t;
+  if (auto u = req.query_param("user_id"); u && !u->empty()) q.user_id = *u;
+  // A time range, in Unix milliseconds: since <= at < until.
+  for (auto [name, slot] : {std::pair{"since", &q.since}, std::pair{"until", &q.until}}) {
+    if (auto v = req.query_param(name); v && !v->empty()) {
+      *slot = positive(*v);
+      if (!*slot) return error(400, std::string(name) + " must be a time in Unix milliseconds");
+    }
+  }
   // A user reads the events of their own agents and records; an admin reads everyone's.
   if (!p.is_admin) q.owner_id = p.user_id;
   auto events = store_.audit_events(q);

@@ -109,7 +109,7 @@ class Cluster::Relay final : public WsHandler {
   [[nodiscard]] bool is_attached() const { return attached_; }
 
   [[nodiscard]] std::string session_id() const {
-    return req_.new_session ? "split-" + req_.conn_id : "main";
+    return req_.session.value_or(req_.new_session ? "split-" + req_.conn_id : "main");
   }
 
   void on_message(std::string_view payload, bool binary) override {
@@ -189,6 +189,7 @@ class Cluster::Relay final : public WsHandler {
               {"new_session", req_.new_session},
               {"peer", user_.peer_address()}};
     if (pos_) m["offset"] = *pos_;
+    if (req_.session) m["attach"] = true;  // view session_id as it is (&session=)
     c_.publish(kTerminalProxy, "start_session", std::move(m));
     started_at_ = Clock::now();
   }
@@ -536,11 +537,13 @@ void Cluster::on_proxy(const std::string& from, const json& m) {
     v->session_id = str(m, "session_id");
     v->peer = str(m, "peer");
     v->conn = std::make_unique<RemoteConn>(*this, *v);
-    TerminalRequest r{v->agent_id, str(m, "user_id"), str(m, "conn_id"),
-                      m.value("new_session", false), std::nullopt};
+    TerminalRequest r{v->agent_id,       str(m, "user_id"),
+                      str(m, "conn_id"), m.value("new_session", false),
+                      std::nullopt,      std::nullopt};
     if (m.contains("offset") && m["offset"].is_number_unsigned()) {
       r.offset = m["offset"].get<std::uint64_t>();
     }
+    if (m.value("attach", false)) r.session = v->session_id;
     RemoteViewer* raw = v.get();
     remote_[wire] = std::move(v);
     // Message 0 says the viewer is attached; the hub's own messages follow.

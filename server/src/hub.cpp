@@ -9,6 +9,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstring>
 #include <ctime>
 #include <vector>
@@ -74,6 +75,7 @@ struct Hub::UserConn {
   std::uint64_t bytes_in = 0;   // terminal input from this socket (audit)
   std::uint64_t bytes_out = 0;  // terminal output queued to this socket (audit)
   Clock::time_point opened_at = Clock::now();
+  SysClock::time_point since = SysClock::now();  // for sessions_json
   bool gone = false;
 };
 
@@ -99,6 +101,7 @@ struct Hub::Session {
   std::uint64_t recorded = 0;
   std::uint16_t cols = 80;
   std::uint16_t rows = 24;
+  SysClock::time_point started_at = SysClock::now();  // its age on the page (sessions_json)
 };
 
 // ---- handlers: trampolines from the plumbing into the hub ----
@@ -243,7 +246,7 @@ std::unique_ptr<WsHandler> Hub::accept_agent(WsConn& conn, AgentHello hello) {
 }
 
 std::unique_ptr<WsHandler> Hub::accept_user(WsConn& conn, TerminalRequest req) {
-  const std::string sid = req.new_session ? "split-" + req.conn_id : "main";
+  const std::string sid = req.session.value_or(req.new_session ? "split-" + req.conn_id : "main");
   // Takeover: the same connId on the same agent replaces the old socket (§4.1).
   for (UserConn* old : users_) {
     if (!old->gone && old->agent_id == req.agent_id && old->conn_id == req.conn_id) {
@@ -275,8 +278,9 @@ std::unique_ptr<WsHandler> Hub::accept_user(WsConn& conn, TerminalRequest req) {
   if (is_online(req.agent_id)) {
     // Scrollback first (from the agent's ring), then live output (§4.3).
     u->awaiting = true;
-    send_shell_start(req.agent_id, sid, req.new_session, u->delivered);
+    send_shell_start(req.agent_id, sid, sid != "main", u->delivered);
   }
+  announce_sessions(req.agent_id);
   return std::make_unique<UserHandler>(*this, u);
 }
 
@@ -287,6 +291,13 @@ std::unique_ptr<WsHandler> Hub::accept_events(WsConn& conn, std::string user_id)
   e->address = conn.peer_address();
   events_[e->user_id].insert(e.get());
   count_socket(e->user_id, e->address, true);
+  // The sessions of the user's agents here, so a page knows their counts from the start.
+  for (const auto& [id, a] : agents_) {
+    if (a->user_id != e->user_id) continue;
+    conn.send_text(json{{"type", "agent_sessions"},
+                        {"data", {{"agent_id", id}, {"sessions", sessions_json(id)}}}}
+                       .dump());
+  }
   return std::make_unique<EventsHandler>(*this, std::move(e));
 }
 
@@ -681,6 +692,62 @@ void Hub::broadcast_events(const std::string& user_id, const json& event) {
   for (EventsConn* e : it->second) e->conn->send_text(text);
 }
 
+json Hub::sessions_json(const std::string& agent_id) const {
+  std::vector<const Session*> list;
+  for (auto it = sessions_.lower_bound({agent_id, ""});
+       it != sessions_.end() && it->first.first == agent_id; ++it) {
+    list.push_back(it->second.get());
+  }
+  std::stable_sort(list.begin(), list.end(), [](const Session* x, const Session* y) {
+    return x->started_at < y->started_at;
+  });
+  json out = json::array();
+  for (const Session* s : list) {
+    json viewers = json::array();
+    for (const UserConn* u : s->viewers) {
+      if (!u->gone) viewers.push_back({{"conn_id", u->conn_id}, {"since", format_time(u->since)}});
+    }
+    out.push_back({{"id", s->id},
+                   {"started_at", format_time(s->started_at)},
+                   {"shell", s->has_shell},
+                   {"lingering", s->linger != nullptr},
+                   {"viewers", std::move(viewers)}});
+  }
+  return out;
+}
+
+void Hub::announce_sessions(const std::string& agent_id) {
+  const auto owner = agent_owner_.find(agent_id);
+  if (owner == agent_owner_.end()) return;  // never connected here: nobody to tell
+  broadcast_events(owner->second,
+                   {{"type", "agent_sessions"},
+                    {"data", {{"agent_id", agent_id}, {"sessions", sessions_json(agent_id)}}}});
+}
+
+bool Hub::end_session(const std::string& agent_id, const std::string& session_id,
+                      const std::string& user_id) {
+  const auto it = sessions_.find({agent_id, session_id});
+  if (it == sessions_.end()) return false;
+  send_to_agent(agent_id, proto::encode(proto::AgentMessage(proto::ShellStopSession{session_id})));
+  const std::string text =
+      json{{"type", "session_ended"}, {"data", {{"session_id", session_id}}}}.dump();
+  std::size_t viewers = 0;
+  for (UserConn* u : it->second->viewers) {
+    if (u->gone) continue;
+    ++viewers;
+    u->conn->send_text(text);
+    u->gone = true;  // nothing more goes either way; on_user_closed finds no session
+    u->conn->close(4002, "session ended");
+  }
+  const auto owner = agent_owner_.find(agent_id);
+  spdlog::info("session ended agent={} sid={} viewers={}", agent_id, session_id, viewers);
+  sink_.audit("session_ended", user_id, owner == agent_owner_.end() ? user_id : owner->second,
+              agent_id, session_id, {{"viewers", viewers}});
+  sessions_.erase(it);
+  announce_sessions(agent_id);
+  return true;
+}
+
 void Hub::deliver_events(const std::string& user_id, const std::string& text) {
   const auto it = events_.find(user_id);
   if (it == events_.end()) return;
@@ -748,8 +815,11 @@ void Hub::on_agent_message(AgentConn& a, std::string_view payload, bool binary) 
               sess.offset = 0;
               sess.recording.reset();
               sess.recorded = 0;
+              sess.started_at = SysClock::now();
             }
+            const bool had_shell = sess.has_shell;
             sess.has_shell = std::is_same_v<T, proto::ShellStarted>;
+            if (had_shell != sess.has_shell || fresh) announce_sessions(a.id);
             for (UserConn* u : sess.viewers) {
               u->awaiting = false;
               if (fresh) reset_position(*u);
@@ -760,7 +830,9 @@ void Hub::on_agent_message(AgentConn& a, std::string_view payload, bool binary) 
           route_status(a.id, m.session_id, proto::encode(proto::UserMessage(m)));
           if (auto it = sessions_.find({a.id, m.session_id}); it != sessions_.end()) {
             it->second->offset = 0;  // a new shell numbers from 0 again
+            const bool had_shell = it->second->has_shell;
             it->second->has_shell = false;
+            if (had_shell) announce_sessions(a.id);
             it->second->recording.reset();  // one recording per shell
             it->second->recorded = 0;
             for (UserConn* u : it->second->viewers) reset_position(*u);
@@ -973,16 +1045,20 @@ void Hub::on_user_closed(UserConn& u) {
   s.viewers.erase(&u);
   spdlog::info("terminal closed agent={} sid={} conn={}", u.agent_id, u.session_id, u.conn_id);
   update_flow(s);  // the remaining viewers may all be keeping up, or there are none
-  if (!s.viewers.empty()) return;
+  const std::string agent_id = u.agent_id;
+  const std::string sid = u.session_id;
+  if (!s.viewers.empty()) {
+    announce_sessions(agent_id);
+    return;
+  }
   // A takeover replaced this viewer with another socket on the same session: nothing to stop.
   for (const UserConn* other : users_) {
     if (other->agent_id == u.agent_id && other->session_id == u.session_id) return;
   }
-  const std::string agent_id = u.agent_id;
-  const std::string sid = u.session_id;
   if (sid != "main") {
     send_to_agent(agent_id, proto::encode(proto::AgentMessage(proto::ShellStopSession{sid})));
     sessions_.erase(sit);
+    announce_sessions(agent_id);
     return;
   }
   // The main shell keeps running for session_linger after its last viewer (§4.3).
@@ -991,8 +1067,10 @@ void Hub::on_user_closed(UserConn& u) {
     const auto it = sessions_.find({agent_id, sid});
     if (it == sessions_.end() || !it->second->viewers.empty()) return;
     send_to_agent(agent_id, proto::encode(proto::AgentMessage(proto::ShellStopSession{sid})));
-    sessions_.erase(it);  // destroys the timer running this callback; nothing after this
+    sessions_.erase(it);  // destroys the timer running this callback: only copies from here on
+    announce_sessions(agent_id);
   });
+  announce_sessions(agent_id);
 }
 
 void Hub::audit_agent(const AgentConn& a, const char* type, const char* reason) {

@@ -545,6 +545,12 @@ Status PgStore::update_agent(const std::string& id, const std::string& name,
                      {p(name), p(description), p(now), p(id)});
 }
 
+Status PgStore::set_agent_tags(const std::string& id, const std::vector<std::string>& tags,
+                               Millis now) {
+  return conn_->exec("UPDATE agents SET tags=$1, updated_at=$2 WHERE id=$3",
+                     {p(columns::join_json(tags)), p(now), p(id)});
+}
+
 Status PgStore::delete_agent(const std::string& id) {
   return conn_->exec("DELETE FROM agents WHERE id=$1", {p(id)});
 }
@@ -659,6 +665,9 @@ Result<std::vector<AuditEvent>> PgStore::audit_events(const AuditQuery& q) {
   if (q.agent_id) where("agent_id=", p(*q.agent_id));
   if (q.type) where("type=", p(*q.type));
   if (q.before) where("id<", p(*q.before));
+  if (q.user_id) where("user_id=", p(*q.user_id));
+  if (q.since) where("at>=", p(*q.since));
+  if (q.until) where("at<", p(*q.until));
   params.push_back(p(static_cast<std::int64_t>(q.limit)));
   text += " ORDER BY id DESC LIMIT $" + std::to_string(params.size());
   return collect<AuditEvent>(conn_->run(text, params), [](const PgResult& r, int i) {

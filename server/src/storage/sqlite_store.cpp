@@ -407,6 +407,12 @@ Status SqliteStore::update_agent(const std::string& id, const std::string& name,
   return s.bind(1, name).bind(2, description).bind(3, now).bind(4, id).run();
 }
 
+Status SqliteStore::set_agent_tags(const std::string& id, const std::vector<std::string>& tags,
+                                   Millis now) {
+  Stmt s(*this, "UPDATE agents SET tags=?, updated_at=? WHERE id=?");
+  return s.bind(1, columns::join_json(tags)).bind(2, now).bind(3, id).run();
+}
+
 Status SqliteStore::delete_agent(const std::string& id) {
   Stmt s(*this, "DELETE FROM agents WHERE id=?");
   return s.bind(1, id).run();
@@ -534,6 +540,9 @@ Result<std::vector<AuditEvent>> SqliteStore::audit_events(const AuditQuery& q) {
   if (q.agent_id) text += " AND agent_id=?2";
   if (q.type) text += " AND type=?3";
   if (q.before) text += " AND id<?4";
+  if (q.user_id) text += " AND user_id=?6";
+  if (q.since) text += " AND at>=?7";
+  if (q.until) text += " AND at<?8";
   text += " ORDER BY id DESC LIMIT ?5";
   Stmt s(*this, text.c_str());
   if (q.owner_id) s.bind(1, *q.owner_id);
@@ -541,6 +550,9 @@ Result<std::vector<AuditEvent>> SqliteStore::audit_events(const AuditQuery& q) {
   if (q.type) s.bind(3, *q.type);
   if (q.before) s.bind(4, *q.before);
   s.bind(5, static_cast<std::int64_t>(q.limit));
+  if (q.user_id) s.bind(6, *q.user_id);
+  if (q.since) s.bind(7, *q.since);
+  if (q.until) s.bind(8, *q.until);
   return collect<AuditEvent>(s, [](const Stmt& r) {
     AuditEvent e;
     e.id = r.i64(0);

@@ -83,6 +83,10 @@ class Api final : public HubSink {
 
   OwnedAgent owned_agent(const Principal& p, const std::string& id);
 
+  // The routes of the web page's management views (api_manage.cpp): an agent's stats history
+  // and its sessions. nullopt for any other path.
+  std::optional<HttpResponse> manage_route(const Principal& p, const HttpRequest& req,
+                                           const std::vector<std::string>& parts);
   HttpResponse register_agent(const Principal& p, const HttpRequest& req);
   HttpResponse list_agents(const Principal& p);
   HttpResponse agent_route(const Principal& p, const HttpRequest& req, const std::string& id,
@@ -122,6 +126,13 @@ class Api final : public HubSink {
   std::chrono::system_clock::time_point started_ = std::chrono::system_clock::now();
   std::uint64_t auth_failures_ = 0;  // requests and upgrades refused 401
   std::uint64_t rate_limited_ = 0;   // answered 429 by the rate limiter
+
+  // Tokens (docs/protocol.md "Registration tokens"): a registration token lives this long unless
+  // asked otherwise, and no token made with expires_in_minutes longer than the maximum; a web
+  // session creates other tokens only this soon after its sign-in.
+  static constexpr std::int64_t kRegistrationTokenMinutes = 60;
+  static constexpr std::int64_t kMaxTokenMinutes = 24 * 60;
+  static constexpr std::chrono::minutes kFreshSignIn{15};
 
   using SteadyClock = std::chrono::steady_clock;
   static constexpr std::chrono::minutes kMfaVerifiedFor{10};

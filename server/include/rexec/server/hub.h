@@ -86,6 +86,9 @@ struct TerminalRequest {
   std::string conn_id;  // [A-Za-z0-9_-], ≤ 58 characters for splits
   bool new_session = false;
   std::optional<std::uint64_t> offset;  // &offset=N: output bytes this viewer has shown (§4.3)
+  // &session=ID: view this existing session ("main" or "split-<connId>" of another socket)
+  // instead of the one `conn_id` and `new_session` name (docs/protocol.md "Sessions").
+  std::optional<std::string> session;
 };
 
 // What the hub holds now and has moved since start (GET /metrics).
@@ -130,6 +133,19 @@ class Hub {
   // Sessions on an agent that the hub keeps (viewed, or `main` lingering), and whether one is.
   [[nodiscard]] std::size_t session_count(const std::string& agent_id) const;
   [[nodiscard]] bool has_session(const std::string& agent_id, const std::string& session_id) const;
+  // The sessions the hub keeps on an agent, oldest first, as the page shows them:
+  // [{"id","started_at","shell","lingering","viewers":[{"conn_id","since"}]}] (docs/protocol.md
+  // "Sessions"). Every change is also sent to the owner's events sockets as `agent_sessions`.
+  [[nodiscard]] nlohmann::json sessions_json(const std::string& agent_id) const;
+  // Ends a session: its shell is stopped, its viewers get {"type":"session_ended"} and close
+  // with 4002. False when the hub keeps no such session. `user_id` acted (audit).
+  bool end_session(const std::string& agent_id, const std::string& session_id,
+                   const std::string& user_id);
+
+  // Sends `event` to the events sockets of `user_id` (here, and through the cluster elsewhere).
+  void notify(const std::string& user_id, const nlohmann::json& event) {
+    broadcast_events(user_id, event);
+  }
 
   // Events-hub messages this hub sends its own sockets go to `fn` too (the cluster publishes
   // them for the other instances' sockets).
@@ -231,6 +247,8 @@ class Hub {
   // False when the message was dropped (slow consumer, §7) or the socket is gone.
   bool send_user(UserConn& u, net::WsMessage message);
   void broadcast_events(const std::string& user_id, const nlohmann::json& event);
+  // `agent_sessions` with the agent's sessions_json() to its owner's events sockets.
+  void announce_sessions(const std::string& agent_id);
   Session& session(const std::string& agent_id, const std::string& session_id);
   void count_socket(const std::string& user_id, const std::string& address, bool opened);
   // The audit events of agent sockets, terminal sockets and execs (HubSink::audit).

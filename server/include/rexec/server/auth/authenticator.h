@@ -29,6 +29,11 @@ struct Principal {
 
   // Agent-scoped tokens may only open their agent's socket and validate themselves.
   [[nodiscard]] bool is_agent_scoped() const { return scopes.size() == 1 && scopes[0] == "agent"; }
+
+  // Registration tokens (docs/protocol.md "Registration tokens") may only register one agent.
+  [[nodiscard]] bool is_register_scoped() const {
+    return scopes.size() == 1 && scopes[0] == "register";
+  }
 };
 
 class Authenticator {

@@ -49,6 +49,8 @@ class SqliteStore final : public Store {
   Result<int> count_agents(const std::string& user_id) override;
   Status update_agent(const std::string& id, const std::string& name,
                       const std::string& description, Millis now) override;
+  Status set_agent_tags(const std::string& id, const std::vector<std::string>& tags,
+                        Millis now) override;
   Status delete_agent(const std::string& id) override;
   Status set_online(const std::string& id, Millis now) override;
   Status set_offline(const std::string& id, Millis now) override;

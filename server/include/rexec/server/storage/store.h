@@ -90,6 +90,9 @@ struct AuditQuery {
   std::optional<std::string> owner_id;  // nullopt: every owner (an admin)
   std::optional<std::string> agent_id;
   std::optional<std::string> type;
+  std::optional<std::string> user_id;  // who acted
+  std::optional<Millis> since;         // at >= since
+  std::optional<Millis> until;         // at < until
   std::optional<std::int64_t> before;  // only ids below this (paging)
   std::size_t limit = 100;
 };
@@ -121,6 +124,8 @@ class Store {
   virtual Result<int> count_agents(const std::string& user_id) = 0;
   virtual Status update_agent(const std::string& id, const std::string& name,
                               const std::string& description, Millis now) = 0;
+  virtual Status set_agent_tags(const std::string& id, const std::vector<std::string>& tags,
+                                Millis now) = 0;
   virtual Status delete_agent(const std::string& id) = 0;
   virtual Status set_online(const std::string& id, Millis now) = 0;
   virtual Status set_offline(const std::string& id, Millis now) = 0;
