@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // Every route and socket against every kind of caller (Security): no token, a malformed or
 // unknown token, an expired JWT, an alg:none JWT, an HS256 JWT signed with the wrong key, the
-// agent's own token, another user's token, an admin's token, and the owner's. One table of the
+// agent's own token, a registration token, another user's token, an admin's token, and the
+// owner's (API token and web session). One table of the
 // status and body each must get; sockets are asked with a plain GET of their URL, which the
 // server answers with the same checks as the upgrade (426 when the upgrade would be accepted).
 #include <catch2/catch.hpp>
@@ -50,6 +51,11 @@ TEST_CASE("route table: every route against every kind of caller", "[integration
   const std::string owner_id =
       rx::test::http(loop, "GET", sys.http_url("/api/tokens/validate"), owner)
           .body.value("user_id", "");
+  const std::string registration =
+      rx::test::http(loop, "POST", sys.http_url("/api/tokens"), owner,
+                     R"({"name":"reg","scopes":["register"],"expires_in_minutes":10})")
+          .body.value("token", "");
+  REQUIRE_FALSE(registration.empty());
   const auto now = static_cast<long long>(std::time(nullptr));
   const json claims = {{"user_id", owner_id}, {"username", "owen"}, {"exp", now + 600}};
   json expired_claims = claims;
@@ -63,6 +69,7 @@ TEST_CASE("route table: every route against every kind of caller", "[integration
       {"alg none JWT", rx::test::make_jwt(claims, sys.jwt_secret(), "none")},
       {"wrong key JWT", rx::test::make_jwt(claims, "another-key-another-key-another-key")},
       {"agent token", agent_token},
+      {"registration token", registration},
       {"other user", other},
       {"admin", admin},
       {"owner", owner},
@@ -85,6 +92,11 @@ TEST_CASE("route table: every route against every kind of caller", "[integration
       {"GET", "/ws/agent/AGENT", "", Kind::kSocket, true},
       {"GET", "/api/agents/AGENT/ws", "", Kind::kSocket, true},
       {"GET", "/api/events", "", Kind::kSocket, false},
+      {"GET", "/api/agents/AGENT/stats", "", Kind::kRest, true},
+      {"GET", "/api/agents/AGENT/sessions", "", Kind::kRest, true},
+      {"DELETE", "/api/agents/AGENT/sessions/split-none", "", Kind::kRest, true},
+      {"GET", "/api/audit?user_id=x&since=1", "", Kind::kRest, false},
+      {"GET", "/ws/agent/AGENT/terminal?id=rt2&session=main", "", Kind::kSocket, true},
   };
 
   const auto expect = [&](const Route& r, const std::string& who) -> Expect {
@@ -102,6 +114,11 @@ TEST_CASE("route table: every route against every kind of caller", "[integration
     if (r.path == "/api/auth/token" && who == "owner JWT") {
       return {403, err("sign in with an API token")};  // a JWT cannot renew itself
     }
+    if (who == "registration token") {  // it registers one agent (not in this table), no more
+      if (r.path == "/api/tokens/validate") return {200, {}};
+      if (r.kind == Kind::kRest) return {403, err("token scope does not allow this")};
+      return {403, err("not authorized")};
+    }
     if (who == "agent token") {
       if (r.path == "/api/tokens/validate") return {200, {}};
       if (agent_socket) return {426, err("websocket upgrade required")};  // its own socket
@@ -115,6 +132,11 @@ TEST_CASE("route table: every route against every kind of caller", "[integration
     // The owner (or routes of one's own): what the route itself answers.
     if (r.path.find("mfa-lock") != std::string::npos) return {400, err("mfa_required")};
     if (r.path.find("mfa-verify") != std::string::npos) return {400, err("mfa_required")};
+    if (r.path.find("sessions/split-none") != std::string::npos) {
+      return {404, err("session not found")};
+    }
+    // No viewer has opened main yet: there is nothing to attach to.
+    if (r.path.find("session=main") != std::string::npos) return {404, err("session not found")};
     if (r.kind == Kind::kSocket) return {426, err("websocket upgrade required")};
     return {200, {}};
   };

@@ -24,7 +24,11 @@ TEST_CASE("web: the page and its assets are built in", "[integration][web]") {
   for (const auto& [path, needle] :
        {std::pair{"/static/app.js", "class Pane"}, std::pair{"/static/xterm.mjs", "Terminal"},
         std::pair{"/static/addon-fit.mjs", "FitAddon"}, std::pair{"/static/xterm.css", ".xterm"},
-        std::pair{"/static/app.css", "#panes"}}) {
+        std::pair{"/static/app.css", "#panes"}, std::pair{"/static/manage.js", "showAgent"},
+        std::pair{"/static/addon-search.mjs", "SearchAddon"},
+        std::pair{"/static/addon-web-links.mjs", "WebLinksAddon"},
+        std::pair{"/static/uplot.js", "uPlot"},
+        std::pair{"/static/asciinema-player.js", "AsciinemaPlayer"}}) {
     INFO(path);
     const auto r = rx::test::http(loop, "GET", sys.http_url(path));
     CHECK(r.status == 200);
