@@ -52,9 +52,9 @@ else
   [ "$rc" -eq 0 ] || exit "$rc"
 fi
 
-# npm packages, exactly as locked: xterm.js for the web page (built into rexec-server, so this
-# comes before the first build), and playwright-core for the browser tests (it downloads no
-# browser).
+# npm packages, exactly as locked: xterm.js and its addons, uPlot and asciinema-player for the
+# web page (built into rexec-server, so this comes before the first build), and playwright-core
+# and axe-core for the browser tests (playwright-core downloads no browser).
 repo=$(cd "$(dirname "$0")/.." && pwd)
 for dir in "$repo/web" "$repo/tests/browser"; do
   npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error

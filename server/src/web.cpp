@@ -6,9 +6,12 @@ namespace rx::server {
 namespace {
 
 // 'unsafe-inline' for styles only: xterm.js writes its theme into a <style> element. Scripts come
-// from this origin alone, so an injected <script> does not run.
+// from this origin alone, so an injected <script> does not run. 'wasm-unsafe-eval' lets the page
+// compile WebAssembly (asciinema-player's terminal emulator is built in as WebAssembly); it does
+// not allow eval() or new Function() of JavaScript.
 constexpr std::string_view kCsp =
-    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' "
+    "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' "
     "data:; font-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; "
     "frame-ancestors 'none'";
 
