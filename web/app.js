@@ -4,7 +4,10 @@
 // user's agents with live status and stats from the events hub; opens terminals on `main` and
 // `split-<id>` sessions over the v2 protocol (binary frames), with resize, reconnect with replay
 // (&offset=N), the MFA prompt and a clear text for every documented refusal; uploads files to
-// and downloads them from the agent.
+// and downloads them from the agent. The management views (add a machine, an agent's charts,
+// sessions and recordings, tokens, audit) are in manage.js.
+
+import * as manage from './manage.js';
 
 const $ = (id) => document.getElementById(id);
 const encoder = new TextEncoder();
@@ -22,14 +25,16 @@ const kRetryCapMs = 15000;
 // agent's file) costs one more copy, so it is skipped above this size.
 const kDigestMax = 256 << 20;  // bytes
 
-let xterm = null;  // { Terminal, FitAddon } once loaded
+let xterm = null;  // { Terminal, FitAddon, SearchAddon, WebLinksAddon } once loaded
+const kEndWarningMs = 5 * 60000;  // before the sign-in's maximum life ends
 const state = {
-  session: null,       // { token, expires_at, user }
-  agents: new Map(),   // id → agent object (+ .stats)
+  session: null,       // { token, expires_at, session_ends_at, user }
+  agents: new Map(),   // id → agent object (+ .stats, + .sessions: the hub's list)
   events: null,        // the events-hub WebSocket
   eventsRetry: 0,
   agentId: null,       // the agent the workspace shows
   panes: [],
+  view: 'workspace',   // the section of <main> shown (from location.hash)
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -49,10 +54,12 @@ function backoff(attempt) {
   return cap / 2 + Math.random() * (cap / 2);
 }
 
-function notice(text) {
+// `kind` names who said it, so that one part of the page clears only its own notices.
+function notice(text, kind = '') {
   const el = $('notice');
   el.textContent = text || '';
   el.hidden = !text;
+  el.dataset.kind = kind;
 }
 
 function formatBytes(n) {
@@ -145,6 +152,9 @@ function signOut(message) {
   }
   clearTimeout(state.expiryTimer);
   clearTimeout(state.renewTimer);
+  clearTimeout(state.endWarningTimer);
+  notice('');
+  manage.reset();
   dismissFiles();
   state.agents.clear();
   showSignIn(message);
@@ -153,6 +163,8 @@ function signOut(message) {
 function showSignIn(message) {
   $('app').hidden = true;
   $('sign-out').hidden = true;
+  $('nav').hidden = true;
+  $('help-open').hidden = true;
   $('who').textContent = '';
   $('sign-in').hidden = false;
   $('sign-in-error').textContent = message || '';
@@ -169,6 +181,19 @@ function scheduleSession() {
     () => signOut('Your session has ended: sign in again (open terminals were closed).'),
     Math.max(0, left));
   state.renewTimer = setTimeout(renewSession, Math.max(0, left - Math.min(5 * 60000, left / 2)));
+  // The sign-in's maximum life (--web-session-max): no renewal goes past it, so say so before.
+  clearTimeout(state.endWarningTimer);
+  const ends = Date.parse(state.session.session_ends_at || '');
+  if (Number.isFinite(ends)) {
+    state.endWarningTimer = setTimeout(() => {
+      if (!state.session) return;
+      const at = new Date(ends).toLocaleTimeString();
+      const minutes = Math.max(1, Math.round((ends - Date.now()) / 60000));
+      notice(`Your sign-in ends at ${at} (in ${minutes} minute${minutes === 1 ? '' : 's'}): ` +
+        'open terminals will close then. Sign out and sign in again with your API token to go on.',
+        'session-end');
+    }, Math.max(0, ends - Date.now() - kEndWarningMs));
+  }
 }
 
 async function renewSession() {
@@ -176,7 +201,11 @@ async function renewSession() {
   const r = await api('POST', '/api/auth/token');
   if (!state.session) return;
   if (r.status === 200 && r.data && r.data.token) {
-    state.session = { ...r.data, user: r.data.user || state.session.user };
+    state.session = {
+      ...r.data,
+      user: r.data.user || state.session.user,
+      session_ends_at: r.data.session_ends_at || state.session.session_ends_at,
+    };
     sessionStorage.setItem(kSessionKey, JSON.stringify(state.session));
     scheduleSession();
   } else if (r.status === 0 || r.status === 429 || r.status >= 500) {
@@ -191,11 +220,58 @@ async function showApp() {
   $('sign-in').hidden = true;
   $('app').hidden = false;
   $('sign-out').hidden = false;
+  $('nav').hidden = false;
+  $('help-open').hidden = false;
   const u = state.session.user;
   $('who').textContent = `${u.username} (${u.tier}${u.is_admin ? ', admin' : ''})`;
   scheduleSession();
   await refreshAgents();
   connectEvents();
+  route();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Views: #/ (the terminals), #/agent/ID, #/agent/ID/recording/NAME, #/tokens, #/audit.
+
+function parseHash() {
+  const parts = location.hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
+  if (parts[0] === 'agent' && parts[1]) {
+    if (parts[2] === 'recording' && parts[3]) {
+      return { view: 'recording', agentId: parts[1], name: parts[3] };
+    }
+    return { view: 'agent', agentId: parts[1] };
+  }
+  if (parts[0] === 'tokens' || parts[0] === 'audit') return { view: parts[0] };
+  return { view: 'workspace' };
+}
+
+function showView(name) {
+  state.view = name;
+  for (const el of document.querySelectorAll('#main > .view')) {
+    el.hidden = el.id !== `view-${name}`;
+  }
+  const navName = name === 'agent' || name === 'recording' ? 'workspace' : name;
+  for (const a of document.querySelectorAll('#nav a')) {
+    if (a.dataset.view === navName) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
+  if (name === 'workspace') for (const p of state.panes) p.fit();
+}
+
+function route() {
+  if (!state.session) return;
+  const r = parseHash();
+  manage.leave(r);
+  showView(r.view);
+  if (r.view === 'agent') manage.showAgent(r.agentId);
+  else if (r.view === 'recording') manage.showRecording(r.agentId, r.name);
+  else if (r.view === 'tokens') manage.showTokens();
+  else if (r.view === 'audit') manage.showAudit();
+  renderAgents();
+}
+
+function go(hash) {
+  if (location.hash === hash) route(); else location.hash = hash;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -205,18 +281,28 @@ async function refreshAgents() {
   const r = await api('GET', '/api/agents');
   if (r.status === 401) { signOut('Your session has ended: sign in again.'); return; }
   if (r.status !== 200 || !Array.isArray(r.data)) {
-    notice(`Cannot list agents: ${refusalText(r.status, r.data)}`);
+    notice(`Cannot list agents: ${refusalText(r.status, r.data)}`, 'agents');
     return;
   }
-  notice('');
+  if (['agents', 'transient'].includes($('notice').dataset.kind)) notice('');
   const seen = new Set();
   for (const a of r.data) {
     const old = state.agents.get(a.id);
-    state.agents.set(a.id, { ...a, stats: old ? old.stats : null });
+    state.agents.set(a.id, {
+      ...a, stats: old ? old.stats : null, sessions: old ? old.sessions : null,
+    });
     seen.add(a.id);
   }
   for (const id of [...state.agents.keys()]) if (!seen.has(id)) state.agents.delete(id);
   renderAgents();
+  manage.agentsChanged();
+}
+
+// The session count: the hub's sessions of the agent (live, from agent_sessions), else the
+// agent's own count of its shells (stats, every few seconds).
+function sessionCount(a) {
+  if (Array.isArray(a.sessions)) return a.sessions.length;
+  return a.stats && typeof a.stats.sessions === 'number' ? a.stats.sessions : null;
 }
 
 function statsText(a) {
@@ -229,43 +315,81 @@ function statsText(a) {
   if (s && a.status === 'online') {
     lines.push(`cpu ${Number(s.cpu_percent).toFixed(0)}% · mem ${formatBytes(s.memory)} / ` +
                `${formatBytes(s.memory_limit)} · disk ${formatBytes(s.disk_usage)} / ` +
-               `${formatBytes(s.disk_limit)} · ${s.sessions} sessions`);
+               `${formatBytes(s.disk_limit)}`);
   }
   return lines.join('\n');
 }
 
+// Each card is made once and then updated in place: the list changes every few seconds (stats),
+// and a rebuilt list would take the keyboard focus, and the pointer's target, away.
+const cards = new Map();  // agent id → { li, name, status, sessions, stats, open, details }
+
+function makeCard(id) {
+  const c = {};
+  c.li = document.createElement('li');
+  c.li.dataset.agentId = id;
+  c.name = document.createElement('div');
+  c.name.className = 'name';
+  c.nameText = document.createElement('span');
+  c.badge = document.createElement('span');
+  c.badge.className = 'badge';
+  c.badge.textContent = 'MFA';
+  c.badge.title = 'Terminals on this agent need an MFA code';
+  c.name.append(c.nameText, ' ', c.badge);
+  c.status = document.createElement('div');
+  c.status.className = 'status';
+  c.state = document.createElement('span');
+  c.sessions = document.createElement('span');
+  c.sessions.className = 'sessions';
+  c.status.append(c.state, c.sessions);
+  c.stats = document.createElement('div');
+  c.stats.className = 'stats';
+  c.open = document.createElement('button');
+  c.open.type = 'button';
+  c.open.className = 'open';
+  c.open.textContent = 'Open terminal';
+  c.open.addEventListener('click', () => openWorkspace(id));
+  c.details = document.createElement('a');
+  c.details.className = 'details';
+  c.details.href = `#/agent/${encodeURIComponent(id)}`;
+  c.details.textContent = 'Details';
+  const actions = document.createElement('div');
+  actions.className = 'actions';
+  actions.append(c.open, c.details);
+  c.li.append(c.name, c.status, c.stats, actions);
+  return c;
+}
+
+function setText(el, text) {
+  if (el.textContent !== text) el.textContent = text;
+}
+
 function renderAgents() {
   const list = $('agent-list');
-  list.replaceChildren();
   $('agents-empty').hidden = state.agents.size > 0;
+  for (const [id, c] of cards) {
+    if (!state.agents.has(id)) { c.li.remove(); cards.delete(id); }
+  }
+  let at = list.firstElementChild;
   for (const a of state.agents.values()) {
-    const li = document.createElement('li');
-    li.className = `agent${a.id === state.agentId ? ' current' : ''}`;
-    li.dataset.agentId = a.id;
-    li.dataset.status = a.status;
-    const name = document.createElement('div');
-    name.className = 'name';
-    name.textContent = a.name;
-    if (a.mfa_locked) {
-      const badge = document.createElement('span');
-      badge.className = 'badge';
-      badge.textContent = 'MFA';
-      badge.title = 'Terminals on this agent need an MFA code';
-      name.append(' ', badge);
+    let c = cards.get(a.id);
+    if (!c) { c = makeCard(a.id); cards.set(a.id, c); }
+    if (c.li !== at) list.insertBefore(c.li, at); else at = at.nextElementSibling;
+    c.li.className = `agent${a.id === state.agentId ? ' current' : ''}`;
+    c.li.dataset.status = a.status;
+    setText(c.nameText, a.name);
+    c.badge.hidden = !a.mfa_locked;
+    setText(c.state, a.status);
+    const count = sessionCount(a);
+    setText(c.sessions, count === null ? '' : ` · ${count} session${count === 1 ? '' : 's'}`);
+    setText(c.stats, statsText(a));
+    c.open.setAttribute('aria-label', `Open terminal on ${a.name}`);
+    c.details.setAttribute('aria-label', `Details of ${a.name}: charts, sessions, recordings`);
+    if (state.view === 'agent' && manage.currentAgent() === a.id) {
+      c.details.setAttribute('aria-current', 'page');
+    } else {
+      c.details.removeAttribute('aria-current');
     }
-    const status = document.createElement('div');
-    status.className = 'status';
-    status.textContent = a.status;
-    const stats = document.createElement('div');
-    stats.className = 'stats';
-    stats.textContent = statsText(a);
-    const open = document.createElement('button');
-    open.type = 'button';
-    open.className = 'open';
-    open.textContent = 'Open terminal';
-    open.addEventListener('click', () => openWorkspace(a.id));
-    li.append(name, status, stats, open);
-    list.append(li);
   }
   const current = state.agents.get(state.agentId);
   if (current) {
@@ -293,7 +417,13 @@ function connectEvents() {
       a.stats = m.data.stats;
       a.status = 'online';
       renderAgents();
+    } else if (m.type === 'agent_sessions' && a && Array.isArray(m.data.sessions)) {
+      a.sessions = m.data.sessions;
+      renderAgents();
+    } else if (m.type === 'agent_registered') {
+      refreshAgents();
     }
+    manage.onEvent(m);
   };
   ws.onclose = () => {
     if (state.events !== ws || !state.session) return;
@@ -307,7 +437,8 @@ function connectEvents() {
 // ---------------------------------------------------------------------------------------------
 // Terminals
 
-function openWorkspace(agentId) {
+function openWorkspace(agentId, attachSession = null) {
+  if (state.view !== 'workspace') go('#/');
   if (state.agentId !== agentId) {
     for (const p of [...state.panes]) p.dispose();
     state.panes = [];
@@ -316,28 +447,57 @@ function openWorkspace(agentId) {
   state.agentId = agentId;
   for (const id of ['split', 'upload', 'download']) $(id).hidden = false;
   renderAgents();
-  if (state.panes.length === 0) addPane(false);
+  if (attachSession) {
+    const viewing = state.panes.find((p) => p.sessionId === attachSession);
+    if (viewing) viewing.term.focus(); else addPane(attachSession !== 'main', attachSession);
+  } else if (state.panes.length === 0) {
+    addPane(false);
+  }
 }
 
-function addPane(split) {
+// `attach`: the id of a session that exists already, viewed with &session= (docs/protocol.md).
+function addPane(split, attach = null) {
   if (!xterm) {
     notice('This server was built without xterm.js (run npm ci --prefix web, then rebuild it).');
     return null;
   }
-  const pane = new Pane(state.agentId, split);
+  if (!state.agentId) return null;
+  const pane = new Pane(state.agentId, split, attach);
   state.panes.push(pane);
   for (const p of state.panes) p.fit();
   pane.connect();
   return pane;
 }
 
+function closePane(pane) {
+  const i = state.panes.indexOf(pane);
+  if (i < 0) return;
+  pane.dispose();
+  state.panes.splice(i, 1);
+  for (const p of state.panes) p.fit();
+  const next = state.panes[Math.min(i, state.panes.length - 1)];
+  if (next) next.term.focus(); else $('agent-list').querySelector('button')?.focus();
+}
+
+function focusPane(step) {
+  if (state.panes.length === 0) return;
+  const at = state.panes.findIndex((p) => p.el.contains(document.activeElement));
+  const i = ((at < 0 ? 0 : at + step) + state.panes.length) % state.panes.length;
+  state.panes[i].term.focus();
+}
+
+function currentPane() {
+  return state.panes.find((p) => p.el.contains(document.activeElement)) || state.panes[0] || null;
+}
+
 // One terminal: a user socket on `main` or on its own `split-<connId>` session.
 class Pane {
-  constructor(agentId, split) {
+  constructor(agentId, split, attach = null) {
     this.agentId = agentId;
     this.split = split;
     this.connId = randomId();
-    this.sessionId = split ? `split-${this.connId}` : 'main';
+    this.attach = attach;  // a session that exists already (&session=), or null
+    this.sessionId = attach || (split ? `split-${this.connId}` : 'main');
     this.offset = null;      // output bytes shown (for &offset=N on reconnect)
     this.ws = null;
     this.attempt = 0;
@@ -367,13 +527,11 @@ class Pane {
     if (split) {
       const close = document.createElement('button');
       close.type = 'button';
-      close.title = 'Close this split (its shell ends)';
+      close.title = 'Close this split (its shell ends when no one else views it)';
+      close.setAttribute('aria-label', `Close ${this.sessionId}`);
+      close.setAttribute('aria-keyshortcuts', 'Alt+Shift+W');
       close.textContent = '×';
-      close.addEventListener('click', () => {
-        this.dispose();
-        state.panes = state.panes.filter((p) => p !== this);
-        for (const p of state.panes) p.fit();
-      });
+      close.addEventListener('click', () => closePane(this));
       bar.append(close);
     }
     const host = document.createElement('div');
@@ -384,10 +542,34 @@ class Pane {
     this.term = new xterm.Terminal({
       cursorBlink: true, scrollback: 5000, fontSize: 14,
       fontFamily: 'ui-monospace, "DejaVu Sans Mono", monospace',
+      allowProposedApi: true,  // the search addon's match decorations
+      screenReaderMode: false,
     });
     this.fitAddon = new xterm.FitAddon();
     this.term.loadAddon(this.fitAddon);
+    if (xterm.SearchAddon) {
+      this.search = new xterm.SearchAddon();
+      this.term.loadAddon(this.search);
+      this.search.onDidChangeResults((r) => showSearchCount(this, r));
+    }
+    if (xterm.WebLinksAddon) {
+      // A link opens in a new tab that cannot reach back into this page.
+      this.term.loadAddon(new xterm.WebLinksAddon((event, uri) => {
+        window.open(uri, '_blank', 'noopener,noreferrer');
+      }));
+    }
+    // Copy on select: a selection goes to the clipboard at once (where the browser lets the page
+    // write it: a secure context, https or localhost).
+    this.copied = '';
+    this.term.onSelectionChange(() => {
+      const text = this.term.getSelection();
+      if (!text || !navigator.clipboard) return;
+      navigator.clipboard.writeText(text).then(() => { this.copied = text; }, () => {});
+    });
+    // The page's shortcuts (the help overlay) are not sent to the shell.
+    this.term.attachCustomKeyEventHandler((ev) => !shortcutOf(ev));
     this.term.open(host);
+    this.term.textarea?.setAttribute('aria-label', `Terminal: ${this.sessionId}`);
     this.fit();
     this.term.onData((text) => this.input(encoder.encode(text)));
     this.term.onBinary((text) => this.input(Uint8Array.from(text, (c) => c.charCodeAt(0))));
@@ -434,7 +616,8 @@ class Pane {
 
   socketPath() {
     let p = `/ws/agent/${encodeURIComponent(this.agentId)}/terminal?id=${this.connId}`;
-    if (this.split) p += '&newSession=true';
+    if (this.attach) p += `&session=${encodeURIComponent(this.attach)}`;
+    else if (this.split) p += '&newSession=true';
     if (this.offset !== null) p += `&offset=${this.offset}`;
     return p;
   }
@@ -522,6 +705,7 @@ class Pane {
         this.output(encoder.encode(`\r\n\x1b[33m[shell ended${how}]\x1b[0m\r\n`));
         break;
       }
+      case 'session_ended': this.ended(); break;
       case 'agent_disconnected': this.setState('waiting', 'agent disconnected: waiting'); break;
       case 'agent_connected': this.setState('open', 'connected'); break;
       default: break;  // stats, exec_result, pong: not shown here
@@ -628,6 +812,10 @@ class Pane {
       this.setState('waiting', 'agent not online: waiting for it');
       return;
     }
+    if (ev.code === 4002) {  // someone ended the session (DELETE .../sessions/ID)
+      this.ended();
+      return;
+    }
     if (ev.code === 1008) {
       this.output(encoder.encode('\r\n\x1b[33m[this tab fell behind; catching up]\x1b[0m\r\n'));
     }
@@ -639,6 +827,19 @@ class Pane {
     this.setState('connecting', 'reconnecting…');
     clearTimeout(this.retryTimer);
     this.retryTimer = setTimeout(() => this.connect(), delay);
+  }
+
+  // The session was ended from the agent view: like a shell that exited, Enter starts a new one
+  // (a new session of this pane's own, not the one it attached to).
+  ended() {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.attach = null;
+    this.sessionId = this.split ? `split-${this.connId}` : 'main';
+    this.el.dataset.session = this.sessionId;
+    this.el.querySelector('.pane-bar span').textContent = this.sessionId;
+    this.setState('closed', 'session ended: press Enter for a new one');
+    this.output(encoder.encode('\r\n\x1b[33m[session ended]\x1b[0m\r\n'));
   }
 
   agentBack() {
@@ -654,9 +855,114 @@ class Pane {
       this.ws.onclose = null;
       this.ws.close(1000);
     }
+    if (search.pane === this) closeSearch();
     this.term.dispose();
     this.el.remove();
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keyboard shortcuts (the help overlay, #help) and search in a pane's scrollback.
+
+// The action of a page shortcut, or null. Alt+Shift+letter: no shell or readline binding uses
+// it, and the browser keeps none of them for itself.
+function shortcutOf(ev) {
+  if (ev.type !== 'keydown' || !ev.altKey || !ev.shiftKey || ev.ctrlKey || ev.metaKey) return null;
+  switch (ev.code) {
+    case 'KeyD': return 'split';
+    case 'KeyW': return 'close';
+    case 'ArrowRight': return 'next';
+    case 'ArrowLeft': return 'previous';
+    case 'KeyF': return 'search';
+    case 'KeyM': return 'leave';
+    case 'KeyH': return 'help';
+    default: return null;
+  }
+}
+
+function onShortcut(ev) {
+  const action = shortcutOf(ev);
+  if (!action || !state.session) return;
+  ev.preventDefault();
+  ev.stopPropagation();
+  const pane = currentPane();
+  switch (action) {
+    case 'split':
+      if (state.agentId && state.view === 'workspace') addPane(true)?.term.focus();
+      break;
+    case 'close':
+      if (pane && pane.split) closePane(pane);
+      break;
+    case 'next': focusPane(1); break;
+    case 'previous': focusPane(-1); break;
+    case 'search': if (pane && state.view === 'workspace') openSearch(pane); break;
+    case 'leave': $('agent-list').querySelector('button')?.focus() || $('add-machine').focus(); break;
+    case 'help': openHelp(); break;
+    default: break;
+  }
+}
+
+function openHelp() {
+  const dialog = $('help');
+  if (!dialog.open) dialog.showModal();
+}
+
+const search = { pane: null };
+
+const kSearchOptions = {
+  decorations: {  // xterm.js wants #RRGGBB colours here
+    matchBackground: '#3a4a5c',
+    matchBorder: '#4fa3ff',
+    matchOverviewRuler: '#4fa3ff',
+    activeMatchBackground: '#8a6d1f',
+    activeMatchBorder: '#d29922',
+    activeMatchColorOverviewRuler: '#d29922',
+  },
+};
+
+function openSearch(pane) {
+  search.pane = pane;
+  $('search').hidden = false;
+  for (const p of state.panes) p.fit();
+  $('search-text').focus();
+  $('search-text').select();
+}
+
+function closeSearch() {
+  if (search.pane && search.pane.search) search.pane.search.clearDecorations();
+  const pane = search.pane;
+  search.pane = null;
+  $('search').hidden = true;
+  $('search-count').textContent = '';
+  for (const p of state.panes) p.fit();
+  if (pane && !pane.disposed) pane.term.focus();
+}
+
+function findInPane(backwards) {
+  const pane = search.pane;
+  const text = $('search-text').value;
+  if (!pane || pane.disposed || !pane.search) return false;
+  if (!text) { pane.search.clearDecorations(); $('search-count').textContent = ''; return false; }
+  const found = backwards ? pane.search.findPrevious(text, kSearchOptions)
+    : pane.search.findNext(text, kSearchOptions);
+  if (!found) $('search-count').textContent = 'not found';
+  return found;
+}
+
+function showSearchCount(pane, r) {
+  if (search.pane !== pane) return;
+  $('search-count').textContent = r.resultCount === 0 ? 'not found'
+    : r.resultIndex >= 0 ? `${r.resultIndex + 1} of ${r.resultCount}` : `${r.resultCount} found`;
+}
+
+// xterm.js draws its cells in CSS pixels, so the browser's zoom scales its font; a change of
+// devicePixelRatio (zoom, or another screen) also changes how many cells fit: fit again.
+function watchZoom() {
+  const query = matchMedia(`(resolution: ${window.devicePixelRatio}dppx)`);
+  query.addEventListener('change', () => {
+    for (const p of state.panes) p.fit();
+    watchZoom();
+  }, { once: true });
 }
 
 // Asks for a TOTP code and verifies it (PROTOCOL §6). True once verified. Panes that hit the
@@ -1022,6 +1328,29 @@ async function main() {
   } catch (e) {
     notice('This server was built without xterm.js (run npm ci --prefix web, then rebuild it).');
   }
+  // The addons are comfort: a terminal works without them.
+  if (xterm) {
+    const [search, links] = await Promise.allSettled(
+      [import('./addon-search.mjs'), import('./addon-web-links.mjs')]);
+    if (search.status === 'fulfilled') xterm.SearchAddon = search.value.SearchAddon;
+    if (links.status === 'fulfilled') xterm.WebLinksAddon = links.value.WebLinksAddon;
+  }
+  manage.init({
+    state, api, $, go, notice, refusalText, formatBytes, openWorkspace, signOut, refreshAgents,
+    renderAgents, saveBlob,
+  });
+  window.addEventListener('hashchange', route);
+  document.addEventListener('keydown', onShortcut, true);
+  $('help-open').addEventListener('click', openHelp);
+  $('search').addEventListener('submit', (ev) => { ev.preventDefault(); findInPane(false); });
+  $('search-prev').addEventListener('click', () => findInPane(true));
+  $('search-close').addEventListener('click', closeSearch);
+  $('search-text').addEventListener('input', () => findInPane(false));
+  $('search-text').addEventListener('keydown', (ev) => {
+    if (ev.key === 'Escape') { ev.preventDefault(); closeSearch(); }
+    if (ev.key === 'Enter' && ev.shiftKey) { ev.preventDefault(); findInPane(true); }
+  });
+  watchZoom();
   $('sign-in-form').addEventListener('submit', async (ev) => {
     ev.preventDefault();
     const input = $('token');
@@ -1032,6 +1361,7 @@ async function main() {
   });
   $('sign-out').addEventListener('click', () => signOut(''));
   $('split').addEventListener('click', () => addPane(true));
+  $('add-machine').addEventListener('click', () => manage.addMachine());
   $('upload').addEventListener('click', () => $('upload-file').click());
   $('upload-file').addEventListener('change', () => {
     const picked = $('upload-file').files[0];
@@ -1063,6 +1393,7 @@ async function main() {
 window.rexec = {
   state,
   flowMarks,
+  manage,
   paneText(i) {
     const buf = state.panes[i].term.buffer.active;
     const lines = [];
