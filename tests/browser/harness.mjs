@@ -68,16 +68,16 @@ export async function waitFor(what, fn, timeoutMs = 15000) {
   }
 }
 
-export function run(argv, env = {}) {
+export function run(argv, env = {}, timeoutMs = 30000) {
   const r = spawnSync(argv[0], argv.slice(1), {
-    encoding: 'utf8', env: { ...process.env, ...env }, timeout: 30000,
+    encoding: 'utf8', env: { ...process.env, ...env }, timeout: timeoutMs,
   });
   if (r.status !== 0) fail(`${argv.slice(0, 3).join(' ')} failed: ${r.stderr}`);
   return r.stdout.trim();
 }
 
 // A running server with one user and one online agent. Call stop() when done.
-export async function startSystem({ serverBin, agentBin, serverArgs = [] }) {
+export async function startSystem({ serverBin, agentBin, serverArgs = [], agentEnv = {} }) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rexec-browser-'));
   const db = path.join(dir, 'rexec.db');
   const serverLog = path.join(dir, 'server.log');
@@ -105,7 +105,7 @@ export async function startSystem({ serverBin, agentBin, serverArgs = [] }) {
   let agent = null;
   const startAgent = () => {
     agent = start([agentBin, 'run', '--config', config], agentLog,
-      { REXEC_LOG_LEVEL: 'debug', HOME: '/tmp', HISTFILE: '/dev/null' });
+      { REXEC_LOG_LEVEL: 'debug', HOME: '/tmp', HISTFILE: '/dev/null', ...agentEnv });
   };
   startAgent();
   const api = async (p) => {
@@ -123,6 +123,8 @@ export async function startSystem({ serverBin, agentBin, serverArgs = [] }) {
       agent.kill('SIGKILL');
     }),
     startAgent,
+    // Another process of the test's, stopped with the others (a second agent, say).
+    adopt: (child) => children.push(child),
     serverLog: () => fs.readFileSync(serverLog, 'utf8'),
     agentLog: () => fs.readFileSync(agentLog, 'utf8'),
     stop: async () => {

@@ -4,14 +4,22 @@
 // printed, a split that is another shell, resize followed by `stty size`, a dropped socket that
 // reconnects with every line exactly once, a 50 MB flood that does not freeze the tab, the MFA
 // prompt, and the agent killed (offline) and brought back; a file uploaded through the Upload
-// button and downloaded back through the Download button. Each step saves a screenshot into
-// --artifacts; a failing step also saves one and prints the page's console and the server logs.
+// button and downloaded back through the Download button. Then the management views: an agent's
+// charts and sessions (attached to from another tab's session, and ended), a recording played to
+// the end, tokens made and revoked (and refused once revoked), a machine added by running the
+// page's one-liner for real, the audit table filtered, the keyboard (shortcuts, the help
+// overlay, every control reachable), the warning before the sign-in's end, and axe-core on every
+// view. Each step saves a screenshot into --artifacts; a failing step also saves one and prints
+// the page's console and the server logs.
 //
 //   node web.test.mjs --server BIN --agent BIN [--artifacts DIR]
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+
+import { spawn, spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
 
 import {
   check, fail, launchChromium, loadPlaywright, log, parseArgs, run, sleep, startSystem, waitFor,
@@ -41,15 +49,35 @@ function totp(secretBase32, step) {
   return String(n).padStart(6, '0');
 }
 
-// Three sessions per agent, so the test can reach the limit and see the page say so; one-minute
-// web sessions, so the test sees the page renew its JWT.
+// HS256 JWT, as the server signs its web sessions (the test knows the server's secret).
+const kJwtSecret = 'browser-test-secret-0123456789abcdef';
+function makeJwt(claims) {
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const body = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64(claims)}`;
+  return `${body}.${crypto.createHmac('sha256', kJwtSecret).update(body).digest('base64url')}`;
+}
+
+// The agent binary, offered at /downloads/ for the install one-liner of "Add a machine".
+const downloads = fs.mkdtempSync(path.join(os.tmpdir(), 'rexec-browser-dl-'));
+const arch = { x64: 'amd64', arm64: 'arm64' }[process.arch] || process.arch;
+// Without its debug information (the test builds carry 50 MB of it): the installer downloads
+// and checks a few MB, as from a release build.
+const offered = path.join(downloads, `rexec-agent-linux-${arch}`);
+if (spawnSync('strip', ['--strip-debug', '-o', offered, args.agent]).status !== 0) {
+  fs.copyFileSync(args.agent, offered);
+}
+
+// Three sessions per agent, so the test can reach the limit and see the page say so; one-minute web sessions, so the test sees the page renew its JWT; stats every second
+// for the charts.
 const sys = await startSystem({
   serverBin: args.server,
   agentBin: args.agent,
-  serverArgs: ['--max-sessions-per-agent', '3', '--web-session', '1m'],
+  serverArgs: ['--max-sessions-per-agent', '3', '--web-session', '1m', '--downloads-dir', downloads],
+  agentEnv: { REXEC_STATS_INTERVAL_MS: '1000' },
 });
 const browser = await launchChromium(pw);
 const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: sys.url });
 const page = await context.newPage();
 const consoleLines = [];
 page.on('console', (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
@@ -402,6 +430,391 @@ try {
     await waitFor('the waiting pane to connect', async () => await paneState(2) === 'open', 20000);
     await typeIn(2, 'echo late-$((2+2))\n');
     await waitText(2, /^late-4\s*$/m, 'output in the pane opened while the agent was away');
+  });
+
+  // ---- The management views (docs/web.md) ----
+
+  // axe-core (npm, tests/browser) on the page as it is: no serious or critical violation.
+  const axeSource = fs.readFileSync(
+    createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+  const axeRuns = [];
+  async function axe(on, what) {
+    // Evaluated through the DevTools protocol, which the page's CSP does not govern.
+    if (!await on.evaluate(() => !!window.axe)) await on.evaluate(axeSource);
+    const result = await on.evaluate(async () => {
+      const r = await window.axe.run(document, { resultTypes: ['violations'] });
+      return r.violations.map((v) => ({
+        id: v.id, impact: v.impact, help: v.help,
+        nodes: v.nodes.slice(0, 3).map((n) => n.target.join(' ')),
+      }));
+    });
+    const bad = result.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+    axeRuns.push({ what, violations: result.length, bad: bad.length });
+    for (const v of result) log(`axe ${what}: ${v.impact} ${v.id} (${v.help}) at ${v.nodes.join(', ')}`);
+    check(bad.length === 0, `axe-core: no serious or critical violation on ${what} ` +
+      `(${result.length} minor)`);
+  }
+  const shot = (name) => page.screenshot(
+    { path: path.join(artifacts, `${String(stepNo).padStart(2, '0')}-${name}.png`) });
+  const viewShown = (name) => page.waitForSelector(`#view-${name}:not([hidden])`);
+
+  await step('the agent view charts the last 15 minutes and lists the sessions', async () => {
+    await closePane(2);  // the session limit is 3: main and one split stay
+    const count = async () => (await page.textContent(`${agentSel} .status .sessions`)).trim();
+    await waitFor('the card to count 2 sessions', async () => (await count()) === '· 2 sessions');
+    await page.click(`${agentSel} .details`);
+    await viewShown('agent');
+    await waitFor('the charts to draw two points or more', async () => {
+      const points = await page.evaluate(() => window.rexec.manage.chartPoints());
+      return points.cpu >= 2 && points.memory >= 2 && points.disk >= 2 && points;
+    }, 20000);
+    const points = await page.evaluate(() => window.rexec.manage.chartPoints());
+    check(points.cpu >= 2, `the charts draw ${JSON.stringify(points)} points`);
+    const before = points.cpu;
+    await waitFor('a live point from agent_stats', async () =>
+      (await page.evaluate(() => window.rexec.manage.chartPoints())).cpu > before, 10000);
+    const label = await page.getAttribute('.chart[data-chart="cpu"] .plot', 'aria-label');
+    check(/CPU over the last 15 minutes: \d+ samples, now/.test(label), `the chart says: "${label}"`);
+    await page.waitForSelector('#sessions tr[data-session="main"]');
+    const rows = await page.$$eval('#sessions tbody tr', (trs) => trs.map((t) => t.dataset.session));
+    check(rows.length === 2 && rows[0] === 'main', `the sessions: ${rows.join(', ')}`);
+    // A terminal opened now is counted at once, not at the agent's next stats.
+    await page.evaluate(() => { window.notReloaded = true; });
+  });
+
+  let otherSplit = '';
+  await step('a session of another tab is attached to from the agent view, then ended', async () => {
+    const other = await context.newPage();
+    other.on('pageerror', (e) => consoleLines.push(`pageerror (other tab): ${e.message}`));
+    await other.goto(`${sys.url}/`);
+    await other.fill('#token', sys.token);
+    await other.click('#sign-in-form button[type=submit]');
+    await other.click(`${agentSel} .open`);
+    await other.waitForSelector('.pane[data-session="main"][data-state="open"]');
+    await other.click('#split');
+    await other.waitForSelector('.pane[data-session^="split-"][data-state="open"]');
+    otherSplit = await other.getAttribute('.pane[data-session^="split-"]', 'data-session');
+    await other.evaluate(() => window.rexec.state.panes[1].term.focus());
+    await other.keyboard.type('echo other-tab-$((6*7))\n');
+    await waitFor('the other tab to print', async () =>
+      /^other-tab-42\s*$/m.test(await other.evaluate(() => window.rexec.paneText(1))));
+    const row = `#sessions tr[data-session="${otherSplit}"]`;
+    await page.waitForSelector(row);
+    check(await page.textContent(`${agentSel} .status .sessions`) === ' · 3 sessions',
+      'the card counts the other tab\'s split at once');
+    check(/^1 /.test(await page.textContent(`${row} td:nth-child(3)`)), 'one viewer');
+    await page.click(`${row} button:text-is("Attach")`);
+    await viewShown('workspace');
+    const attached = await waitFor('the attached pane', async () => {
+      const i = await page.evaluate((sid) =>
+        window.rexec.state.panes.findIndex((p) => p.sessionId === sid), otherSplit);
+      return i >= 0 && await paneState(i) === 'open' && i + 1;
+    }) - 1;
+    await waitText(attached, /^other-tab-42\s*$/m, 'the split\'s scrollback in the attached pane');
+    await typeIn(attached, 'echo from-attached-$((1+2))\n');
+    await waitFor('the other tab to see it', async () =>
+      /^from-attached-3\s*$/m.test(await other.evaluate(() => window.rexec.paneText(1))));
+    await page.click(`${agentSel} .details`);
+    await viewShown('agent');
+    await waitFor('two viewers', async () => /^2 /.test(await page.textContent(`${row} td:nth-child(3)`)));
+    await shot('agent-view');
+    await page.click(`${row} button:text-is("End")`);
+    await page.waitForSelector('#confirm[open]');
+    await axe(page, 'the confirmation dialog');
+    await page.click('#confirm-ok');
+    await page.waitForSelector(row, { state: 'detached' });
+    check(await page.textContent(`${agentSel} .status .sessions`) === ' · 2 sessions',
+      'the card counts 2 sessions at once');
+    await waitFor('the other tab to say the session ended', async () =>
+      /session ended/.test(await other.textContent('.pane[data-state="closed"] .state').catch(() => '')));
+    const mine = await page.evaluate((sid) => {
+      const p = window.rexec.state.panes.find((q) => q.el.dataset.state === 'closed');
+      return p ? p.stateEl.textContent : '';
+    }, otherSplit);
+    check(/session ended/.test(mine), `the attached pane says: "${mine}"`);
+    await other.close();
+    await page.click('#nav a[data-view="workspace"]');
+    await viewShown('workspace');
+    await closePane(await page.evaluate(() =>
+      window.rexec.state.panes.findIndex((p) => p.el.dataset.state === 'closed')));
+  });
+
+  await step('a recording plays to the end in asciinema-player, with what the viewer saw', async () => {
+    await page.click(`${agentSel} .details`);
+    await viewShown('agent');
+    await page.selectOption('#recording-mode', 'on');
+    await page.waitForFunction(() => /Saved: on/.test(document.getElementById('recording-mode-status').textContent));
+    await page.click('#nav a[data-view="workspace"]');
+    await page.click('#split');
+    const i = (await page.locator('.pane').count()) - 1;
+    await waitFor('the recorded pane', async () => await paneState(i) === 'open');
+    await typeIn(i, 'echo recorded-$((6*7)); for n in 1 2 3; do echo line-$n; sleep 0.3; done\n');
+    await waitText(i, /^line-3\s*$/m, 'the recorded output');
+    const seen = await paneText(i);
+    await closePane(i);  // its shell ends, and so does the recording
+    await page.click(`${agentSel} .details`);
+    await viewShown('agent');
+    await page.waitForSelector('#recordings tbody tr a');
+    await page.click('#recordings tbody tr:first-child a:text-is("Play")');
+    await viewShown('recording');
+    await page.waitForSelector('#player .ap-player, #player .ap-wrapper', { timeout: 15000 });
+    await page.selectOption('#player-speed', '4');
+    await page.click('#player-play');
+    await page.waitForFunction(
+      () => /Played to the end/.test(document.getElementById('player-status').textContent),
+      null, { timeout: 30000 });
+    const played = await page.evaluate(() => document.querySelector('#player').innerText);
+    check(/recorded-42/.test(played) && /line-3/.test(played),
+      'the player shows, at the end, what the viewer saw (recorded-42 … line-3)');
+    check(/recorded-42/.test(seen), 'and the viewer saw it');
+    const duration = Number(await page.getAttribute('#player-seek', 'max'));
+    check(duration >= 0.6, `the recording lasts ${duration.toFixed(1)} s (three lines 0.3 s apart)`);
+    await axe(page, 'the recording player');
+    await shot('recording-played');
+    // Seek back to the start: the screen is as it was then, without the output.
+    await page.fill('#player-seek', '0');
+    await page.dispatchEvent('#player-seek', 'input');
+    await waitFor('the player at the start', async () =>
+      !/line-3/.test(await page.evaluate(() => document.querySelector('#player').innerText)));
+    check(true, 'seeking to 0 shows the screen before the output');
+  });
+
+  await step('a token is created and shown once, revoked with a confirmation, then refused', async () => {
+    await page.click('#nav a[data-view="tokens"]');
+    await viewShown('tokens');
+    await page.waitForSelector('#tokens tbody tr');
+    await page.fill('#token-name', 'browser-made');
+    await page.selectOption('#token-expiry', '7');
+    await page.click('#token-form button[type=submit]');
+    await page.waitForSelector('#token-dialog[open]');
+    const made = (await page.textContent('#token-value')).trim();
+    check(/^rexec_[0-9a-f]{64}$/.test(made), 'the new token is shown');
+    await axe(page, 'the new token dialog');
+    await shot('token-shown');
+    const validate = (t) => fetch(`${sys.url}/api/tokens/validate`,
+      { headers: { Authorization: `Bearer ${t}` } }).then((r) => r.status);
+    check(await validate(made) === 200, 'the new token works');
+    await page.click('#token-done');
+    check(await page.textContent('#token-value') === '', 'and is gone from the page once closed');
+    const stored = await page.evaluate(() => JSON.stringify(sessionStorage) + JSON.stringify(localStorage));
+    check(!stored.includes(made), 'it is in no storage');
+    const row = '#tokens tbody tr:has(td:text-is("browser-made"))';
+    await page.waitForSelector(`${row}[data-state="active"]`);
+    check(/^rexec_[0-9a-f]{6}/.test(await page.textContent(`${row} code`)), 'listed by its prefix');
+    await page.click(`${row} button:text-is("Revoke")`);
+    await page.waitForSelector('#confirm[open]');
+    await page.click('#confirm button[value="cancel"]');
+    check(await validate(made) === 200, 'Cancel keeps it');
+    await page.click(`${row} button:text-is("Revoke")`);
+    await page.click('#confirm-ok');
+    await page.waitForSelector(`${row}[data-state="revoked"]`);
+    check(await validate(made) === 401, 'the revoked token is refused (401)');
+    await shot('tokens');
+  });
+
+  await step('a stale web session may not create a token, and says why', async () => {
+    const other = await context.newPage();
+    const me = await page.evaluate(() => window.rexec.state.session.user);
+    const now = Math.floor(Date.now() / 1000);
+    const session = {
+      token: makeJwt({ user_id: me.id, username: me.username, exp: now + 600, iat: now,
+        auth_time: now - 20 * 60 }),
+      expires_at: new Date((now + 600) * 1000).toISOString(),
+      session_ends_at: new Date((now + 4 * 60) * 1000).toISOString(),  // 4 minutes left
+      user: me,
+    };
+    await other.goto(`${sys.url}/`);
+    await other.evaluate((s) => sessionStorage.setItem('rexec.session', JSON.stringify(s)), session);
+    await other.goto(`${sys.url}/#/tokens`);
+    await other.reload();
+    await other.waitForSelector('#view-tokens:not([hidden])');
+    await other.fill('#token-name', 'too-late');
+    await other.click('#token-form button[type=submit]');
+    await other.waitForFunction(() => document.getElementById('token-form-error').textContent !== '');
+    const why = await other.textContent('#token-form-error');
+    check(/needs a recent sign-in/.test(why), `the page says: "${why}"`);
+    // Its sign-in ends in 4 minutes: the page has warned already.
+    await other.waitForSelector('#notice:not([hidden])');
+    const warning = await other.textContent('#notice');
+    check(/Your sign-in ends at .* \(in [34] minutes\)/.test(warning), `the warning: "${warning}"`);
+    await other.screenshot({ path: path.join(artifacts, `${String(stepNo).padStart(2, '0')}-stale-session.png`) });
+    await other.close();
+  });
+
+  let secondAgent = null;
+  await step('add a machine: the shown one-liner, run for real, brings a second agent online', async () => {
+    await page.click('#add-machine');
+    await page.waitForSelector('#add-dialog[open]');
+    await axe(page, 'the add-a-machine dialog');
+    await page.fill('#add-name', 'second-machine');
+    await page.click('#add-form button[type=submit]');
+    await page.waitForSelector('#add-steps:not([hidden])');
+    const command = (await page.textContent('#add-command')).trim();
+    const want = new RegExp(`^curl -fsSL ${sys.url}/install-agent\\.sh \\| sh -s -- --token rexec_[0-9a-f]{64} --name second-machine$`);
+    check(want.test(command), `the one-liner: ${command.replace(/rexec_[0-9a-f]{64}/, 'rexec_…')}`);
+    check(await page.evaluate(() => localStorage.length) === 0, 'nothing in localStorage');
+    await shot('add-machine');
+    // Run it as a person would, as an unprivileged user (the installer writes only to its home).
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), 'rexec-browser-home-'));
+    fs.chmodSync(home, 0o755);
+    const asNobody = process.getuid() === 0;
+    if (asNobody) fs.chownSync(home, 65534, 65534);
+    const wrap = (argv) => (asNobody
+      ? ['setpriv', '--reuid', '65534', '--regid', '65534', '--clear-groups', ...argv] : argv);
+    const env = { PATH: '/usr/bin:/bin', HOME: home, ...(process.env.ASAN_OPTIONS
+      ? { ASAN_OPTIONS: process.env.ASAN_OPTIONS, LSAN_OPTIONS: process.env.LSAN_OPTIONS || '' } : {}) };
+    const envArgs = ['env', '-i', ...Object.entries(env).map(([k, v]) => `${k}=${v}`)];
+    const started = Date.now();
+    const install = run(wrap([...envArgs, 'sh', '-c', `cd "$HOME" && ${command}`]), {}, 120000);
+    log(`the installer ran in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    log(`installer: ${install.split('\n').slice(-2).join(' | ')}`);
+    const bin = path.join(home, '.local/bin/rexec-agent');
+    const config = path.join(home, '.config/rexec/agent.json');
+    check(fs.existsSync(bin) && fs.existsSync(config), 'the installer put the agent and its config in place');
+    secondAgent = JSON.parse(fs.readFileSync(config, 'utf8')).agent_id;
+    await page.waitForFunction(() => document.getElementById('add-step-register').dataset.state === 'done');
+    check(/Registered as second-machine/.test(await page.textContent('#add-step-register')),
+      'the page saw the registration');
+    // No systemd here: start it as install.sh says.
+    const fd = fs.openSync(path.join(sys.dir, 'agent2.log'), 'a');
+    const argv = wrap([...envArgs, bin, '--config', config, 'run']);
+    sys.adopt(spawn(argv[0], argv.slice(1), { stdio: ['ignore', fd, fd] }));
+    fs.closeSync(fd);
+    await page.waitForSelector('#add-dialog', { state: 'hidden', timeout: 20000 });
+    const sel = `.agent[data-agent-id="${secondAgent}"]`;
+    await page.waitForSelector(`${sel}[data-status="online"]`);
+    check(await page.evaluate(() => window.notReloaded === true), 'online in the list without a reload');
+    await page.waitForSelector('.pane[data-session="main"][data-state="open"]');
+    check(await page.evaluate(() => window.rexec.state.agentId) === secondAgent,
+      'and its terminal is open');
+    await typeIn(0, 'echo second-$((2+3))\n');
+    await waitText(0, /^second-5\s*$/m, 'a command on the new machine');
+    const tokens = await sys.api('/api/tokens');
+    const reg = tokens.body.find((t) => t.scopes.includes('register') && /second-machine/.test(t.name));
+    check(reg && reg.revoked_at, 'the registration token was used up');
+  });
+
+  await step('the audit table filters by type and agent, and pages', async () => {
+    // Pages of 20 (50 on the page), so that this test's few dozen events fill more than one.
+    await page.evaluate(() => { window.rexec.manage.auditOptions.pageSize = 20; });
+    await page.click('#nav a[data-view="audit"]');
+    await viewShown('audit');
+    await page.waitForSelector('#audit tbody tr');
+    const types = async () => page.$$eval('#audit tbody tr', (trs) => trs.map((t) => t.dataset.type));
+    const all = await types();
+    const olderOff = await page.isDisabled('#audit-older');
+    check(all.length === 20 && !olderOff, `a full first page of 20 events (${all.length}, ` +
+      `${new Set(all).size} types), and an older page (${olderOff ? 'none' : 'there'})`);
+    await page.click('#audit-older');
+    await page.waitForFunction(() => /Page 2/.test(document.getElementById('audit-page').textContent));
+    check(!await page.isDisabled('#audit-newer'), 'page 2, and back is possible');
+    await page.selectOption('#audit-type', 'agent_registered');
+    await page.click('#audit-form button[type=submit]');
+    await page.waitForFunction(() => /Page 1/.test(document.getElementById('audit-page').textContent));
+    const registered = await types();
+    check(registered.length === 2 && registered.every((t) => t === 'agent_registered'),
+      `type agent_registered: ${registered.length} rows, both registrations`);
+    await page.selectOption('#audit-type', '');
+    await page.selectOption('#audit-agent', secondAgent);
+    await page.click('#audit-form button[type=submit]');
+    await waitFor('rows of the second machine only', async () => {
+      const agents = await page.$$eval('#audit tbody tr td:nth-child(3)', (tds) => tds.map((t) => t.textContent));
+      return agents.length > 0 && agents.every((a) => a === 'second-machine');
+    });
+    await axe(page, 'the audit view');
+    await shot('audit-filtered');
+    await page.fill('#audit-since', '2099-01-01T00:00');
+    await page.click('#audit-form button[type=submit]');
+    await page.waitForFunction(() => /No events match/.test(document.getElementById('audit-page').textContent));
+    await page.click('#audit-reset');
+    await page.evaluate(() => { window.rexec.manage.auditOptions.pageSize = 50; });
+  });
+
+  await step('the keyboard reaches everything: shortcuts, search, copy on select, help', async () => {
+    await page.click(`${agentSel} .open`);
+    await viewShown('workspace');
+    await page.waitForSelector('.pane[data-session="main"][data-state="open"]');
+    const panes = () => page.locator('.pane').count();
+    await typeIn(0, 'clear; echo find-me-1; echo find-me-2\n');
+    await waitText(0, /^find-me-2\s*$/m, 'text to find');
+    await page.keyboard.press('Alt+Shift+D');
+    await waitFor('a split from the keyboard', async () => (await panes()) === 2);
+    await waitFor('the split to open', async () => await paneState(1) === 'open');
+    check(await page.evaluate(() => window.rexec.state.panes[1].el.contains(document.activeElement)),
+      'the new pane has the focus');
+    await page.keyboard.press('Alt+Shift+ArrowLeft');
+    check(await page.evaluate(() => window.rexec.state.panes[0].el.contains(document.activeElement)),
+      'Alt+Shift+← moves to the first pane');
+    await page.keyboard.press('Alt+Shift+F');
+    await page.waitForSelector('#search:not([hidden])');
+    await page.keyboard.type('find-me');
+    await page.waitForFunction(() => /of 2|2 found/.test(document.getElementById('search-count').textContent));
+    check(true, `search: "${await page.textContent('#search-count')}"`);
+    await page.keyboard.press('Escape');
+    await page.waitForSelector('#search', { state: 'hidden' });
+    // Copy on select.
+    await page.evaluate(() => window.rexec.state.panes[0].term.selectLines(0, 0));
+    await waitFor('the selection in the clipboard', async () =>
+      (await page.evaluate(() => navigator.clipboard.readText())).includes('find-me-1'));
+    check(true, 'selecting copies');
+    await page.keyboard.press('Alt+Shift+ArrowRight');
+    await page.keyboard.press('Alt+Shift+W');
+    await waitFor('the split closed from the keyboard', async () => (await panes()) === 1);
+    await page.keyboard.press('Alt+Shift+H');
+    await page.waitForSelector('#help[open]');
+    await axe(page, 'the help overlay');
+    await shot('help');
+    await page.keyboard.press('Escape');
+    await page.waitForSelector('#help', { state: 'hidden' });
+    // Out of the terminal (where Tab belongs to the shell), then Tab through the page: forwards
+    // to the terminal, and from the list of machines backwards to the top.
+    const reached = new Set();
+    const focused = () => page.evaluate(() => {
+      const e = document.activeElement;
+      if (e.closest('.xterm')) return 'terminal';
+      return e.id || e.getAttribute('aria-label') || e.textContent.trim().slice(0, 40);
+    });
+    for (const key of ['Tab', 'Shift+Tab']) {
+      await page.evaluate(() => window.rexec.state.panes[0].term.focus());
+      await page.keyboard.press('Alt+Shift+M');
+      reached.add(await focused());
+      for (let k = 0; k < 20; k += 1) {
+        await page.keyboard.press(key);
+        const at = await focused();
+        reached.add(at);
+        if (at === 'terminal' || at === 'Skip to the content') break;
+      }
+    }
+    log(`Tab reached: ${[...reached].join(' | ')}`);
+    await page.evaluate(() => document.activeElement.blur());  // the skip link shows while focused
+    for (const want of ['add-machine', 'Machines', 'Tokens', 'Audit', 'help-open', 'sign-out',
+      'Open terminal on browser-agent', 'Details of browser-agent: charts, sessions, recordings',
+      'split', 'terminal']) {
+      check(reached.has(want), `Tab reaches ${want}`);
+    }
+  });
+
+  await step('axe-core finds no serious or critical violation on any view', async () => {
+    await page.click('#nav a[data-view="workspace"]');
+    await axe(page, 'the terminals');
+    await page.click(`${agentSel} .details`);
+    await viewShown('agent');
+    await page.waitForSelector('.chart[data-points]');
+    await axe(page, 'the agent view');
+    await page.click('#nav a[data-view="tokens"]');
+    await viewShown('tokens');
+    await page.waitForSelector('#tokens tbody tr');
+    await axe(page, 'the tokens view');
+    await page.click('#nav a[data-view="audit"]');
+    await page.waitForSelector('#audit tbody tr');
+    await axe(page, 'the audit view');
+    const signIn = await context.newPage();
+    await signIn.goto(`${sys.url}/`);
+    await signIn.waitForSelector('#sign-in-form');
+    await axe(signIn, 'the sign-in page');
+    await signIn.close();
+    log(`axe-core runs: ${axeRuns.map((r) => `${r.what} ${r.bad}/${r.violations}`).join('; ')}`);
+    await page.click('#nav a[data-view="workspace"]');
   });
 
   await step('the page renews its session before it expires', async () => {
