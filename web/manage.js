@@ -701,7 +701,7 @@ function createPlayer(startAt, play) {
   const host = $('player');
   host.replaceChildren();
   player.p = window.AsciinemaPlayer.create({ data: player.text }, host, {
-    controls: false, autoPlay: play, speed: player.speed, startAt, fit: 'both',
+    controls: false, autoPlay: play, speed: player.speed, startAt, fit: false, terminalFontSize: '14px',
     terminalFontFamily: 'ui-monospace, "DejaVu Sans Mono", monospace',
   });
   player.ended = false;

@@ -6,7 +6,9 @@
 //
 //   node flood.bench.mjs --server BIN --agent BIN [--baseline-server BIN --baseline-agent BIN]
 //                        [--rounds N]
-import { launchChromium, loadPlaywright, log, parseArgs, startSystem, waitFor } from './harness.mjs';
+import {
+  launchChromium, loadPlaywright, log, parseArgs, startSystem, tickProbe, waitFor,
+} from './harness.mjs';
 
 const args = parseArgs(process.argv.slice(2));
 const rounds = Number(args.rounds || 3);
@@ -23,21 +25,14 @@ async function flood(serverBin, agentBin) {
     await page.click('#sign-in-form button[type=submit]');
     await page.click(`.agent[data-agent-id="${sys.agentId}"] .open`);
     await page.waitForSelector('.pane[data-session="main"][data-state="open"]');
-    await page.evaluate(() => {
-      window.probe = { max: 0, last: performance.now() };
-      window.probe.timer = setInterval(() => {
-        const t = performance.now();
-        window.probe.max = Math.max(window.probe.max, t - window.probe.last);
-        window.probe.last = t;
-      }, 50);
-    });
+    await tickProbe.start(page);
     await page.evaluate(() => window.rexec.state.panes[0].term.focus());
     const started = Date.now();
     await page.keyboard.type('head -c 37500000 /dev/zero | base64 -w 100; echo flood-$((40+2))\n');
     await waitFor('the end of the flood', async () =>
       /^flood-42\s*$/m.test(await page.evaluate(() => window.rexec.paneText(0))), 300000);
     const seconds = (Date.now() - started) / 1000;
-    const gap = await page.evaluate(() => { clearInterval(window.probe.timer); return window.probe.max; });
+    const gap = await tickProbe.stop(page);
     return { mbps: 50 / seconds, gap };
   } finally {
     await browser.close();

@@ -151,3 +151,20 @@ export function parseArgs(argv) {
   for (let i = 0; i < argv.length; i += 2) out[argv[i].replace(/^--/, '')] = argv[i + 1];
   return out;
 }
+
+// The longest gap between a page's 50 ms timer ticks, from start() to stop(): how long the
+// page's main thread was busy at a stretch (the flood test and benchmark).
+export const tickProbe = {
+  start: (page) => page.evaluate(() => {
+    window.probe = { max: 0, last: performance.now() };
+    window.probe.timer = setInterval(() => {
+      const t = performance.now();
+      window.probe.max = Math.max(window.probe.max, t - window.probe.last);
+      window.probe.last = t;
+    }, 50);
+  }),
+  stop: (page) => page.evaluate(() => {
+    clearInterval(window.probe.timer);
+    return window.probe.max;
+  }),
+};

@@ -22,7 +22,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 
 import {
-  check, fail, launchChromium, loadPlaywright, log, parseArgs, run, sleep, startSystem, waitFor,
+  check, fail, launchChromium, loadPlaywright, log, parseArgs, run, sleep, startSystem, tickProbe,
+  waitFor,
 } from './harness.mjs';
 
 const args = parseArgs(process.argv.slice(2));
@@ -216,14 +217,7 @@ try {
   });
 
   await step('a 50 MB flood does not freeze the tab', async () => {
-    await page.evaluate(() => {
-      window.probe = { max: 0, last: performance.now() };
-      window.probe.timer = setInterval(() => {
-        const t = performance.now();
-        window.probe.max = Math.max(window.probe.max, t - window.probe.last);
-        window.probe.last = t;
-      }, 50);
-    });
+    await tickProbe.start(page);
     // Small flow marks, so the page surely asks the server to pause and resume the shell.
     const before = await page.evaluate(() => {
       window.rexec.flowMarks.high = 256 * 1024;
@@ -236,7 +230,7 @@ try {
     await typeIn(0, 'head -c 37500000 /dev/zero | base64 -w 100; echo flood-$((40+2))\n');
     await waitText(0, /^flood-42\s*$/m, 'the end of the flood', 180000);
     const seconds = (Date.now() - started) / 1000;
-    const maxGap = await page.evaluate(() => { clearInterval(window.probe.timer); return window.probe.max; });
+    const maxGap = await tickProbe.stop(page);
     const after = await page.evaluate(() => {
       const p = window.rexec.state.panes[0];
       return { received: p.received, gaps: p.gaps, pauses: p.pauses, paused: p.flowPaused };
