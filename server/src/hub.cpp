@@ -728,11 +728,16 @@ bool Hub::end_session(const std::string& agent_id, const std::string& session_id
                       const std::string& user_id) {
   const auto it = sessions_.find({agent_id, session_id});
   if (it == sessions_.end()) return false;
+  // Out of the table before any viewer closes: a close that reports back at once finds no
+  // session to stop or linger.
+  const std::unique_ptr<Session> ended = std::move(it->second);
+  sessions_.erase(it);
   send_to_agent(agent_id, proto::encode(proto::AgentMessage(proto::ShellStopSession{session_id})));
   const std::string text =
       json{{"type", "session_ended"}, {"data", {{"session_id", session_id}}}}.dump();
   std::size_t viewers = 0;
-  for (UserConn* u : it->second->viewers) {
+  const std::vector<UserConn*> closing(ended->viewers.begin(), ended->viewers.end());
+  for (UserConn* u : closing) {
     if (u->gone) continue;
     ++viewers;
     u->conn->send_text(text);
@@ -743,7 +748,6 @@ bool Hub::end_session(const std::string& agent_id, const std::string& session_id
   spdlog::info("session ended agent={} sid={} viewers={}", agent_id, session_id, viewers);
   sink_.audit("session_ended", user_id, owner == agent_owner_.end() ? user_id : owner->second,
               agent_id, session_id, {{"viewers", viewers}});
-  sessions_.erase(it);
   announce_sessions(agent_id);
   return true;
 }
