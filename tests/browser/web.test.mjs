@@ -60,6 +60,7 @@ function makeJwt(claims) {
 
 // The agent binary, offered at /downloads/ for the install one-liner of "Add a machine".
 const downloads = fs.mkdtempSync(path.join(os.tmpdir(), 'rexec-browser-dl-'));
+const tempDirs = [downloads];  // removed at the end
 const arch = { x64: 'amd64', arm64: 'arm64' }[process.arch] || process.arch;
 // Without its debug information (the test builds carry 50 MB of it): the installer downloads
 // and checks a few MB, as from a release build.
@@ -650,6 +651,7 @@ try {
     await shot('add-machine');
     // Run it as a person would, as an unprivileged user (the installer writes only to its home).
     const home = fs.mkdtempSync(path.join(os.tmpdir(), 'rexec-browser-home-'));
+    tempDirs.push(home);
     fs.chmodSync(home, 0o755);
     const asNobody = process.getuid() === 0;
     if (asNobody) fs.chownSync(home, 65534, 65534);
@@ -837,5 +839,6 @@ try {
 } finally {
   await browser.close();
   await sys.stop();
+  for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true });
 }
 if (!ok) fail('web page test failed');
