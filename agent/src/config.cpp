@@ -2,6 +2,7 @@
 // Agent configuration file: load, environment overlay, atomic save with tight permissions.
 #include "rexec/agent/config.h"
 
+#include "rexec/common/file.h"
 #include "rexec/common/unique_fd.h"
 #include "rexec/net/url.h"
 
@@ -13,8 +14,6 @@
 
 #include <cerrno>
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
 
 namespace rx::agent {
 
@@ -70,14 +69,13 @@ std::string default_config_path() {
 }
 
 Result<AgentConfig> load_config(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) {
-    if (errno == ENOENT) return Error(Errc::kNotFound, "no config file at " + path);
-    return Error::from_errno("cannot read " + path, errno);
+  auto text = read_file(path);
+  if (!text) {
+    if (text.error().sys_errno == ENOENT)
+      return Error(Errc::kNotFound, "no config file at " + path);
+    return Error::from_errno("cannot read " + path, text.error().sys_errno);
   }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  const json j = json::parse(ss.str(), nullptr, false);
+  const json j = json::parse(*text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) {
     return Error(Errc::kConfig, path + " is not a JSON object");
   }

@@ -4,7 +4,7 @@
 // dozen writes.
 #include "session_cgroups.h"
 
-#include "rexec/sysinfo/sysinfo.h"
+#include "rexec/common/file.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -14,7 +14,6 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
-#include <sstream>
 #include <utility>
 #include <vector>
 
@@ -33,18 +32,13 @@ Status write_file(const std::string& path, std::string_view text) {
 
 // The cgroup v2 mount point, from /proc/self/mountinfo (fields: ... mountpoint ... - fstype ...).
 std::optional<std::string> cgroup2_mount() {
-  auto text = sysinfo::read_text_file("/proc/self/mountinfo");
+  auto text = read_file("/proc/self/mountinfo");
   if (!text) return std::nullopt;
-  std::istringstream in(*text);
-  std::string line;
-  while (std::getline(in, line)) {
+  for (const std::string_view line : split(*text, '\n')) {
     const auto dash = line.find(" - ");
-    if (dash == std::string::npos || line.compare(dash + 3, 8, "cgroup2 ") != 0) continue;
-    std::istringstream fields(line.substr(0, dash));
-    std::string f;
-    std::string mount;
-    for (int i = 0; i < 5 && fields >> f; ++i) mount = f;  // the 5th field is the mount point
-    return mount;
+    if (dash == std::string_view::npos || line.substr(dash + 3, 8) != "cgroup2 ") continue;
+    const auto fields = words(line.substr(0, dash));
+    if (fields.size() >= 5) return std::string(fields[4]);  // the 5th field is the mount point
   }
   return std::nullopt;
 }
@@ -53,32 +47,22 @@ std::optional<std::string> cgroup2_mount() {
 Result<std::string> own_cgroup() {
   const auto mount = cgroup2_mount();
   if (!mount) return Error(Errc::kUnavailable, "no cgroup v2 hierarchy is mounted");
-  auto text = sysinfo::read_text_file("/proc/self/cgroup");
+  auto text = read_file("/proc/self/cgroup");
   if (!text) return text.error();
-  std::istringstream in(*text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("0::", 0) == 0) {
-      std::string rel = line.substr(3);
-      if (rel == "/") rel.clear();
-      return *mount + rel;
+  for (const std::string_view line : split(*text, '\n')) {
+    if (line.substr(0, 3) == "0::") {
+      const std::string_view rel = line.substr(3);
+      return *mount + (rel == "/" ? std::string() : std::string(rel));
     }
   }
   return Error(Errc::kUnavailable, "this process has no cgroup v2 membership");
 }
 
 bool has_word(const std::string& text, const std::string& word) {
-  std::istringstream in(text);
-  std::string w;
-  while (in >> w) {
+  for (const std::string_view w : words(text)) {
     if (w == word) return true;
   }
   return false;
-}
-
-std::string trimmed(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
 }
 
 }  // namespace
@@ -106,7 +90,7 @@ Result<SessionCgroups> SessionCgroups::open(std::string root, CgroupLimits limit
     return Error(Errc::kUnavailable, root + " is not a cgroup v2 directory with cgroup.kill");
   }
   if (limits.any()) {
-    auto available = sysinfo::read_text_file(root + "/cgroup.controllers");
+    auto available = read_file(root + "/cgroup.controllers");
     const std::string have = available ? *available : "";
     std::vector<std::string> need;
     if (!limits.memory_max.empty()) need.emplace_back("memory");
@@ -161,18 +145,21 @@ Result<SessionCgroups::Made> SessionCgroups::create(const std::string& session_i
 }
 
 void signal_cgroup(const std::string& path, int sig) {
-  auto procs = sysinfo::read_text_file(path + "/cgroup.procs");
+  auto procs = read_file(path + "/cgroup.procs");
   if (!procs) return;
-  std::istringstream in(*procs);
-  pid_t pid = 0;
-  while (in >> pid) (void)::kill(pid, sig);
+  for (const std::string_view w : words(*procs)) {
+    pid_t pid = 0;
+    if (std::from_chars(w.data(), w.data() + w.size(), pid).ec == std::errc() && pid > 0) {
+      (void)::kill(pid, sig);
+    }
+  }
 }
 
 Status kill_cgroup(const std::string& path) {
   if (auto st = write_file(path + "/cgroup.kill", "1"); st) return {};
   // Before Linux 5.14: one SIGKILL per process. A fork racing with this can escape one round;
   // the caller retries removal, and each retry kills again.
-  if (!sysinfo::read_text_file(path + "/cgroup.procs")) {
+  if (!read_file(path + "/cgroup.procs")) {
     return Error(Errc::kNotFound, "no cgroup at " + path);
   }
   signal_cgroup(path, SIGKILL);
@@ -184,26 +171,22 @@ bool remove_cgroup(const std::string& path) {
 }
 
 Result<CgroupUsage> read_cgroup_usage(const std::string& path) {
-  auto stat = sysinfo::read_text_file(path + "/cpu.stat");
+  auto stat = read_file(path + "/cpu.stat");
   if (!stat) return stat.error();
   CgroupUsage u;
-  std::istringstream in(*stat);
-  std::string key;
-  std::uint64_t value = 0;
-  while (in >> key >> value) {
-    if (key == "usage_usec") u.cpu_usec = value;
+  const auto number = [](std::string_view text, std::uint64_t& out) {
+    return std::from_chars(text.data(), text.data() + text.size(), out).ec == std::errc();
+  };
+  const auto fields = words(*stat);  // "key value" pairs
+  for (std::size_t i = 0; i + 1 < fields.size(); i += 2) {
+    if (fields[i] == "usage_usec") (void)number(fields[i + 1], u.cpu_usec);
   }
-  if (auto mem = sysinfo::read_text_file(path + "/memory.current")) {
-    const std::string t = trimmed(*mem);
+  if (auto mem = read_file(path + "/memory.current")) {
     std::uint64_t bytes = 0;
-    if (std::from_chars(t.data(), t.data() + t.size(), bytes).ec == std::errc()) u.memory = bytes;
+    if (const auto w = words(*mem); !w.empty() && number(w[0], bytes)) u.memory = bytes;
   }
-  if (auto procs = sysinfo::read_text_file(path + "/cgroup.procs")) {
-    std::istringstream p(*procs);
-    std::string line;
-    while (std::getline(p, line)) {
-      if (!line.empty()) ++u.pids;
-    }
+  if (auto procs = read_file(path + "/cgroup.procs")) {
+    u.pids = static_cast<std::uint32_t>(split(*procs, '\n').size());
   }
   return u;
 }

@@ -3,6 +3,8 @@
 // fork and exec the child calls only async-signal-safe functions.
 #include "rexec/pty/pty_process.h"
 
+#include "rexec/common/file.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -18,7 +20,6 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <utility>
 
 extern char** environ;  // NOLINT: POSIX
@@ -127,9 +128,10 @@ struct PasswdEntry {
 // The /etc/passwd line for `uid`, parsed by hand: NSS (getpwuid) cannot be used from the static
 // agent binary, and a daemon's own account is always a local one.
 PasswdEntry passwd_entry_for(uid_t uid) {
-  std::ifstream in("/etc/passwd");
-  std::string line;
-  while (std::getline(in, line)) {
+  const auto passwd = read_file("/etc/passwd");
+  if (!passwd) return {};
+  const std::string uid_text = std::to_string(uid);
+  for (const std::string_view line : split(*passwd, '\n')) {
     std::array<std::string_view, 7> f{};
     std::string_view rest(line);
     std::size_t n = 0;
@@ -139,7 +141,7 @@ PasswdEntry passwd_entry_for(uid_t uid) {
       if (colon == std::string_view::npos) break;
       rest.remove_prefix(colon + 1);
     }
-    if (n + 1 < f.size() || f[2] != std::to_string(uid)) continue;
+    if (n + 1 < f.size() || f[2] != uid_text) continue;
     return {std::string(f[0]), std::string(f[5])};
   }
   return {};

@@ -3,8 +3,11 @@
 #include "rexec/sysinfo/sysinfo.h"
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <limits>
 
 namespace rx::sysinfo {
@@ -38,11 +41,19 @@ Result<std::uint64_t> to_u64(std::string_view whole, std::string_view tok) {
 }
 
 Result<double> to_double(std::string_view whole, std::string_view tok) {
-  // std::from_chars for double is in GCC 11+, locale-independent.
-  double v = 0;
-  const auto [end, ec] = std::from_chars(tok.data(), tok.data() + tok.size(), v);
-  if (tok.empty() || ec != std::errc() || end != tok.data() + tok.size() || !std::isfinite(v) ||
-      v < 0) {
+  // strtod, not std::from_chars: libstdc++'s from_chars for double brings 25 KB and glibc's
+  // locale switching into the static agent. Nothing in the agent calls setlocale, so the decimal
+  // point is the C locale's '.'. Decimal digits only: strtod would also take hex floats.
+  std::array<char, 64> text{};
+  double v = -1;
+  char* end = nullptr;
+  const bool decimal = !tok.empty() && tok.size() < text.size() && tok[0] >= '0' && tok[0] <= '9' &&
+                       tok.find_first_of("xX") == std::string_view::npos;
+  if (decimal) {
+    std::memcpy(text.data(), tok.data(), tok.size());
+    v = std::strtod(text.data(), &end);
+  }
+  if (!decimal || end != text.data() + tok.size() || !std::isfinite(v) || v < 0) {
     return Error(Errc::kBadValue,
                  "not a non-negative number: '" + std::string(tok.substr(0, 32)) + "'", 0,
                  offset_in(whole, tok));

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Readers: fetch the text (or call the system) and hand it to the pure parsers.
+#include "rexec/common/file.h"
 #include "rexec/sysinfo/sysinfo.h"
 
 #include <sched.h>
@@ -9,24 +10,14 @@
 
 #include <array>
 #include <cerrno>
-#include <fstream>
-#include <sstream>
 
 namespace rx::sysinfo {
-
-Result<std::string> read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Error::from_errno("open " + path, errno);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 namespace {
 
 template <class T, class Parse>
 Result<T> read_and_parse(const std::string& path, Parse parse) {
-  auto text = read_text_file(path);
+  auto text = read_file(path);
   if (!text) return std::move(text).error();
   return parse(*text);
 }
@@ -45,7 +36,7 @@ Result<double> read_uptime() { return read_and_parse<double>("/proc/uptime", par
 
 OsRelease read_os_release() {
   for (const char* path : {"/etc/os-release", "/usr/lib/os-release"}) {
-    if (auto text = read_text_file(path)) return parse_os_release(*text);
+    if (auto text = read_file(path)) return parse_os_release(*text);
   }
   return {};
 }
@@ -53,7 +44,7 @@ OsRelease read_os_release() {
 std::optional<std::uint64_t> read_memory_limit() {
   for (const char* path :
        {"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"}) {
-    auto text = read_text_file(path);
+    auto text = read_file(path);
     if (!text) continue;
     auto limit = parse_cgroup_memory_limit(*text);
     if (limit) return *limit;

@@ -3,6 +3,8 @@
 // one smoke test of the live readers.
 #include "rexec/sysinfo/sysinfo.h"
 
+#include "rexec/common/file.h"
+
 #include <catch2/catch.hpp>
 
 #include <map>
@@ -13,7 +15,7 @@ using rx::Errc;
 namespace {
 
 std::string fixture(const std::string& rel) {
-  auto t = read_text_file(std::string(REXEC_FIXTURES_DIR) + "/proc/" + rel);
+  auto t = rx::read_file(std::string(REXEC_FIXTURES_DIR) + "/proc/" + rel);
   REQUIRE(t);
   return *t;
 }

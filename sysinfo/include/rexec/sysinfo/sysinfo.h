@@ -78,7 +78,6 @@ Result<std::optional<std::uint64_t>> parse_cgroup_memory_limit(std::string_view 
 
 // ---- readers ----
 
-Result<std::string> read_text_file(const std::string& path);
 Result<MemInfo> read_meminfo();
 Result<CpuTimes> read_cpu_times();
 Result<LoadAvg> read_loadavg();
