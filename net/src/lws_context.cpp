@@ -95,11 +95,14 @@ Result<std::unique_ptr<LwsContext>> LwsContext::create(const ContextOptions& opt
   std::array<void*, 1> loops = {options.loop};
   lws_context_creation_info info;
   std::memset(&info, 0, sizeof info);
-  info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT |
-                 LWS_SERVER_OPTION_UV_NO_SIGSEGV_SIGFPE_SPIN | LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+  const bool tls = options.client_tls || !options.tls_cert_file.empty();
+  info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_UV_NO_SIGSEGV_SIGFPE_SPIN |
+                 LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+  if (tls) info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
   info.foreign_loops = loops.data();
   info.user = options.user;
   info.pt_serv_buf_size = options.pt_serv_buf_size;
+  info.fd_limit_per_thread = options.max_connections;  // one service thread
   // lws reads its signal handling from here; the application owns signals (ttyd does the same).
   info.signal_cb = nullptr;
 
@@ -115,17 +118,19 @@ Result<std::unique_ptr<LwsContext>> LwsContext::create(const ContextOptions& opt
     return Error::from_errno("cannot read /dev/urandom (libwebsockets needs it)", errno);
   }
   std::unique_ptr<LwsContext> self(new LwsContext());
-  auto anchors = find_trust_anchors(options.ca_file);
-  if (anchors) {
-    self->anchors_ = std::move(anchors).value();
-  } else if (!options.ca_file.empty()) {
-    return std::move(anchors).error();
-  } else {
-    spdlog::debug("no CA certificates: {}", anchors.error().message);
+  if (options.client_tls) {
+    auto anchors = find_trust_anchors(options.ca_file);
+    if (anchors) {
+      self->anchors_ = std::move(anchors).value();
+    } else if (!options.ca_file.empty()) {
+      return std::move(anchors).error();
+    } else {
+      spdlog::debug("no CA certificates: {}", anchors.error().message);
+    }
+    auto ssl_ctx = make_client_ssl_ctx(self->anchors_);
+    if (!ssl_ctx) return std::move(ssl_ctx).error();
+    self->client_ssl_ctx_ = *ssl_ctx;
   }
-  auto ssl_ctx = make_client_ssl_ctx(self->anchors_);
-  if (!ssl_ctx) return std::move(ssl_ctx).error();
-  self->client_ssl_ctx_ = *ssl_ctx;
 
   self->context_ = lws_create_context(&info);
   if (self->context_ == nullptr) return Error(Errc::kUnavailable, "lws_create_context failed");
@@ -135,7 +140,7 @@ Result<std::unique_ptr<LwsContext>> LwsContext::create(const ContextOptions& opt
   vinfo.port = options.port;
   vinfo.iface = options.bind_address.empty() ? nullptr : options.bind_address.c_str();
   vinfo.protocols = options.protocols != nullptr ? options.protocols : kClientOnly.data();
-  vinfo.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+  vinfo.options = tls ? LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT : 0;
   vinfo.provided_client_ssl_ctx = self->client_ssl_ctx_;
   vinfo.timeout_secs_ah_idle = options.header_timeout_s;
   // No lws "validity" timers on accepted connections: the hub and the agent run their own

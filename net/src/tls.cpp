@@ -7,6 +7,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
 
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -65,6 +66,12 @@ Result<TrustAnchors> find_trust_anchors(const TrustSearch& search) {
     }
     return a;
   }
+  for (const char* const* p = kCaBundleDirs; *p != nullptr; ++p) {
+    if (search.is_hashed_dir && search.is_hashed_dir(*p)) {
+      a.dir = *p;
+      return a;
+    }
+  }
   for (const char* const* p = kCaBundleFiles; *p != nullptr; ++p) {
     if (search.is_file(*p)) {
       a.file = *p;
@@ -98,6 +105,22 @@ Result<TrustAnchors> find_trust_anchors(const std::string& ca_file) {
   s.is_dir = [](const std::string& path) {
     struct stat st {};
     return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+  };
+  s.is_hashed_dir = [](const std::string& path) {
+    DIR* d = ::opendir(path.c_str());
+    if (d == nullptr) return false;
+    bool hashed = false;
+    while (const dirent* e = ::readdir(d)) {
+      // "<8 hex digits>.<digit>": OpenSSL's subject-hash name of a CA certificate.
+      const std::string_view n(e->d_name);
+      if (n.size() == 10 && n[8] == '.' && n[9] >= '0' && n[9] <= '9' &&
+          n.substr(0, 8).find_first_not_of("0123456789abcdef") == std::string_view::npos) {
+        hashed = true;
+        break;
+      }
+    }
+    ::closedir(d);
+    return hashed;
   };
   return find_trust_anchors(s);
 }

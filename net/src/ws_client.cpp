@@ -8,11 +8,8 @@
 
 namespace rx::net {
 
-WsMessage make_message(std::size_t payload_size, bool binary) {
-  WsMessage m;
-  m.buffer.resize(LWS_PRE + payload_size);
-  m.binary = binary;
-  return m;
+WsMessage make_message(std::size_t payload_size, bool binary, std::size_t payload_capacity) {
+  return WsMessage{MessageBuffer(LWS_PRE + payload_size, LWS_PRE + payload_capacity), binary};
 }
 
 WsMessage make_message(std::string_view payload, bool binary) {
@@ -76,6 +73,18 @@ Status WsClient::connect(const WsConnectOptions& options) {
     return Error(Errc::kUnavailable, "connect to " + options_.url.host_header() + ": " + why);
   }
   return {};
+}
+
+bool WsClient::append_to_last(std::string_view prefix, std::string_view bytes) {
+  if (state_ != State::kOpen || outbox_.empty()) return false;
+  WsMessage& last = outbox_.back();
+  if (!last.binary || last.buffer.room() < bytes.size() || last.payload_size() < prefix.size() ||
+      std::memcmp(last.buffer.data() + LWS_PRE, prefix.data(), prefix.size()) != 0) {
+    return false;
+  }
+  last.buffer.append(bytes);
+  queued_bytes_ += bytes.size();
+  return true;
 }
 
 void WsClient::send(WsMessage message) {

@@ -8,12 +8,16 @@
 
 namespace rx::test {
 
+// The key type of the CA and the server certificate.
+enum class KeyType { kEcP256, kEcP384, kRsa2048, kEd25519 };
+
 // Files in `path`: ca.pem/ca.key (the CA), other-ca.pem/other-ca.key (a CA nobody trusts),
-// server.pem/server.key (signed by ca.pem, EC P-256). Throws std::runtime_error when openssl fails.
+// server.pem/server.key (signed by ca.pem), all of `type`. Throws std::runtime_error when openssl
+// fails.
 struct TestCerts {
   std::string path;
 
-  TestCerts();
+  explicit TestCerts(KeyType type = KeyType::kEcP256);
   ~TestCerts();
   TestCerts(const TestCerts&) = delete;
   TestCerts& operator=(const TestCerts&) = delete;

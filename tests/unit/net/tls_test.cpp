@@ -15,7 +15,8 @@ namespace {
 
 // A file system of named files and directories, and an environment, for the search.
 TrustSearch fake(std::set<std::string> files, std::set<std::string> dirs,
-                 std::map<std::string, std::string> env = {}, std::string ca_file = {}) {
+                 std::map<std::string, std::string> env = {}, std::string ca_file = {},
+                 std::set<std::string> hashed = {}) {
   TrustSearch s;
   s.ca_file = std::move(ca_file);
   s.getenv = [env = std::move(env)](const char* name) -> std::optional<std::string> {
@@ -24,6 +25,9 @@ TrustSearch fake(std::set<std::string> files, std::set<std::string> dirs,
   };
   s.is_file = [files = std::move(files)](const std::string& p) { return files.count(p) > 0; };
   s.is_dir = [dirs = std::move(dirs)](const std::string& p) { return dirs.count(p) > 0; };
+  s.is_hashed_dir = [hashed = std::move(hashed)](const std::string& p) {
+    return hashed.count(p) > 0;
+  };
   return s;
 }
 
@@ -46,6 +50,35 @@ TEST_CASE("trust anchors: each distribution's bundle is found", "[net][tls]") {
     CHECK(a->file == bundle);
     CHECK(a->dir.empty());
   }
+}
+
+TEST_CASE("trust anchors: a hashed directory before a bundle, the bundle before a plain one",
+          "[net][tls]") {
+  const std::string bundle = "/etc/ssl/certs/ca-certificates.crt";
+  // Debian: both, and the directory holds hash links: only the CAs a handshake needs are read.
+  auto debian = find_trust_anchors(fake({bundle}, {"/etc/ssl/certs"}, {}, {}, {"/etc/ssl/certs"}));
+  REQUIRE(debian);
+  CHECK(debian->dir == "/etc/ssl/certs");
+  CHECK(debian->file.empty());
+  // RHEL: a directory without hash links, and a bundle: the bundle.
+  const std::string rhel = "/etc/pki/tls/certs/ca-bundle.crt";
+  auto plain = find_trust_anchors(fake({rhel}, {"/etc/pki/tls/certs"}));
+  REQUIRE(plain);
+  CHECK(plain->file == rhel);
+  CHECK(plain->dir.empty());
+  // The environment still wins over a hashed directory.
+  auto env = find_trust_anchors(
+      fake({bundle, "/x/ca.pem"}, {}, {{"SSL_CERT_FILE", "/x/ca.pem"}}, {}, {"/etc/ssl/certs"}));
+  REQUIRE(env);
+  CHECK(env->file == "/x/ca.pem");
+  CHECK(env->dir.empty());
+}
+
+TEST_CASE("trust anchors: the real search finds this machine's hashed /etc/ssl/certs",
+          "[net][tls]") {
+  auto a = rx::net::find_trust_anchors(std::string());
+  REQUIRE(a);
+  CHECK(a->dir == "/etc/ssl/certs");  // Debian 12 with ca-certificates, as CI installs it
 }
 
 TEST_CASE("trust anchors: --ca-file wins and must exist", "[net][tls]") {

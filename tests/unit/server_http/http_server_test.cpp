@@ -8,6 +8,7 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <cstring>
 #include <functional>
 
 #include "../uv_test_loop.h"
@@ -246,6 +247,48 @@ TEST_CASE("WebSocket echo with v2 negotiation, fragments and close codes", "[ser
       &f.loop, [&] { return closed.has_value(); }, 5s));
   CHECK(closed->was_open);
   CHECK(closed->close_code == 4000);
+  REQUIRE(run_until(
+      &f.loop, [&] { return f.handlers_closed == 1; }, 5s));
+  f.teardown();
+}
+
+TEST_CASE("WsClient gathers bytes into the frame that waits last, and only there", "[server]") {
+  Fixture f;
+  std::vector<std::pair<std::string, bool>> received;
+  net::WsClient ws(
+      *f.client_ctx,
+      {.on_open = nullptr,
+       .on_message = [&](std::string_view m, bool b) { received.emplace_back(std::string(m), b); },
+       .on_drain = nullptr,
+       .on_room = nullptr,
+       .on_pong = nullptr,
+       .on_close = nullptr});
+  net::WsConnectOptions o;
+  o.url = *net::Url::parse(f.url("ws", "/ws/x"));
+  o.headers = {{"authorization", "Bearer good"}};
+  REQUIRE(ws.connect(o));
+  REQUIRE(run_until(
+      &f.loop, [&] { return ws.is_open(); }, 5s));
+  const std::string head("\x01\x04main", 6);
+  CHECK_FALSE(ws.append_to_last(head, "x"));  // nothing waits
+  // A frame with room for 6 payload bytes beyond its header: "ab", then "cd" and "ef" join it.
+  net::WsMessage frame = net::make_message(head.size() + 2, true, head.size() + 6);
+  std::memcpy(frame.buffer.data() + LWS_PRE, (head + "ab").data(), head.size() + 2);
+  ws.send(std::move(frame));
+  CHECK(ws.queued_bytes() == 8);
+  CHECK(ws.append_to_last(head, "cd"));
+  CHECK_FALSE(ws.append_to_last(std::string("\x01\x04side", 6), "zz"));  // another session's
+  CHECK(ws.append_to_last(head, "ef"));
+  CHECK_FALSE(ws.append_to_last(head, "g"));  // full
+  CHECK(ws.queued_bytes() == 12);
+  ws.send_text("t");
+  CHECK_FALSE(ws.append_to_last(head, "h"));  // the last one is text
+  REQUIRE(run_until(
+      &f.loop, [&] { return received.size() == 2; }, 5s));
+  CHECK(received[0] == std::make_pair(head + "abcdef", true));
+  CHECK(received[1] == std::make_pair(std::string("t"), false));
+  CHECK(ws.queued_bytes() == 0);
+  ws.close(1000, "done");
   REQUIRE(run_until(
       &f.loop, [&] { return f.handlers_closed == 1; }, 5s));
   f.teardown();

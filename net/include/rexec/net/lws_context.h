@@ -23,12 +23,21 @@ struct ContextOptions {
   int port = CONTEXT_PORT_NO_LISTEN;  // 0: any free port (read it back with port())
   std::string bind_address;           // listen address for servers; empty: all addresses
   void* user = nullptr;               // returned by lws_context_user()
-  std::string ca_file;                // client trust anchors; empty: find_trust_anchors()
-  std::string tls_cert_file;          // server: serve TLS with this certificate chain...
-  std::string tls_key_file;           // ...and this key
+  // Client TLS (wss://, https://). Off: no trust anchors are read, no SSL_CTX exists and OpenSSL
+  // is never initialised, so a process that only dials ws:// pays nothing for TLS (the agent of
+  // an http:// server).
+  bool client_tls = true;
+  std::string ca_file;        // client trust anchors; empty: find_trust_anchors()
+  std::string tls_cert_file;  // server: serve TLS with this certificate chain...
+  std::string tls_key_file;   // ...and this key
   // Bytes of the per-thread I/O buffer. lws reads a socket at most this much at a time, so its
   // 4 KiB default cut every 64 KiB frame into 16 reads and callbacks.
   unsigned int pt_serv_buf_size = 64U * 1024U;
+  // Connections lws tracks at once. 0: as many as RLIMIT_NOFILE allows, which lws sizes its
+  // tables by (8 bytes per possible descriptor, twice: 320 KB at a limit of 20,000). A process
+  // with a few connections (the agent: its link and a request or two) sets a small number, and
+  // lws finds a connection by a short search instead.
+  unsigned int max_connections = 0;
   // Server: seconds a connection may take to send its whole request head (slow-loris bound);
   // lws closes it after that. 0: lws's default (10 s).
   unsigned int header_timeout_s = 0;
