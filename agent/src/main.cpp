@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // rexec-agent: command-line entry point. Subcommands register, run, status, unregister and
-// version; the logic lives in rexec_agent_core.
+// version (rexec/agent/command_line.h); the logic lives in rexec_agent_core.
 #include "rexec/agent/agent.h"
+#include "rexec/agent/command_line.h"
 #include "rexec/agent/config.h"
 #include "rexec/common/check.h"
 #include "rexec/common/log.h"
@@ -11,7 +12,6 @@
 #include "rexec/pty/pty_process.h"
 #include "rexec/sysinfo/sysinfo.h"
 
-#include <CLI/CLI.hpp>
 #include <libwebsockets.h>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -45,14 +45,7 @@ std::string redact(const std::string& token) {
   return token.substr(0, 10) + "…";
 }
 
-struct Flags {
-  std::string config_path;
-  std::string server, token, name, description, shell, region, log_level, ca_file;
-  std::string agent_id;      // register: already registered, only save
-  bool token_stdin = false;  // read the token from the first line of stdin
-  std::vector<std::string> tags;
-  std::size_t max_sessions = rx::agent::RunOptions{}.max_sessions;
-};
+using rx::agent::CommandLine;
 
 // The first line of stdin, without surrounding white space: how install.sh passes a token, so
 // it never appears on a command line.
@@ -68,7 +61,7 @@ std::string read_token_line() {
 }
 
 // File, then environment, then flags (flags win).
-rx::Result<AgentConfig> resolve(const Flags& f, bool must_exist) {
+rx::Result<AgentConfig> resolve(const CommandLine& f, bool must_exist) {
   AgentConfig c;
   auto loaded = rx::agent::load_config(f.config_path);
   if (loaded) {
@@ -95,7 +88,7 @@ int fail(const std::string& sentence) {
 }
 
 // register --agent-id: the agent exists; check that its token works, then save.
-int save_registration(const Flags& flags, AgentConfig c, const std::string& server) {
+int save_registration(const CommandLine& flags, AgentConfig c, const std::string& server) {
   if (c.token.rfind("rexec_", 0) != 0) return fail("--agent-id needs the agent's own rexec_ token");
   rx::net::HttpRequest req;
   req.url = rx::net::Url::parse(server + "/api/tokens/validate").value();
@@ -114,7 +107,7 @@ int save_registration(const Flags& flags, AgentConfig c, const std::string& serv
   return 0;
 }
 
-int do_register(const Flags& flags) {
+int do_register(const CommandLine& flags) {
   auto cfg = resolve(flags, false);
   if (!cfg) return fail(cfg.error().message);
   AgentConfig c = std::move(cfg).value();
@@ -162,7 +155,7 @@ int do_register(const Flags& flags) {
   return 0;
 }
 
-int do_status(const Flags& flags) {
+int do_status(const CommandLine& flags) {
   auto cfg = resolve(flags, true);
   if (!cfg) return fail(cfg.error().message);
   const AgentConfig& c = *cfg;
@@ -188,7 +181,7 @@ int do_status(const Flags& flags) {
   return 0;
 }
 
-int do_unregister(const Flags& flags) {
+int do_unregister(const CommandLine& flags) {
   auto cfg = resolve(flags, true);
   if (!cfg) return fail(cfg.error().message);
   const AgentConfig& c = *cfg;
@@ -229,79 +222,29 @@ std::chrono::milliseconds env_ms(const char* name, std::chrono::milliseconds fal
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"rexec-agent: connects this machine to a Rexec server"};
-  app.require_subcommand(1);
-  app.fallthrough();  // global options may follow the subcommand
-  Flags f;
-  f.config_path = env("REXEC_CONFIG").value_or(rx::agent::default_config_path());
-  app.add_option("--config", f.config_path, "Config file")->capture_default_str();
-  app.add_option("--log-level", f.log_level, "trace, debug, info, warn, error");
-  app.add_option("--ca-file", f.ca_file,
-                 "PEM file of CA certificates to trust (default: SSL_CERT_FILE, SSL_CERT_DIR, then "
-                 "the system bundle); saved by register");
-
-  auto* reg = app.add_subcommand("register", "Register this machine and save its agent token");
-  reg->add_option("--server", f.server, "Server URL, e.g. https://rexec.example.com");
-  reg->add_option("--token", f.token, "Your rexec_ API token (or REXEC_TOKEN)");
-  reg->add_option("--name", f.name, "Agent name (default: hostname)");
-  reg->add_option("--description", f.description, "Description");
-  reg->add_option("--tags", f.tags, "Tags")->delimiter(',');
-  reg->add_option("--shell", f.shell, "Shell for terminals (default: $SHELL, zsh, bash, sh)");
-  reg->add_option("--agent-id", f.agent_id,
-                  "Already registered: save this id with its agent token (--token) instead");
-  reg->add_flag("--token-stdin", f.token_stdin, "Read the token from the first line of stdin");
-
-  auto* run = app.add_subcommand("run", "Connect and serve terminals (foreground)");
-  run->add_option("--server", f.server, "Override the server URL");
-  run->add_option("--shell", f.shell, "Override the shell");
-  run->add_option("--region", f.region, "Region reported to the server (or REXEC_REGION)");
-  if (auto n = env_positive("REXEC_MAX_SESSIONS")) f.max_sessions = static_cast<std::size_t>(*n);
-  run->add_option("--max-sessions", f.max_sessions,
-                  "Shells open at once; more get shell_error (or REXEC_MAX_SESSIONS)")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-
-  long long handover_s = env_positive("REXEC_HANDOVER_S").value_or(0);
-  run->add_option("--handover", handover_s,
-                  "Seconds shells outlive this process, for the next `run` to take them over "
-                  "(0: they end with it; or REXEC_HANDOVER_S)")
-      ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
-  rx::agent::RunOptions iso;  // session isolation, from flags or the environment
-  iso.session_cgroups = env("REXEC_SESSION_CGROUPS").value_or("1") != "0";
-  iso.cgroup_root = env("REXEC_CGROUP_ROOT").value_or("");
-  iso.session_memory_max = env("REXEC_SESSION_MEMORY_MAX").value_or("");
-  iso.session_pids_max = env("REXEC_SESSION_PIDS_MAX").value_or("");
-  iso.session_cpu_max = env("REXEC_SESSION_CPU_MAX").value_or("");
-  bool no_cgroups = false;
-  run->add_flag("--no-session-cgroups", no_cgroups,
-                "Isolate sessions by process group only (or REXEC_SESSION_CGROUPS=0)");
-  run->add_option("--cgroup-root", iso.cgroup_root,
-                  "cgroup v2 directory for session cgroups (default: our own; or "
-                  "REXEC_CGROUP_ROOT)");
-  run->add_option("--session-memory-max", iso.session_memory_max,
-                  "memory.max of each session, e.g. 1G (or REXEC_SESSION_MEMORY_MAX)");
-  run->add_option("--session-pids-max", iso.session_pids_max,
-                  "pids.max of each session (or REXEC_SESSION_PIDS_MAX)");
-  run->add_option("--session-cpu-max", iso.session_cpu_max,
-                  "cpu.max of each session, e.g. \"50000 100000\" for half a CPU "
-                  "(or REXEC_SESSION_CPU_MAX)");
-  std::string keeper_agent_id;
-  auto* keeper = app.add_subcommand("keeper", "");  // started by `run --handover`; no help entry
-  keeper->add_option("--agent-id", keeper_agent_id)->required();
-
-  auto* status = app.add_subcommand("status", "Show the config and check the server");
-  auto* unreg = app.add_subcommand("unregister", "Delete this agent on the server and its config");
-  unreg->add_option("--token", f.token, "A user API token allowed to delete the agent");
-  unreg->add_flag("--token-stdin", f.token_stdin, "Read the token from the first line of stdin");
-  auto* version = app.add_subcommand("version", "Print version, commit and build date");
-
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+  // The environment gives the defaults; flags win.
+  CommandLine defaults;
+  defaults.config_path = env("REXEC_CONFIG").value_or(rx::agent::default_config_path());
+  defaults.max_sessions = static_cast<std::size_t>(
+      env_positive("REXEC_MAX_SESSIONS").value_or(rx::agent::RunOptions{}.max_sessions));
+  defaults.handover_s = env_positive("REXEC_HANDOVER_S").value_or(0);
+  defaults.no_session_cgroups = env("REXEC_SESSION_CGROUPS").value_or("1") == "0";
+  defaults.cgroup_root = env("REXEC_CGROUP_ROOT").value_or("");
+  defaults.session_memory_max = env("REXEC_SESSION_MEMORY_MAX").value_or("");
+  defaults.session_pids_max = env("REXEC_SESSION_PIDS_MAX").value_or("");
+  defaults.session_cpu_max = env("REXEC_SESSION_CPU_MAX").value_or("");
+  auto parsed = rx::agent::parse_command_line(argc, argv, defaults);
+  if (!parsed) {
+    std::fprintf(stderr, "rexec-agent: %s\n", parsed.error().message.c_str());
+    return 2;
   }
-  if (version->parsed()) {
+  CommandLine f = std::move(parsed).value();
+  using rx::agent::Command;
+  if (f.command == Command::kHelp) {
+    std::fputs(f.help_text.c_str(), stdout);
+    return 0;
+  }
+  if (f.command == Command::kVersion) {
     std::printf("rexec-agent %s (commit %s, built %s; libwebsockets %s, libuv %s)\n", REXEC_VERSION,
                 REXEC_GIT_COMMIT, REXEC_BUILD_DATE, lws_get_library_version(), uv_version_string());
     return 0;
@@ -318,10 +261,18 @@ int main(int argc, char** argv) {
     f.token = read_token_line();
     if (f.token.empty()) return fail("--token-stdin: no token on stdin");
   }
-  if (keeper->parsed()) return rx::agent::run_keeper(keeper_agent_id);
-  if (reg->parsed()) return do_register(f);
-  if (status->parsed()) return do_status(f);
-  if (unreg->parsed()) return do_unregister(f);
+  switch (f.command) {
+    case Command::kKeeper:
+      return rx::agent::run_keeper(f.agent_id);
+    case Command::kRegister:
+      return do_register(f);
+    case Command::kStatus:
+      return do_status(f);
+    case Command::kUnregister:
+      return do_unregister(f);
+    default:
+      break;
+  }
 
   auto cfg = resolve(f, true);
   if (!cfg) {
@@ -340,12 +291,12 @@ int main(int argc, char** argv) {
   o.backoff_base = env_ms("REXEC_BACKOFF_BASE_MS", o.backoff_base);
   o.backoff_cap = env_ms("REXEC_BACKOFF_CAP_MS", o.backoff_cap);
   o.max_sessions = f.max_sessions;
-  o.handover = std::chrono::seconds(handover_s);
-  o.session_cgroups = iso.session_cgroups && !no_cgroups;
-  o.cgroup_root = iso.cgroup_root;
-  o.session_memory_max = iso.session_memory_max;
-  o.session_pids_max = iso.session_pids_max;
-  o.session_cpu_max = iso.session_cpu_max;
+  o.handover = std::chrono::seconds(f.handover_s);
+  o.session_cgroups = !f.no_session_cgroups;
+  o.cgroup_root = f.cgroup_root;
+  o.session_memory_max = f.session_memory_max;
+  o.session_pids_max = f.session_pids_max;
+  o.session_cpu_max = f.session_cpu_max;
   o.v1_only = env("REXEC_PROTOCOL").value_or("") == "v1";
   return rx::agent::run_agent(o);
 }

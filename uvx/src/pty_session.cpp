@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <climits>
+#include <memory>
 
 namespace rx::uvx {
 
@@ -19,11 +20,16 @@ constexpr int kMaxReadsPerWakeup = 32;
 
 // One read buffer per thread, shared by every session on it, so an idle session costs no
 // buffer. Safe because a read and its on_output call finish before any other session reads, and
-// on_output copies what it keeps.
-std::string& shared_read_buffer(std::size_t size) {
-  thread_local std::string buffer;
-  if (buffer.size() < size) buffer.resize(size);
-  return buffer;
+// on_output copies what it keeps. Not zeroed: a page of it costs memory only once a read has
+// filled it.
+char* shared_read_buffer(std::size_t size) {
+  thread_local std::unique_ptr<char[]> buffer;
+  thread_local std::size_t capacity = 0;
+  if (capacity < size) {
+    buffer = std::make_unique_for_overwrite<char[]>(size);
+    capacity = size;
+  }
+  return buffer.get();
 }
 
 }  // namespace
@@ -156,8 +162,7 @@ void PtySession::handle_poll(int status) {
 }
 
 void PtySession::read_available() {
-  std::string& buffer = shared_read_buffer(options_.read_buffer_bytes);
-  char* const data = buffer.data();
+  char* const data = shared_read_buffer(options_.read_buffer_bytes);
   const std::size_t size = options_.read_buffer_bytes;
   std::size_t filled = 0;
   bool end = false;
