@@ -4,14 +4,20 @@
 # compiled in (Debian's binary package keeps libuv in a runtime plugin that a static binary cannot
 # load). Called by CMake at configure time (cmake/RexecDeps.cmake); safe to run by hand.
 #
-#   scripts/build-lws.sh CACHE_DIR
+#   scripts/build-lws.sh CACHE_DIR [OPENSSL_PREFIX]
+#
+# With OPENSSL_PREFIX (an install of scripts/build-openssl.sh), the library is built for the
+# static agent: against that OpenSSL, in sections the linker can drop. Without it, against the
+# system's OpenSSL, for everything else.
 #
 # Result: CACHE_DIR/lws-<stamp>/install/{include,lib/libwebsockets.a}; that prefix is the one line
-# printed on stdout. A second run with the same options is a no-op. Set REXEC_LWS_SOURCE_DIR to an unpacked libwebsockets 4.1.6 tree to build
-# offline.
+# printed on stdout. A second run with the same options is a no-op. Set REXEC_LWS_SOURCE_DIR to an
+# unpacked libwebsockets 4.1.6 tree to build offline.
 set -euo pipefail
 
-cache=${1:?usage: build-lws.sh CACHE_DIR}
+cache=${1:?usage: build-lws.sh CACHE_DIR [OPENSSL_PREFIX]}
+cache=$(mkdir -p "$cache" && cd "$cache" && pwd)  # absolute: apt reads relative paths from /etc/apt
+openssl=${2:-}
 want_version=4.1.6
 
 # Everything the project does not use is off: no HTTP/2, raw files, LEJP, UDP, test apps, plugins.
@@ -23,6 +29,14 @@ options=(
   -DLWS_WITH_HTTP2=OFF -DLWS_ROLE_RAW_FILE=OFF -DLWS_WITH_LEJP=OFF -DLWS_WITH_LEJP_CONF=OFF
   -DLWS_WITH_DIR=OFF -DLWS_WITH_UDP=OFF -DLWS_WITH_SYS_SMD=OFF
 )
+if [ -n "$openssl" ]; then
+  [ -f "$openssl/lib/libssl.a" ] || { echo "build-lws.sh: no $openssl/lib/libssl.a" >&2; exit 1; }
+  options+=(
+    "-DLWS_OPENSSL_INCLUDE_DIRS=$openssl/include"
+    "-DLWS_OPENSSL_LIBRARIES=$openssl/lib/libssl.a;$openssl/lib/libcrypto.a"
+    "-DCMAKE_C_FLAGS=-ffunction-sections -fdata-sections"
+  )
+fi
 # Our patches (scripts/lws-patches/*.patch, applied in name order) are part of the stamp, so a
 # new or changed patch rebuilds the library.
 patches=("$(cd "$(dirname "$0")" && pwd)"/lws-patches/*.patch)
@@ -46,37 +60,11 @@ if [ -n "${REXEC_LWS_SOURCE_DIR:-}" ]; then
   src="$work/src"
   cp -R "$REXEC_LWS_SOURCE_DIR" "$src"  # patched below: never the caller's tree
 else
-  command -v apt-get >/dev/null || die "apt-get not found: set REXEC_LWS_SOURCE_DIR to an unpacked libwebsockets $want_version source tree"
-  command -v dpkg-source >/dev/null || die "dpkg-source not found: install dpkg-dev (scripts/install-deps.sh does)"
-  # A temporary deb-src list derived from the machine's own Debian sources; the system's apt
-  # configuration and lists are not touched.
-  apt_dir="$work/apt"
-  mkdir -p "$apt_dir/parts" "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial"
-  : > "$apt_dir/sources.list"
-  for f in /etc/apt/sources.list.d/*.sources; do
-    [ -f "$f" ] && sed -n '/^Types:/s/^Types:.*/Types: deb-src/;p' "$f" > "$apt_dir/parts/$(basename "$f")"
-  done
-  if [ -f /etc/apt/sources.list ]; then
-    sed -n 's/^deb \(.*\)/deb-src \1/p' /etc/apt/sources.list > "$apt_dir/sources.list"
-  fi
-  for f in /etc/apt/sources.list.d/*.list; do
-    [ -f "$f" ] && sed -n 's/^deb \(.*\)/deb-src \1/p' "$f" >> "$apt_dir/parts/$(basename "$f")"
-  done
-  apt_opts=(-o "Dir::Etc::SourceList=$apt_dir/sources.list" -o "Dir::Etc::SourceParts=$apt_dir/parts"
-            -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir/cache"
-            -o "APT::Sandbox::User=$(id -un)" -o Debug::NoLocking=1)
-  echo "build-lws.sh: fetching Debian's libwebsockets source package" >&2
-  apt-get "${apt_opts[@]}" -qq update >"$work/apt-update.log" 2>&1 ||
-    die "could not reach Debian's package mirrors (offline?): see $work/apt-update.log, or set REXEC_LWS_SOURCE_DIR"
-  (cd "$work" && apt-get "${apt_opts[@]}" -qq source --download-only libwebsockets >"$work/apt-source.log" 2>&1) ||
-    die "apt-get source libwebsockets failed: see $work/apt-source.log"
-  dsc=$(ls "$work"/libwebsockets_*.dsc 2>/dev/null | head -n 1)
-  [ -n "$dsc" ] || die "no libwebsockets .dsc downloaded"
-  case "$(basename "$dsc")" in
-    libwebsockets_"$want_version"-*) ;;
-    *) die "Debian's libwebsockets is $(basename "$dsc"), expected $want_version" ;;
-  esac
-  (cd "$work" && dpkg-source -q -x "$dsc" src >"$work/dpkg-source.log" 2>&1) || die "dpkg-source -x failed: see $work/dpkg-source.log"
+  # shellcheck source=scripts/debian-source.sh
+  . "$(dirname "$0")/debian-source.sh"
+  version=$(fetch_debian_source libwebsockets "$want_version-" "$work") ||
+    die "could not fetch Debian's libwebsockets $want_version source (offline? set REXEC_LWS_SOURCE_DIR)"
+  echo "build-lws.sh: libwebsockets $version" >&2
   src="$work/src"
 fi
 
@@ -95,6 +83,6 @@ cmake --build "$work/build" --parallel "$(nproc)" >"$work/build.log" 2>&1 ||
   die "libwebsockets build failed: see $work/build.log"
 cmake --install "$work/build" >"$work/install.log" 2>&1 || die "libwebsockets install failed"
 # Keep the install tree and the logs; drop the sources and objects.
-rm -rf "$work/build" "$work/src" "$work/apt"
+rm -rf "$work/build" "$work/src" "$work"/*.tar.* "$work"/*.dsc
 echo "build-lws.sh: done" >&2
 echo "$out/install"
