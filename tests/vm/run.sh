@@ -147,29 +147,53 @@ collect() {  # collect DIR WHY-IF-MISSING SCENARIO...
 
 # ---- systemd-nspawn: one fresh container per scenario ----
 tree=$img/tree
-nspawn() {
-  # Debian's systemd-nspawn from the image, on its own systemd library; a full cgroup v2
-  # hierarchy for the container.
-  SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 LD_LIBRARY_PATH="$tree/usr/lib/x86_64-linux-gnu/systemd" \
-    "$tree/usr/bin/systemd-nspawn" "$@"
+# This machine's init is not systemd: nspawn runs with --keep-unit and --register=no (no bus to
+# ask for a scope), in a cgroup v2 directory of our own (it puts the container's "payload" and
+# its own "supervisor" there), which goes when the container has; and the directory it leaves in
+# /run/systemd/nspawn/propagate (it will not delete it where /run is not a tmpfs) goes too.
+cg2=$(findmnt -rn -t cgroup2 -o TARGET | head -n 1)
+own_cg=$cg2$(sed -n 's/^0:://p' /proc/self/cgroup)
+had_nspawn_run=0
+if [ -d /run/systemd/nspawn ]; then had_nspawn_run=1; fi
+nspawn() {  # nspawn NAME ARGS...: Debian's systemd-nspawn from the image, on its own library
+  local name=$1 rc=0
+  shift
+  local cg=${own_cg%/}/rexec-vm-$$-$name
+  mkdir -p "$cg"
+  (
+    echo "$BASHPID" > "$cg/cgroup.procs"
+    SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 LD_LIBRARY_PATH="$tree/usr/lib/x86_64-linux-gnu/systemd" \
+      exec timeout --kill-after=10 300 "$tree/usr/bin/systemd-nspawn" --quiet --boot \
+      --directory="$tree" --volatile=overlay --register=no --keep-unit --machine="$name" \
+      --private-network --console=pipe "$@" < /dev/null
+  ) || rc=$?
+  find "$cg" -depth -type d -exec rmdir {} + 2>/dev/null
+  rm -rf "/run/systemd/nspawn/propagate/$name"
+  return "$rc"
 }
-if nspawn --version >/dev/null 2>&1; then nspawn_ok=1; else nspawn_ok=0; fi
+nspawn_ok=0
+if [ -z "$cg2" ]; then
+  nspawn_why="no cgroup v2 hierarchy is mounted here"
+elif ! LD_LIBRARY_PATH="$tree/usr/lib/x86_64-linux-gnu/systemd" "$tree/usr/bin/systemd-nspawn" \
+       --version >/dev/null 2>&1; then
+  nspawn_why="systemd-nspawn from the image does not run here"
+else
+  nspawn_ok=1
+fi
 for s in "${nspawn_scenarios[@]}"; do
   is_wanted "$s" || continue
   if [ "$nspawn_ok" -eq 0 ]; then
-    record SKIP "$s" "systemd-nspawn from the image does not run here"
+    record SKIP "$s" "$nspawn_why"
     continue
   fi
   t0=$(date +%s)
   dir=$(new_share "nspawn-$s" "$s")
-  timeout --kill-after=10 300 \
-    nspawn --quiet --boot --directory="$tree" --volatile=overlay --register=no \
-    --machine="rexec-vm-$$" --private-network --bind="$dir:/mnt/rexec" --console=pipe \
-    > "$dir/console.log" 2>&1 < /dev/null
+  nspawn "rexec-vm-$$-${s//_/-}" --bind="$dir:/mnt/rexec" > "$dir/console.log" 2>&1
   rc=$?
   collect "$dir" "the container did not finish it (exit $rc after $(( $(date +%s) - t0 )) s)" "$s"
   if [ "${result_of[$s]}" = FAIL ]; then tail -n 15 "$dir/console.log"; fi
 done
+[ "$had_nspawn_run" -eq 1 ] || rm -rf /run/systemd/nspawn
 
 # ---- QEMU (TCG): the real kernel ----
 qemu_wanted=()

@@ -4,6 +4,7 @@
 # scenarios the host listed in /mnt/rexec/plan, each in a subshell of its own, one result line
 # each in results/results.txt; then powers the machine off, or reboots it when a scenario asked
 # for a reboot (scenario 7 goes on at the next boot).
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"  # the runner starts it with sh
 share=/mnt/rexec
 mkdir -p "$share/results"
 boots=$(( $(cat "$share/results/boots" 2>/dev/null || echo 0) + 1 ))

@@ -41,7 +41,7 @@ start_server() {
     systemd-run --quiet --unit=rexec-test-server "$bin/rexec-server" --db "$work/rexec.db" serve \
       --listen 127.0.0.1:8080 --downloads-dir "$work/dl" --rate-limit 10000 \
       --jwt-secret vm-test-secret-0123456789abcdef0123456789
-  wait_for 60 curl -fsS -o /dev/null "$url/healthz" || fail "the server did not start"
+  wait_for 60 curl -fs -o /dev/null "$url/healthz" || fail "the server did not start"
   if [ ! -s "$work/user-token" ]; then
     "$bin/rexec-server" --db "$work/rexec.db" user add tester > "$work/user-token" 2>/dev/null ||
       fail "user add"
@@ -80,13 +80,17 @@ open_shell() {
   tail -n +1 -f "$work/$name.in" 2>/dev/null | "$bin/rexec" term "$(agent_id)" "$@" \
     > "$work/$name.out" 2> "$work/$name.err" &
   send "$name" 'echo "PID=$$"'
-  wait_out "$name" '^PID=[0-9]+$' 30 || { cat "$work/$name.err"; fail "no shell on terminal $name"; }
+  wait_out "$name" '^PID=[0-9]+$' 30 ||
+    fail "no shell on terminal $name: $(tr '\n\r' '  ' < "$work/$name.err") / $(out "$name" | tail -c 300 | tr '\n' '|')"
 }
 send() { printf '%s\n' "$2" >> "$work/$1.in"; }
-out() { tr -d '\r' < "$work/$1.out"; }
+# The terminal's output as lines of text: no carriage returns, no escape sequences (bash's
+# bracketed-paste switches sit before and after each command's output).
+out() { tr -d '\r' < "$work/$1.out" | sed -E 's/\x1b\[[0-9;?]*[A-Za-z]//g; s/\x1b[()][A-Z0-9]//g; s/\x1b[=>]//g'; }
 has_out() { out "$1" | grep -qE "$2"; }
 # wait_out NAME REGEX SECONDS: a whole output line matches REGEX.
 wait_out() { wait_for "${3:-30}" has_out "$1" "$2"; }
+pid_lines_at_least() { [ "$(out "$1" | grep -c '^PID=[0-9]*$')" -ge "$2" ]; }
 # The shell's pid, as it printed it ($$): the last PID= line.
 shell_pid() { out "$1" | sed -n 's/^PID=\([0-9]*\)$/\1/p' | tail -n 1; }
 

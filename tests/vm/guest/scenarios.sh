@@ -56,9 +56,6 @@ scenario_2_restart() {
   local pid old_main
   pid=$(shell_pid t1)
   old_main=$(main_pid)
-  systemctl is-active --quiet rexec-agent-shells.scope || fail "no rexec-agent-shells.scope"
-  grep -q 'rexec-agent-shells.scope' "/proc/$pid/cgroup" ||
-    fail "the shell is not in the keeper's scope: $(cat "/proc/$pid/cgroup")"
   start_sequence t1 R 60
   wait_out t1 '^R010$' 30 || fail "the sequence did not start"
   systemctl restart rexec-agent || fail "systemctl restart failed"
@@ -66,11 +63,14 @@ scenario_2_restart() {
   wait_online
   check_sequence t1 R 60
   send t1 'echo "PID=$$"'
-  wait_for 20 sh -c "[ \"\$(tr -d '\r' < $work/t1.out | grep -c '^PID=')\" -ge 2 ]" || fail "no second PID line"
+  wait_for 20 pid_lines_at_least t1 2 || fail "no second PID line"
   [ "$(shell_pid t1)" = "$pid" ] || fail "the shell changed: $pid, then $(shell_pid t1)"
   ok "the same shell (pid $pid) across the restart"
   no_left_over
   ok "systemd logged no left-over process"
+  systemctl is-active --quiet rexec-agent-shells.scope || fail "no rexec-agent-shells.scope"
+  grep -q 'rexec-agent-shells.scope' "/proc/$pid/cgroup" ||
+    fail "the shell is not in the keeper's scope: $(cat "/proc/$pid/cgroup")"
   # 10: status after the restart: the shell is taken over from the keeper.
   agent_status || fail "status exited $?"
   status_has "^sessions: +1 open: main \(pid $pid, kept\)"
