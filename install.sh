@@ -77,11 +77,14 @@ unit_path=/etc/systemd/system/rexec-agent.service
 # Until the config exists (a .deb installed but not registered) the unit does not start at all.
 # Shells outlive a restart, an upgrade or a crash of the agent (docs/architecture.md, "Shell
 # handover"): with --handover 60 the agent starts a keeper process for them, and puts the keeper
-# and the shells in a scope unit of their own, rexec-agent-shells.scope, bound to this service:
-# `systemctl stop`, `disable --now` and an uninstall end them within seconds, a restart does not.
-# So this service's own cgroup holds only the agent, and systemd ends all of it on every stop
-# (the default KillMode=control-group). Delegate=yes hands the service's cgroup to the agent for
-# session cgroups ("Session isolation") where it runs its shells itself (no keeper).
+# and the shells in a scope unit of their own, rexec-agent-shells.scope (%N-shells.scope). So this
+# service's own cgroup holds only the agent, and systemd ends all of it on every stop (the default
+# KillMode=control-group) without finding anything "left over" at the next start. ExecStopPost
+# ends the scope when the service stops for good: a stop job (`systemctl stop`, `disable --now`,
+# an uninstall, a shutdown) or exit status 78; not during a restart job (a restart, an upgrade),
+# nor after a crash (no job: systemd starts the agent again after RestartSec). "-": its failure
+# does not fail the unit. Delegate=yes hands the service's cgroup to the agent for session
+# cgroups ("Session isolation") where it runs its shells itself (no keeper).
 print_unit() {
   cat <<EOF
 [Unit]
@@ -95,6 +98,7 @@ StartLimitIntervalSec=0
 [Service]
 Type=simple
 ExecStart=$1 --config $2 run --handover 60
+ExecStopPost=-/bin/sh -c 'if [ "\$\$EXIT_STATUS" = 78 ] || systemctl list-jobs --no-legend %n | grep -qw stop; then systemctl stop --no-block %N-shells.scope; fi'
 Delegate=yes
 Restart=always
 RestartSec=5

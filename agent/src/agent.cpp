@@ -676,6 +676,7 @@ Result<std::unique_ptr<Session>> Agent::spawn_shell(const std::string& id,
     auto kept = cgroup ? keeper_->spawn(id, shell_, size, cgroup->path, cgroup->procs.get())
                        : keeper_->spawn(id, shell_, size, "", -1);
     if (!kept) return failed(kept.error());
+    if (cgroup) kept->cgroup = cgroup->path;  // the keeper says it only when handing shells over
     return adopt_shell(std::move(kept).value());
   }
   pty::SpawnOptions so;

@@ -242,8 +242,7 @@ Result<pid_t> spawn_keeper(const std::string& agent_id, const std::string& scope
   if (!scope.empty() && service) {
     path = find_systemd_run();
     const std::string& svc = service->service;
-    // BindsTo: stopping the service (stop, disable --now, a refused agent's exit) stops the
-    // scope, while a restart (a job on the service) and a crash (auto-restart) do not.
+    // The unit's ExecStopPost stops the scope when the service stops for good (install.sh).
     // SendSIGHUP: interactive shells ignore SIGTERM. TimeoutStopSec: SIGKILL for what is left.
     args = {path,
             "--scope",
@@ -252,10 +251,6 @@ Result<pid_t> spawn_keeper(const std::string& agent_id, const std::string& scope
             "--unit=" + scope,
             "--slice=" + service->slice,
             "--description=rexec-agent shells, kept across restarts of " + svc,
-            "-p",
-            "BindsTo=" + svc,
-            "-p",
-            "After=" + svc,
             "-p",
             "Delegate=yes",
             "-p",

@@ -114,7 +114,7 @@ for v in "$version:rexec-agent" "$next:rexec-agent-next"; do
   sh "$repo/packaging/deb/build-deb.sh" "$common/bin/${v#*:}" "${v%%:*}" "$common/deb" >/dev/null ||
     skip_all "cannot build the .deb of version ${v%%:*}"
 done
-cp "$here/guest/boot.sh" "$here/guest/lib.sh" "$here/guest/scenarios.sh" "$common/guest/"
+cp "$here"/guest/*.sh "$here"/guest/*.py "$common/guest/"
 cp "$here/guest/boot.sh" "$common/boot.sh"
 
 # A machine's shared directory: the common files (hard links) and its own plan and results.

@@ -14,6 +14,8 @@ log() { echo "[$(date +%T)] $*"; }
 fail() {
   log "FAIL: $*"
   echo "$*" > "$work/fail-reason"
+  echo "--- the journal's last lines"
+  journalctl -b --no-pager -n 40 -o short-monotonic
   exit 1
 }
 skip() {

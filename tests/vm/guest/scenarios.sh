@@ -34,7 +34,8 @@ scenario_1_install() {
   status_has "^handover: +60 s; keeper not started"
   status_has "^last error: none"
   status_has "^auth: +ok"
-  grep -q 'rexec_' "$work/status.out" && fail "status shows a token"
+  grep -qF "$(agent_token)" "$work/status.out" && fail "status shows the agent's token"
+  status_has "^token: +rexec_.{4}…$"  # redacted
   # Only root: another user reaches the socket but gets no answer.
   local answer
   answer=$(setpriv --reuid=65534 --regid=65534 --clear-groups python3 -c '
