@@ -21,7 +21,7 @@ flock 9  # two runs at once build it once
 # mounted in it (/proc, /sys), so that rm never reaches into a mounted file system.
 remove_dir() {
   local m
-  findmnt -rn -o TARGET | grep -F "$1/" | sort -r | while read -r m; do umount -l "$m"; done
+  findmnt -rn -o TARGET | { grep -F "$1/" || true; } | sort -r | while read -r m; do umount -l "$m"; done
   rm -rf --one-file-system "$1"
 }
 if [ -f "$dir/complete" ]; then

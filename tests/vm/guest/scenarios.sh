@@ -194,6 +194,13 @@ scenario_5_revoked() {
   ok "status: not running, token rejected"
 }
 
+# No agent or keeper process, and none of the pids given.
+all_gone() {
+  local p
+  for p in "$@"; do alive "$p" && return 1; done
+  [ -z "$(agent_procs)" ]
+}
+
 # stop_and_check WHAT COMMAND...: the agent, its keeper and every shell are gone 5 s after COMMAND.
 stop_and_check() {
   local what=$1
@@ -211,17 +218,22 @@ stop_and_check() {
   wait_out t2 '^HUP=[0-9]+$' 20 || fail "no stubborn job"
   hup=$(out t2 | sed -n 's/^HUP=//p' | tail -n 1)
   [ -n "$(agent_procs)" ] || fail "no agent processes before $what"
-  local t0=$SECONDS
+  local t0
+  t0=$(date +%s%N)
   "$@" || fail "$* failed"
-  sleep 5
-  for p in "$p1" "$p2" "$hup"; do
-    alive "$p" && fail "$what: pid $p ($(tr '\0' ' ' < "/proc/$p/cmdline")) still runs after 5 s"
-  done
-  [ -z "$(agent_procs)" ] || fail "$what: still running after 5 s: $(agent_procs | xargs -r ps -o pid=,args= -p)"
+  # Gone within 5 s: the agent, the keeper, both shells and the job that ignores SIGHUP.
+  wait_for 5 all_gone "$p1" "$p2" "$hup" || {
+    for p in "$p1" "$p2" "$hup"; do
+      alive "$p" && fail "$what: pid $p ($(tr '\0' ' ' < "/proc/$p/cmdline")) still runs after 5 s"
+    done
+    fail "$what: still running after 5 s: $(agent_procs | xargs -r ps -o pid=,args= -p)"
+  }
+  local took_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+  sleep 1
   systemctl is-active --quiet rexec-agent-shells.scope && fail "$what: the scope is still active"
   [ -z "$(find /sys/fs/cgroup/system.slice -name 'session-*' -type d)" ] || fail "$what: session cgroups remain"
   no_left_over
-  ok "$what: the agent, the keeper and both shells (and a job ignoring SIGHUP) gone $((SECONDS - t0)) s after"
+  ok "$what: the agent, the keeper, both shells and a job ignoring SIGHUP gone $took_ms ms after"
 }
 
 # 6. systemctl stop, and disable --now, end every shell and the keeper within seconds.
