@@ -175,14 +175,16 @@ struct SystemdService {
   std::string slice;    // "system.slice"
 };
 
+// Only the system manager's services, run as root: systemd-run --scope asks that manager.
 std::optional<SystemdService> systemd_service() {
-  if (std::getenv("INVOCATION_ID") == nullptr) return std::nullopt;  // NOLINT(concurrency-mt-unsafe)
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): start-up, before any thread
+  if (::geteuid() != 0 || std::getenv("INVOCATION_ID") == nullptr) return std::nullopt;
   auto text = sysinfo::read_text_file("/proc/self/cgroup");
   if (!text) return std::nullopt;
   std::istringstream lines(*text);
   std::string line;
   while (std::getline(lines, line)) {
-    if (line.rfind("0::/", 0) != 0) continue;
+    if (line.rfind("0::/", 0) != 0 || line.find("/user@") != std::string::npos) continue;
     std::istringstream parts(line.substr(4));
     std::vector<std::string> path;
     std::string part;
