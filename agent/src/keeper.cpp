@@ -42,6 +42,9 @@ constexpr std::size_t kMaxPacketBytes = 64U * 1024U;
 constexpr std::size_t kMaxFds = 4;
 constexpr int kWireVersion = 1;
 constexpr milliseconds kRequestTimeout{5000};
+// A keeper just started gets longer to answer: through systemd-run, on a loaded machine under
+// emulation, it once took more than 5 s (tests/vm). Milliseconds on an ordinary host.
+constexpr milliseconds kStartTimeout{20000};
 constexpr milliseconds kFirstAgentWait{10000};  // a keeper nobody attaches to gives up
 constexpr milliseconds kKillAfter{5000};        // SIGHUP → SIGKILL when the keeper ends shells
 
@@ -326,7 +329,7 @@ Result<std::unique_ptr<KeeperLink>> KeeperLink::open(uv_loop_t* loop, uvx::Child
     auto pid = spawn_keeper(agent_id, scope, service);
     if (!pid) return pid.error();
     started = *pid;
-    const auto deadline = Clock::now() + kRequestTimeout;
+    const auto deadline = Clock::now() + kStartTimeout;
     while (!fd && fd.error().code != Errc::kPermission && Clock::now() < deadline) {
       std::this_thread::sleep_for(milliseconds(10));  // start-up only, before any terminal
       fd = connect_keeper(agent_id);

@@ -389,14 +389,9 @@ scenario_9c_cpu_max() {
 }
 
 # 9d. stats (v2) carry each open session's usage from its cgroup.
-scenario_9d_stats() {
-  limited_agent
-  open_shell d1 --split
-  open_shell d2 --split
-  send d1 "timeout 2 sh -c 'while :; do :; done'"
-  sleep 4  # stats every second; the busy loop's CPU shows in the next ones
-  api /status > "$work/stats.json" || fail "GET status"
-  python3 - "$work/stats.json" <<'PY' || fail "stats: $(head -c 600 "$work/stats.json")"
+stats_show_usage() {  # the server's latest stats: every session's usage, one busy
+  api /status > "$work/stats.json" || return 1
+  python3 - "$work/stats.json" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))["stats"]
 assert s["isolation"] == "cgroup", s.get("isolation")
@@ -407,6 +402,13 @@ for u in usage:
 assert max(u["cpu_usec"] for u in usage) >= 200000, usage
 print("sessions in stats:", len(usage), "largest cpu_usec:", max(u["cpu_usec"] for u in usage))
 PY
+}
+scenario_9d_stats() {
+  limited_agent
+  open_shell d1 --split
+  open_shell d2 --split
+  send d1 "timeout 2 sh -c 'while :; do :; done'"
+  wait_for 20 stats_show_usage || fail "stats: $(head -c 600 "$work/stats.json")"
   ok "stats: isolation cgroup; cpu, memory and pids of every session"
 }
 
