@@ -366,7 +366,10 @@ void Agent::on_close(const net::WsCloseInfo& info) {
   if (info.was_open) {
     const auto lasted = std::chrono::duration_cast<milliseconds>(Clock::now() - connected_at_);
     spdlog::info("disconnected from server code={} lasted_ms={}", info.close_code, lasted.count());
-    if (!stopping_) note_error("disconnected from the server (close code " + std::to_string(info.close_code) + ")");
+    if (!stopping_) {
+      note_error("disconnected from the server (close code " + std::to_string(info.close_code) +
+                 ")");
+    }
     backoff_.on_connection_ended(lasted);
     on_link_down();
     schedule_reconnect();
@@ -932,7 +935,7 @@ nlohmann::json Agent::status() const {
                    {"agent_id", options_.config.agent_id},
                    {"server", options_.config.server},
                    {"started_at", started_wall_},
-                   {"state", stopping_ ? "stopping" : up ? "connected" : "connecting"},
+                   {"state", stopping_ ? "stopping" : (up ? "connected" : "connecting")},
                    {"sessions", sessions},
                    {"session_cgroups", cgroups_ ? cgroups_->root() : ""}};
   if (up) {

@@ -194,8 +194,8 @@ std::optional<SystemdService> systemd_service() {
     while (std::getline(parts, part, '/')) path.push_back(part);
     for (std::size_t i = path.size(); i-- > 0;) {
       if (!path[i].ends_with(".service")) continue;
-      return SystemdService{path[i], i > 0 && path[i - 1].ends_with(".slice") ? path[i - 1]
-                                                                             : "-.slice"};
+      return SystemdService{path[i],
+                            i > 0 && path[i - 1].ends_with(".slice") ? path[i - 1] : "-.slice"};
     }
   }
   return std::nullopt;
@@ -335,9 +335,10 @@ Result<std::unique_ptr<KeeperLink>> KeeperLink::open(uv_loop_t* loop, uvx::Child
       fd = connect_keeper(agent_id);
       int st = 0;
       if (!fd && !scope.empty() && ::waitpid(started, &st, WNOHANG) == started) {
-        spdlog::warn("systemd-run could not start the shell keeper in {}; starting it as our "
-                     "child (shells then end when the service restarts)",
-                     scope);
+        spdlog::warn(
+            "systemd-run could not start the shell keeper in {}; starting it as our "
+            "child (shells then end when the service restarts)",
+            scope);
         scope.clear();
         pid = spawn_keeper(agent_id, scope, service);
         if (!pid) return pid.error();
