@@ -202,7 +202,7 @@ if [ ${#qemu_wanted[@]} -gt 0 ]; then
   t0=$(date +%s)
   dir=$(new_share qemu "${qemu_wanted[@]}")
   qemu-img create -q -f qcow2 -F raw -b "$img/disk.img" "$work/qemu.qcow2"
-  timeout --kill-after=10 1200 qemu-system-x86_64 \
+  timeout --kill-after=10 1500 qemu-system-x86_64 \
     -machine q35,accel=tcg -cpu max -smp 2 -m 1536 -nodefaults -no-user-config -display none \
     -kernel "$img/vmlinuz" -initrd "$img/initrd.img" \
     -append "root=/dev/vda rw console=ttyS0 quiet systemd.show_status=0 mitigations=off" \

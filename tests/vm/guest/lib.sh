@@ -41,14 +41,20 @@ wait_for() {
   done
 }
 
-# The server, as a transient unit (gone at shutdown; started again after a reboot).
+# The server, as a unit of the machine, ordered before the agent: after a reboot (scenario 7) it
+# is up when the agent starts.
 start_server() {
   mkdir -p "$work/dl"
   [ -f "$work/dl/rexec-agent-linux-amd64" ] || cp "$bin/rexec-agent" "$work/dl/rexec-agent-linux-amd64"
-  systemctl is-active --quiet rexec-test-server ||
-    systemd-run --quiet --unit=rexec-test-server "$bin/rexec-server" --db "$work/rexec.db" serve \
-      --listen 127.0.0.1:8080 --downloads-dir "$work/dl" --rate-limit 10000 \
-      --jwt-secret vm-test-secret-0123456789abcdef0123456789
+  if [ ! -f /etc/systemd/system/rexec-test-server.service ]; then
+    cp "$bin/rexec-server" "$work/rexec-server"  # on the disk: the share comes later at boot
+    printf '%s\n' '[Unit]' 'Before=rexec-agent.service' '[Service]' \
+      "ExecStart=$work/rexec-server --db $work/rexec.db serve --listen 127.0.0.1:8080 --downloads-dir $work/dl --rate-limit 10000 --jwt-secret vm-test-secret-0123456789abcdef0123456789" \
+      '[Install]' 'WantedBy=multi-user.target' > /etc/systemd/system/rexec-test-server.service
+    systemctl daemon-reload
+    systemctl enable --quiet rexec-test-server
+  fi
+  systemctl start rexec-test-server
   wait_for 60 curl -fs -o /dev/null "$url/healthz" || fail "the server did not start"
   if [ ! -s "$work/user-token" ]; then
     "$bin/rexec-server" --db "$work/rexec.db" user add tester > "$work/user-token" 2>/dev/null ||
