@@ -17,6 +17,7 @@
 #   --uninstall     stop and remove the service, binary and config; delete the agent on the
 #                   server when a user token is given
 #   --print-unit P  print the systemd unit for binary P and config /etc/rexec/agent.json; exit
+#   --systemd-version N  with --print-unit: write the unit for systemd N (default: this host's)
 #
 # Running it twice changes nothing. The token goes only into the config file (mode 0600): never
 # into the unit file, a command line that outlives this script, or the service's environment.
@@ -36,6 +37,7 @@ ca_file=''
 binary=''
 start=1
 action=install
+systemd_version=''
 while [ $# -gt 0 ]; do
   case "$1" in
     --token) [ $# -ge 2 ] || die "--token needs a value"; token=$2; shift 2 ;;
@@ -47,7 +49,8 @@ while [ $# -gt 0 ]; do
     --no-start) start=0; shift ;;
     --uninstall) action=uninstall; shift ;;
     --print-unit) [ $# -ge 2 ] || die "--print-unit needs a path"; action=print-unit; binary=$2; shift 2 ;;
-    -h|--help) sed -n '2,22p' "$0" 2>/dev/null | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --systemd-version) [ $# -ge 2 ] || die "--systemd-version needs a number"; systemd_version=$2; shift 2 ;;
+    -h|--help) sed -n '2,23p' "$0" 2>/dev/null | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option $1 (try --help)" ;;
   esac
 done
@@ -67,14 +70,21 @@ unit_path=/etc/systemd/system/rexec-agent.service
 
 # The unit. 78 (EX_CONFIG) is the agent's exit status for a revoked token or a deleted agent
 # (401/403/404): restarting cannot help, so systemd must not. The agent reconnects with its own
-# backoff while it runs; RestartSec only spaces out restarts after a crash. RestartSteps and
-# RestartMaxDelaySec (systemd 254+) grow that delay; older systemd ignores them with a notice.
+# backoff while it runs; RestartSec only spaces out restarts after a crash. On systemd 254 and
+# later RestartSteps and RestartMaxDelaySec grow that delay to 5 min; older systemd (252 in
+# Debian 12, 249 in Ubuntu 22.04) does not know them and would log "Unknown key" at every load,
+# so they are written only for a systemd that knows them ($3, the version).
 # Until the config exists (a .deb installed but not registered) the unit does not start at all.
-# Shells outlive a restart or an upgrade of the agent (docs/architecture.md, "Shell handover"):
-# --handover 60 keeps them for 60 s with the agent's keeper process, and KillMode=process lets
-# systemd stop only the agent itself; on `systemctl stop` the keeper ends them after those 60 s.
-# Delegate=yes hands the service's cgroup to the agent, which puts each session in a child cgroup
-# of its own and kills it whole when the session closes ("Session isolation").
+# Shells outlive a restart, an upgrade or a crash of the agent (docs/architecture.md, "Shell
+# handover"): with --handover 60 the agent starts a keeper process for them, and puts the keeper
+# and the shells in a scope unit of their own, rexec-agent-shells.scope (%N-shells.scope). So this
+# service's own cgroup holds only the agent, and systemd ends all of it on every stop (the default
+# KillMode=control-group) without finding anything "left over" at the next start. ExecStopPost
+# ends the scope when the service stops for good: a stop job (`systemctl stop`, `disable --now`,
+# an uninstall, a shutdown) or exit status 78; not during a restart job (a restart, an upgrade),
+# nor after a crash (no job: systemd starts the agent again after RestartSec). "-": its failure
+# does not fail the unit. Delegate=yes hands the service's cgroup to the agent for session
+# cgroups ("Session isolation") where it runs its shells itself (no keeper).
 print_unit() {
   cat <<EOF
 [Unit]
@@ -88,12 +98,15 @@ StartLimitIntervalSec=0
 [Service]
 Type=simple
 ExecStart=$1 --config $2 run --handover 60
-KillMode=process
+ExecStopPost=-/bin/sh -c 'if [ "\$\$EXIT_STATUS" = 78 ] || systemctl list-jobs --no-legend %n | grep -qw stop; then systemctl stop --no-block %N-shells.scope; fi'
 Delegate=yes
 Restart=always
 RestartSec=5
-RestartSteps=6
-RestartMaxDelaySec=300
+EOF
+  if [ "${3:-0}" -ge 254 ] 2>/dev/null; then
+    printf 'RestartSteps=6\nRestartMaxDelaySec=300\n'
+  fi
+  cat <<EOF
 RestartPreventExitStatus=78
 StandardOutput=journal
 StandardError=journal
@@ -105,8 +118,14 @@ WantedBy=multi-user.target
 EOF
 }
 
+# This host's systemd version ("systemd 252 (252.38-1~deb12u1)" gives 252), or 0.
+host_systemd_version() {
+  v=$(systemctl --version 2>/dev/null | sed -n '1s/^systemd \([0-9][0-9]*\).*/\1/p')
+  echo "${v:-0}"
+}
+
 if [ "$action" = print-unit ]; then
-  print_unit "$binary" /etc/rexec/agent.json
+  print_unit "$binary" /etc/rexec/agent.json "${systemd_version:-$(host_systemd_version)}"
   exit 0
 fi
 
@@ -256,7 +275,7 @@ fi
 
 # 4. Run it: a systemd service as root, else say how.
 if have_systemd; then
-  print_unit "$bin" "$config" > "$tmp/unit"
+  print_unit "$bin" "$config" "$(host_systemd_version)" > "$tmp/unit"
   unit_changed=0
   if ! [ -f "$unit_path" ] || ! cmp -s "$tmp/unit" "$unit_path"; then
     cp "$tmp/unit" "$unit_path.new"

@@ -19,6 +19,8 @@ packages=(
   postgresql-15
   # Redis for the multi-instance tests (started on a loopback port by the tests themselves)
   redis-server
+  # the system tests (tests/vm): a Debian 12 image built with debootstrap, booted in QEMU
+  debootstrap qemu-system-x86 qemu-utils
 )
 # Browser tests run playwright-core on node: Debian's nodejs unless a node is already installed
 # (from NodeSource, say, whose nodejs package provides npm itself).

@@ -23,6 +23,7 @@
 
 #include <malloc.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdlib>
@@ -35,6 +36,7 @@
 #include "file_transfers.h"
 #include "keeper.h"
 #include "session_cgroups.h"
+#include "status_socket.h"
 
 namespace rx::agent {
 
@@ -137,7 +139,7 @@ class Agent {
   Result<std::unique_ptr<Session>> adopt_shell(KeptShell kept);
   void end_shell(Session& s);
   void open_keeper(bool start);
-  void open_cgroups();
+  void open_cgroups(const std::string& root);
   void sweep_cgroup(std::string path);
   void apply_reading(Session& s);  // reads its PTY unless the link or its viewers are behind
   void stop_session(const std::string& id);
@@ -150,6 +152,10 @@ class Agent {
   void send_system_info();
   void send_stats();
   void read_disk(std::function<void(Result<sysinfo::DiskInfo>)> done);
+
+  // Status (`rexec-agent status`).
+  nlohmann::json status() const;
+  void note_error(std::string what);
 
   // Shutdown.
   void begin_shutdown(int exit_code);
@@ -172,6 +178,7 @@ class Agent {
   std::vector<std::unique_ptr<ExecRunner>> finished_execs_;
   std::unique_ptr<FileTransfers> files_;
   std::unique_ptr<KeeperLink> keeper_;  // with handover on; shells are its children
+  std::unique_ptr<StatusSocket> status_;
   std::optional<SessionCgroups> cgroups_;
   std::vector<std::pair<std::string, int>> sweeping_;  // closed sessions' cgroups, 100 ms ticks
   uvx::Timer sweep_timer_;
@@ -188,7 +195,23 @@ class Agent {
   std::uint64_t dropped_frames_ = 0;
   Clock::time_point connected_at_{};
   Clock::time_point last_rx_{};
+  // For `status`: wall-clock times (seconds since the epoch), the last error and its time.
+  std::int64_t started_wall_ = 0;
+  std::int64_t connected_wall_ = 0;
+  std::string last_error_;
+  std::int64_t last_error_wall_ = 0;
+  std::size_t taken_over_ = 0;  // shells taken over from the keeper at start
 };
+
+namespace {
+
+std::int64_t wall_seconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
 
 int Agent::run() {
   auto server = normalized_server(options_.config.server);
@@ -250,7 +273,14 @@ int Agent::run() {
 
   spdlog::info("agent starting id={} server={} shell={} version={}", options_.config.agent_id,
                *server, shell_, REXEC_VERSION);
-  open_cgroups();
+  started_wall_ = wall_seconds();
+  auto sock = StatusSocket::open(&loop(), options_.config.agent_id, [this] { return status(); });
+  if (sock) {
+    status_ = std::move(sock).value();
+  } else {
+    spdlog::warn("no status socket: {}", sock.error().message);
+  }
+  open_cgroups(options_.cgroup_root);
   if (options_.handover.count() > 0) {
     open_keeper(false);  // a keeper left by the agent before us, if any: it has our shells
     if (keeper_) {
@@ -267,6 +297,7 @@ int Agent::run() {
                      (*session)->ring.end_offset());
         apply_reading(**session);  // output goes on into the ring until the link is up
         sessions_[id] = std::move(session).value();
+        ++taken_over_;
       }
     }
   }
@@ -274,6 +305,7 @@ int Agent::run() {
   idle_timer_.start(milliseconds(1000), milliseconds(1000), [this] {
     if (link_ && link_->is_open() && Clock::now() - last_rx_ > options_.idle_timeout) {
       spdlog::warn("server silent, reconnecting idle_ms={}", options_.idle_timeout.count());
+      note_error("the server went silent");
       link_.reset();  // abrupt: a dead link will not complete a close handshake
       on_link_down();
       schedule_reconnect();
@@ -307,6 +339,7 @@ void Agent::dial() {
   spdlog::debug("connecting url={}", ws_url_);
   if (auto st = link_->connect(o); !st) {
     spdlog::warn("connect failed: {}", st.error().message);
+    note_error("connect failed: " + st.error().message);
     link_.reset();
     schedule_reconnect();
     return;
@@ -315,6 +348,7 @@ void Agent::dial() {
   reconnect_.start(options_.handshake_timeout, [this] {
     if (link_ && !link_->is_open()) {
       spdlog::warn("handshake timed out");
+      note_error("handshake timed out");
       link_.reset();
       schedule_reconnect();
     }
@@ -325,6 +359,7 @@ void Agent::on_open(std::string_view subprotocol) {
   reconnect_.stop();
   v2_ = subprotocol == "rexec.v2";
   connected_at_ = last_rx_ = Clock::now();
+  connected_wall_ = wall_seconds();
   for (auto& [id, s] : sessions_) {
     s->synced = false;
     s->flow_paused = false;  // a new link starts with nobody behind
@@ -343,6 +378,10 @@ void Agent::on_close(const net::WsCloseInfo& info) {
   if (info.was_open) {
     const auto lasted = std::chrono::duration_cast<milliseconds>(Clock::now() - connected_at_);
     spdlog::info("disconnected from server code={} lasted_ms={}", info.close_code, lasted.count());
+    if (!stopping_) {
+      note_error("disconnected from the server (close code " + std::to_string(info.close_code) +
+                 ")");
+    }
     backoff_.on_connection_ended(lasted);
     on_link_down();
     schedule_reconnect();
@@ -352,8 +391,11 @@ void Agent::on_close(const net::WsCloseInfo& info) {
     permanent_failure(info.http_status);
     return;
   }
-  spdlog::warn("cannot connect to server: {}{}", info.reason,
-               info.http_status != 0 ? " (HTTP " + std::to_string(info.http_status) + ")" : "");
+  const std::string why =
+      info.reason +
+      (info.http_status != 0 ? " (HTTP " + std::to_string(info.http_status) + ")" : "");
+  spdlog::warn("cannot connect to server: {}", why);
+  note_error("cannot connect to the server: " + why);
   schedule_reconnect();
 }
 
@@ -387,6 +429,8 @@ void Agent::permanent_failure(int status) {
   auto report = [this, status](const std::string& text) {
     spdlog::error("server refused this agent (HTTP {}): {}", status,
                   text.empty() ? "no reason given" : text);
+    note_error("the server refused this agent (HTTP " + std::to_string(status) +
+               "): " + (text.empty() ? "no reason given" : text));
     begin_shutdown(kExitPermanent);
   };
   auto st = http_->request(req, [report](Result<net::HttpResponse> r) {
@@ -577,6 +621,7 @@ void Agent::start_session(const proto::ShellStart& m) {
   auto session = spawn_shell(id, size);
   if (!session) {
     spdlog::warn("session failed sid={} error={}", id, session.error().message);
+    note_error("session " + id + " failed: " + session.error().message);
     send(proto::ShellError{id, session.error().message});
     return;
   }
@@ -601,16 +646,25 @@ void Agent::open_keeper(bool start) {
       s->pty->end_at_eof();
       s->orphaned = true;
     }
+    note_error("lost the shell keeper");
   };
   auto k = KeeperLink::open(&loop(), reaper_, options_.config.agent_id, options_.handover, start,
                             std::move(h));
   if (!k && k.error().code == Errc::kUnavailable) return;  // nobody kept shells for us
   if (!k) {
     spdlog::warn("shell handover unavailable, shells end with this agent: {}", k.error().message);
+    note_error("shell handover unavailable: " + k.error().message);
     keeper_.reset();
     return;
   }
   keeper_ = std::move(k).value();
+  // A keeper in a systemd scope holds the session cgroups too, so that a restart of the service
+  // (which ends everything in the service's cgroup) leaves them alone.
+  const std::string& root = keeper_->cgroup_root();
+  if (!root.empty() && options_.session_cgroups && options_.cgroup_root.empty() &&
+      (!cgroups_ || cgroups_->root() != root)) {
+    open_cgroups(root);
+  }
 }
 
 Result<std::unique_ptr<Session>> Agent::spawn_shell(const std::string& id,
@@ -619,6 +673,8 @@ Result<std::unique_ptr<Session>> Agent::spawn_shell(const std::string& id,
     return [this, raw](std::string_view bytes) { send_output(*raw, bytes); };
   };
   const auto on_closed = [this, id](uvx::ExitStatus st) { on_session_closed(id, st); };
+  // The keeper first: it decides where the session's cgroup goes.
+  if (options_.handover.count() > 0 && (!keeper_ || keeper_->lost())) open_keeper(true);
   std::optional<SessionCgroups::Made> cgroup;
   if (cgroups_) {
     auto made = cgroups_->create(id);
@@ -640,11 +696,11 @@ Result<std::unique_ptr<Session>> Agent::spawn_shell(const std::string& id,
     if (cgroup) sweep_cgroup(cgroup->path);
     return e;
   };
-  if (options_.handover.count() > 0 && (!keeper_ || keeper_->lost())) open_keeper(true);
   if (keeper_ && !keeper_->lost()) {
     auto kept = cgroup ? keeper_->spawn(id, shell_, size, cgroup->path, cgroup->procs.get())
                        : keeper_->spawn(id, shell_, size, "", -1);
     if (!kept) return failed(kept.error());
+    if (cgroup) kept->cgroup = cgroup->path;  // the keeper says it only when handing shells over
     return adopt_shell(std::move(kept).value());
   }
   pty::SpawnOptions so;
@@ -680,18 +736,19 @@ Result<std::unique_ptr<Session>> Agent::adopt_shell(KeptShell kept) {
   return session;
 }
 
-void Agent::open_cgroups() {
+void Agent::open_cgroups(const std::string& root) {
   if (!options_.session_cgroups) {
     spdlog::info("session cgroups off; sessions are isolated by process group");
     return;
   }
   CgroupLimits limits{options_.session_memory_max, options_.session_pids_max,
                       options_.session_cpu_max};
-  auto c = SessionCgroups::open(options_.cgroup_root, limits);
+  auto c = SessionCgroups::open(root, limits);
   if (!c && limits.any()) {
     // The limits cannot be applied here; cgroup.kill on close still can.
     spdlog::warn("session limits not applied: {}", c.error().message);
-    c = SessionCgroups::open(options_.cgroup_root, {});
+    note_error("session limits not applied: " + c.error().message);
+    c = SessionCgroups::open(root, {});
   }
   if (!c) {
     spdlog::info("sessions are isolated by process group: {}", c.error().message);
@@ -887,6 +944,45 @@ void Agent::send_stats() {
   });
 }
 
+void Agent::note_error(std::string what) {
+  last_error_ = std::move(what);
+  last_error_wall_ = wall_seconds();
+}
+
+nlohmann::json Agent::status() const {
+  const bool up = link_ && link_->is_open();
+  nlohmann::json sessions = nlohmann::json::array();
+  for (const auto& [id, s] : sessions_) {
+    sessions.push_back({{"id", id}, {"pid", s->pty->pid()}, {"kept", s->kept}});
+  }
+  nlohmann::json j{{"pid", ::getpid()},
+                   {"version", REXEC_VERSION},
+                   {"agent_id", options_.config.agent_id},
+                   {"server", options_.config.server},
+                   {"started_at", started_wall_},
+                   {"state", stopping_ ? "stopping" : (up ? "connected" : "connecting")},
+                   {"sessions", sessions},
+                   {"session_cgroups", cgroups_ ? cgroups_->root() : ""}};
+  if (up) {
+    j["connected_since"] = connected_wall_;
+    j["protocol"] = v2_ ? "v2" : "v1";
+  }
+  if (!last_error_.empty()) j["last_error"] = {{"message", last_error_}, {"at", last_error_wall_}};
+  nlohmann::json h{{"seconds", options_.handover.count() / 1000}, {"taken_over", taken_over_}};
+  if (options_.handover.count() == 0) {
+    h["keeper"] = "off";
+  } else if (!keeper_) {
+    h["keeper"] = "none";  // started with the first shell
+  } else if (keeper_->lost()) {
+    h["keeper"] = "lost";
+  } else {
+    h["keeper"] = "attached";
+    h["keeper_pid"] = keeper_->keeper_pid();
+  }
+  j["handover"] = h;
+  return j;
+}
+
 void Agent::begin_shutdown(int exit_code) {
   if (stopping_) return;
   stopping_ = true;
@@ -933,6 +1029,7 @@ void Agent::maybe_finish_shutdown() {
   sweep_timer_.stop();
   link_.reset();
   http_.reset();
+  status_.reset();
   context_.reset();  // lws closes its handles asynchronously on our loop
   for (auto& s : signals_) s.reset();
   signals_.clear();

@@ -104,7 +104,8 @@ struct CommandSpec {
 constexpr std::array kCommands = {
     CommandSpec{"register", Command::kRegister, "Register this machine and save its agent token"},
     CommandSpec{"run", Command::kRun, "Connect and serve terminals (foreground)"},
-    CommandSpec{"status", Command::kStatus, "Show the config and check the server"},
+    CommandSpec{"status", Command::kStatus,
+                "Ask the running agent how it is (as root), show the config, check the server"},
     CommandSpec{"unregister", Command::kUnregister,
                 "Delete this agent on the server and its config"},
     CommandSpec{"version", Command::kVersion, "Print version, commit and build date"},

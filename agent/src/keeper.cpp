@@ -5,6 +5,7 @@
 #include "keeper.h"
 
 #include "rexec/common/check.h"
+#include "rexec/common/file.h"
 
 #include <spdlog/spdlog.h>
 
@@ -14,6 +15,7 @@
 #include <spawn.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -39,6 +41,9 @@ constexpr std::size_t kMaxPacketBytes = 64U * 1024U;
 constexpr std::size_t kMaxFds = 4;
 constexpr int kWireVersion = 1;
 constexpr milliseconds kRequestTimeout{5000};
+// A keeper just started gets longer to answer: through systemd-run, on a loaded machine under
+// emulation, it once took more than 5 s (tests/vm). Milliseconds on an ordinary host.
+constexpr milliseconds kStartTimeout{20000};
 constexpr milliseconds kFirstAgentWait{10000};  // a keeper nobody attaches to gives up
 constexpr milliseconds kKillAfter{5000};        // SIGHUP → SIGKILL when the keeper ends shells
 
@@ -52,8 +57,9 @@ sockaddr_un address_of(const std::string& agent_id, socklen_t& len) {
   return a;
 }
 
-// The other end runs as our own user: an abstract socket has no permissions of its own.
-Status check_peer(int fd) {
+}  // namespace
+
+Result<pid_t> check_peer_uid(int fd) {
   ucred cred{};
   socklen_t len = sizeof(cred);
   if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
@@ -61,10 +67,12 @@ Status check_peer(int fd) {
   }
   if (cred.uid != ::geteuid()) {
     return Error(Errc::kPermission,
-                 "keeper socket peer runs as uid " + std::to_string(cred.uid) + ", not as us");
+                 "socket peer runs as uid " + std::to_string(cred.uid) + ", not as us");
   }
-  return {};
+  return cred.pid;
 }
+
+namespace {
 
 Status send_packet(int fd, const nlohmann::json& body, const std::vector<int>& fds = {}) {
   REXEC_CHECK(fds.size() <= kMaxFds);
@@ -162,7 +170,56 @@ nlohmann::json exit_fields(nlohmann::json j, uvx::ExitStatus st) {
   return j;
 }
 
-Result<pid_t> spawn_keeper(const std::string& agent_id) {
+// Where systemd runs us: our service and its slice, read from /proc/self/cgroup
+// ("0::/system.slice/rexec-agent.service/agent"), when systemd started us (INVOCATION_ID).
+struct SystemdService {
+  std::string service;  // "rexec-agent.service"
+  std::string slice;    // "system.slice"
+};
+
+// Only the system manager's services, run as root: systemd-run --scope asks that manager.
+std::optional<SystemdService> systemd_service() {
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): start-up, before any thread
+  if (::geteuid() != 0 || std::getenv("INVOCATION_ID") == nullptr) return std::nullopt;
+  auto text = read_file("/proc/self/cgroup");
+  if (!text) return std::nullopt;
+  for (const std::string_view line : split(*text, '\n')) {
+    if (line.substr(0, 4) != "0::/" || line.find("/user@") != std::string_view::npos) continue;
+    const auto path = split(line.substr(4), '/');
+    for (std::size_t i = path.size(); i-- > 0;) {
+      if (!path[i].ends_with(".service")) continue;
+      return SystemdService{std::string(path[i]), i > 0 && path[i - 1].ends_with(".slice")
+                                                      ? std::string(path[i - 1])
+                                                      : std::string("-.slice")};
+    }
+  }
+  return std::nullopt;
+}
+
+std::string find_systemd_run() {
+  for (const char* p : {"/usr/bin/systemd-run", "/bin/systemd-run"}) {
+    if (::access(p, X_OK) == 0) return p;
+  }
+  return {};
+}
+
+// Our executable, for systemd-run to start: its path, or /proc/<pid>/exe once an upgrade replaced
+// the file (the old inode stays reachable there while we run).
+std::string own_executable() {
+  std::array<char, 4096> buf{};
+  const ssize_t n = ::readlink("/proc/self/exe", buf.data(), buf.size() - 1);
+  const std::string path(buf.data(), n > 0 ? static_cast<std::size_t>(n) : 0);
+  if (path.empty() || path.ends_with(" (deleted)")) {
+    return "/proc/" + std::to_string(::getpid()) + "/exe";
+  }
+  return path;
+}
+
+// Starts `rexec-agent keeper`: a child in a session of its own; under a systemd service (`scope`
+// set) through systemd-run, which makes it a transient scope unit bound to the service
+// (docs/architecture.md, "Shell handover": "systemd").
+Result<pid_t> spawn_keeper(const std::string& agent_id, const std::string& scope,
+                           const std::optional<SystemdService>& service) {
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
@@ -180,13 +237,38 @@ Result<pid_t> spawn_keeper(const std::string& agent_id) {
   // Its own session: the agent's terminal, process group and service stop signals are not its.
   posix_spawnattr_setflags(&attr,
                            POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-  std::string arg0 = "rexec-agent";
-  std::string arg1 = "keeper";
-  std::string arg2 = "--agent-id";
-  std::string arg3 = agent_id;
-  std::array<char*, 5> argv{arg0.data(), arg1.data(), arg2.data(), arg3.data(), nullptr};
+  std::vector<std::string> args;
+  std::string path = "/proc/self/exe";
+  if (!scope.empty() && service) {
+    path = find_systemd_run();
+    const std::string& svc = service->service;
+    // The unit's ExecStopPost stops the scope when the service stops for good (install.sh).
+    // SendSIGHUP: interactive shells ignore SIGTERM. TimeoutStopSec: SIGKILL for what is left.
+    args = {path,
+            "--scope",
+            "--quiet",
+            "--collect",
+            "--unit=" + scope,
+            "--slice=" + service->slice,
+            "--description=rexec-agent shells, kept across restarts of " + svc,
+            "-p",
+            "Delegate=yes",
+            "-p",
+            "SendSIGHUP=yes",
+            "-p",
+            "TimeoutStopSec=3",
+            "--",
+            own_executable()};
+  } else {
+    args = {"rexec-agent"};
+  }
+  for (const char* a : {"keeper", "--agent-id"}) args.emplace_back(a);
+  args.push_back(agent_id);
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
   pid_t pid = -1;
-  const int rc = ::posix_spawn(&pid, "/proc/self/exe", &actions, &attr, argv.data(), environ);
+  const int rc = ::posix_spawn(&pid, path.c_str(), &actions, &attr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
   if (rc != 0) return Error::from_errno("posix_spawn(keeper)", rc);
@@ -202,7 +284,7 @@ Result<UniqueFd> connect_keeper(const std::string& agent_id) {
   if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&a), len) != 0) {
     return Error::from_errno("connect", errno);
   }
-  if (auto st = check_peer(fd.get()); !st) return st.error();
+  if (auto st = check_peer_uid(fd.get()); !st) return st.error();
   return fd;
 }
 
@@ -232,19 +314,37 @@ Result<std::unique_ptr<KeeperLink>> KeeperLink::open(uv_loop_t* loop, uvx::Child
     return Error(Errc::kUnavailable, "no shell keeper runs for this agent");
   }
   if (!fd && fd.error().code != Errc::kPermission) {
-    auto pid = spawn_keeper(agent_id);
+    // Under systemd: the keeper and the shells in a scope unit of their own; where systemd-run
+    // is missing or fails (a scope of that name left by a killed keeper), as our child.
+    const auto service = systemd_service();
+    std::string scope;
+    if (service && !find_systemd_run().empty()) {
+      scope = service->service.substr(0, service->service.size() - 8) + "-shells.scope";
+    }
+    auto pid = spawn_keeper(agent_id, scope, service);
     if (!pid) return pid.error();
     started = *pid;
-    spdlog::info("shell keeper started pid={}", *pid);
-    reaper.watch(*pid, [pid = *pid](uvx::ExitStatus st) {
-      spdlog::info("shell keeper exited pid={} exit={} signal={}", pid, st.exit_code,
-                   st.term_signal);
-    });
-    const auto deadline = Clock::now() + kRequestTimeout;
+    const auto deadline = Clock::now() + kStartTimeout;
     while (!fd && fd.error().code != Errc::kPermission && Clock::now() < deadline) {
       std::this_thread::sleep_for(milliseconds(10));  // start-up only, before any terminal
       fd = connect_keeper(agent_id);
+      int st = 0;
+      if (!fd && !scope.empty() && ::waitpid(started, &st, WNOHANG) == started) {
+        spdlog::warn(
+            "systemd-run could not start the shell keeper in {}; starting it as our "
+            "child (shells then end when the service restarts)",
+            scope);
+        scope.clear();
+        pid = spawn_keeper(agent_id, scope, service);
+        if (!pid) return pid.error();
+        started = *pid;
+      }
     }
+    spdlog::info("shell keeper started pid={}{}{}", started, scope.empty() ? "" : " scope=", scope);
+    reaper.watch(started, [pid = started](uvx::ExitStatus st) {
+      spdlog::info("shell keeper exited pid={} exit={} signal={}", pid, st.exit_code,
+                   st.term_signal);
+    });
   }
   if (!fd) {
     if (started > 0) reaper.unwatch(started);
@@ -263,6 +363,8 @@ Result<std::unique_ptr<KeeperLink>> KeeperLink::open(uv_loop_t* loop, uvx::Child
   auto ready =
       link->request({{"op", "hello"}, {"v", kWireVersion}, {"grace_ms", grace.count()}}, {"ready"});
   if (!ready) return ready.error();
+  link->cgroup_root_ = text_field(ready->body, "cgroup_root", "");
+  if (auto peer = check_peer_uid(link->fd_.get())) link->keeper_pid_ = *peer;
   uv_poll_start(poll, UV_READABLE,
                 [](uv_poll_t* h, int, int) { static_cast<KeeperLink*>(h->data)->on_readable(); });
   return link;
@@ -437,12 +539,23 @@ class Keeper {
   uvx::Timer orphan_;
   std::vector<uvx::UvHandle<uv_signal_t>> signals_;
   std::map<std::string, std::unique_ptr<Shell>> shells_;
+  std::string cgroup_root_;  // in a systemd scope: the scope's cgroup, where sessions go
   milliseconds grace_{0};
   bool gave_up_ = false;
   bool done_ = false;
 };
 
 int Keeper::run() {
+  // Started by systemd-run in a scope of its own: the scope's cgroup is the root of the session
+  // cgroups. A cgroup whose children have controllers (limits) may hold no process itself, so
+  // the keeper moves into a leaf, "<scope>/keeper".
+  if (auto own = own_cgroup(); own && own->ends_with(".scope")) {
+    if (auto st = join_cgroup(*own + "/keeper"); st) {
+      cgroup_root_ = *own;
+    } else {
+      spdlog::warn("keeper: sessions stay out of the scope's cgroup: {}", st.error().message);
+    }
+  }
   listen_ = UniqueFd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!listen_) {
     spdlog::error("keeper: socket: {}", std::strerror(errno));
@@ -486,7 +599,7 @@ int Keeper::run() {
 void Keeper::on_accept() {
   UniqueFd fd(::accept4(listen_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
   if (!fd) return;
-  if (auto st = check_peer(fd.get()); !st) {
+  if (auto st = check_peer_uid(fd.get()); !st) {
     spdlog::warn("keeper: connection refused: {}", st.error().message);
     return;
   }
@@ -538,7 +651,9 @@ void Keeper::handle(KeeperPacket& p) {
                        {"cgroup", s->cgroup}};
       send_to_agent(exit_fields(d, s->status), {s->master.get(), s->ring.fd()});
     }
-    send_to_agent({{"op", "ready"}, {"v", kWireVersion}});
+    nlohmann::json ready{{"op", "ready"}, {"v", kWireVersion}};
+    if (!cgroup_root_.empty()) ready["cgroup_root"] = cgroup_root_;
+    send_to_agent(ready);
   } else if (op == "spawn") {
     spawn(p);
   } else if (op == "terminate") {

@@ -13,7 +13,7 @@
 //   agent → keeper                         keeper → agent
 //   hello {grace_ms}                       shell {id,pid,exited,exit_code,signal,cgroup} + [master,
 //   ring]
-//                                          … one per kept shell, then ready {}
+//                                          … one per kept shell, then ready {cgroup_root?}
 //   spawn {id,shell,cols,rows}             spawned {id,pid} + [master, ring] | spawn_failed
 //   {id,error} terminate {id,grace_ms}                (exited follows) release {id} —
 //                                          exited {id,exit_code,signal}   (any time)
@@ -96,6 +96,12 @@ class KeeperLink {
   // True once the keeper has gone (on_lost was called); every request then fails with kClosed.
   [[nodiscard]] bool lost() const { return lost_; }
 
+  // Where the keeper wants session cgroups: its systemd scope's cgroup; empty when it runs
+  // outside a scope (sessions then go under the agent's cgroup).
+  [[nodiscard]] const std::string& cgroup_root() const { return cgroup_root_; }
+
+  [[nodiscard]] pid_t keeper_pid() const { return keeper_pid_; }
+
   // Starts a shell as the keeper's child, in the cgroup `cgroup` (empty: none) whose open
   // cgroup.procs is `cgroup_procs` (passed to the keeper). Errors: the spawn's own, as the keeper
   // reports it; kClosed/kTimeout when the keeper does not answer.
@@ -127,8 +133,14 @@ class KeeperLink {
   uvx::Timer deliver_;                // hands over reports queued during a request
   std::deque<KeeperPacket> pending_;  // those reports
   std::vector<KeptShell> kept_;
+  std::string cgroup_root_;
+  pid_t keeper_pid_ = -1;
   bool lost_ = false;
 };
+
+// The peer of a connected Unix socket runs as our own user (an abstract socket has no
+// permissions of its own): returns its pid. Errors: kPermission for another user, kSystem.
+[[nodiscard]] Result<pid_t> check_peer_uid(int fd);
 
 // The keeper process's main loop (`rexec-agent keeper --agent-id ID`). Returns when no agent is
 // attached and no shell is left to keep (or it gave up waiting for an agent: then its shells

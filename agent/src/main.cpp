@@ -19,8 +19,10 @@
 
 #include <unistd.h>
 
+#include <array>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <optional>
 
 namespace {
@@ -155,11 +157,80 @@ int do_register(const CommandLine& flags) {
   return 0;
 }
 
+// "2026-01-02 03:04:05 UTC" for seconds since the epoch, in the local time zone.
+std::string local_time(std::int64_t seconds) {
+  const auto t = static_cast<std::time_t>(seconds);
+  std::tm tm{};
+  std::array<char, 64> buf{};
+  if (::localtime_r(&t, &tm) == nullptr ||
+      std::strftime(buf.data(), buf.size(), "%Y-%m-%d %H:%M:%S %Z", &tm) == 0) {
+    return std::to_string(seconds);
+  }
+  return buf.data();
+}
+
+// The running agent, from its status socket: what an operator asks first.
+void print_live_status(const nlohmann::json& s) {
+  const auto num = [&s](const char* k) { return s.value(k, std::int64_t{0}); };
+  std::printf("agent:      running, pid %lld, version %s, since %s\n",
+              static_cast<long long>(num("pid")), s.value("version", "?").c_str(),
+              local_time(num("started_at")).c_str());
+  if (s.value("state", "") == "connected") {
+    std::printf("connection: connected to %s since %s, protocol %s\n",
+                s.value("server", "?").c_str(), local_time(num("connected_since")).c_str(),
+                s.value("protocol", "?").c_str());
+  } else {
+    std::printf("connection: %s (not connected to %s)\n", s.value("state", "?").c_str(),
+                s.value("server", "?").c_str());
+  }
+  std::string list;
+  if (s.contains("sessions") && s["sessions"].is_array()) {
+    for (const auto& x : s["sessions"]) {
+      if (!x.is_object()) continue;
+      list += (list.empty() ? "" : ", ") + x.value("id", "?") + " (pid " +
+              std::to_string(x.value("pid", 0)) + (x.value("kept", false) ? ", kept" : "") + ")";
+    }
+  }
+  const std::size_t n = s.contains("sessions") ? s["sessions"].size() : 0;
+  std::printf("sessions:   %zu open%s%s\n", n, n > 0 ? ": " : "", list.c_str());
+  const auto h = s.value("handover", nlohmann::json::object());
+  const std::string keeper = h.value("keeper", "?");
+  if (keeper == "off") {
+    std::printf("handover:   off (shells end with the agent)\n");
+  } else {
+    std::string state = keeper;
+    if (keeper == "attached") state += ", pid " + std::to_string(h.value("keeper_pid", 0));
+    if (keeper == "none") state = "not started (no shell yet)";
+    std::printf("handover:   %lld s; keeper %s; %lld shell(s) taken over at start\n",
+                static_cast<long long>(h.value("seconds", std::int64_t{0})), state.c_str(),
+                static_cast<long long>(h.value("taken_over", std::int64_t{0})));
+  }
+  const std::string cg = s.value("session_cgroups", "");
+  std::printf("isolation:  %s\n",
+              cg.empty() ? "process groups" : ("session cgroups under " + cg).c_str());
+  if (s.contains("last_error") && s["last_error"].is_object()) {
+    std::printf("last error: %s (%s)\n", s["last_error"].value("message", "?").c_str(),
+                local_time(s["last_error"].value("at", std::int64_t{0})).c_str());
+  } else {
+    std::printf("last error: none\n");
+  }
+}
+
+// Exit status: 0 when the agent runs and the server accepts its token, 3 when no agent runs
+// (as `systemctl status`), 1 otherwise.
 int do_status(const CommandLine& flags) {
   auto cfg = resolve(flags, true);
   if (!cfg) return fail(cfg.error().message);
   const AgentConfig& c = *cfg;
-  std::printf("config:   %s\nserver:   %s\nagent id: %s\ntoken:    %s\nname:     %s\n",
+  int rc = 0;
+  auto live = rx::agent::query_status(c.agent_id, std::chrono::seconds(2));
+  if (live) {
+    print_live_status(*live);
+  } else {
+    std::printf("agent:      not running (%s)\n", live.error().message.c_str());
+    rc = live.error().code == rx::Errc::kUnavailable ? 3 : 1;
+  }
+  std::printf("config:     %s\nserver:     %s\nagent id:   %s\ntoken:      %s\nname:       %s\n",
               flags.config_path.c_str(), c.server.c_str(),
               c.agent_id.empty() ? "(not registered)" : c.agent_id.c_str(), redact(c.token).c_str(),
               c.name.c_str());
@@ -170,15 +241,15 @@ int do_status(const CommandLine& flags) {
   req.headers = {{"authorization", "Bearer " + c.token}};
   auto r = rx::net::fetch_blocking(req, c.ca_file);
   if (!r) {
-    std::printf("server:   unreachable (%s)\n", r.error().message.c_str());
-    return 1;
+    std::printf("server:     unreachable (%s)\n", r.error().message.c_str());
+    return rc != 0 ? rc : 1;
   }
   if (r->status != 200) {
-    std::printf("auth:     rejected (%s)\n", error_text(*r).c_str());
-    return 1;
+    std::printf("auth:       rejected (%s)\n", error_text(*r).c_str());
+    return rc != 0 ? rc : 1;
   }
-  std::printf("auth:     ok\n");
-  return 0;
+  std::printf("auth:       ok\n");
+  return rc;
 }
 
 int do_unregister(const CommandLine& flags) {

@@ -43,7 +43,21 @@ std::optional<std::string> cgroup2_mount() {
   return std::nullopt;
 }
 
-// Our own cgroup v2 directory: "0::/path" in /proc/self/cgroup under the cgroup2 mount.
+bool has_word(const std::string& text, const std::string& word) {
+  for (const std::string_view w : words(text)) {
+    if (w == word) return true;
+  }
+  return false;
+}
+
+std::string trimmed(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+}  // namespace
+
+// "0::/path" in /proc/self/cgroup, under the cgroup2 mount.
 Result<std::string> own_cgroup() {
   const auto mount = cgroup2_mount();
   if (!mount) return Error(Errc::kUnavailable, "no cgroup v2 hierarchy is mounted");
@@ -58,14 +72,12 @@ Result<std::string> own_cgroup() {
   return Error(Errc::kUnavailable, "this process has no cgroup v2 membership");
 }
 
-bool has_word(const std::string& text, const std::string& word) {
-  for (const std::string_view w : words(text)) {
-    if (w == word) return true;
+Status join_cgroup(const std::string& path) {
+  if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) {
+    return Error::from_errno("mkdir " + path, errno);
   }
-  return false;
+  return write_file(path + "/cgroup.procs", "0");
 }
-
-}  // namespace
 
 Result<SessionCgroups> SessionCgroups::open(std::string root, CgroupLimits limits) {
   const bool own = root.empty();
@@ -106,11 +118,7 @@ Result<SessionCgroups> SessionCgroups::open(std::string root, CgroupLimits limit
     if (own) {
       // No internal processes: a cgroup whose children have controllers holds no process
       // itself. Move into a leaf of our own.
-      const std::string leaf = root + "/agent";
-      if (::mkdir(leaf.c_str(), 0755) != 0 && errno != EEXIST) {
-        return Error(Errc::kUnavailable, "cannot create " + leaf + ": " + std::strerror(errno));
-      }
-      if (auto w = write_file(leaf + "/cgroup.procs", "0"); !w) {
+      if (auto w = join_cgroup(root + "/agent"); !w) {
         return Error(Errc::kUnavailable, w.error().message);
       }
     }

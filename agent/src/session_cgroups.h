@@ -57,6 +57,13 @@ class SessionCgroups {
   std::uint64_t next_ = 0;
 };
 
+// This process's cgroup v2 directory (under the cgroup2 mount). Errors: kUnavailable when no
+// cgroup v2 hierarchy is mounted or we are not in one.
+[[nodiscard]] Result<std::string> own_cgroup();
+
+// Moves this process into `path`, a cgroup v2 directory made if missing. Errors: kSystem.
+[[nodiscard]] Status join_cgroup(const std::string& path);
+
 // Sends `sig` to every process in the cgroup at `path` (read from cgroup.procs; best effort).
 void signal_cgroup(const std::string& path, int sig);
 

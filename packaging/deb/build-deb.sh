@@ -6,7 +6,8 @@
 #
 # Contents: /usr/bin/rexec-agent, the systemd unit (installed disabled: it needs a registration
 # first), /etc/rexec (0700, for agent.json). The unit is the one install.sh writes, so the two
-# installs cannot drift apart. Prints the path of the .deb.
+# installs cannot drift apart, without the keys of systemd 254 and later: postinst adds those in a
+# drop-in where the host's systemd knows them. Prints the path of the .deb.
 set -eu
 binary=$1 version=$2 out=$3
 here=$(cd "$(dirname "$0")" && pwd)
@@ -25,7 +26,8 @@ install -d -m 0755 "$root/DEBIAN" "$root/usr/bin" "$root/lib/systemd/system" \
   "$root/usr/share/doc/rexec-agent"
 install -d -m 0700 "$root/etc/rexec"
 install -m 0755 "$binary" "$root/usr/bin/rexec-agent"
-sh "$repo/install.sh" --print-unit /usr/bin/rexec-agent > "$root/lib/systemd/system/rexec-agent.service"
+sh "$repo/install.sh" --print-unit /usr/bin/rexec-agent --systemd-version 0 \
+  > "$root/lib/systemd/system/rexec-agent.service"
 chmod 0644 "$root/lib/systemd/system/rexec-agent.service"
 install -m 0644 "$here/copyright" "$root/usr/share/doc/rexec-agent/copyright"
 for script in postinst prerm postrm; do

@@ -4,6 +4,9 @@
 #pragma once
 
 #include "rexec/agent/config.h"
+#include "rexec/common/result.h"
+
+#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <cstddef>
@@ -54,5 +57,11 @@ int run_agent(const RunOptions& options);
 // The shell keeper's process (`rexec-agent keeper --agent-id ID`, started by run_agent when
 // handover is on). Returns its exit status.
 int run_keeper(const std::string& agent_id);
+
+// Asks the running agent of `agent_id` how it is, on its status socket (`rexec-agent status`;
+// docs/install.md lists the fields). Errors: kUnavailable (no agent of that id runs here),
+// kPermission (it answers only its own user: root under systemd), kTimeout, kBadValue, kSystem.
+[[nodiscard]] Result<nlohmann::json> query_status(const std::string& agent_id,
+                                                  std::chrono::milliseconds timeout);
 
 }  // namespace rx::agent
