@@ -1014,7 +1014,7 @@ void Hub::on_user_message(UserConn& u, std::string_view payload, bool binary) {
           it->second->exec_waiters.push_back(
               ExecWaiter{&u, u.session_id, m.command.size(), Clock::now()});
           it->second->conn->send_text(
-              proto::encode(proto::AgentMessage(proto::Exec{m.command, std::nullopt})));
+              proto::encode(proto::AgentMessage(proto::Exec{m.command, std::nullopt, std::nullopt})));
         } else if constexpr (std::is_same_v<T, proto::UserPing>) {
           u.conn->send_text(proto::encode(proto::UserMessage(proto::UserPong{})));
         } else if constexpr (std::is_same_v<T, proto::UserFlow>) {
