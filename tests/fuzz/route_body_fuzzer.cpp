@@ -36,7 +36,7 @@ struct World {
     auto s = rx::server::SqliteStore::open(":memory:");
     REXEC_CHECK(s);
     store = std::move(s).value();
-    rx::server::User u{"u-fuzz", "fuzz", "pro", false, false, 1};
+    rx::server::User u{"u-fuzz", "fuzz", "pro", false, false, 1, ""};
     REXEC_CHECK(store->create_user(u));
     token = rx::server::generate_api_token();
     rx::server::ApiToken t;
