@@ -201,8 +201,10 @@ int do_unregister(const Flags& flags) {
   auto r = rx::net::fetch_blocking(req, c.ca_file);
   if (!r) return fail("cannot reach the server at " + *server + ": " + r.error().message);
   if (r->status != 200 && r->status != 404) {
+    // Our server lets an agent's token delete its own agent; a server that does not needs the
+    // owner's token.
     return fail("the server refused to delete the agent (" + error_text(*r) +
-                "); an agent's own token cannot delete it: pass --token with a user token");
+                "); pass --token with a user token");
   }
   if (::unlink(flags.config_path.c_str()) != 0) {
     return fail("agent deleted, but " + flags.config_path + " could not be removed");
@@ -292,7 +294,9 @@ int main(int argc, char** argv) {
 
   auto* status = app.add_subcommand("status", "Show the config and check the server");
   auto* unreg = app.add_subcommand("unregister", "Delete this agent on the server and its config");
-  unreg->add_option("--token", f.token, "A user API token allowed to delete the agent");
+  unreg->add_option("--token", f.token,
+                    "A user API token allowed to delete the agent (default: the agent's own "
+                    "token, which a server may refuse)");
   unreg->add_flag("--token-stdin", f.token_stdin, "Read the token from the first line of stdin");
   auto* version = app.add_subcommand("version", "Print version, commit and build date");
 
