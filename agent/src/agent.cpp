@@ -844,8 +844,9 @@ void Agent::run_exec(const proto::Exec& m) {
   const auto timeout = std::chrono::seconds(m.timeout_s.value_or(60));
   auto runner = std::make_unique<ExecRunner>(
       &loop(), shell_, m.command, timeout, options_.exec_output_limit,
-      [this, key](proto::ExecResult r) {
+      [this, key, exec_id = m.exec_id](proto::ExecResult r) {
         spdlog::info("exec finished exit={} bytes_out={}", r.exit_code, r.output.size());
+        r.exec_id = exec_id;  // lets the server match results of concurrent commands
         send(r);
         // The runner is on the stack below this callback: free it on the next loop turn.
         const auto it = execs_.find(key);

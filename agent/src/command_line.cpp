@@ -66,7 +66,7 @@ constexpr std::array kSpecs = {
          "Server URL, e.g. https://rexec.example.com (run: override the saved one)"},
     Spec{"token", kOptToken, "TOKEN", kRegister | kUnregister,
          "register: your rexec_ API token (or REXEC_TOKEN); unregister: a user API token allowed "
-         "to delete the agent"},
+         "to delete the agent (default: the agent's own token, which a server may refuse)"},
     Spec{"token-stdin", kOptTokenStdin, nullptr, kRegister | kUnregister,
          "Read the token from the first line of stdin"},
     Spec{"name", kOptName, "NAME", kRegister, "Agent name (default: hostname)"},

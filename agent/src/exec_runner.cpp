@@ -52,7 +52,7 @@ void ExecRunner::fail(const std::string& error) {
   defer_.start(std::chrono::milliseconds(0), [this, error] {
     if (finished_) return;
     finished_ = true;
-    proto::ExecResult r{command_, "", false, -1, error};
+    proto::ExecResult r{command_, "", false, -1, error, std::nullopt};
     auto done = std::move(done_);
     done(std::move(r));  // may destroy *this
   });

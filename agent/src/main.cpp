@@ -265,8 +265,10 @@ int do_unregister(const CommandLine& flags) {
   auto r = rx::net::fetch_blocking(req, c.ca_file);
   if (!r) return fail("cannot reach the server at " + *server + ": " + r.error().message);
   if (r->status != 200 && r->status != 404) {
+    // Our server lets an agent's token delete its own agent; a server that does not needs the
+    // owner's token.
     return fail("the server refused to delete the agent (" + error_text(*r) +
-                "); an agent's own token cannot delete it: pass --token with a user token");
+                "); pass --token with a user token");
   }
   if (::unlink(flags.config_path.c_str()) != 0) {
     return fail("agent deleted, but " + flags.config_path + " could not be removed");

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -23,6 +24,7 @@
 
 #include "copy.h"
 #include "copy_format.h"
+#include "exec.h"
 #include "terminal.h"
 
 namespace {
@@ -189,9 +191,14 @@ int main(int argc, char** argv) {
   auto* term = app.add_subcommand("term", "Open a terminal on an agent");
   term->add_option("agent", agent, "Agent id or name")->required();
   term->add_flag("--split", split, "Open a new independent session instead of main");
-  auto* exec = app.add_subcommand("exec", "Run a command on an agent");
+  auto* exec = app.add_subcommand(
+      "exec", "Run a command on an agent (no terminal): its output, and its exit code");
   exec->add_option("agent", agent, "Agent id or name")->required();
   exec->add_option("command", command, "Command (after --)")->required();
+  std::uint32_t exec_timeout = 60;
+  exec->add_option("--timeout", exec_timeout, "Seconds the command may run")
+      ->check(CLI::Range(1, 3600))
+      ->capture_default_str();
   std::string cp_from;
   std::string cp_to;
   auto* cp = app.add_subcommand(
@@ -212,14 +219,22 @@ int main(int argc, char** argv) {
 
   if (login->parsed()) return do_login(server, token);
   if (agents->parsed()) return do_agents();
+  // `exec` keeps 255 for its own failures, so that a script can tell them from the command's.
+  const int not_run = exec->parsed() ? 255 : 1;
   auto l = load_login();
-  if (!l) return fail(l.error().message);
+  if (!l) {
+    (void)fail(l.error().message);
+    return not_run;
+  }
   if (cp->parsed()) return do_copy(*l, cp_from, cp_to);
   auto id = resolve_agent(*l, agent);
-  if (!id) return fail(id.error().message);
+  if (!id) {
+    (void)fail(id.error().message);
+    return not_run;
+  }
   rx::client::Target t{l->server, l->token, *id};
   if (term->parsed()) return rx::client::run_terminal(t, split);
   std::string joined;
   for (const auto& part : command) joined += (joined.empty() ? "" : " ") + part;
-  return rx::client::run_exec(t, joined);
+  return rx::client::run_exec(t, joined, exec_timeout);
 }

@@ -71,8 +71,7 @@ std::optional<std::pair<int, int>> window_size() {
 // A session on one loop: the socket plus the stdin reader and SIGWINCH watcher.
 class Session {
  public:
-  Session(const Target& t, bool split, std::string exec_command)
-      : target_(t), split_(split), exec_(std::move(exec_command)) {}
+  Session(const Target& t, bool split) : target_(t), split_(split) {}
 
   int run() {
     REXEC_CHECK(uv_loop_init(&loop_) == 0);
@@ -98,7 +97,7 @@ class Session {
       return 1;
     }
     std::string path = "/ws/agent/" + target_.agent_id + "/terminal?id=" + random_conn_id();
-    if (split_ || !exec_.empty()) path += "&newSession=true";
+    if (split_) path += "&newSession=true";
     net::WsConnectOptions o;
     o.url = base->with("ws", path);
     o.subprotocols = "rexec.v2, rexec.v1";
@@ -119,10 +118,6 @@ class Session {
 
   void on_open(std::string_view subprotocol) {
     v2_ = subprotocol == "rexec.v2";
-    if (!exec_.empty()) {
-      ws_->send_text(proto::encode(proto::UserMessage(proto::UserExec{exec_})));
-      return;
-    }
     raw_.emplace();
     send_resize();
     uv_stream_t* in = nullptr;
@@ -198,10 +193,6 @@ class Session {
     } else if (auto* err = std::get_if<proto::ShellError>(&*m)) {
       std::fprintf(stderr, "\r\nrexec: shell error: %s\r\n", err->error.c_str());
       finish(1);
-    } else if (auto* r = std::get_if<proto::ExecResult>(&*m)) {
-      write_all(STDOUT_FILENO, r->output);
-      if (r->error) std::fprintf(stderr, "rexec: %s\n", r->error->c_str());
-      finish(r->exit_code);
     } else if (std::holds_alternative<proto::AgentDisconnected>(*m)) {
       std::fprintf(stderr, "\r\n[rexec: agent disconnected, waiting for it to return]\r\n");
     } else if (std::holds_alternative<proto::AgentConnected>(*m)) {
@@ -258,7 +249,6 @@ class Session {
 
   Target target_;
   bool split_;
-  std::string exec_;
   uv_loop_t loop_{};
   std::unique_ptr<net::LwsContext> context_;
   std::unique_ptr<net::WsClient> ws_;
@@ -273,10 +263,6 @@ class Session {
 
 }  // namespace
 
-int run_terminal(const Target& target, bool split) { return Session(target, split, "").run(); }
-
-int run_exec(const Target& target, const std::string& command) {
-  return Session(target, false, command).run();
-}
+int run_terminal(const Target& target, bool split) { return Session(target, split).run(); }
 
 }  // namespace rx::client

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-// The client's two socket modes: an interactive terminal (raw mode, resize on SIGWINCH, the
-// terminal restored on every exit path) and a one-shot exec.
+// The client's interactive terminal: raw mode, resize on SIGWINCH, the terminal restored on every
+// exit path.
 #pragma once
 
 #include <string>
@@ -16,8 +16,5 @@ struct Target {
 // Runs an interactive terminal on the agent's main session (or a split). Returns the process
 // exit code: the shell's exit code when it stops, 1 on a connection error.
 int run_terminal(const Target& target, bool split);
-
-// Runs `command` on the agent without a PTY and prints its output. Returns its exit code.
-int run_exec(const Target& target, const std::string& command);
 
 }  // namespace rx::client

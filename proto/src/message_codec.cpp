@@ -153,11 +153,12 @@ class Reader {
   void id(const char* key, std::string& out) {
     json* v = lookup(key, true);
     if (v == nullptr || !take_string(key, *v, out)) return;
-    if (!is_valid_id(out)) {
-      fail(Errc::kBadSessionId,
-           std::string("'") + key + "' must be 1..64 characters of [A-Za-z0-9_-]",
-           value_offset(key));
-    }
+    check_id(key, out);
+  }
+
+  void opt_id(const char* key, std::optional<std::string>& out) {
+    opt_text(key, out);
+    if (out) check_id(key, *out);
   }
 
   void bytes(const char* key, std::string& out) {
@@ -336,6 +337,14 @@ class Reader {
     return true;
   }
 
+  void check_id(const char* key, const std::string& id) {
+    if (!is_valid_id(id)) {
+      fail(Errc::kBadSessionId,
+           std::string("'") + key + "' must be 1..64 characters of [A-Za-z0-9_-]",
+           value_offset(key));
+    }
+  }
+
   void fail(Errc code, std::string message, std::size_t offset) {
     if (!failed()) st_->error.emplace(code, std::move(message), 0, offset);
   }
@@ -411,6 +420,7 @@ void read(Reader& r, ShellFlow& m) {
 void read(Reader& r, Exec& m) {
   r.text("command", m.command);
   r.opt_uint("timeout_s", m.timeout_s);
+  r.opt_id("exec_id", m.exec_id);
 }
 
 void read(Reader& /*r*/, Ping& /*m*/) {}
@@ -495,12 +505,58 @@ void read(Reader& r, ShellError& m) {
   r.text("error", m.error);
 }
 
+// The deployed Go agent's exec_result has no exit_code. Its `error` is then the text of Go's
+// exec.ExitError: "exit status N", or "signal: <name>" (plus " (core dumped)") with the names of
+// Go's signal table for Linux; anything else means the command did not run.
+int exit_code_of_go_result(bool success, const std::optional<std::string>& error) {
+  if (success) return 0;
+  if (!error) return -1;
+  const std::string_view e = *error;
+  constexpr std::string_view kExit = "exit status ";
+  if (e.substr(0, kExit.size()) == kExit) {
+    int code = -1;
+    const auto digits = e.substr(kExit.size());
+    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), code);
+    return ec == std::errc() && end == digits.data() + digits.size() ? code : -1;
+  }
+  static constexpr std::array<std::string_view, 15> kSignals = {"hangup",
+                                                                "interrupt",
+                                                                "quit",
+                                                                "illegal instruction",
+                                                                "trace/breakpoint trap",
+                                                                "aborted",
+                                                                "bus error",
+                                                                "floating point exception",
+                                                                "killed",
+                                                                "user defined signal 1",
+                                                                "segmentation fault",
+                                                                "user defined signal 2",
+                                                                "broken pipe",
+                                                                "alarm clock",
+                                                                "terminated"};
+  constexpr std::string_view kSignal = "signal: ";
+  if (e.substr(0, kSignal.size()) == kSignal) {
+    std::string_view name = e.substr(kSignal.size());
+    constexpr std::string_view kCore = " (core dumped)";
+    if (name.size() > kCore.size() && name.substr(name.size() - kCore.size()) == kCore) {
+      name.remove_suffix(kCore.size());
+    }
+    for (std::size_t i = 0; i < kSignals.size(); ++i) {
+      if (kSignals[i] == name) return 128 + static_cast<int>(i) + 1;
+    }
+  }
+  return -1;
+}
+
 void read(Reader& r, ExecResult& m) {
   r.text("command", m.command);
   r.text("output", m.output);
   r.boolean("success", m.success);
-  r.integer("exit_code", m.exit_code);
+  std::optional<int> exit_code;
+  r.opt_integer("exit_code", exit_code);
   r.opt_text("error", m.error);
+  r.opt_id("exec_id", m.exec_id);
+  m.exit_code = exit_code ? *exit_code : exit_code_of_go_result(m.success, m.error);
 }
 
 void read(Reader& r, FileGet& m) {
@@ -860,6 +916,7 @@ std::string encode(const ShellStop& /*m*/) { return bare(kType<ShellStop>); }
 std::string encode(const Exec& m) {
   ordered_json d = {{"command", m.command}};
   if (m.timeout_s) d["timeout_s"] = *m.timeout_s;
+  if (m.exec_id) d["exec_id"] = *m.exec_id;
   return with_data(m, d);
 }
 
@@ -940,6 +997,7 @@ std::string encode(const ExecResult& m) {
                     {"success", m.success},
                     {"exit_code", m.exit_code}};
   if (m.error) d["error"] = *m.error;
+  if (m.exec_id) d["exec_id"] = *m.exec_id;
   return with_data(m, d);
 }
 

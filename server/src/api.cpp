@@ -7,7 +7,9 @@
 #include "rexec/proto/messages.h"
 #include "rexec/server/auth/tokens.h"
 #include "rexec/server/auth/totp.h"
+#include "rexec/server/exec_route.h"
 #include "rexec/server/limits.h"
+#include "rexec/server/views.h"
 
 #include <spdlog/spdlog.h>
 
@@ -24,6 +26,7 @@ namespace rx::server {
 using api_detail::error;
 using api_detail::reply;
 using api_detail::rfc3339;
+using api_detail::time_or_null;
 using api_detail::valid_conn_id;
 using api_detail::valid_session_id;
 
@@ -31,10 +34,6 @@ namespace {
 
 using nlohmann::json;
 using SysClock = std::chrono::system_clock;
-
-json time_or_null(const std::optional<Millis>& ms) {
-  return ms ? json(rfc3339(*ms)) : json(nullptr);
-}
 
 UpgradeDecision refuse(int status, const json& body) {
   UpgradeDecision d;
@@ -236,18 +235,27 @@ HttpResponse Api::handle(const HttpRequest& req) {
   }
   const Principal& p = *principal;
   if (req.path == "/api/tokens/validate" && req.method == "GET") {
-    return reply(200, {{"valid", true},
-                       {"user_id", p.user_id},
-                       {"username", p.username},
-                       {"tier", p.tier},
-                       {"scopes", p.scopes}});
+    auto user = store_.user_by_id(p.user_id);
+    if (!user) return error(500, "internal error");
+    return reply(200, validate_json(p, *user ? (*user)->email : ""));
   }
-  if (p.is_agent_scoped()) return error(403, "token scope does not allow this");
+  if (p.is_agent_scoped()) {
+    // The deployed agent's `unregister` deletes its own record with its own token: allowed for
+    // exactly that agent (docs/protocol.md "Compatibility").
+    if (req.method == "DELETE" && parts.size() == 3 && parts[1] == "agents" && p.agent_id &&
+        parts[2] == *p.agent_id) {
+      const OwnedAgent owned = owned_agent(p, parts[2]);
+      return owned.agent ? delete_agent(p, *owned.agent) : owned.refusal;
+    }
+    return error(403, "token scope does not allow this");
+  }
   if (p.is_register_scoped() && !(req.method == "POST" && (req.path == "/api/agents" ||
                                                            req.path == "/api/agents/register"))) {
     return error(403, "token scope does not allow this");
   }
   if (auto r = manage_route(p, req, parts)) return std::move(*r);
+  if (req.path == "/api/profile") return profile(p, req);
+  if (req.path == "/api/containers") return containers(p, req);
   if (req.path == "/api/auth/token") return exchange_token(p, req);
   if (req.path == "/api/audit") return audit_route(p, req);
   if (parts.size() >= 2 && parts[1] == "agents") {
@@ -294,14 +302,15 @@ std::optional<UpgradeDecision> Api::socket_limit(const Principal& p, const HttpR
                 {"limit", config_.max_sockets_per_ip}};
   }
   if (!over) return std::nullopt;
-  audit_refusal(p, agent_id, *over);
+  audit_refusal(p.user_id, agent_id, *over);
   return refuse(429, *over);
 }
 
-void Api::audit_refusal(const Principal& p, const std::string& agent_id, const json& refusal) {
+void Api::audit_refusal(const std::string& user_id, const std::string& agent_id,
+                        const json& refusal) {
   json details = {{"code", refusal.value("code", "")}, {"error", refusal.value("error", "")}};
   if (refusal.contains("limit")) details["limit"] = refusal["limit"];
-  audit_.record("limit_refused", p.user_id, p.user_id,
+  audit_.record("limit_refused", user_id, user_id,
                 agent_id.empty() ? std::nullopt : std::optional<std::string>(agent_id),
                 std::nullopt, details);
 }
@@ -347,29 +356,10 @@ UpgradeDecision Api::route_socket(const HttpRequest& req) {
   }
 
   if (p.is_agent_scoped()) return refuse(403, "not authorized");
-  const auto limit = plan_limit(p.tier, p.is_admin, p.subscription_active, config_.plan_limits);
-  if (limit) {
-    std::set<std::string> open;
-    if (cluster_ != nullptr) {
-      auto everywhere = cluster_->terminal_agents(p.user_id);
-      if (!everywhere) return refuse(503, "cluster unavailable");
-      open = std::move(*everywhere);
-    } else {
-      open = hub_->terminal_agents(p.user_id);
-    }
-    std::optional<json> over;
-    if (*limit == 0) {
-      over = json{{"error", "agent terminals not available for your plan"},
-                  {"code", "agent_terminal_limit_reached"}};
-    } else if (open.count(a.id) == 0 && static_cast<int>(open.size()) >= *limit) {
-      over = json{{"error", "agent terminal limit reached for your plan"},
-                  {"code", "agent_terminal_limit_reached"},
-                  {"limit", *limit}};
-    }
-    if (over) {
-      audit_refusal(p, a.id, *over);
-      return refuse(403, *over);
-    }
+  if (auto over = terminal_limit(p, a.id)) {
+    UpgradeDecision d;
+    d.refusal = std::move(*over);
+    return d;
   }
   if (a.mfa_locked && !mfa_verified(p.user_id)) return refuse(423, "terminal is MFA protected");
   // Fail closed: an agent whose terminals must be recorded opens none that cannot be.
@@ -378,7 +368,7 @@ UpgradeDecision Api::route_socket(const HttpRequest& req) {
       const json over = {{"error", "recording is required for this agent and cannot be written: " +
                                        st.error().message},
                          {"code", "recording_unavailable"}};
-      audit_refusal(p, a.id, over);
+      audit_refusal(p.user_id, a.id, over);
       return refuse(503, over);
     }
   }
@@ -409,7 +399,7 @@ UpgradeDecision Api::route_socket(const HttpRequest& req) {
     const json over = {{"error", "session limit reached for this agent"},
                        {"code", "session_limit_reached"},
                        {"limit", config_.max_sessions_per_agent}};
-    audit_refusal(p, a.id, over);
+    audit_refusal(p.user_id, a.id, over);
     return refuse(403, over);
   }
   UpgradeDecision d;
@@ -426,6 +416,31 @@ UpgradeDecision Api::route_socket(const HttpRequest& req) {
     d.accept = [this, t](WsConn& c) { return hub_->accept_user(c, t); };
   }
   return d;
+}
+
+std::optional<HttpResponse> Api::terminal_limit(const Principal& p, const std::string& agent_id) {
+  const auto limit = plan_limit(p.tier, p.is_admin, p.subscription_active, config_.plan_limits);
+  if (!limit) return std::nullopt;
+  std::set<std::string> open;
+  if (cluster_ != nullptr) {
+    auto everywhere = cluster_->terminal_agents(p.user_id);
+    if (!everywhere) return error(503, "cluster unavailable");
+    open = std::move(*everywhere);
+  } else {
+    open = hub_->terminal_agents(p.user_id);
+  }
+  std::optional<json> over;
+  if (*limit == 0) {
+    over = json{{"error", "agent terminals not available for your plan"},
+                {"code", "agent_terminal_limit_reached"}};
+  } else if (open.count(agent_id) == 0 && static_cast<int>(open.size()) >= *limit) {
+    over = json{{"error", "agent terminal limit reached for your plan"},
+                {"code", "agent_terminal_limit_reached"},
+                {"limit", *limit}};
+  }
+  if (!over) return std::nullopt;
+  audit_refusal(p.user_id, agent_id, *over);
+  return reply(403, *over);
 }
 
 HttpResponse Api::register_agent(const Principal& p, const HttpRequest& req) {
@@ -450,7 +465,7 @@ HttpResponse Api::register_agent(const Principal& p, const HttpRequest& req) {
       }
     }
     if (over) {
-      audit_refusal(p, "", *over);
+      audit_refusal(p.user_id, "", *over);
       return reply(403, *over);
     }
   }
@@ -513,16 +528,9 @@ HttpResponse Api::list_agents(const Principal& p) {
   auto agents = store_.agents_of(p.user_id);
   if (!agents) return error(500, "internal error");
   json out = json::array();
-  std::vector<bool> online;
-  if (cluster_ != nullptr) {
-    std::vector<std::string> ids;
-    for (const Agent& a : *agents) ids.push_back(a.id);
-    if (auto r = cluster_->online(ids)) online = std::move(*r);
-  }
-  for (std::size_t i = 0; i < agents->size(); ++i) {
-    const Agent& a = (*agents)[i];
-    out.push_back(agent_json(a, hub_->is_online(a.id) || (i < online.size() && online[i])));
-  }
+  const std::vector<bool> online = online_flags(*agents);
+  for (std::size_t i = 0; i < agents->size(); ++i)
+    out.push_back(agent_json((*agents)[i], online[i]));
   return reply(200, out);
 }
 
@@ -653,20 +661,81 @@ HttpResponse Api::agent_route(const Principal& p, const HttpRequest& req, const 
     if (tags) out["tags"] = *tags;
     return reply(200, out);
   }
-  if (rest.empty() && req.method == "DELETE") {
-    auto revoked = store_.revoke_agent_tokens(a.id, now_ms());
-    if (!revoked || !store_.delete_agent(a.id)) return error(500, "internal error");
-    for (const auto& tid : *revoked) auth_.invalidate_token(tid);
-    hub_->drop_agent(a.id);
-    recordings_->remove_all(a.id);
-    (void)store_.set_setting("recording/" + a.id, "");
-    if (cluster_ != nullptr) cluster_->revoked(*revoked, a.id);
-    spdlog::info("agent deleted agent={} user={}", a.id, p.user_id);
-    audit_.record("agent_deleted", p.user_id, a.user_id, a.id, std::nullopt,
-                  {{"name", a.name}, {"revoked_tokens", revoked->size()}});
-    return reply(200, {{"message", "agent deleted"}});
-  }
+  if (rest.empty() && req.method == "DELETE") return delete_agent(p, a);
   return error(404, "not found");
+}
+
+HttpResponse Api::delete_agent(const Principal& p, const Agent& a) {
+  auto revoked = store_.revoke_agent_tokens(a.id, now_ms());
+  if (!revoked || !store_.delete_agent(a.id)) return error(500, "internal error");
+  for (const auto& tid : *revoked) auth_.invalidate_token(tid);
+  hub_->drop_agent(a.id);
+  recordings_->remove_all(a.id);
+  (void)store_.set_setting("recording/" + a.id, "");
+  if (cluster_ != nullptr) cluster_->revoked(*revoked, a.id);
+  spdlog::info("agent deleted agent={} user={} by={}", a.id, p.user_id,
+               p.is_agent_scoped() ? "agent token" : "user");
+  json details = {{"name", a.name}, {"revoked_tokens", revoked->size()}};
+  if (p.is_agent_scoped()) details["via"] = "agent_token";
+  audit_.record("agent_deleted", p.user_id, a.user_id, a.id, std::nullopt, details);
+  return reply(200, {{"message", "agent deleted"}});
+}
+
+HttpResponse Api::profile(const Principal& p, const HttpRequest& req) {
+  if (req.method != "GET") return error(405, "method not allowed");
+  auto user = store_.user_by_id(p.user_id);
+  auto mfa = store_.mfa_of(p.user_id);
+  auto agents = store_.agents_of(p.user_id);
+  if (!user || !*user || !mfa || !agents) return error(500, "internal error");
+  ProfileFacts f;
+  f.user = **user;
+  f.mfa_enabled = mfa->has_value();
+  f.agents = agents->size();
+  const std::vector<bool> online = online_flags(*agents);
+  f.agents_online = static_cast<std::size_t>(std::count(online.begin(), online.end(), true));
+  f.agent_limit = plan_limit(p.tier, p.is_admin, p.subscription_active, config_.plan_limits);
+  return reply(200, profile_json(f));
+}
+
+HttpResponse Api::containers(const Principal& p, const HttpRequest& req) {
+  if (req.method != "GET") return error(405, "method not allowed");
+  auto agents = store_.agents_of(p.user_id);
+  if (!agents) return error(500, "internal error");
+  const std::vector<bool> online = online_flags(*agents);
+  json entries = json::array();
+  for (std::size_t i = 0; i < agents->size(); ++i) {
+    const Agent& a = (*agents)[i];
+    json info = json::parse(a.system_info, nullptr, false);
+    json stats;
+    if (const auto live = hub_->live(a.id)) {  // connected here: what it sent last
+      if (!live->system_info.is_null()) info = live->system_info;
+      stats = live->stats;
+    } else if (online[i]) {  // on another instance: the stored sample
+      if (auto st = store_.stats_of(a.id, 1); st && !st->empty()) {
+        stats = json::parse(st->front().second, nullptr, false);
+      }
+    }
+    if (info.is_discarded()) info = nullptr;
+    if (stats.is_discarded()) stats = nullptr;
+    entries.push_back(container_json(a, online[i], info, stats));
+  }
+  return reply(
+      200, containers_json(std::move(entries), plan_limit(p.tier, p.is_admin, p.subscription_active,
+                                                          config_.plan_limits)));
+}
+
+std::vector<bool> Api::online_flags(const std::vector<Agent>& agents) {
+  std::vector<bool> online(agents.size(), false);
+  std::vector<bool> elsewhere;
+  if (cluster_ != nullptr) {
+    std::vector<std::string> ids;
+    for (const Agent& a : agents) ids.push_back(a.id);
+    if (auto r = cluster_->online(ids)) elsewhere = std::move(*r);
+  }
+  for (std::size_t i = 0; i < agents.size(); ++i) {
+    online[i] = hub_->is_online(agents[i].id) || (i < elsewhere.size() && elsewhere[i]);
+  }
+  return online;
 }
 
 bool Api::mfa_verified(const std::string& user_id) const {
@@ -949,10 +1018,12 @@ std::optional<std::uint32_t> parse_mode(const std::string& text) {
 
 std::unique_ptr<HttpStreamHandler> Api::stream(const HttpRequest& req, HttpStream& s) {
   const auto parts = split_path(req.path);
-  const bool files = parts.size() >= 4 && parts[0] == "api" && parts[1] == "agents" &&
-                     parts[3] == "files" &&
+  const bool agent_route = parts.size() >= 4 && parts[0] == "api" && parts[1] == "agents";
+  const bool files = agent_route && parts[3] == "files" &&
                      (parts.size() == 4 || (parts.size() == 5 && parts[4] == "list"));
-  if (!files || files_ == nullptr) return nullptr;
+  // A command waits for the agent's answer, so it is an exchange of its own too.
+  const bool exec = agent_route && parts.size() == 4 && parts[3] == "exec";
+  if ((!files && !exec) || files_ == nullptr) return nullptr;
   const bool listing = parts.size() == 5;
   auto answer = [&s](HttpResponse r) -> std::unique_ptr<HttpStreamHandler> {
     s.respond(std::move(r));
@@ -962,9 +1033,9 @@ std::unique_ptr<HttpStreamHandler> Api::stream(const HttpRequest& req, HttpStrea
     ++rate_limited_;
     return answer(reply(429, {{"error", "rate limit exceeded"}, {"retry_after", *wait}}));
   }
-  if (!(req.method == "GET" || (req.method == "PUT" && !listing))) {
-    return answer(error(405, "method not allowed"));
-  }
+  const bool allowed =
+      exec ? req.method == "POST" : req.method == "GET" || (req.method == "PUT" && !listing);
+  if (!allowed) return answer(error(405, "method not allowed"));
   auto principal = authenticate(req);
   if (!principal) {
     if (principal.error().code == Errc::kStorage) return answer(error(500, "internal error"));
@@ -977,11 +1048,17 @@ std::unique_ptr<HttpStreamHandler> Api::stream(const HttpRequest& req, HttpStrea
   const OwnedAgent owned = owned_agent(p, parts[2]);
   if (!owned.agent) return answer(owned.refusal);
   const Agent& a = *owned.agent;
+  // A command counts against the plan like a terminal on the agent (PROTOCOL §4.1 order).
+  if (exec) {
+    if (auto over = terminal_limit(p, a.id)) return answer(std::move(*over));
+  }
   if (a.mfa_locked && !mfa_verified(p.user_id)) {
     return answer(error(423, "terminal is MFA protected"));
   }
   const std::string path = req.query_param("path").value_or("");
-  if (path.empty() || path.front() != '/') return answer(error(400, "path must be absolute"));
+  if (!exec && (path.empty() || path.front() != '/')) {
+    return answer(error(400, "path must be absolute"));
+  }
   // Where the agent is: here, on another instance (cluster mode), or nowhere.
   std::string elsewhere;
   if (!hub_->is_online(a.id)) {
@@ -993,12 +1070,20 @@ std::unique_ptr<HttpStreamHandler> Api::stream(const HttpRequest& req, HttpStrea
     }
     elsewhere = **located;
   }
+  if (exec) {
+    if (elsewhere.empty()) {
+      return exec_here(
+          FileRequest{"exec", a.id, "", 0, std::nullopt, p.user_id, std::chrono::seconds(0)}, s);
+    }
+    return make_relayed_exec(*file_relay_, elsewhere, a.id, p.user_id, s);
+  }
   FileRequest request{listing ? "list" : (req.method == "GET" ? "get" : "put"),
                       a.id,
                       path,
                       0,
                       std::nullopt,
-                      p.user_id};
+                      p.user_id,
+                      std::chrono::seconds(0)};
   if (request.kind != "put") {
     return elsewhere.empty() ? start_file(request, s) : file_relay_->forward(request, elsewhere, s);
   }
@@ -1013,7 +1098,7 @@ std::unique_ptr<HttpStreamHandler> Api::stream(const HttpRequest& req, HttpStrea
     const json over = {{"error", "file too large: the limit is " +
                                      std::to_string(config_.max_upload_bytes) + " bytes"},
                        {"limit", config_.max_upload_bytes}};
-    audit_refusal(p, a.id,
+    audit_refusal(p.user_id, a.id,
                   json{{"code", "upload_too_large"},
                        {"error", over["error"]},
                        {"limit", config_.max_upload_bytes}});
@@ -1028,11 +1113,30 @@ std::unique_ptr<HttpStreamHandler> Api::stream(const HttpRequest& req, HttpStrea
 }
 
 std::unique_ptr<HttpStreamHandler> Api::start_file(const FileRequest& r, HttpStream& s) {
+  if (r.kind == "exec") return exec_here(r, s);
   if (r.kind == "list") return files_->list(r.agent_id, r.path, s);
   if (r.kind == "get") return files_->download(r.agent_id, r.path, r.user_id, s);
   if (r.kind == "put") return files_->upload(r.agent_id, r.path, r.size, r.mode, r.user_id, s);
   s.respond(error(400, "unknown file request"));
   return std::make_unique<Answered>();
+}
+
+std::unique_ptr<HttpStreamHandler> Api::exec_here(const FileRequest& r, HttpStream& s) {
+  if (!hub_->is_online(r.agent_id)) {
+    s.respond(error(404, "agent not online"));
+    return std::make_unique<Answered>();
+  }
+  // A command holds a process on the agent as a shell does: both count against the limit.
+  if (hub_->session_count(r.agent_id) + hub_->execs_running(r.agent_id) >=
+      config_.max_sessions_per_agent) {
+    const json over = {{"error", "session limit reached for this agent"},
+                       {"code", "session_limit_reached"},
+                       {"limit", config_.max_sessions_per_agent}};
+    audit_refusal(r.user_id, r.agent_id, over);
+    s.respond(reply(403, over));
+    return std::make_unique<Answered>();
+  }
+  return make_local_exec(*hub_, r.agent_id, r.user_id, s);
 }
 
 void Api::shutdown() {

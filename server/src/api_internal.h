@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-// Helpers the route files of Api share (api.cpp, api_manage.cpp): JSON answers, times and the
-// ids of sessions. Private to the server library.
+// Helpers the route files of Api share (api.cpp, api_manage.cpp, views.cpp): JSON answers, times
+// and the ids of sessions. Private to the server library.
 #pragma once
 
 #include "rexec/proto/messages.h"
@@ -26,6 +26,11 @@ inline HttpResponse error(int status, const std::string& text) {
 
 inline std::string rfc3339(Millis ms) {
   return format_time(std::chrono::system_clock::time_point(std::chrono::milliseconds(ms)));
+}
+
+// rfc3339(), or null when there is no time.
+inline nlohmann::json time_or_null(const std::optional<Millis>& ms) {
+  return ms ? nlohmann::json(rfc3339(*ms)) : nlohmann::json(nullptr);
 }
 
 inline bool valid_conn_id(const std::string& id, bool split) {

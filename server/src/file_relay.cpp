@@ -90,12 +90,13 @@ struct FileRelay::Forward {
   HttpStream* stream = nullptr;  // null once the exchange is over
   bool answered = false;         // a response or head came back
   bool ended = false;
-  std::uint64_t body_seq = 0;   // next file_body to send
-  std::uint64_t data_seq = 0;   // next file_data expected
-  bool has_body = false;        // an upload: its answer comes only after the body
-  std::uint64_t published = 0;  // upload bytes sent to the agent's instance
-  std::uint64_t taken = 0;      // ... and taken by it (file_taken)
-  bool far_allows = true;       // the agent's instance has not asked to stop (file_receiving)
+  std::uint64_t body_seq = 0;             // next file_body to send
+  std::uint64_t data_seq = 0;             // next file_data expected
+  bool has_body = false;                  // an upload or exec: its answer comes only after the body
+  std::chrono::seconds answer_within{0};  // FileRequest::answer_within
+  std::uint64_t published = 0;            // upload bytes sent to the agent's instance
+  std::uint64_t taken = 0;                // ... and taken by it (file_taken)
+  bool far_allows = true;  // the agent's instance has not asked to stop (file_receiving)
 
   // Reads the request body only while both the far side and the hop's window allow it.
   void apply_receiving() const {
@@ -297,13 +298,15 @@ std::unique_ptr<HttpStreamHandler> FileRelay::forward(const FileRequest& request
   f->id = stream_id();
   f->target = instance;
   f->stream = &stream;
-  f->has_body = request.kind == "put";
+  f->has_body = request.kind == "put" || request.kind == "exec";
+  f->answer_within = request.answer_within;
   forwards_[f->id] = f;
   json m = {{"type", "file_start"},         {"stream", f->id},      {"kind", request.kind},
             {"agent_id", request.agent_id}, {"path", request.path}, {"size", request.size}};
   if (request.mode) m["mode"] = *request.mode;
   if (!request.user_id.empty()) m["user_id"] = request.user_id;
-  spdlog::info("file transfer relayed agent={} kind={} to={}", request.agent_id, request.kind,
+  spdlog::info("{} relayed agent={} kind={} to={}",
+               request.kind == "exec" ? "exec" : "file transfer", request.agent_id, request.kind,
                instance);
   publish_(instance, std::move(m));
   return std::make_unique<ForwardHandler>(*this, f);
@@ -366,8 +369,8 @@ void FileRelay::on_remote_message(const std::string& from, const std::string& ty
     auto r = std::make_unique<RemoteStream>(*this, id, from);
     RemoteStream* raw = r.get();
     remotes_[id] = std::move(r);
-    FileRequest req{str(p, "kind"), str(p, "agent_id"), str(p, "path"),
-                    num(p, "size"), std::nullopt,       str(p, "user_id")};
+    FileRequest req{str(p, "kind"), str(p, "agent_id"), str(p, "path"),         num(p, "size"),
+                    std::nullopt,   str(p, "user_id"),  std::chrono::seconds(0)};
     if (const auto it = p.find("mode"); it != p.end() && it->is_number_unsigned()) {
       req.mode = it->get<std::uint32_t>() & 07777U;
     }
@@ -387,7 +390,11 @@ void FileRelay::check() {
       continue;
     }
     const auto quiet = now - f->last_heard;
-    if ((!f->answered && !f->has_body && quiet > kAnswerTimeout) || quiet > kStallTimeout) {
+    // A command's answer may take as long as the command; nothing moves meanwhile.
+    const bool awaited = !f->answered && f->answer_within.count() > 0;
+    if (awaited
+            ? quiet > f->answer_within
+            : (!f->answered && !f->has_body && quiet > kAnswerTimeout) || quiet > kStallTimeout) {
       late.push_back(f);
     }
   }

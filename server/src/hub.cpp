@@ -29,11 +29,16 @@ std::string format_time(SysClock::time_point t) {
   return buf;
 }
 
-// An exec waiting for its exec_result. `user` is null once that socket closed.
-struct ExecWaiter {
-  Hub::UserConn* user = nullptr;
-  std::string session_id;
-  std::size_t command_bytes = 0;
+// An exec waiting for its exec_result: a terminal socket's (`user`, null once that socket
+// closed) or start_exec's (`done`, empty once cancelled). A waiter stays until its result comes
+// even when nobody wants it any more, so that the result is not taken for another command's.
+struct Hub::ExecWaiter {
+  std::uint64_t id = 0;
+  UserConn* user = nullptr;
+  ExecDone done;
+  std::string user_id;
+  std::optional<std::string> session_id;  // the terminal's session; none for start_exec
+  std::string command;
   Clock::time_point started;
 };
 
@@ -47,7 +52,7 @@ struct Hub::AgentConn {
   SysClock::time_point last_ping;
   json system_info;
   json stats;
-  std::vector<ExecWaiter> exec_waiters;  // FIFO: exec_result carries no request id
+  std::vector<ExecWaiter> exec_waiters;  // in the order they were sent
   std::set<UserConn*> paused_senders;    // not read until this agent's input queue drains
   int paused_sessions = 0;               // v1: its link is not read while this is above 0
   bool gone = false;
@@ -91,7 +96,13 @@ struct Hub::Session {
   std::set<UserConn*> viewers;
   std::uint64_t offset = 0;  // of the next output byte
   bool has_shell = false;    // between shell_started and shell_stopped
-  bool flow_paused = false;  // the agent was told to stop reading its PTY (shell_flow)
+  // v1 links: the agent's shell for this session on the current link. kStarting from our
+  // shell_start to its shell_started; meanwhile input and resizes are held (holds()).
+  enum class Start : std::uint8_t { kNone, kStarting, kStarted } start = Start::kNone;
+  std::string held_input;            // in order; bounded by pausing its senders
+  std::set<UserConn*> held_senders;  // not read until the held input has gone out
+  bool size_set = false;             // a viewer has set cols/rows
+  bool flow_paused = false;          // the agent was told to stop reading its PTY (shell_flow)
   std::unique_ptr<uvx::Timer> linger;
   // Recording (Recordings): the agent's policy when the last viewer joined, the open file (from
   // the first output after a viewer joined, until the shell stops), the offset it has up to, and
@@ -103,6 +114,13 @@ struct Hub::Session {
   std::uint16_t rows = 24;
   SysClock::time_point started_at = SysClock::now();  // its age on the page (sessions_json)
 };
+
+namespace {
+
+// The exec_id of an exec on a v2 link (docs/protocol.md "Exec").
+std::string exec_id_of(std::uint64_t id) { return "e" + std::to_string(id); }
+
+}  // namespace
 
 // ---- handlers: trampolines from the plumbing into the hub ----
 
@@ -206,6 +224,7 @@ std::unique_ptr<WsHandler> Hub::accept_agent(WsConn& conn, AgentHello hello) {
     // A new connection replaces the old one (the agent reconnected before we noticed).
     spdlog::info("agent connection replaced agent={}", id);
     audit_agent(*it->second, "agent_disconnected", "replaced");
+    fail_execs(*it->second);
     it->second->gone = true;
     it->second->conn->close(4000, "replaced by a new connection");
     on_agent_drain(*it->second);  // its queue is abandoned: read its senders again
@@ -232,7 +251,8 @@ std::unique_ptr<WsHandler> Hub::accept_agent(WsConn& conn, AgentHello hello) {
   // Viewers that waited through the grace period: tell them, and bring their sessions back.
   for (auto& [key, s] : sessions_) {
     if (key.first != id) continue;
-    s->flow_paused = false;  // a new link starts with nothing paused
+    s->flow_paused = false;            // a new link starts with nothing paused
+    s->start = Session::Start::kNone;  // and knows of no shell yet
     if (s->viewers.empty()) continue;
     std::uint64_t resume = UINT64_MAX;
     for (UserConn* u : s->viewers) {
@@ -361,6 +381,82 @@ std::set<std::string> Hub::terminal_agents(const std::string& user_id) const {
   return out;
 }
 
+std::uint64_t Hub::start_exec(const std::string& agent_id, const std::string& user_id,
+                              std::string command, std::optional<std::uint32_t> timeout_s,
+                              ExecDone done) {
+  const auto it = agents_.find(agent_id);
+  if (it == agents_.end()) return 0;
+  ExecWaiter w;
+  w.id = ++next_exec_;
+  w.done = std::move(done);
+  w.user_id = user_id;
+  w.command = std::move(command);
+  w.started = Clock::now();
+  const std::uint64_t id = w.id;
+  send_exec(*it->second, std::move(w), timeout_s);
+  return id;
+}
+
+void Hub::cancel_exec(std::uint64_t id) {
+  for (auto& [agent_id, a] : agents_) {
+    for (ExecWaiter& w : a->exec_waiters) {
+      if (w.id == id) {
+        w.done = nullptr;
+        return;
+      }
+    }
+  }
+}
+
+std::size_t Hub::execs_running(const std::string& agent_id) const {
+  const auto it = agents_.find(agent_id);
+  return it == agents_.end() ? 0 : it->second->exec_waiters.size();
+}
+
+void Hub::send_exec(AgentConn& a, ExecWaiter w, std::optional<std::uint32_t> timeout_s) {
+  proto::Exec m{w.command, timeout_s, std::nullopt};
+  // Our agent copies the id into its result; v1 results are matched by their command.
+  if (a.conn->is_v2()) m.exec_id = exec_id_of(w.id);
+  a.exec_waiters.push_back(std::move(w));
+  a.conn->send_text(proto::encode(proto::AgentMessage(m)));
+}
+
+void Hub::finish_exec(const AgentConn& a, const ExecWaiter& w, proto::ExecResult r, bool lost) {
+  r.exec_id.reset();  // between agent and server only
+  // The command and its output may hold secrets: only their sizes are recorded.
+  json details = {
+      {"command_bytes", w.command.size()},
+      {"exit_code", r.exit_code},
+      {"success", r.success},
+      {"output_bytes", r.output.size()},
+      {"duration_ms",
+       std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - w.started).count()}};
+  if (r.error) details["error"] = *r.error;
+  if (!w.session_id) details["via"] = "http";
+  sink_.audit("exec_run", w.user_id, a.user_id, a.id, w.session_id, details);
+  if (w.user != nullptr && !w.user->gone) {
+    w.user->conn->send_text(proto::encode(proto::UserMessage(r)));
+  }
+  if (!w.done) return;
+  if (lost) {
+    w.done(Error(Errc::kUnavailable, "agent disconnected"));
+  } else {
+    w.done(std::move(r));
+  }
+}
+
+void Hub::fail_execs(AgentConn& a) {
+  const std::vector<ExecWaiter> waiters = std::move(a.exec_waiters);
+  a.exec_waiters.clear();
+  for (const ExecWaiter& w : waiters) {
+    proto::ExecResult r;
+    r.command = w.command;
+    r.exit_code = -1;
+    r.error = "agent disconnected";
+    finish_exec(a, w, std::move(r), true);
+  }
+}
+
 void Hub::drop_agent(const std::string& agent_id) {
   for (UserConn* u : users_) {
     if (u->agent_id == agent_id && !u->gone) u->conn->close(4001, "agent not online");
@@ -416,25 +512,84 @@ bool Hub::send_file_data(const std::string& agent_id, std::string_view transfer_
 
 void Hub::send_shell_start(const std::string& agent_id, const std::string& session_id,
                            bool new_session, std::uint64_t resume_offset) {
+  const auto a = agents_.find(agent_id);
+  if (a == agents_.end()) return;
   proto::ShellStart m;
   m.session_id = session_id;
   m.new_session = new_session;
   m.resume_offset = resume_offset;
-  send_to_agent(agent_id, proto::encode(proto::AgentMessage(m)));
+  if (const auto it = sessions_.find({agent_id, session_id}); it != sessions_.end()) {
+    Session& s = *it->second;
+    // Our agent starts (or resizes) the shell at the viewers' size; a v1 agent may ignore it,
+    // so on a v1 link the size also follows shell_started (release_held).
+    if (s.size_set) {
+      m.cols = s.cols;
+      m.rows = s.rows;
+    }
+    if (s.start == Session::Start::kNone) s.start = Session::Start::kStarting;
+  }
+  a->second->conn->send_text(proto::encode(proto::AgentMessage(m)));
+}
+
+bool Hub::holds(const AgentConn& a, const Session& s) const {
+  // Our agent spawns the shell before it reads the next message: nothing need wait on v2.
+  return !a.conn->is_v2() && s.start != Session::Start::kStarted;
+}
+
+void Hub::release_held(AgentConn& a, Session& s) {
+  if (s.size_set) {
+    a.conn->send_text(proto::encode(proto::AgentMessage(proto::ShellResize{s.id, s.cols, s.rows})));
+  }
+  if (!s.held_input.empty()) {
+    const std::string held = std::move(s.held_input);
+    s.held_input.clear();
+    forward_input(a, s.id, held);
+  }
+  drop_held(s);
+}
+
+void Hub::drop_held(Session& s) {
+  s.held_input.clear();
+  for (UserConn* u : s.held_senders) {
+    if (!u->gone) u->conn->set_receiving(true);
+  }
+  s.held_senders.clear();
 }
 
 void Hub::send_input(UserConn& from, std::string_view bytes) {
   const auto it = agents_.find(from.agent_id);
   if (it == agents_.end() || bytes.empty()) return;
+  AgentConn& a = *it->second;
   input_bytes_ += bytes.size();
   from.bytes_in += bytes.size();
-  const std::string& session_id = from.session_id;
-  WsConn& c = *it->second->conn;
+  // Only a v1 link holds input (holds()): a v2 keystroke goes straight on.
+  if (const auto sit =
+          a.conn->is_v2() ? sessions_.end() : sessions_.find({from.agent_id, from.session_id});
+      sit != sessions_.end() && holds(a, *sit->second)) {
+    Session& s = *sit->second;
+    if (s.start == Session::Start::kNone) {
+      // This session has no shell on the link (it stopped, or never started): a v1 agent would
+      // type the input into `main`.
+      spdlog::debug("input dropped, no shell agent={} sid={} bytes={}", a.id, s.id, bytes.size());
+      return;
+    }
+    s.held_input.append(bytes);
+    if (s.held_input.size() > config_.agent_input_high_water &&
+        s.held_senders.insert(&from).second) {
+      from.conn->set_receiving(false);
+    }
+    return;
+  }
   // Input (§7): above the mark, stop reading this user until the agent's queue drains.
-  if (c.queued_bytes() > config_.agent_input_high_water &&
-      it->second->paused_senders.insert(&from).second) {
+  if (a.conn->queued_bytes() > config_.agent_input_high_water &&
+      a.paused_senders.insert(&from).second) {
     from.conn->set_receiving(false);
   }
+  forward_input(a, from.session_id, bytes);
+}
+
+void Hub::forward_input(AgentConn& a, const std::string& session_id, std::string_view bytes) {
+  WsConn& c = *a.conn;
   // Pieces of at most 64 KiB: a user's largest message (a 1 MiB paste) must not become a frame
   // over the agent's limit once framed or base64-encoded.
   constexpr std::size_t kPiece = 64U * 1024U;
@@ -828,6 +983,14 @@ void Hub::on_agent_message(AgentConn& a, std::string_view payload, bool binary) 
               u->awaiting = false;
               if (fresh) reset_position(*u);
             }
+            const bool was_starting = sess.start == Session::Start::kStarting;
+            if constexpr (std::is_same_v<T, proto::ShellStarted>) {
+              sess.start = Session::Start::kStarted;
+              if (was_starting && !a.conn->is_v2()) release_held(a, sess);
+            } else {
+              sess.start = Session::Start::kNone;
+              drop_held(sess);  // no shell to type into
+            }
           }
           route_status(a.id, m.session_id, proto::encode(proto::UserMessage(m)));
         } else if constexpr (std::is_same_v<T, proto::ShellStopped>) {
@@ -836,6 +999,8 @@ void Hub::on_agent_message(AgentConn& a, std::string_view payload, bool binary) 
             it->second->offset = 0;  // a new shell numbers from 0 again
             const bool had_shell = it->second->has_shell;
             it->second->has_shell = false;
+            it->second->start = Session::Start::kNone;
+            drop_held(*it->second);
             if (had_shell) announce_sessions(a.id);
             it->second->recording.reset();  // one recording per shell
             it->second->recorded = 0;
@@ -855,25 +1020,20 @@ void Hub::on_agent_message(AgentConn& a, std::string_view payload, bool binary) 
           a.system_info = json::parse(proto::encode(proto::AgentMessage(m)))["data"];
           sink_.agent_system_info(a.id, a.system_info);
         } else if constexpr (std::is_same_v<T, proto::ExecResult>) {
-          while (!a.exec_waiters.empty()) {
-            const ExecWaiter w = a.exec_waiters.front();
-            a.exec_waiters.erase(a.exec_waiters.begin());
-            UserConn* u = w.user;
-            if (u != nullptr && !u->gone) {
-              u->conn->send_text(proto::encode(proto::UserMessage(m)));
-              // The command and its output may hold secrets: only their sizes are recorded.
-              json details = {{"command_bytes", w.command_bytes},
-                              {"exit_code", m.exit_code},
-                              {"success", m.success},
-                              {"output_bytes", m.output.size()},
-                              {"duration_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                  Clock::now() - w.started)
-                                                  .count()}};
-              if (m.error) details["error"] = *m.error;
-              sink_.audit("exec_run", u->user_id, a.user_id, a.id, w.session_id, details);
-              break;
-            }
+          // Commands run side by side, so results come in any order: ours carry the exec_id
+          // they were sent with; a v1 agent's (no id) is the oldest waiter's for that command.
+          auto& waiters = a.exec_waiters;
+          const auto it = std::find_if(waiters.begin(), waiters.end(), [&](const ExecWaiter& w) {
+            return m.exec_id ? exec_id_of(w.id) == *m.exec_id : w.command == m.command;
+          });
+          if (it == waiters.end()) {
+            ++dropped_;
+            spdlog::debug("exec result for no request dropped agent={}", a.id);
+            return;
           }
+          const ExecWaiter w = std::move(*it);
+          waiters.erase(it);
+          finish_exec(a, w, m, false);
         } else {
           // pong and anything else from an agent: the timestamp refresh above is all.
         }
@@ -892,18 +1052,11 @@ void Hub::mark_offline(const std::string& agent_id, const char* reason) {
   const auto it = agents_.find(agent_id);
   if (it == agents_.end()) return;
   const std::string user_id = it->second->user_id;
-  for (const ExecWaiter& w : it->second->exec_waiters) {
-    if (w.user != nullptr && !w.user->gone) {
-      proto::ExecResult r;
-      r.error = "agent disconnected";
-      r.exit_code = -1;
-      w.user->conn->send_text(proto::encode(proto::UserMessage(r)));
-      sink_.audit("exec_run", w.user->user_id, user_id, agent_id, w.session_id,
-                  {{"command_bytes", w.command_bytes},
-                   {"exit_code", -1},
-                   {"success", false},
-                   {"error", "agent disconnected"}});
-    }
+  fail_execs(*it->second);
+  for (auto& [key, s] : sessions_) {
+    if (key.first != agent_id) continue;
+    s->start = Session::Start::kNone;
+    drop_held(*s);  // meant for shells of a link that is gone
   }
   audit_agent(*it->second, "agent_disconnected", reason);
   on_agent_drain(*it->second);  // its queue is gone: read its senders again
@@ -987,14 +1140,19 @@ void Hub::on_user_message(UserConn& u, std::string_view payload, bool binary) {
         if constexpr (std::is_same_v<T, proto::Input>) {
           send_input(u, m.data);
         } else if constexpr (std::is_same_v<T, proto::Resize>) {
-          if (auto it = sessions_.find({u.agent_id, u.session_id}); it != sessions_.end()) {
+          const auto it = sessions_.find({u.agent_id, u.session_id});
+          if (it != sessions_.end()) {
             Session& sess = *it->second;
             sess.cols = m.cols;
             sess.rows = m.rows;
+            sess.size_set = true;
             if (sess.recording) (void)sess.recording->resize(m.cols, m.rows);
           }
-          send_to_agent(
-              u.agent_id,
+          const auto agent = agents_.find(u.agent_id);
+          if (agent == agents_.end()) return;
+          // Held: the latest size goes out once the shell has started (release_held).
+          if (it != sessions_.end() && holds(*agent->second, *it->second)) return;
+          agent->second->conn->send_text(
               proto::encode(proto::AgentMessage(proto::ShellResize{u.session_id, m.cols, m.rows})));
         } else if constexpr (std::is_same_v<T, proto::UserExec>) {
           const auto it = agents_.find(u.agent_id);
@@ -1011,10 +1169,14 @@ void Hub::on_user_message(UserConn& u, std::string_view payload, bool binary) {
                          {"error", "agent not online"}});
             return;
           }
-          it->second->exec_waiters.push_back(
-              ExecWaiter{&u, u.session_id, m.command.size(), Clock::now()});
-          it->second->conn->send_text(
-              proto::encode(proto::AgentMessage(proto::Exec{m.command, std::nullopt})));
+          ExecWaiter w;
+          w.id = ++next_exec_;
+          w.user = &u;
+          w.user_id = u.user_id;
+          w.session_id = u.session_id;
+          w.command = m.command;
+          w.started = Clock::now();
+          send_exec(*it->second, std::move(w), std::nullopt);
         } else if constexpr (std::is_same_v<T, proto::UserPing>) {
           u.conn->send_text(proto::encode(proto::UserMessage(proto::UserPong{})));
         } else if constexpr (std::is_same_v<T, proto::UserFlow>) {
@@ -1047,6 +1209,7 @@ void Hub::on_user_closed(UserConn& u) {
   if (sit == sessions_.end()) return;
   Session& s = *sit->second;
   s.viewers.erase(&u);
+  s.held_senders.erase(&u);
   spdlog::info("terminal closed agent={} sid={} conn={}", u.agent_id, u.session_id, u.conn_id);
   update_flow(s);  // the remaining viewers may all be keeping up, or there are none
   const std::string agent_id = u.agent_id;

@@ -294,6 +294,9 @@ int main(int argc, char** argv) {
   user_add->add_option("--tier", tier, "guest, free, pro or enterprise")
       ->check(CLI::IsMember({"guest", "free", "pro", "enterprise"}));
   user_add->add_flag("--admin", admin, "Exempt from every plan limit");
+  std::string email;
+  user_add->add_option("--email", email,
+                       "E-mail address, shown to clients (GET /api/profile, whoami)");
   auto* user_list = user_cmd->add_subcommand("list", "List users");
   auto* user_mfa = user_cmd->add_subcommand(
       "mfa-enroll", "Enrol a user for TOTP (MFA lock); prints the otpauth URI and secret once");
@@ -396,12 +399,18 @@ int main(int argc, char** argv) {
   auto store = open_db(db);
   if (!store) return fail(store.error().message);
   if (user_add->parsed()) {
+    const auto at = email.find('@');
+    if (!email.empty() && (at == 0 || at == std::string::npos || at + 1 == email.size() ||
+                           email.find_first_of(" \t\r\n<>\"") != std::string::npos)) {
+      return fail("--email must be an address like name@example.com");
+    }
     User u;
     u.id = new_uuid_v4();
     u.username = name;
     u.tier = tier;
     u.is_admin = admin;
     u.created_at = now_ms();
+    u.email = email;
     if (auto st = (*store)->create_user(u); !st) {
       return fail(st.error().code == rx::Errc::kExists ? "user " + name + " already exists"
                                                        : st.error().message);
@@ -427,10 +436,10 @@ int main(int argc, char** argv) {
   if (user_list->parsed()) {
     auto users = (*store)->list_users();
     if (!users) return fail(users.error().message);
-    std::printf("%-36s  %-20s  %-10s  %s\n", "ID", "NAME", "TIER", "ADMIN");
+    std::printf("%-36s  %-20s  %-10s  %-5s  %s\n", "ID", "NAME", "TIER", "ADMIN", "EMAIL");
     for (const auto& u : *users) {
-      std::printf("%-36s  %-20s  %-10s  %s\n", u.id.c_str(), u.username.c_str(), u.tier.c_str(),
-                  u.is_admin ? "yes" : "no");
+      std::printf("%-36s  %-20s  %-10s  %-5s  %s\n", u.id.c_str(), u.username.c_str(),
+                  u.tier.c_str(), u.is_admin ? "yes" : "no", u.email.c_str());
     }
     return 0;
   }

@@ -36,7 +36,7 @@ struct World {
     auto s = rx::server::SqliteStore::open(":memory:");
     REXEC_CHECK(s);
     store = std::move(s).value();
-    rx::server::User u{"u-fuzz", "fuzz", "pro", false, false, 1};
+    rx::server::User u{"u-fuzz", "fuzz", "pro", false, false, 1, ""};
     REXEC_CHECK(store->create_user(u));
     token = rx::server::generate_api_token();
     rx::server::ApiToken t;
@@ -77,7 +77,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   World& w = world();
   const std::string agent = "/api/agents/" + w.agent_id;
   const std::string mfa = "/api/security/terminal/agent:" + w.agent_id + "/";
-  const std::array<std::pair<const char*, std::string>, 10> routes = {{
+  const std::array<std::pair<const char*, std::string>, 12> routes = {{
       {"POST", "/api/agents/register"},
       {"POST", "/api/agents"},
       {"PATCH", agent},
@@ -87,6 +87,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       {"POST", mfa + "mfa-lock"},
       {"GET", "/api/agents"},
       {"GET", agent + "/status"},
+      {"GET", "/api/profile"},
+      {"GET", "/api/containers"},
       {"DELETE", "/api/tokens/" + std::string(reinterpret_cast<const char*>(data) + 1,
                                               std::min<std::size_t>(size - 1, 64))},
   }};

@@ -114,6 +114,18 @@ TEST_CASE("cluster: users on A and C use a terminal on B's agent, v1 and v2", "[
   auto result = ex.wait_type("exec_result");
   REQUIRE(result);
   CHECK((*result)["data"]["output"].get<std::string>().find("exec-42") != std::string::npos);
+  // A command over HTTP (`rexec exec`), relayed from A and from C to B's agent.
+  for (int i : {kA, kC}) {
+    auto r = rx::test::http(loop, "POST", s.sys.http_url(i, "/api/agents/" + s.agent.id + "/exec"),
+                            s.token, R"({"command":"echo http-$((6*7)); exit 4"})");
+    CHECK(r.status == 200);
+    CHECK(r.raw == R"({"command":"echo http-$((6*7)); exit 4","output":"http-42\n",)"
+                   R"("success":false,"exit_code":4})");
+  }
+  // The public CLI's list, from an instance the agent is not on.
+  auto listed = rx::test::http(loop, "GET", s.sys.http_url(kC, "/api/containers"), s.token);
+  REQUIRE(listed.body["count"] == 1);
+  CHECK(listed.body["containers"][0]["status"] == "running");
 
   // The events hub on C carries the stats of B's agent.
   TestSocket events(loop);

@@ -161,10 +161,12 @@ std::string System::ws_url(const std::string& path) const {
   return (scheme_ == "https" ? "wss://" : "ws://") + host_ + ":" + std::to_string(port_) + path;
 }
 
-std::string System::add_user(const std::string& name, const std::string& tier, bool admin) {
+std::string System::add_user(const std::string& name, const std::string& tier, bool admin,
+                             const std::string& email) {
   std::vector<std::string> argv = {server_binary(), "user", "add",  name,
                                    "--tier",        tier,   "--db", db_path_};
   if (admin) argv.emplace_back("--admin");
+  if (!email.empty()) argv.insert(argv.end(), {"--email", email});
   auto r = run_program(argv, dir_ + "/cli.log");
   if (r.exit_code != 0) {
     dump_logs();

@@ -55,9 +55,10 @@ class System {
 
   [[nodiscard]] bool on_postgres() const { return pg_ != nullptr; }
 
-  // `rexec-server user add NAME --tier TIER [--admin]`; returns the API token it prints.
+  // `rexec-server user add NAME --tier TIER [--admin] [--email EMAIL]`; returns the API token
+  // it prints.
   std::string add_user(const std::string& name, const std::string& tier = "free",
-                       bool admin = false);
+                       bool admin = false, const std::string& email = "");
 
   struct Agent {
     std::string id;

@@ -5,10 +5,13 @@
 // owner's (API token and web session). One table of the
 // status and body each must get; sockets are asked with a plain GET of their URL, which the
 // server answers with the same checks as the upgrade (426 when the upgrade would be accepted).
+// DELETE of an agent gets a freshly registered agent for each caller: the agent token may delete
+// its own agent (as the deployed agent's `unregister` does) and no other.
 #include <catch2/catch.hpp>
 
 #include <ctime>
 #include <map>
+#include <optional>
 
 #include "fixture.h"
 #include "jwt_sign.h"
@@ -27,6 +30,9 @@ struct Route {
   std::string body;
   Kind kind = Kind::kRest;
   bool per_agent = true;  // ownership applies (404 or 403 for strangers)
+  // DELETE /api/agents/AGENT: AGENT is a fresh agent of the owner's, and the "agent token"
+  // caller holds that agent's own token (`own`) or the first agent's (another agent's).
+  enum class Deletes { kNo, kOwn, kOther } deletes = Deletes::kNo;
 };
 
 struct Expect {
@@ -97,6 +103,11 @@ TEST_CASE("route table: every route against every kind of caller", "[integration
       {"DELETE", "/api/agents/AGENT/sessions/split-none", "", Kind::kRest, true},
       {"GET", "/api/audit?user_id=x&since=1", "", Kind::kRest, false},
       {"GET", "/ws/agent/AGENT/terminal?id=rt2&session=main", "", Kind::kSocket, true},
+      {"GET", "/api/profile", "", Kind::kRest, false},
+      {"GET", "/api/containers", "", Kind::kRest, false},
+      {"POST", "/api/agents/AGENT/exec", R"({"command":"true"})", Kind::kRest, true},
+      {"DELETE", "/api/agents/AGENT", "", Kind::kRest, true, Route::Deletes::kOwn},
+      {"DELETE", "/api/agents/AGENT", "", Kind::kRest, true, Route::Deletes::kOther},
   };
 
   const auto expect = [&](const Route& r, const std::string& who) -> Expect {
@@ -121,6 +132,7 @@ TEST_CASE("route table: every route against every kind of caller", "[integration
     }
     if (who == "agent token") {
       if (r.path == "/api/tokens/validate") return {200, {}};
+      if (r.deletes == Route::Deletes::kOwn) return {200, {{"message", "agent deleted"}}};
       if (agent_socket) return {426, err("websocket upgrade required")};  // its own socket
       if (r.kind == Kind::kRest) return {403, err("token scope does not allow this")};
       return {403, err("not authorized")};
@@ -138,17 +150,44 @@ TEST_CASE("route table: every route against every kind of caller", "[integration
     // No viewer has opened main yet: there is nothing to attach to.
     if (r.path.find("session=main") != std::string::npos) return {404, err("session not found")};
     if (r.kind == Kind::kSocket) return {426, err("websocket upgrade required")};
+    if (r.deletes != Route::Deletes::kNo) return {200, {{"message", "agent deleted"}}};
     return {200, {}};
+  };
+
+  // The agent a DELETE row deletes: registered by the owner, again after each deletion.
+  struct Fresh {
+    std::string id;
+    std::string token;
+  };
+
+  std::optional<Fresh> fresh;
+  const auto fresh_agent = [&]() -> const Fresh& {
+    if (!fresh) {
+      auto reg =
+          rx::test::http(loop, "POST", sys.http_url("/api/agents"), owner, R"({"name":"doomed"})");
+      REQUIRE(reg.status == 201);
+      fresh = Fresh{reg.body.value("id", ""), reg.body.value("token", "")};
+    }
+    return *fresh;
   };
 
   int checked = 0;
   for (const auto& route : routes) {
-    std::string path = route.path;
-    if (const auto at = path.find("AGENT"); at != std::string::npos) path.replace(at, 5, agent.id);
-    for (const auto& [who, token] : callers) {
+    for (const auto& [who, caller_token] : callers) {
       INFO(route.method << " " << route.path << " as " << who);
+      std::string token = caller_token;
+      std::string target = agent.id;
+      if (route.deletes != Route::Deletes::kNo) {
+        target = fresh_agent().id;
+        if (who == "agent token" && route.deletes == Route::Deletes::kOwn) {
+          token = fresh_agent().token;
+        }
+      }
+      std::string path = route.path;
+      if (const auto at = path.find("AGENT"); at != std::string::npos) path.replace(at, 5, target);
       const auto want = expect(route, who);
       const auto got = rx::test::http(loop, route.method, sys.http_url(path), token, route.body);
+      if (route.deletes != Route::Deletes::kNo && got.status == 200) fresh.reset();
       CHECK(got.status == want.status);
       if (!want.body.is_null()) {
         CHECK(got.body == want.body);

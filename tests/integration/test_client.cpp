@@ -44,32 +44,63 @@ void Loop::run_for(std::chrono::milliseconds d) {
   (void)run_until([] { return false; }, d);
 }
 
-HttpResult http(Loop& loop, const std::string& method, const std::string& url,
-                const std::string& token, const std::string& body,
-                const std::vector<std::pair<std::string, std::string>>& headers) {
-  net::HttpClient client(loop.lws());
+namespace {
+
+// Starts `req` on `client`; false when it could not be started (`done` is not called then).
+bool start_request(net::HttpClient& client, net::HttpRequest req, const std::string& token,
+                   std::function<void(HttpResult)> done) {
+  if (!token.empty()) req.headers.emplace_back("authorization", "Bearer " + token);
+  auto st = client.request(std::move(req), [done = std::move(done)](Result<net::HttpResponse> r) {
+    HttpResult result;
+    if (r) {
+      result.status = r->status;
+      result.raw = r->body;
+      result.body = nlohmann::json::parse(result.raw, nullptr, false);
+      if (result.body.is_discarded()) result.body = nullptr;
+    }
+    done(std::move(result));
+  });
+  return st.has_value();
+}
+
+net::HttpRequest make_request(const std::string& method, const std::string& url,
+                              const std::string& body) {
   net::HttpRequest req;
   req.method = method;
   auto parsed = net::Url::parse(url);
   if (!parsed) throw std::runtime_error("bad url " + url);
   req.url = *parsed;
   req.body = body;
+  return req;
+}
+
+}  // namespace
+
+HttpResult http(Loop& loop, const std::string& method, const std::string& url,
+                const std::string& token, const std::string& body,
+                const std::vector<std::pair<std::string, std::string>>& headers) {
+  net::HttpClient client(loop.lws());
+  net::HttpRequest req = make_request(method, url, body);
   req.headers = headers;
-  if (!token.empty()) req.headers.emplace_back("authorization", "Bearer " + token);
   bool done = false;
   HttpResult result;
-  auto st = client.request(std::move(req), [&](Result<net::HttpResponse> r) {
-    done = true;
-    if (!r) return;
-    result.status = r->status;
-    result.raw = r->body;
-    result.body = nlohmann::json::parse(result.raw, nullptr, false);
-    if (result.body.is_discarded()) result.body = nullptr;
-  });
-  if (!st) return result;
+  if (!start_request(client, std::move(req), token, [&](HttpResult r) {
+        done = true;
+        result = std::move(r);
+      })) {
+    return result;
+  }
   loop.run_until([&] { return done; }, 10s);
   loop.run_for(5ms);  // callers poll in loops: keep them from spinning
   return result;
+}
+
+void http_start(net::HttpClient& client, const std::string& method, const std::string& url,
+                const std::string& token, const std::string& body,
+                std::chrono::milliseconds idle_timeout, std::function<void(HttpResult)> done) {
+  net::HttpRequest req = make_request(method, url, body);
+  req.idle_timeout = idle_timeout;
+  if (!start_request(client, std::move(req), token, done)) done(HttpResult{});
 }
 
 nlohmann::json WsFrame::json() const {

@@ -58,6 +58,14 @@ HttpResult http(Loop& loop, const std::string& method, const std::string& url,
                 const std::string& token = "", const std::string& body = "",
                 const std::vector<std::pair<std::string, std::string>>& headers = {});
 
+// Starts one HTTP request on `client`, which its loop runs while the caller waits for something
+// else; `done` gets what http() would return. `idle_timeout` as net::HttpRequest's (zero: its
+// fixed phases, 5 s for the answer to start). Requests still running when `client` is destroyed
+// are abandoned.
+void http_start(net::HttpClient& client, const std::string& method, const std::string& url,
+                const std::string& token, const std::string& body,
+                std::chrono::milliseconds idle_timeout, std::function<void(HttpResult)> done);
+
 struct WsFrame {
   bool binary = false;
   std::string data;

@@ -11,7 +11,7 @@
 namespace rx::server::columns {
 
 inline constexpr const char* kUser =
-    "id, username, tier, is_admin, subscription_active, created_at";
+    "id, username, tier, is_admin, subscription_active, created_at, email";
 inline constexpr const char* kToken =
     "id, user_id, name, token_hash, token_prefix, scopes, agent_id, expires_at, revoked_at, "
     "last_used_at, created_at";

@@ -16,7 +16,7 @@ namespace {
 
 // The same records as SqliteStore's migrations, in PostgreSQL's types. Append only; the table
 // rexec_schema records how many ran. `seq` columns give insertion order (SQLite's rowid).
-constexpr std::array<const char*, 3> kMigrations = {R"sql(
+constexpr std::array<const char*, 4> kMigrations = {R"sql(
 CREATE TABLE users (
   id TEXT PRIMARY KEY, username TEXT NOT NULL UNIQUE, tier TEXT NOT NULL,
   is_admin BOOLEAN NOT NULL DEFAULT false, subscription_active BOOLEAN NOT NULL DEFAULT false,
@@ -55,6 +55,9 @@ CREATE TABLE audit_events (
   owner_id TEXT NOT NULL, agent_id TEXT, session_id TEXT, details TEXT NOT NULL DEFAULT '{}');
 CREATE INDEX audit_events_owner ON audit_events(owner_id, id);
 CREATE INDEX audit_events_at ON audit_events(at);
+)sql",
+                                                    R"sql(
+ALTER TABLE users ADD COLUMN email TEXT NOT NULL DEFAULT '';
 )sql"};
 
 // Any number, so instances migrating the same database at once take turns.
@@ -262,7 +265,8 @@ class PgConn {
 namespace {
 
 User read_user(const PgResult& r, int i) {
-  return {r.text(i, 0), r.text(i, 1), r.text(i, 2), r.boolean(i, 3), r.boolean(i, 4), r.i64(i, 5)};
+  return {r.text(i, 0),    r.text(i, 1), r.text(i, 2), r.boolean(i, 3),
+          r.boolean(i, 4), r.i64(i, 5),  r.text(i, 6)};
 }
 
 ApiToken read_token(const PgResult& r, int i) {
@@ -445,9 +449,9 @@ void PgStore::flush() {
 }
 
 Status PgStore::create_user(const User& u) {
-  return conn_->exec(sql("INSERT INTO users (", columns::kUser, ") VALUES ($1,$2,$3,$4,$5,$6)"),
+  return conn_->exec(sql("INSERT INTO users (", columns::kUser, ") VALUES ($1,$2,$3,$4,$5,$6,$7)"),
                      {p(u.id), p(u.username), p(u.tier), p(u.is_admin), p(u.subscription_active),
-                      p(u.created_at)});
+                      p(u.created_at), p(u.email)});
 }
 
 Result<std::optional<User>> PgStore::user_by_id(const std::string& id) {

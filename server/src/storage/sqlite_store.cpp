@@ -12,7 +12,7 @@ namespace rx::server {
 namespace {
 
 // Schema migrations, applied in order; PRAGMA user_version records how many ran. Append only.
-constexpr std::array<const char*, 3> kMigrations = {R"sql(
+constexpr std::array<const char*, 4> kMigrations = {R"sql(
 CREATE TABLE users (
   id TEXT PRIMARY KEY, username TEXT NOT NULL UNIQUE, tier TEXT NOT NULL,
   is_admin INTEGER NOT NULL DEFAULT 0, subscription_active INTEGER NOT NULL DEFAULT 0,
@@ -50,6 +50,9 @@ CREATE TABLE audit_events (
   details TEXT NOT NULL DEFAULT '{}');
 CREATE INDEX audit_events_owner ON audit_events(owner_id, id);
 CREATE INDEX audit_events_at ON audit_events(at);
+)sql",
+                                                    R"sql(
+ALTER TABLE users ADD COLUMN email TEXT NOT NULL DEFAULT '';
 )sql"};
 
 Error db_error(sqlite3* db, const std::string& what) {
@@ -140,7 +143,7 @@ class SqliteStore::Stmt {
 namespace {
 
 User read_user(const SqliteStore::Stmt& s) {
-  return {s.text(0), s.text(1), s.text(2), s.i64(3) != 0, s.i64(4) != 0, s.i64(5)};
+  return {s.text(0), s.text(1), s.text(2), s.i64(3) != 0, s.i64(4) != 0, s.i64(5), s.text(6)};
 }
 
 ApiToken read_token(const SqliteStore::Stmt& s) {
@@ -269,13 +272,14 @@ Status SqliteStore::migrate() {
 }
 
 Status SqliteStore::create_user(const User& u) {
-  Stmt s(*this, "INSERT INTO users VALUES (?,?,?,?,?,?)");
+  Stmt s(*this, sql("INSERT INTO users (", columns::kUser, ") VALUES (?,?,?,?,?,?,?)").c_str());
   return s.bind(1, u.id)
       .bind(2, u.username)
       .bind(3, u.tier)
       .bind(4, u.is_admin)
       .bind(5, u.subscription_active)
       .bind(6, u.created_at)
+      .bind(7, u.email)
       .run();
 }
 

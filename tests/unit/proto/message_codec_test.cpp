@@ -65,7 +65,7 @@ TEST_CASE("golden: agent socket messages", "[proto]") {
   CHECK(encode(Pong{}) == R"({"type":"pong","data":null})");
   CHECK(encode(ShellStopped{"main", 0, std::nullopt}) ==
         R"({"type":"shell_stopped","data":{"session_id":"main","exit_code":0}})");
-  CHECK(encode(ExecResult{"x", "out\n\"q\"", false, -1, std::string("timed out")}) ==
+  CHECK(encode(ExecResult{"x", "out\n\"q\"", false, -1, std::string("timed out"), std::nullopt}) ==
         R"({"type":"exec_result","data":{"command":"x","output":"out\n\"q\"","success":false,)"
         R"("exit_code":-1,"error":"timed out"}})");
   CHECK(encode(rx::proto::test::sample_stats()) ==
@@ -176,12 +176,42 @@ TEST_CASE("decode ignores extra keys, key order and white space", "[proto]") {
 
 TEST_CASE("the same type name decodes to each socket's own shape", "[proto]") {
   const std::string exec = R"({"type":"exec","data":{"command":"ls","timeout_s":3}})";
-  CHECK(std::get<Exec>(*decode_agent_message(exec)) == Exec{"ls", 3});
+  CHECK(std::get<Exec>(*decode_agent_message(exec)) == Exec{"ls", 3, std::nullopt});
   CHECK(std::holds_alternative<UserExec>(*decode_user_message(exec)));
   CHECK(std::holds_alternative<Pong>(*decode_agent_message(R"({"type":"pong","data":null})")));
   CHECK(std::holds_alternative<UserPong>(*decode_user_message(R"({"type":"pong"})")));
   // A JSON ping may carry any data (PROTOCOL §3.2).
   CHECK(std::holds_alternative<Ping>(*decode_agent_message(R"({"type":"ping","data":[1,"x"]})")));
+}
+
+TEST_CASE("exec: exec_id travels both ways, and a Go agent's result gets an exit code", "[proto]") {
+  CHECK(encode(Exec{"ls", 5, std::string("e1")}) ==
+        R"({"type":"exec","data":{"command":"ls","timeout_s":5,"exec_id":"e1"}})");
+  CHECK(encode(ExecResult{"ls", "a\n", true, 0, std::nullopt, std::string("e1")}) ==
+        R"({"type":"exec_result","data":{"command":"ls","output":"a\n","success":true,)"
+        R"("exit_code":0,"exec_id":"e1"}})");
+  auto bad_id = decode_agent_message(R"({"type":"exec","data":{"command":"ls","exec_id":"a b"}})");
+  REQUIRE_FALSE(bad_id);
+  CHECK(bad_id.error().code == Errc::kBadSessionId);
+  // The deployed Go agent: {"command","output","success","error"?}, no exit_code; its error is
+  // the text of Go's exec.ExitError.
+  const auto go = [](const std::string& tail) {
+    auto r = decode_agent_message(
+        R"({"type":"exec_result","data":{"command":"c","output":"o","success":)" + tail + "}}");
+    REQUIRE(r);
+    return std::get<ExecResult>(*r);
+  };
+  CHECK(go("true").exit_code == 0);
+  CHECK(go(R"(false,"error":"exit status 3")").exit_code == 3);
+  CHECK(go(R"(false,"error":"exit status 3")").error == "exit status 3");
+  CHECK(go(R"(false,"error":"signal: killed")").exit_code == 137);
+  CHECK(go(R"j(false,"error":"signal: segmentation fault (core dumped)")j").exit_code == 139);
+  CHECK(go(R"(false,"error":"signal: terminated")").exit_code == 143);
+  CHECK(go(R"(false,"error":"exec: \"/bin/nosh\": stat /bin/nosh: no such file")").exit_code == -1);
+  CHECK(go(R"(false,"error":"exit status 3x")").exit_code == -1);
+  CHECK(go("false").exit_code == -1);
+  // An exit_code that is sent wins.
+  CHECK(go(R"(false,"exit_code":7,"error":"exit status 3")").exit_code == 7);
 }
 
 TEST_CASE("shell_start: defaults, null optionals and out-of-range sizes", "[proto]") {
@@ -226,7 +256,7 @@ TEST_CASE("text that is not UTF-8 encodes as U+FFFD and never throws", "[proto]"
   REQUIRE(back);
   CHECK(std::get<Output>(*back).data == replaced);
   // Every other text field goes through the same path.
-  REQUIRE_NOTHROW(text = encode(ExecResult{bad, bad, true, 0, bad}));
+  REQUIRE_NOTHROW(text = encode(ExecResult{bad, bad, true, 0, bad, std::nullopt}));
   CHECK(json::parse(text)["data"]["output"].get<std::string>() == replaced);
   REQUIRE_NOTHROW(text = encode(ShellError{"main", bad}));
   CHECK(decode_agent_message(text));

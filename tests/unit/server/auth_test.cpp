@@ -135,7 +135,7 @@ TEST_CASE("authenticator: api tokens, revocation clears the cache at once, JWT u
   {
     auto store = SqliteStore::open(std::string(dir) + "/db");
     REQUIRE(store);
-    User u{"u1", "alice", "pro", false, false, 1};
+    User u{"u1", "alice", "pro", false, false, 1, ""};
     REQUIRE((*store)->create_user(u));
     const std::string token = generate_api_token();
     ApiToken t;
@@ -180,7 +180,7 @@ TEST_CASE("web sessions: a JWT renews itself until the session's maximum life", 
   {
     auto store = SqliteStore::open(std::string(dir) + "/db");
     REQUIRE(store);
-    REQUIRE((*store)->create_user(User{"u1", "alice", "pro", false, false, 1}));
+    REQUIRE((*store)->create_user(User{"u1", "alice", "pro", false, false, 1, ""}));
     const std::string secret = "0123456789abcdef0123456789abcdef";
     auto now = SysClock::now();
     const auto secs = [&] {

@@ -91,36 +91,39 @@ TEST_CASE("migrations run once and reopening keeps the data", "[server]") {
   {
     auto s = SqliteStore::open(t.path());
     REQUIRE(s);
-    CHECK((*s)->schema_version() == 3);
-    REQUIRE((*s)->create_user({"u1", "alice", "free", false, false, 1}));
+    CHECK((*s)->schema_version() == 4);
+    REQUIRE((*s)->create_user({"u1", "alice", "free", false, false, 1, "alice@example.com"}));
   }
   auto again = SqliteStore::open(t.path());
   REQUIRE(again);
-  CHECK((*again)->schema_version() == 3);
+  CHECK((*again)->schema_version() == 4);
   auto u = (*again)->user_by_name("alice");
   REQUIRE(u);
   REQUIRE(u->has_value());
   CHECK((*u)->id == "u1");
-  CHECK((*again)->create_user({"u2", "alice", "free", false, false, 1}).error().code ==
+  CHECK((*u)->email == "alice@example.com");
+  CHECK((*again)->create_user({"u2", "alice", "free", false, false, 1, ""}).error().code ==
         rx::Errc::kExists);
 }
 
-// A database of schema version 2 (before audit_events), as a server of that version left it, is
-// upgraded in place when a newer server opens it: its records stay.
-TEST_CASE("a version 2 database is upgraded to audit events, keeping its data", "[server]") {
+// A database of schema version 2 (before audit_events and users.email), as a server of that
+// version left it, is upgraded in place when a newer server opens it: its records stay.
+TEST_CASE("a version 2 database is upgraded to audit events and emails, keeping its data",
+          "[server]") {
   const std::string kind = GENERATE(as<std::string>{}, "sqlite", "postgres");
   INFO(kind);
   Backend b = open_backend(kind);
   if (!b.store) return;
-  REQUIRE(b.store->create_user({"u1", "alice", "free", false, false, 1}));
+  REQUIRE(b.store->create_user({"u1", "alice", "free", false, false, 1, ""}));
   b.store.reset();
-  // Back to version 2, as if migration 3 had never run.
+  // Back to version 2, as if migrations 3 and 4 had never run.
   const std::string cmd =
-      kind == "sqlite"
-          ? "/usr/bin/sqlite3 " + b.file->path() +
-                " 'DROP TABLE audit_events; PRAGMA user_version=2;'"
-          : "psql -q '" + b.pg->url() +
-                "' -c 'DROP TABLE audit_events; DELETE FROM rexec_schema WHERE version=3;'";
+      kind == "sqlite" ? "/usr/bin/sqlite3 " + b.file->path() +
+                             " 'DROP TABLE audit_events; ALTER TABLE users DROP COLUMN email;"
+                             " PRAGMA user_version=2;'"
+                       : "psql -q '" + b.pg->url() +
+                             "' -c 'DROP TABLE audit_events; ALTER TABLE users DROP COLUMN email;"
+                             " DELETE FROM rexec_schema WHERE version>=3;'";
   REQUIRE(std::system(cmd.c_str()) == 0);  // NOLINT(cert-env33-c): test set-up
   std::unique_ptr<Store> again;
   int version = 0;
@@ -135,8 +138,11 @@ TEST_CASE("a version 2 database is upgraded to audit events, keeping its data", 
     version = (*s)->schema_version();
     again = std::move(*s);
   }
-  CHECK(version == 3);
+  CHECK(version == 4);
   CHECK((*again->user_by_name("alice"))->id == "u1");
+  CHECK((*again->user_by_name("alice"))->email.empty());
+  REQUIRE(again->create_user({"u2", "bob", "free", false, false, 2, "bob@example.com"}));
+  CHECK((*again->user_by_id("u2"))->email == "bob@example.com");
   AuditEvent e;
   e.at = 5;
   e.type = "token_created";
@@ -223,7 +229,7 @@ TEST_CASE("agents: newest first, counts, updates, status, delete", "[server]") {
   Backend b = open_backend(kind);
   if (!b.store) return;
   Store& st = *b.store;
-  REQUIRE(st.create_user({"u1", "alice", "free", false, false, 1}));
+  REQUIRE(st.create_user({"u1", "alice", "free", false, false, 1, ""}));
   CHECK(st.agents_of("u1")->empty());
   REQUIRE(st.create_agent(make_agent("a", 100)));
   REQUIRE(st.create_agent(make_agent("b", 300)));
@@ -264,8 +270,8 @@ TEST_CASE("tokens: lookup by hash, revoke by owner, revoke an agent's tokens", "
   Backend b = open_backend(kind);
   if (!b.store) return;
   Store& st = *b.store;
-  REQUIRE(st.create_user({"u1", "alice", "free", false, false, 1}));
-  REQUIRE(st.create_user({"u2", "bob", "free", false, false, 1}));
+  REQUIRE(st.create_user({"u1", "alice", "free", false, false, 1, ""}));
+  REQUIRE(st.create_user({"u2", "bob", "free", false, false, 1, ""}));
   ApiToken tok;
   tok.id = "t1";
   tok.user_id = "u1";
@@ -294,7 +300,7 @@ TEST_CASE("stats keep the newest samples within retention", "[server]") {
   Backend b = open_backend(kind);
   if (!b.store) return;
   Store& st = *b.store;
-  REQUIRE(st.create_user({"u1", "alice", "free", false, false, 1}));
+  REQUIRE(st.create_user({"u1", "alice", "free", false, false, 1, ""}));
   REQUIRE(st.create_agent(make_agent("a", 1)));
   for (int i = 0; i < 20; ++i)
     REQUIRE(st.add_stats("a", 1000 + i, "{\"i\":" + std::to_string(i) + "}"));
@@ -316,7 +322,7 @@ TEST_CASE("mfa: enrol, each time step once, re-enrol resets, lock flag", "[serve
   Backend b = open_backend(kind);
   if (!b.store) return;
   Store& db = *b.store;
-  REQUIRE(db.create_user({"u1", "alice", "free", false, false, 1}));
+  REQUIRE(db.create_user({"u1", "alice", "free", false, false, 1, ""}));
   CHECK_FALSE(*db.mfa_of("u1"));
   REQUIRE(db.set_mfa("u1", "SECRETA", 10));
   auto m = db.mfa_of("u1");
@@ -374,7 +380,7 @@ TEST_CASE("postgres: migrations run once, also when instances start together", "
   for (std::size_t i = 0; i < stores.size(); ++i) {
     INFO(errors[i]);
     REQUIRE(stores[i]);
-    CHECK(stores[i]->schema_version() == 3);
+    CHECK(stores[i]->schema_version() == 4);
   }
   // Each instance proposes its own secret; all of them keep the one that won.
   std::set<std::string> secrets;
@@ -382,13 +388,13 @@ TEST_CASE("postgres: migrations run once, also when instances start together", "
     secrets.insert(*stores[i]->init_setting("jwt_secret", "secret-" + std::to_string(i)));
   }
   CHECK(secrets.size() == 1);
-  REQUIRE(stores[0]->create_user({"u1", "alice", "free", false, false, 1}));
+  REQUIRE(stores[0]->create_user({"u1", "alice", "free", false, false, 1, ""}));
   stores.clear();
   auto again = PgStore::open(db.url());
   REQUIRE(again);
-  CHECK((*again)->schema_version() == 3);
+  CHECK((*again)->schema_version() == 4);
   CHECK((*again)->user_by_name("alice")->has_value());
-  CHECK((*again)->create_user({"u2", "alice", "free", false, false, 1}).error().code ==
+  CHECK((*again)->create_user({"u2", "alice", "free", false, false, 1, ""}).error().code ==
         rx::Errc::kExists);
 }
 
@@ -407,7 +413,7 @@ TEST_CASE("postgres: writes behind keep their order and survive a flood", "[serv
   auto s = PgStore::open(db.url());
   REQUIRE(s);
   PgStore& st = **s;
-  REQUIRE(st.create_user({"u1", "alice", "free", false, false, 1}));
+  REQUIRE(st.create_user({"u1", "alice", "free", false, false, 1, ""}));
   std::vector<std::string> ids;
   for (int i = 0; i < 200; ++i) {
     ids.push_back("agent-" + std::to_string(i) + "\"quoted\"");  // array literal escaping

@@ -74,9 +74,13 @@ struct ShellStop {  // "shell_stop"
   bool operator==(const ShellStop&) const = default;
 };
 
-struct Exec {  // "exec" on the agent socket: {"command","timeout_s"?}
+// "exec" on the agent socket: {"command","timeout_s"?,"exec_id"?}. `exec_id` is ours (v2 links
+// only, docs/protocol.md "Exec"): the agent copies it into the exec_result, so results of
+// commands that run at the same time find their request.
+struct Exec {
   std::string command;
   std::optional<std::uint32_t> timeout_s;
+  std::optional<std::string> exec_id;
   bool operator==(const Exec&) const = default;
 };
 
@@ -186,12 +190,15 @@ struct ShellError {  // "shell_error"
   bool operator==(const ShellError&) const = default;
 };
 
-struct ExecResult {  // "exec_result"
+// "exec_result". A v1 agent that sends no exit_code (the deployed Go agent) gets one derived from
+// `success` and its `error` text when decoded (docs/protocol.md "Compatibility").
+struct ExecResult {
   std::string command;
   std::string output;
   bool success = false;
   int exit_code = 0;
   std::optional<std::string> error;
+  std::optional<std::string> exec_id;  // ours: the exec's exec_id, when it had one
   bool operator==(const ExecResult&) const = default;
 };
 

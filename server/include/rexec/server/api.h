@@ -98,8 +98,22 @@ class Api final : public HubSink {
   // GET /api/audit: the caller's events (every owner's for an admin), newest first.
   HttpResponse audit_route(const Principal& p, const HttpRequest& req);
   // Records a refusal by a limit (limit_refused); `refusal` is the JSON body sent.
-  void audit_refusal(const Principal& p, const std::string& agent_id,
+  void audit_refusal(const std::string& user_id, const std::string& agent_id,
                      const nlohmann::json& refusal);
+  // The plan limit of PROTOCOL §4.1 for a terminal, or a command (exec), on `agent_id`: the
+  // refusal (403, or 503 when the cluster cannot count), recorded; nullopt when allowed.
+  std::optional<HttpResponse> terminal_limit(const Principal& p, const std::string& agent_id);
+  // DELETE /api/agents/:id, by its owner or by the agent's own token.
+  HttpResponse delete_agent(const Principal& p, const Agent& a);
+  // GET /api/profile and GET /api/containers: what the deployed server's CLI reads
+  // (docs/protocol.md "Compatibility").
+  HttpResponse profile(const Principal& p, const HttpRequest& req);
+  HttpResponse containers(const Principal& p, const HttpRequest& req);
+  // Whether each agent is connected to this or (cluster mode) another instance.
+  std::vector<bool> online_flags(const std::vector<Agent>& agents);
+  // POST /api/agents/:id/exec on the agent's instance (this one), once the caller's checks
+  // passed here or on the instance that relayed it: the session limit, then the command.
+  std::unique_ptr<HttpStreamHandler> exec_here(const FileRequest& r, HttpStream& s);
   HttpResponse mfa_route(const Principal& p, const HttpRequest& req, const std::string& agent_id,
                          const std::string& action);
   // GET/PUT /api/agents/:id/recording (the policy), GET .../recordings (the list) and

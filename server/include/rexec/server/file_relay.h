@@ -23,13 +23,18 @@
 
 namespace rx::server {
 
+// One exchange relayed to the agent's instance: a file request, or a command (kind "exec",
+// exec_route.h: its JSON request body travels as an upload's would).
 struct FileRequest {
-  std::string kind;  // "get", "put" or "list"
+  std::string kind;  // "get", "put", "list" or "exec"
   std::string agent_id;
   std::string path;
   std::uint64_t size = 0;  // put
   std::optional<std::uint32_t> mode;
   std::string user_id;  // who asked (the agent's owner), for the audit event
+  // The user's instance waits this long for the answer (exec: the command's timeout and more);
+  // zero: the transfer timeouts.
+  std::chrono::seconds answer_within{0};
 };
 
 class FileRelay {

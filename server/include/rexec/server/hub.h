@@ -5,6 +5,7 @@
 // run. A passive object over WsConn, so tests drive it with in-memory connections.
 #pragma once
 
+#include "rexec/common/result.h"
 #include "rexec/proto/messages.h"
 #include "rexec/server/recordings.h"
 #include "rexec/server/ws_conn.h"
@@ -190,6 +191,21 @@ class Hub {
   bool send_file_data(const std::string& agent_id, std::string_view transfer_id, std::uint64_t seq,
                       std::string_view bytes);
 
+  // A command without a terminal (POST /api/agents/:id/exec): sends `exec` to the agent, which
+  // must be connected here, and gives `done` its exec_result, or kUnavailable "agent
+  // disconnected" when the link goes first. `user_id` ran it (audit). Returns an id for
+  // cancel_exec, or 0 when the agent is not connected here; `done` is never called then.
+  using ExecDone = std::function<void(Result<proto::ExecResult>)>;
+  std::uint64_t start_exec(const std::string& agent_id, const std::string& user_id,
+                           std::string command, std::optional<std::uint32_t> timeout_s,
+                           ExecDone done);
+  // `done` of that exec is never called after this (its client went away, or stopped waiting).
+  // The command goes on; its result, when it comes, is recorded and dropped.
+  void cancel_exec(std::uint64_t id);
+  // Commands an agent connected here is running for the server (from terminal sockets and
+  // start_exec, cancelled ones included: they still run).
+  [[nodiscard]] std::size_t execs_running(const std::string& agent_id) const;
+
   // Closes the agent's socket and every terminal on it (the agent was deleted).
   void drop_agent(const std::string& agent_id);
   // Stops timers and closes every socket (server shutdown).
@@ -218,10 +234,26 @@ class Hub {
   void mark_offline(const std::string& agent_id, const char* reason);
   void check_heartbeats();
   void send_to_agent(const std::string& agent_id, const std::string& text);
-  // Input from a viewer to its session's shell.
+  // Input from a viewer to its session's shell: to the agent, or held (below).
   void send_input(UserConn& from, std::string_view bytes);
+  void forward_input(AgentConn& a, const std::string& session_id, std::string_view bytes);
   void send_shell_start(const std::string& agent_id, const std::string& session_id,
                         bool new_session, std::uint64_t resume_offset);
+  // v1 agent links (docs/protocol.md "Compatibility"): a session's input and resizes wait from
+  // its shell_start until the agent's shell_started for it. holds() says whether they wait now;
+  // release_held() sends the latest size and the held input once the shell has started, and
+  // drop_held() forgets them when it cannot (the shell failed, the link went).
+  [[nodiscard]] bool holds(const AgentConn& a, const Session& s) const;
+  void release_held(AgentConn& a, Session& s);
+  void drop_held(Session& s);
+  // Exec (terminal sockets' and start_exec's): send one, and hand a result to its waiter.
+  struct ExecWaiter;
+  void send_exec(AgentConn& a, ExecWaiter w, std::optional<std::uint32_t> timeout_s);
+  // `lost`: `r` says the link went (a terminal socket is told so; start_exec's caller gets an
+  // Error).
+  void finish_exec(const AgentConn& a, const ExecWaiter& w, proto::ExecResult r, bool lost);
+  // Every exec waiting on this link gets a result with error "agent disconnected".
+  void fail_execs(AgentConn& a);
   // Live output (`replay` false) goes to viewers that are not waiting for a replay; a replay
   // only to those that are. `offset`: where the bytes start; nullopt: after the last received.
   void route_output(const std::string& agent_id, const std::string& session_id,
@@ -275,6 +307,7 @@ class Hub {
   Recordings* recordings_ = nullptr;
   std::function<RecordingMode(const std::string&)> recording_mode_;
   std::uint64_t dropped_ = 0;
+  std::uint64_t next_exec_ = 0;
   std::uint64_t output_bytes_ = 0;
   std::uint64_t input_bytes_ = 0;
   std::uint64_t user_sent_bytes_ = 0;

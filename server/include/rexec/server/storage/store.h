@@ -30,6 +30,7 @@ struct User {
   bool is_admin = false;
   bool subscription_active = false;
   Millis created_at = 0;
+  std::string email;  // "" when none was given (`user add --email`)
 };
 
 struct ApiToken {
