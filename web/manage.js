@@ -106,8 +106,11 @@ export function init(c) {
   $('add-dialog').addEventListener('close', () => closeAddMachine());
   $('add-copy').addEventListener('click', () => copy($('add-command').textContent, $('add-copy')));
   $('token-copy').addEventListener('click', () => copy($('token-value').textContent, $('token-copy')));
-  $('token-done').addEventListener('click', () => $('token-dialog').close());
-  $('token-dialog').addEventListener('close', () => { $('token-value').textContent = ''; });
+  // The token leaves the page as the dialog closes: at once on Done, and on Escape when the
+  // dialog's close event (a queued task) runs.
+  const forgetToken = () => { $('token-value').textContent = ''; };
+  $('token-done').addEventListener('click', () => { forgetToken(); $('token-dialog').close(); });
+  $('token-dialog').addEventListener('close', forgetToken);
   $('token-form').addEventListener('submit', (ev) => { ev.preventDefault(); createToken(); });
   $('token-scopes').addEventListener('change', () => {
     $('token-expiry').disabled = $('token-scopes').value === 'register';
