@@ -76,6 +76,7 @@ struct Hub::UserConn {
   Clock::time_point stalled_since{};
   Clock::time_point behind_since{};  // its session is paused for it (update_flow)
   bool client_paused = false;        // it said {"type":"flow","paused":true}
+  bool session_paused = false;       // its agent was told to stop reading the shell (set_flow)
   std::uint64_t dropped_bytes = 0;
   std::uint64_t bytes_in = 0;   // terminal input from this socket (audit)
   std::uint64_t bytes_out = 0;  // terminal output queued to this socket (audit)
@@ -611,7 +612,12 @@ void Hub::forward_input(AgentConn& a, const std::string& session_id, std::string
 
 bool Hub::send_user(UserConn& u, net::WsMessage message) {
   if (u.gone) return false;
-  if (u.conn->queued_bytes() > config_.user_queue_limit) {
+  // Output of a session its agent was told to pause was on its way already (the agent's queue,
+  // both sockets' kernel buffers): it is bounded, and this viewer is the reason for the pause,
+  // so it gets twice the room before anything is dropped.
+  const std::size_t limit =
+      u.session_paused ? 2 * config_.user_queue_limit : config_.user_queue_limit;
+  if (u.conn->queued_bytes() > limit) {
     // Slow consumer (§7): drop its output; close it once it has been stalled too long.
     const auto now = Clock::now();
     if (u.stalled_since == Clock::time_point{}) u.stalled_since = now;
@@ -719,6 +725,7 @@ void Hub::update_flow(Session& s) {
 void Hub::set_flow(AgentConn& a, Session& s, bool paused) {
   if (s.flow_paused == paused) return;
   s.flow_paused = paused;
+  for (UserConn* u : s.viewers) u->session_paused = paused;
   spdlog::debug("session {} agent={} sid={}", paused ? "paused, viewers behind" : "resumed", a.id,
                 s.id);
   if (a.conn->is_v2()) {
