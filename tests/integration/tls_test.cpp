@@ -72,7 +72,13 @@ TEST_CASE("TLS: an untrusted CA and a wrong host name are refused in one sentenc
 
   SECTION("untrusted: the system CAs and another CA do not vouch for the server") {
     for (const std::string& ca : {std::string(), certs.path + "/other-ca.pem"}) {
-      std::vector<std::string> argv = {rx::test::agent_binary(),
+      // Without SSL_CERT_FILE and SSL_CERT_DIR (some shells set them): the agent's own search.
+      std::vector<std::string> argv = {"/usr/bin/env",
+                                       "-u",
+                                       "SSL_CERT_FILE",
+                                       "-u",
+                                       "SSL_CERT_DIR",
+                                       rx::test::agent_binary(),
                                        "register",
                                        "--server",
                                        sys.http_url(),
