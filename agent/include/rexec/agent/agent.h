@@ -29,8 +29,8 @@ struct RunOptions {
   std::chrono::milliseconds backoff_cap{60000};
   std::string disk_path = "/";
   std::size_t max_frame_bytes = 1U << 20U;
-  std::size_t link_high_water = 1U << 20U;  // bytes queued to the server before PTYs pause
-  std::size_t link_low_water = 256U * 1024U;
+  std::size_t link_high_water = 512U * 1024U;  // bytes queued to the server before PTYs pause
+  std::size_t link_low_water = 128U * 1024U;
   std::size_t exec_output_limit = 1U << 20U;
   std::size_t max_sessions = 64;  // shells open at once; a shell_start past it gets shell_error
   bool v1_only = false;           // offer only rexec.v1 (REXEC_PROTOCOL=v1: tests, benchmarks)
