@@ -50,11 +50,6 @@ bool has_word(const std::string& text, const std::string& word) {
   return false;
 }
 
-std::string trimmed(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
 }  // namespace
 
 // "0::/path" in /proc/self/cgroup, under the cgroup2 mount.
