@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -1152,6 +1153,27 @@ Smaps smaps_of(pid_t pid) {
   return {mib("Rss:"), mib("Private_Dirty:"), mib("Private_Clean:")};
 }
 
+// Prints where `pid`'s private dirty memory is, mapping by mapping (diagnostics on stderr).
+void print_dirty_mappings(pid_t pid) {
+  const std::string smaps = rx::test::read_file("/proc/" + std::to_string(pid) + "/smaps");
+  std::string name;
+  std::size_t at = 0;
+  while (at < smaps.size()) {
+    const auto end = std::min(smaps.find('\n', at), smaps.size());
+    const std::string line = smaps.substr(at, end - at);
+    at = end + 1;
+    if (!line.empty() && std::isxdigit(static_cast<unsigned char>(line[0])) != 0 &&
+        line.find('-') < line.find(' ')) {
+      const auto path = line.find_first_of('/', 20);
+      name = line.substr(0, line.find(' ')) + " " +
+             (path != std::string::npos ? line.substr(path) : line.substr(line.rfind(' ') + 1));
+    } else if (line.rfind("Private_Dirty:", 0) == 0) {
+      const long kib = std::strtol(line.c_str() + 14, nullptr, 10);
+      if (kib >= 8) std::fprintf(stderr, "    %6ld KiB dirty  %s\n", kib, name.c_str());
+    }
+  }
+}
+
 // Resets the peak RSS (VmHWM) of `pid`, so that the next read gives the peak from now on.
 void reset_peak_rss(pid_t pid) {
   std::ofstream f("/proc/" + std::to_string(pid) + "/clear_refs");
@@ -1249,6 +1271,44 @@ double cat_relay_ms_per_mb(std::uint64_t bytes, double rate) {
   return cpu * 1e3 / (flood_output_bytes(bytes) / 1e6);
 }
 
+// The pid of the process whose command line holds `needle` ("keeper --agent-id ID"), or -1.
+pid_t find_process(const std::string& needle) {
+  for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = e.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::string cmd = rx::test::read_file(e.path().string() + "/cmdline");
+    std::replace(cmd.begin(), cmd.end(), '\0', ' ');
+    if (cmd.find(needle) != std::string::npos) return static_cast<pid_t>(std::stol(name));
+  }
+  return -1;
+}
+
+// With --handover (as the systemd unit runs it), a keeper process holds the shells: what the
+// two cost together, idle with one shell over ws.
+void bench_keeper_weight(const Options& o) {
+  std::vector<double> agent_dirty;
+  std::vector<double> keeper_dirty;
+  std::vector<double> keeper_rss;
+  for (int r = 0; r < o.runs; ++r) {
+    Bench b({}, {"REXEC_HANDOVER_S=60"});
+    auto s = b.open("weight", true, false);
+    run_to_sentinel(b.sys->loop(), *s, "stty -echo; echo warm-'up'\n", "warm-up", 20s);
+    b.sys->loop().run_for(2s);
+    const pid_t keeper = find_process("keeper --agent-id " + b.agent.id);
+    if (keeper < 0) fail("no keeper process for agent " + b.agent.id);
+    agent_dirty.push_back(smaps_of(b.agent.process->pid()).private_dirty);
+    const Smaps k = smaps_of(keeper);
+    keeper_dirty.push_back(k.private_dirty);
+    keeper_rss.push_back(k.rss);
+    ::kill(keeper, SIGKILL);  // it would wait 60 s for a next agent
+  }
+  add_row("with --handover 60: agent private dirty memory, idle, one shell, ws", "MiB",
+          stat_of(agent_dirty), "≤ 1 MiB", stat_of(agent_dirty).median <= 1 ? "met" : "missed");
+  add_row("with --handover 60: keeper private dirty memory", "MiB", stat_of(keeper_dirty));
+  add_row("with --handover 60: keeper RSS (its text pages are the agent's)", "MiB",
+          stat_of(keeper_rss));
+}
+
 void bench_weight(const Options& o) {
   struct Speed {
     const char* name;
@@ -1280,6 +1340,7 @@ void bench_weight(const Options& o) {
     std::vector<double> dirty_after;
     std::vector<double> peak;
     std::map<std::string, std::vector<double>> cpu;
+    std::map<std::string, std::vector<double>> syscalls;
     for (int r = 0; r < o.runs; ++r) {
       Bench b({}, {}, tls ? &certs : nullptr);
       const pid_t agent = b.agent.process->pid();
@@ -1287,6 +1348,10 @@ void bench_weight(const Options& o) {
       run_to_sentinel(b.sys->loop(), *s, "stty -echo; echo warm-'up'\n", "warm-up", 20s);
       b.sys->loop().run_for(2s);  // settle: the first stats sent, queues empty
       const Smaps idle = smaps_of(agent);
+      if (r == 0) {
+        std::fprintf(stderr, "  agent %s, idle:\n", link.c_str());
+        print_dirty_mappings(agent);
+      }
       rss.push_back(idle.rss);
       dirty.push_back(idle.private_dirty);
       clean.push_back(idle.private_clean);
@@ -1296,16 +1361,27 @@ void bench_weight(const Options& o) {
         const std::string sentinel = "w-end-" + std::to_string(r);
         reset_peak_rss(agent);
         const double cpu0 = cpu_seconds(agent);
+        const auto calls = [agent] {
+          return static_cast<double>(rx::test::proc_number(agent, "io", "syscr:") +
+                                     rx::test::proc_number(agent, "io", "syscw:"));
+        };
+        const double calls0 = calls();
         flood_at_rate(b.sys->loop(), *s,
                       flood_command(bytes, "w-'end'-" + std::to_string(r)) + "\n", sentinel,
                       sp.rate);
-        cpu[sp.name].push_back((cpu_seconds(agent) - cpu0) * 1e3 /
-                               (flood_output_bytes(bytes) / 1e6));
+        const double mb = flood_output_bytes(bytes) / 1e6;
+        cpu[sp.name].push_back((cpu_seconds(agent) - cpu0) * 1e3 / mb);
+        syscalls[sp.name].push_back((calls() - calls0) / mb);
         peak_mib = std::max(peak_mib, peak_rss_mib(agent));
       }
       peak.push_back(peak_mib);
-      b.sys->loop().run_for(2s);
+      // Idle again: the agent gives freed heap back at its next stats tick (every 5 s).
+      b.sys->loop().run_for(6s);
       dirty_after.push_back(smaps_of(agent).private_dirty);
+      if (r == 0) {
+        std::fprintf(stderr, "  agent %s, idle after the floods:\n", link.c_str());
+        print_dirty_mappings(agent);
+      }
     }
     const auto verdict = [](const Stat& st, double limit) {
       return st.median <= limit ? "met" : "missed";
@@ -1330,11 +1406,16 @@ void bench_weight(const Options& o) {
               "≤ 4 ms/MB; floor (cat) " + fmt(f.median),
               std::string(verdict(c, 4)) + ", " + fmt(c.median / f.median) + " × floor");
     }
+    for (const Speed& sp : speeds) {
+      add_row(std::string("agent read and write system calls per MB, ") + sp.name + ", " + link,
+              "calls/MB", stat_of(syscalls[sp.name]));
+    }
   }
   for (const Speed& sp : speeds) {
     add_row(std::string("floor: cat relaying the PTY to a loopback socket, ") + sp.name, "ms/MB",
             stat_of(floor[sp.name]));
   }
+  bench_keeper_weight(o);
 }
 
 void bench_size() {
