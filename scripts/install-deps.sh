@@ -7,7 +7,7 @@ set -euo pipefail
 
 packages=(
   # toolchain
-  build-essential cmake ninja-build pkg-config dpkg-dev patch git file ca-certificates
+  build-essential cmake ninja-build pkg-config dpkg-dev patch git file ca-certificates ccache
   clang clang-format clang-tidy libclang-rt-dev
   # libraries (the -dev packages also ship the static archives the release build links)
   libuv1-dev libssl-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev catch2 zlib1g-dev

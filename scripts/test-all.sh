@@ -20,6 +20,11 @@ bash scripts/install-deps.sh
 # CI must run the browser, nginx and PostgreSQL tests, never skip them for want of Chromium,
 # nginx or PostgreSQL.
 export REXEC_REQUIRE_BROWSER=1 REXEC_REQUIRE_NGINX=1 REXEC_REQUIRE_PG=1 REXEC_REQUIRE_VM=1
+# Each job compiles the whole tree with its own flags, four times in all. Through ccache, with
+# paths taken relative to the clone, a later run (CI on the same machine, a clone elsewhere)
+# recompiles only what changed.
+export CMAKE_C_COMPILER_LAUNCHER=ccache CMAKE_CXX_COMPILER_LAUNCHER=ccache
+export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=1
 for job in "${jobs[@]}"; do
   echo "=== $job ==="
   start=$(date +%s)
