@@ -188,8 +188,6 @@ TEST_CASE("terminal limit: distinct agents with open terminals", "[integration]"
   const std::string alice = sys.add_user("alice");
   std::vector<System::Agent> agents;
   for (int i = 0; i < 3; ++i) agents.push_back(sys.start_agent(alice, "box-" + std::to_string(i)));
-  // The plan shrinks to 2 while alice owns 3 agents: the third terminal is over the limit.
-  sys.restart_server({"--plan-limit", "free=2"});
   auto all_online = [&] {
     auto r = rx::test::http(sys.loop(), "GET", sys.http_url("/api/agents"), alice);
     if (r.status != 200 || !r.body.is_array() || r.body.size() != 3) return false;
@@ -199,6 +197,10 @@ TEST_CASE("terminal limit: distinct agents with open terminals", "[integration]"
     return true;
   };
   REQUIRE(sys.loop().run_until(all_online, 20s));
+  // The plan shrinks to 2 while alice owns 3 agents: the third terminal is over the limit. The
+  // agents come back with their jittered backoff (capped at 60 s), each in its own time.
+  sys.restart_server({"--plan-limit", "free=2"});
+  REQUIRE(sys.loop().run_until(all_online, 60s));
   TestSocket t1(sys.loop());
   TestSocket t2(sys.loop());
   REQUIRE(t1.open(sys.ws_url("/ws/agent/" + agents[0].id + "/terminal?id=a"), alice));
