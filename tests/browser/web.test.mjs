@@ -549,8 +549,10 @@ try {
     await closePane(i);  // its shell ends, and so does the recording
     await page.click(`${agentSel} .details`);
     await viewShown('agent');
-    await page.waitForSelector('#recordings tbody tr a');
-    await page.click('#recordings tbody tr:first-child a:text-is("Play")');
+    // The split's recording: `main` may have one too now (recording is on for the agent), and
+    // on a slow machine it can be the newest row and minutes long.
+    await page.locator('#recordings tbody tr', { has: page.locator('code', { hasText: /^split-/ }) })
+      .first().locator('a:text-is("Play")').click();
     await viewShown('recording');
     await page.waitForSelector('#player .ap-player, #player .ap-wrapper', { timeout: 15000 });
     await page.selectOption('#player-speed', '4');
