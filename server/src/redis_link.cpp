@@ -110,11 +110,14 @@ RedisLink::RedisLink(uv_loop_t* loop, RedisAddress address, std::vector<std::str
 // hiredis's libuv adapter drops a poll error (libuv reports a reset socket as one, and stops
 // the poll): the connection then hangs without a disconnect callback. So both connections are
 // watched: a PING on the commands connection, and a probe published to our own subscription.
-// One that has not answered for kDeadAfter is dropped and reconnected.
+// One that has delivered nothing for kDeadAfter is dropped and reconnected. Anything it
+// delivers counts, not only the answer to the check: a busy connection (a file relayed through
+// Redis, on a slow machine) may take longer than that to reach it, and is not dead.
 void RedisLink::watch() {
   const auto now = std::chrono::steady_clock::now();
   if (cmd_ != nullptr && cmd_up_) {
-    if (ping_sent_ != std::chrono::steady_clock::time_point{} && now - ping_sent_ > kDeadAfter) {
+    if (ping_sent_ != std::chrono::steady_clock::time_point{} &&
+        now - std::max(ping_sent_, cmd_heard_) > kDeadAfter) {
       spdlog::warn("redis commands connection silent; reconnecting");
       drop(false);
     } else if (ping_sent_ == std::chrono::steady_clock::time_point{}) {
@@ -123,7 +126,7 @@ void RedisLink::watch() {
     }
   }
   if (sub_ != nullptr && sub_up_ && cmd_up_) {
-    if (now - probe_seen_ > kDeadAfter + kWatchdog) {
+    if (now - sub_heard_ > kDeadAfter + kWatchdog) {
       spdlog::warn("redis subscription silent; reconnecting");
       drop(true);
     } else {
@@ -267,7 +270,7 @@ void RedisLink::on_sub_reply(redisAsyncContext* ac, void* reply, void* /*privdat
     const auto count = reply_text(r->element[2]).value_or("0");
     if (count == std::to_string(self->channels_.size()) && !self->sub_up_) {
       self->sub_up_ = true;
-      self->probe_seen_ = std::chrono::steady_clock::now();
+      self->sub_heard_ = std::chrono::steady_clock::now();
       self->sub_backoff_ = std::chrono::milliseconds(100);
       if (self->is_ready() && self->on_ready_) self->on_ready_();
     }
@@ -277,10 +280,8 @@ void RedisLink::on_sub_reply(redisAsyncContext* ac, void* reply, void* /*privdat
   auto channel = reply_text(r->element[1]);
   auto payload = reply_text(r->element[2]);
   if (!channel || !payload) return;
-  if (payload->rfind(kProbePrefix, 0) == 0) {  // any instance's probe: not for the caller
-    if (*payload == self->probe_) self->probe_seen_ = std::chrono::steady_clock::now();
-    return;
-  }
+  self->sub_heard_ = std::chrono::steady_clock::now();
+  if (payload->rfind(kProbePrefix, 0) == 0) return;  // any instance's probe: not for the caller
   if (self->on_message_) self->on_message_(*channel, *payload);
 }
 
@@ -298,6 +299,7 @@ void RedisLink::command(const std::vector<std::string>& argv,
         std::unique_ptr<Pending> p(static_cast<Pending*>(priv));
         if (!*p->alive) return;
         const auto* r = static_cast<const redisReply*>(reply);
+        if (r != nullptr) p->link->cmd_heard_ = std::chrono::steady_clock::now();
         if (r == nullptr || r->type == REDIS_REPLY_ERROR) ++p->link->errors_;
         if (p->done) {
           p->done(r != nullptr && r->type != REDIS_REPLY_ERROR ? reply_text(r) : std::nullopt);

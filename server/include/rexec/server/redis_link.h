@@ -114,7 +114,10 @@ class RedisLink {
   uvx::Timer sub_retry_;
   uvx::Timer watchdog_;
   std::string probe_;  // published to our own subscription to see that it is alive
-  std::chrono::steady_clock::time_point probe_seen_{};
+  // What each connection last delivered: any message on the subscription (our probe waits
+  // behind the others), any reply on the commands connection (our PING waits behind those).
+  std::chrono::steady_clock::time_point sub_heard_{};
+  std::chrono::steady_clock::time_point cmd_heard_{};
   std::chrono::steady_clock::time_point ping_sent_{};  // an unanswered PING, or zero
   std::chrono::milliseconds cmd_backoff_{100};
   std::chrono::milliseconds sub_backoff_{100};
