@@ -110,23 +110,25 @@ RedisLink::RedisLink(uv_loop_t* loop, RedisAddress address, std::vector<std::str
 // hiredis's libuv adapter drops a poll error (libuv reports a reset socket as one, and stops
 // the poll): the connection then hangs without a disconnect callback. So both connections are
 // watched: a PING on the commands connection, and a probe published to our own subscription.
-// One that has delivered nothing for kDeadAfter is dropped and reconnected. Anything it
-// delivers counts, not only the answer to the check: a busy connection (a file relayed through
-// Redis, on a slow machine) may take longer than that to reach it, and is not dead.
+// One that delivers nothing at all for kDeadTicks ticks is dropped and reconnected. Anything it
+// delivers counts, not only the answer to the check: on a busy connection (a file relayed
+// through Redis, on a slow machine) that answer may wait behind seconds of others.
 void RedisLink::watch() {
-  const auto now = std::chrono::steady_clock::now();
   if (cmd_ != nullptr && cmd_up_) {
-    if (ping_sent_ != std::chrono::steady_clock::time_point{} &&
-        now - std::max(ping_sent_, cmd_heard_) > kDeadAfter) {
+    cmd_quiet_ticks_ = cmd_heard_ || !ping_out_ ? 0 : cmd_quiet_ticks_ + 1;
+    cmd_heard_ = false;
+    if (cmd_quiet_ticks_ >= kDeadTicks) {
       spdlog::warn("redis commands connection silent; reconnecting");
       drop(false);
-    } else if (ping_sent_ == std::chrono::steady_clock::time_point{}) {
-      ping_sent_ = now;
-      command({"PING"}, [this](std::optional<std::string>) { ping_sent_ = {}; });
+    } else if (!ping_out_) {
+      ping_out_ = true;
+      command({"PING"}, [this](std::optional<std::string>) { ping_out_ = false; });
     }
   }
   if (sub_ != nullptr && sub_up_ && cmd_up_) {
-    if (now - sub_heard_ > kDeadAfter + kWatchdog) {
+    sub_quiet_ticks_ = sub_heard_ ? 0 : sub_quiet_ticks_ + 1;
+    sub_heard_ = false;
+    if (sub_quiet_ticks_ > kDeadTicks) {
       spdlog::warn("redis subscription silent; reconnecting");
       drop(true);
     } else {
@@ -141,7 +143,12 @@ void RedisLink::drop(bool sub) {
   redisAsyncFree(ac);
   ac = nullptr;
   (sub ? sub_up_ : cmd_up_) = false;
-  if (!sub) ping_sent_ = {};
+  if (sub) {
+    sub_quiet_ticks_ = 0;
+  } else {
+    ping_out_ = false;
+    cmd_quiet_ticks_ = 0;
+  }
   schedule(sub);
 }
 
@@ -270,7 +277,7 @@ void RedisLink::on_sub_reply(redisAsyncContext* ac, void* reply, void* /*privdat
     const auto count = reply_text(r->element[2]).value_or("0");
     if (count == std::to_string(self->channels_.size()) && !self->sub_up_) {
       self->sub_up_ = true;
-      self->sub_heard_ = std::chrono::steady_clock::now();
+      self->sub_heard_ = true;
       self->sub_backoff_ = std::chrono::milliseconds(100);
       if (self->is_ready() && self->on_ready_) self->on_ready_();
     }
@@ -280,7 +287,7 @@ void RedisLink::on_sub_reply(redisAsyncContext* ac, void* reply, void* /*privdat
   auto channel = reply_text(r->element[1]);
   auto payload = reply_text(r->element[2]);
   if (!channel || !payload) return;
-  self->sub_heard_ = std::chrono::steady_clock::now();
+  self->sub_heard_ = true;
   if (payload->rfind(kProbePrefix, 0) == 0) return;  // any instance's probe: not for the caller
   if (self->on_message_) self->on_message_(*channel, *payload);
 }
@@ -299,7 +306,7 @@ void RedisLink::command(const std::vector<std::string>& argv,
         std::unique_ptr<Pending> p(static_cast<Pending*>(priv));
         if (!*p->alive) return;
         const auto* r = static_cast<const redisReply*>(reply);
-        if (r != nullptr) p->link->cmd_heard_ = std::chrono::steady_clock::now();
+        if (r != nullptr) p->link->cmd_heard_ = true;
         if (r == nullptr || r->type == REDIS_REPLY_ERROR) ++p->link->errors_;
         if (p->done) {
           p->done(r != nullptr && r->type != REDIS_REPLY_ERROR ? reply_text(r) : std::nullopt);

@@ -79,7 +79,9 @@ class RedisLink {
 
   static constexpr std::chrono::milliseconds kLookupTimeout{500};
   static constexpr std::chrono::milliseconds kWatchdog{1000};
-  static constexpr std::chrono::milliseconds kDeadAfter{3000};
+  // Watchdog ticks in a row in which a connection with a check outstanding delivered nothing,
+  // after which it is dropped: about 3 s on the commands connection, 4 s on the subscription.
+  static constexpr int kDeadTicks = 3;
 
  private:
   void connect_cmd();
@@ -114,11 +116,16 @@ class RedisLink {
   uvx::Timer sub_retry_;
   uvx::Timer watchdog_;
   std::string probe_;  // published to our own subscription to see that it is alive
-  // What each connection last delivered: any message on the subscription (our probe waits
-  // behind the others), any reply on the commands connection (our PING waits behind those).
-  std::chrono::steady_clock::time_point sub_heard_{};
-  std::chrono::steady_clock::time_point cmd_heard_{};
-  std::chrono::steady_clock::time_point ping_sent_{};  // an unanswered PING, or zero
+  // Whether each connection delivered anything since the last tick: any message on the
+  // subscription (our probe waits behind the others), any reply on the commands connection
+  // (our PING waits behind those). Silence is counted in ticks, not read off the clock: a loop
+  // held up for seconds (a loaded machine) has not read its sockets meanwhile either, and must
+  // not take its own stall for a dead connection.
+  bool sub_heard_ = false;
+  bool cmd_heard_ = false;
+  int sub_quiet_ticks_ = 0;
+  int cmd_quiet_ticks_ = 0;
+  bool ping_out_ = false;  // a PING not answered yet
   std::chrono::milliseconds cmd_backoff_{100};
   std::chrono::milliseconds sub_backoff_{100};
   std::uint64_t errors_ = 0;
