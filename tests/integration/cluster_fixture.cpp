@@ -198,9 +198,9 @@ ClusterSystem::Agent ClusterSystem::start_agent(const std::string& token,
     throw std::runtime_error("agent register failed");
   }
   agent.id = trim(r.out);
-  agent.process = std::make_unique<Process>(
-      Process::start({agent_binary(), "run", "--config", agent.config_path}, log,
-                     {"REXEC_LOG_LEVEL=debug", "REXEC_STATS_INTERVAL_MS=500"}));
+  agent.process = std::make_unique<Process>(Process::start(
+      {agent_binary(), "run", "--config", agent.config_path}, log,
+      {"REXEC_LOG_LEVEL=debug", "REXEC_STATS_INTERVAL_MS=500", "HOME=" + shell_home(dir_)}));
   return agent;
 }
 

@@ -80,6 +80,12 @@ void remove_test_cgroup(const std::string& path) {
   }
 }
 
+std::string shell_home(const std::string& dir) {
+  const std::string home = dir + "/home";
+  ::mkdir(home.c_str(), 0700);  // made once; EEXIST after
+  return home;
+}
+
 System::System(ServerOptions options)
     : cgroup_root_(make_test_cgroup()),
       dir_(make_temp_dir()),
@@ -195,6 +201,7 @@ System::Agent System::start_agent(const std::string& token, const std::string& n
   agent.id = trim(r.out);
   std::vector<std::string> env = run_env;  // first: getenv() takes the first of duplicates
   env.emplace_back("REXEC_LOG_LEVEL=debug");
+  env.emplace_back("HOME=" + shell_home(dir_));
   if (!cgroup_root_.empty()) env.emplace_back("REXEC_CGROUP_ROOT=" + cgroup_root_);
   std::vector<std::string> argv = run_prefix;
   argv.insert(argv.end(), {agent_binary(), "run", "--config", agent.config_path});
@@ -218,6 +225,7 @@ void System::restart_agent(Agent& agent, const std::vector<std::string>& run_env
   agent.process.reset();
   std::vector<std::string> env = run_env;
   env.emplace_back("REXEC_LOG_LEVEL=debug");
+  env.emplace_back("HOME=" + shell_home(dir_));
   if (!cgroup_root_.empty()) env.emplace_back("REXEC_CGROUP_ROOT=" + cgroup_root_);
   agent.process = std::make_unique<Process>(Process::start(
       {binary.empty() ? agent_binary() : binary, "run", "--config", agent.config_path}, log, env));

@@ -119,6 +119,12 @@ class System {
 std::string make_test_cgroup();
 void remove_test_cgroup(const std::string& path);
 
+// The HOME a test's agents give their shells: an empty directory under `dir` (made if needed),
+// so that what they do does not hang on the dotfiles of the machine that runs the tests (a
+// version manager's hook that waits on a lock, say). A test that wants its own sets HOME in
+// the agent's environment, which comes first.
+std::string shell_home(const std::string& dir);
+
 // Paths of the built programs (set by CMake).
 std::string server_binary();
 std::string agent_binary();

@@ -42,7 +42,8 @@ TEST_CASE("TLS: a trusted CA registers, connects and serves a terminal over wss"
   // The CA is saved with the registration: `run` needs no flag.
   CHECK(read_file(cfg).find("ca.pem") != std::string::npos);
   rx::test::Process agent = rx::test::Process::start(
-      {rx::test::agent_binary(), "run", "--config", cfg}, log, {"REXEC_LOG_LEVEL=debug"});
+      {rx::test::agent_binary(), "run", "--config", cfg}, log,
+      {"REXEC_LOG_LEVEL=debug", "HOME=" + rx::test::shell_home(sys.dir())});
 
   rx::test::Loop loop(certs.path + "/ca.pem");
   const bool online = loop.run_until(
