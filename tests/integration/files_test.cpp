@@ -15,11 +15,10 @@
 #include <fstream>
 #include <random>
 
-#include "fixture.h"
+#include "online_agent.h"
 
 using rx::test::Process;
 using rx::test::run_program;
-using rx::test::System;
 using rx::test::TestSocket;
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
@@ -76,21 +75,14 @@ struct Curl {
   std::string body;  // the response body (or the file it was saved to, for downloads)
 };
 
-struct Setup {
-  System sys;
-  std::string token;
-  System::Agent agent;
+struct Setup : rx::test::OnlineAgent {
   std::string files;  // a directory for the test's files
 
   explicit Setup(rx::test::ServerOptions o = {}, const std::vector<std::string>& agent_env = {},
                  const std::vector<std::string>& prefix = {})
-      : sys(std::move(o)), token(sys.add_user("alice", "pro")) {
-    files = sys.dir() + "/files";
+      : OnlineAgent(std::move(o), "alice", "files", agent_env, prefix, "pro"),
+        files(sys.dir() + "/files") {
     fs::create_directories(files);
-    agent = sys.start_agent(token, "files", agent_env, prefix);
-    const bool online = sys.wait_online(token, agent.id);
-    if (!online) sys.dump_logs();
-    REQUIRE(online);
   }
 
   std::string url(const std::string& path, const std::string& route = "files") const {

@@ -12,7 +12,7 @@
 #include <string>
 #include <thread>
 
-#include "fixture.h"
+#include "online_agent.h"
 
 using rx::test::ServerOptions;
 using rx::test::System;
@@ -59,23 +59,11 @@ std::string producer(const std::string& tag, const std::string& bytes) {
   return "yes " + tag + " | head -c " + bytes + "; echo; echo " + tag + "-'done'\n";
 }
 
-struct Setup {
-  System sys;
-  std::string token;
-  System::Agent agent;
-
+struct Setup : rx::test::OnlineAgent {
   explicit Setup(ServerOptions o = {}, const std::vector<std::string>& agent_env = {})
-      : sys(std::move(o)),
-        token(sys.add_user("flo")),
-        agent(sys.start_agent(token, "flow", agent_env)) {
-    const bool online = sys.wait_online(token, agent.id);
-    if (!online) sys.dump_logs();
-    REQUIRE(online);
-  }
+      : OnlineAgent(std::move(o), "flo", "flow", agent_env) {}
 
-  [[nodiscard]] std::string url(const std::string& conn_id) const {
-    return sys.ws_url("/ws/agent/" + agent.id + "/terminal?id=" + conn_id);
-  }
+  [[nodiscard]] std::string url(const std::string& conn_id) const { return terminal_url(conn_id); }
 };
 
 // Opens viewer `conn_id` (v2) and starts producer(tag, bytes) in its shell; returns the pid of

@@ -14,7 +14,7 @@
 #include <regex>
 #include <sstream>
 
-#include "fixture.h"
+#include "online_agent.h"
 
 using rx::test::System;
 using rx::test::TestSocket;
@@ -41,19 +41,12 @@ long tagged_number(System& sys, TestSocket& v, const std::string& tag) {
   return n;
 }
 
-struct Setup {
-  System sys;
-  std::string token;
-  System::Agent agent;
-
+struct Setup : rx::test::OnlineAgent {
   explicit Setup(const std::vector<std::string>& env = {})
-      : token(sys.add_user("iris")), agent(sys.start_agent(token, "iso-agent", env)) {
-    REQUIRE(sys.wait_online(token, agent.id));
-  }
+      : OnlineAgent({}, "iris", "iso-agent", env) {}
 
   [[nodiscard]] std::string url(const std::string& conn, bool split = false) const {
-    return sys.ws_url("/ws/agent/" + agent.id + "/terminal?id=" + conn +
-                      (split ? "&newSession=true" : ""));
+    return terminal_url(conn, split ? "&newSession=true" : "");
   }
 };
 

@@ -10,24 +10,16 @@
 #include <filesystem>
 #include <sstream>
 
-#include "fixture.h"
+#include "online_agent.h"
 
-using rx::test::System;
 using rx::test::TestSocket;
 using namespace std::chrono_literals;
 using nlohmann::json;
 
 namespace {
 
-struct Setup {
-  System sys;
-  std::string token;
-  System::Agent agent;
-
-  explicit Setup(rx::test::ServerOptions o = {})
-      : sys(std::move(o)), token(sys.add_user("rita")), agent(sys.start_agent(token, "rec")) {
-    REQUIRE(sys.wait_online(token, agent.id));
-  }
+struct Setup : rx::test::OnlineAgent {
+  explicit Setup(rx::test::ServerOptions o = {}) : OnlineAgent(std::move(o), "rita", "rec") {}
 
   rx::test::HttpResult api(const std::string& method, const std::string& path,
                            const std::string& body = "", const std::string& as = "") {
@@ -36,8 +28,7 @@ struct Setup {
   }
 
   [[nodiscard]] std::string url(const std::string& conn, bool split = false) const {
-    return sys.ws_url("/ws/agent/" + agent.id + "/terminal?id=" + conn +
-                      (split ? "&newSession=true" : ""));
+    return terminal_url(conn, split ? "&newSession=true" : "");
   }
 };
 

@@ -10,30 +10,19 @@
 #include <sstream>
 #include <thread>
 
-#include "fixture.h"
+#include "online_agent.h"
 
-using rx::test::System;
 using rx::test::TestSocket;
 using namespace std::chrono_literals;
 
 namespace {
 
-struct Setup {
-  System sys;
-  std::string token;
-  System::Agent agent;
-
+struct Setup : rx::test::OnlineAgent {
   explicit Setup(rx::test::ServerOptions o = {}, const std::vector<std::string>& agent_env = {})
-      : sys(std::move(o)),
-        token(sys.add_user("carol")),
-        agent(sys.start_agent(token, "test-agent", agent_env)) {
-    const bool online = sys.wait_online(token, agent.id);
-    if (!online) sys.dump_logs();
-    REQUIRE(online);
-  }
+      : OnlineAgent(std::move(o), "carol", "test-agent", agent_env) {}
 
   [[nodiscard]] std::string url(const std::string& conn_id, const std::string& extra = "") const {
-    return sys.ws_url("/ws/agent/" + agent.id + "/terminal?id=" + conn_id + extra);
+    return terminal_url(conn_id, extra);
   }
 };
 

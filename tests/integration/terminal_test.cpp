@@ -6,30 +6,15 @@
 
 #include <regex>
 
-#include "fixture.h"
+#include "online_agent.h"
 
-using rx::test::System;
 using rx::test::TestSocket;
 using namespace std::chrono_literals;
 
 namespace {
 
-struct Setup {
-  System sys;
-  std::string token;
-  System::Agent agent;
-
-  Setup() : token(sys.add_user("alice")), agent(sys.start_agent(token)) {
-    const bool online = sys.wait_online(token, agent.id);
-    if (!online) sys.dump_logs();
-    REQUIRE(online);
-  }
-
-  std::string terminal_url(const std::string& conn_id, bool split = false) const {
-    std::string url = sys.ws_url("/ws/agent/" + agent.id + "/terminal?id=" + conn_id);
-    if (split) url += "&newSession=true";
-    return url;
-  }
+struct Setup : rx::test::OnlineAgent {
+  Setup() : OnlineAgent({}) {}
 };
 
 // Types a command and waits for a marker that only the command's output contains (the echo of
@@ -80,7 +65,7 @@ TEST_CASE("a split has its own shell and closing it stops only it", "[integratio
   TestSocket split(s.sys.loop());
   REQUIRE(main.open(s.terminal_url("m1"), s.token));
   REQUIRE(main.wait_type("shell_started"));
-  REQUIRE(split.open(s.terminal_url("s1", true), s.token));
+  REQUIRE(split.open(s.terminal_url("s1", "&newSession=true"), s.token));
   auto started = split.wait_type("shell_started");
   REQUIRE(started);
   CHECK((*started)["data"].value("session_id", "") == "split-s1");
@@ -120,7 +105,7 @@ TEST_CASE("resize is visible through stty size", "[integration][pg]") {
 TEST_CASE("shell exit gives shell_stopped with the exit code", "[integration][pg]") {
   Setup s;
   TestSocket user(s.sys.loop());
-  REQUIRE(user.open(s.terminal_url("ex", true), s.token));
+  REQUIRE(user.open(s.terminal_url("ex", "&newSession=true"), s.token));
   REQUIRE(user.wait_type("shell_started"));
   user.send_json({{"type", "input"}, {"data", "exit 7\n"}});
   auto stopped = user.wait_type("shell_stopped");
