@@ -50,6 +50,16 @@ struct Fixture {
   std::string last_subprotocol_seen;
   std::string last_peer;
 
+  // Opens `ws` on /ws/x with the token the server takes, and waits until it is open.
+  void open(net::WsClient& ws) {
+    net::WsConnectOptions o;
+    o.url = *net::Url::parse(url("ws", "/ws/x"));
+    o.headers = {{"authorization", "Bearer good"}};
+    REQUIRE(ws.connect(o));
+    REQUIRE(run_until(
+        &loop, [&] { return ws.is_open(); }, 5s));
+  }
+
   explicit Fixture(std::vector<std::string> trusted_proxies = {}) {
     REQUIRE(uv_loop_init(&loop) == 0);
     server::HttpServerOptions o;
@@ -263,12 +273,7 @@ TEST_CASE("WsClient gathers bytes into the frame that waits last, and only there
        .on_room = nullptr,
        .on_pong = nullptr,
        .on_close = nullptr});
-  net::WsConnectOptions o;
-  o.url = *net::Url::parse(f.url("ws", "/ws/x"));
-  o.headers = {{"authorization", "Bearer good"}};
-  REQUIRE(ws.connect(o));
-  REQUIRE(run_until(
-      &f.loop, [&] { return ws.is_open(); }, 5s));
+  f.open(ws);
   const std::string head("\x01\x04main", 6);
   CHECK_FALSE(ws.append_to_last(head, "x"));  // nothing waits
   // A frame with room for 6 payload bytes beyond its header: "ab", then "cd" and "ef" join it.
@@ -303,12 +308,7 @@ TEST_CASE("oversized WebSocket message closes with 1009", "[server]") {
                                    .on_room = nullptr,
                                    .on_pong = nullptr,
                                    .on_close = [&](const net::WsCloseInfo& i) { closed = i; }});
-  net::WsConnectOptions o;
-  o.url = *net::Url::parse(f.url("ws", "/ws/x"));
-  o.headers = {{"authorization", "Bearer good"}};
-  REQUIRE(ws.connect(o));
-  REQUIRE(run_until(
-      &f.loop, [&] { return ws.is_open(); }, 5s));
+  f.open(ws);
   ws.send_text(std::string(10000, 'q'));
   REQUIRE(run_until(
       &f.loop, [&] { return closed.has_value(); }, 5s));
