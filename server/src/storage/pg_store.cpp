@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "rexec/server/storage/pg_store.h"
 
+#include "rexec/common/check.h"
+
 #include <libpq-fe.h>
 #include <spdlog/spdlog.h>
 
@@ -16,7 +18,7 @@ namespace {
 
 // The same records as SqliteStore's migrations, in PostgreSQL's types. Append only; the table
 // rexec_schema records how many ran. `seq` columns give insertion order (SQLite's rowid).
-constexpr std::array<const char*, 4> kMigrations = {R"sql(
+constexpr std::array<const char*, 5> kMigrations = {R"sql(
 CREATE TABLE users (
   id TEXT PRIMARY KEY, username TEXT NOT NULL UNIQUE, tier TEXT NOT NULL,
   is_admin BOOLEAN NOT NULL DEFAULT false, subscription_active BOOLEAN NOT NULL DEFAULT false,
@@ -58,6 +60,15 @@ CREATE INDEX audit_events_at ON audit_events(at);
 )sql",
                                                     R"sql(
 ALTER TABLE users ADD COLUMN email TEXT NOT NULL DEFAULT '';
+)sql",
+                                                    R"sql(
+CREATE TABLE recordings (
+  id BIGSERIAL PRIMARY KEY, agent_id TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE,
+  name TEXT NOT NULL, session_id TEXT NOT NULL, started_at BIGINT NOT NULL,
+  bytes BIGINT NOT NULL DEFAULT 0, UNIQUE (agent_id, name));
+CREATE TABLE recording_chunks (
+  recording_id BIGINT NOT NULL REFERENCES recordings(id) ON DELETE CASCADE,
+  seq INTEGER NOT NULL, data BYTEA NOT NULL, PRIMARY KEY (recording_id, seq));
 )sql"};
 
 // Any number, so instances migrating the same database at once take turns.
@@ -208,16 +219,26 @@ class PgConn {
 
   // Runs one statement. A connection found broken is reset first, and once more if the
   // statement failed because it broke on the way (the server restarted, say).
-  Result<PgResult> run(const std::string& sql, const std::vector<Param>& params) {
+  // `binary`: which parameters are raw bytes (bytea) rather than text, and whether the result
+  // columns come back raw (1) rather than as text (0).
+  Result<PgResult> run(const std::string& sql, const std::vector<Param>& params,
+                       const std::vector<int>& binary = {}, int binary_result = 0) {
     for (int attempt = 0;; ++attempt) {
       if (PQstatus(c_) != CONNECTION_OK) PQreset(c_);
       std::vector<const char*> values;
+      std::vector<int> lengths;
       values.reserve(params.size());
-      for (const Param& v : params) values.push_back(v ? v->c_str() : nullptr);
+      for (const Param& v : params) {
+        values.push_back(v ? v->data() : nullptr);
+        lengths.push_back(v ? static_cast<int>(v->size()) : 0);
+      }
+      if (!binary.empty()) REXEC_CHECK(binary.size() == params.size());
       // Without parameters, the simple protocol: it takes several statements (migrations).
-      PgResult r(values.empty() ? PQexec(c_, sql.c_str())
-                                : PQexecParams(c_, sql.c_str(), static_cast<int>(values.size()),
-                                               nullptr, values.data(), nullptr, nullptr, 0));
+      PgResult r(values.empty()
+                     ? PQexec(c_, sql.c_str())
+                     : PQexecParams(c_, sql.c_str(), static_cast<int>(values.size()), nullptr,
+                                    values.data(), lengths.data(),
+                                    binary.empty() ? nullptr : binary.data(), binary_result));
       const auto st = PQresultStatus(r.get());
       if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return r;
       if (r.get() != nullptr && is_constraint(r.get())) {
@@ -713,6 +734,102 @@ Status PgStore::set_setting(const std::string& key, const std::string& value) {
       "INSERT INTO settings (key, value) VALUES ($1,$2) "
       "ON CONFLICT (key) DO UPDATE SET value=excluded.value",
       {p(key), p(value)});
+}
+
+}  // namespace rx::server
+
+namespace rx::server {
+
+Result<std::int64_t> PgStore::add_recording(const std::string& agent_id, const RecordingRow& r) {
+  auto res = conn_->run(
+      "INSERT INTO recordings (agent_id, name, session_id, started_at) VALUES ($1,$2,$3,$4) "
+      "RETURNING id",
+      {p(agent_id), p(r.name), p(r.session_id), p(r.started_at)});
+  if (!res) return std::move(res).error();
+  return res->i64(0, 0);
+}
+
+Status PgStore::append_recording(std::int64_t id, std::int64_t first_seq,
+                                 const std::vector<std::string>& chunks) {
+  if (chunks.empty()) return {};
+  // One round trip: the chunks (bytea, sent raw) and the new size together.
+  std::string text = "WITH c AS (INSERT INTO recording_chunks (recording_id, seq, data) VALUES ";
+  std::vector<Param> params = {p(id)};
+  std::vector<int> binary = {0};
+  std::uint64_t bytes = 0;
+  for (std::size_t i = 0; i < chunks.size(); ++i) {
+    params.push_back(p(first_seq + static_cast<std::int64_t>(i)));
+    params.push_back(chunks[i]);
+    binary.push_back(0);
+    binary.push_back(1);
+    bytes += chunks[i].size();
+    if (i > 0) text += ',';
+    text += "($1,$" + std::to_string(params.size() - 1) + "::integer,$" +
+            std::to_string(params.size()) + "::bytea)";
+  }
+  params.push_back(p(static_cast<std::int64_t>(bytes)));
+  binary.push_back(0);
+  text += ") UPDATE recordings SET bytes=bytes+$" + std::to_string(params.size()) + " WHERE id=$1";
+  auto r = conn_->run(text, params, binary);
+  if (!r) return std::move(r).error();
+  if (r->affected() == 0) return Error(Errc::kNotFound, "the recording was removed");
+  return {};
+}
+
+namespace {
+
+constexpr const char* kRecordingColumns = "id, name, session_id, started_at, bytes";
+
+RecordingRow read_recording(const PgResult& r, int i) {
+  return {r.i64(i, 0), r.text(i, 1), r.text(i, 2), r.i64(i, 3),
+          static_cast<std::uint64_t>(r.i64(i, 4))};
+}
+
+}  // namespace
+
+Result<std::vector<RecordingRow>> PgStore::recordings_of(const std::string& agent_id) {
+  return collect<RecordingRow>(
+      conn_->run(
+          sql("SELECT ", kRecordingColumns, " FROM recordings WHERE agent_id=$1 ORDER BY id DESC"),
+          {p(agent_id)}),
+      read_recording);
+}
+
+Result<std::optional<RecordingRow>> PgStore::recording_named(const std::string& agent_id,
+                                                             const std::string& name) {
+  return first<RecordingRow>(conn_->run(sql("SELECT ", kRecordingColumns,
+                                            " FROM recordings WHERE agent_id=$1 AND name=$2"),
+                                        {p(agent_id), p(name)}),
+                             read_recording);
+}
+
+Result<std::vector<std::string>> PgStore::recording_chunks(std::int64_t id, std::int64_t first_seq,
+                                                           std::size_t limit) {
+  auto r = conn_->run(
+      "SELECT data FROM recording_chunks WHERE recording_id=$1 AND seq>=$2 ORDER BY seq LIMIT $3",
+      {p(id), p(first_seq), p(static_cast<std::int64_t>(limit))}, {}, 1);
+  if (!r) return std::move(r).error();
+  std::vector<std::string> out;
+  for (int i = 0; i < r->rows(); ++i) out.push_back(r->text(i, 0));  // raw bytes (binary result)
+  return out;
+}
+
+Result<std::vector<std::string>> PgStore::prune_recordings(const std::string& agent_id,
+                                                           std::size_t keep) {
+  return collect<std::string>(
+      conn_->run("DELETE FROM recordings WHERE agent_id=$1 AND id NOT IN (SELECT id FROM "
+                 "recordings WHERE agent_id=$1 ORDER BY id DESC LIMIT $2) RETURNING name",
+                 {p(agent_id), p(static_cast<std::int64_t>(keep))}),
+      [](const PgResult& r, int i) { return r.text(i, 0); });
+}
+
+Status PgStore::delete_recording(const std::string& agent_id, const std::string& name) {
+  return conn_->exec("DELETE FROM recordings WHERE agent_id=$1 AND name=$2",
+                     {p(agent_id), p(name)});
+}
+
+Status PgStore::delete_recordings(const std::string& agent_id) {
+  return conn_->exec("DELETE FROM recordings WHERE agent_id=$1", {p(agent_id)});
 }
 
 }  // namespace rx::server

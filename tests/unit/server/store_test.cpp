@@ -116,13 +116,14 @@ TEST_CASE("a version 2 database is upgraded to audit events and emails, keeping 
   if (!b.store) return;
   REQUIRE(b.store->create_user({"u1", "alice", "free", false, false, 1, ""}));
   b.store.reset();
-  // Back to version 2, as if migrations 3 and 4 had never run.
+  // Back to version 2, as if the migrations after it had never run.
   const std::string cmd =
       kind == "sqlite" ? "/usr/bin/sqlite3 " + b.file->path() +
                              " 'DROP TABLE audit_events; ALTER TABLE users DROP COLUMN email;"
                              " PRAGMA user_version=2;'"
                        : "psql -q '" + b.pg->url() +
                              "' -c 'DROP TABLE audit_events; ALTER TABLE users DROP COLUMN email;"
+                             " DROP TABLE recording_chunks, recordings;"
                              " DELETE FROM rexec_schema WHERE version>=3;'";
   REQUIRE(std::system(cmd.c_str()) == 0);  // NOLINT(cert-env33-c): test set-up
   std::unique_ptr<Store> again;
@@ -138,7 +139,7 @@ TEST_CASE("a version 2 database is upgraded to audit events and emails, keeping 
     version = (*s)->schema_version();
     again = std::move(*s);
   }
-  CHECK(version == 4);
+  CHECK(version == (kind == "sqlite" ? 4 : 5));  // PostgreSQL's 5: recordings (RecordingRows)
   CHECK((*again->user_by_name("alice"))->id == "u1");
   CHECK((*again->user_by_name("alice"))->email.empty());
   REQUIRE(again->create_user({"u2", "bob", "free", false, false, 2, "bob@example.com"}));
@@ -380,7 +381,7 @@ TEST_CASE("postgres: migrations run once, also when instances start together", "
   for (std::size_t i = 0; i < stores.size(); ++i) {
     INFO(errors[i]);
     REQUIRE(stores[i]);
-    CHECK(stores[i]->schema_version() == 4);
+    CHECK(stores[i]->schema_version() == 5);
   }
   // Each instance proposes its own secret; all of them keep the one that won.
   std::set<std::string> secrets;
@@ -392,7 +393,7 @@ TEST_CASE("postgres: migrations run once, also when instances start together", "
   stores.clear();
   auto again = PgStore::open(db.url());
   REQUIRE(again);
-  CHECK((*again)->schema_version() == 4);
+  CHECK((*again)->schema_version() == 5);
   CHECK((*again)->user_by_name("alice")->has_value());
   CHECK((*again)->create_user({"u2", "alice", "free", false, false, 1, ""}).error().code ==
         rx::Errc::kExists);
@@ -437,4 +438,59 @@ TEST_CASE("postgres: writes behind keep their order and survive a flood", "[serv
   CHECK(*(*st.agent(ids[199]))->last_ping == 149);
   CHECK(st.stats_of(ids[0], 100)->size() == 20);
   CHECK(st.stats_of(ids[1], 100)->empty());
+}
+
+TEST_CASE("postgres: recordings are chunk rows, raw bytes, pruned and deleted with the agent",
+          "[server][pg]") {
+  const std::string cluster = pg_cluster_or_skip();
+  if (cluster.empty()) return;
+  rx::test::PgTestDb db(cluster);
+  auto s = PgStore::open(db.url());
+  REQUIRE(s);
+  PgStore& st = **s;
+  RecordingRows* rows = st.recording_rows();
+  REQUIRE(rows != nullptr);
+  REQUIRE(st.create_user({"u1", "alice", "free", false, false, 1, ""}));
+  REQUIRE(st.create_agent(make_agent("a1", 1)));
+  CHECK(rows->add_recording("nope", {0, "main-x.cast", "main", 1, 0}).error().code ==
+        rx::Errc::kExists);
+  std::vector<std::int64_t> ids;
+  for (int i = 0; i < 3; ++i) {
+    auto id = rows->add_recording("a1", {0, "main-" + std::to_string(i) + ".cast", "main", i, 0});
+    REQUIRE(id);
+    ids.push_back(*id);
+  }
+  // Every byte value survives (bytea sent and read raw), in order, over two appends.
+  std::string all(256, '\0');
+  for (std::size_t i = 0; i < all.size(); ++i) all[i] = static_cast<char>(i);
+  REQUIRE(rows->append_recording(ids[0], 0, {all, std::string("\0x", 2)}));
+  REQUIRE(rows->append_recording(ids[0], 2, {"tail"}));
+  CHECK(rows->append_recording(ids[0], 2, {"again"}).error().code == rx::Errc::kExists);
+  auto row = rows->recording_named("a1", "main-0.cast");
+  REQUIRE(row);
+  REQUIRE(*row);
+  CHECK((*row)->bytes == 256 + 2 + 4);
+  auto first = rows->recording_chunks(ids[0], 0, 2);
+  REQUIRE(first);
+  REQUIRE(first->size() == 2);
+  CHECK((*first)[0] == all);
+  CHECK((*first)[1] == std::string("\0x", 2));
+  auto rest = rows->recording_chunks(ids[0], 2, 2);
+  REQUIRE(rest);
+  CHECK(*rest == std::vector<std::string>{"tail"});
+  // Newest first; pruning keeps the newest, and takes the chunks with the rows.
+  auto list = rows->recordings_of("a1");
+  REQUIRE(list);
+  REQUIRE(list->size() == 3);
+  CHECK((*list)[0].name == "main-2.cast");
+  auto removed = rows->prune_recordings("a1", 2);
+  REQUIRE(removed);
+  CHECK(*removed == std::vector<std::string>{"main-0.cast"});
+  CHECK(rows->recording_chunks(ids[0], 0, 10)->empty());
+  CHECK(rows->append_recording(ids[0], 3, {"late"}).error().code == rx::Errc::kExists);
+  REQUIRE(rows->delete_recording("a1", "main-2.cast"));
+  CHECK(rows->recordings_of("a1")->size() == 1);
+  REQUIRE(st.delete_agent("a1"));
+  CHECK(rows->recordings_of("a1")->empty());
+  CHECK(st.recording_rows() == rows);
 }

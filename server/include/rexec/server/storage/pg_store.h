@@ -32,7 +32,7 @@ class PgConn;
 // Whether `db` names a PostgreSQL database (postgres:// or postgresql://) rather than a file.
 bool is_postgres_url(const std::string& db);
 
-class PgStore final : public Store {
+class PgStore final : public Store, public RecordingRows {
  public:
   // Connects both connections and migrates (under an advisory lock, so instances starting
   // together migrate once). Errors: kStorage with libpq's reason; never the password.
@@ -89,6 +89,23 @@ class PgStore final : public Store {
   Result<std::string> setting(const std::string& key) override;
   Result<std::string> init_setting(const std::string& key, const std::string& value) override;
   Status set_setting(const std::string& key, const std::string& value) override;
+
+  // Recordings are rows here, synchronous on the loop's connection (a recording is written in
+  // chunks of tens of KiB, not per output frame: Recordings batches).
+  RecordingRows* recording_rows() override { return this; }
+
+  Result<std::int64_t> add_recording(const std::string& agent_id, const RecordingRow& r) override;
+  Status append_recording(std::int64_t id, std::int64_t first_seq,
+                          const std::vector<std::string>& chunks) override;
+  Result<std::vector<RecordingRow>> recordings_of(const std::string& agent_id) override;
+  Result<std::optional<RecordingRow>> recording_named(const std::string& agent_id,
+                                                      const std::string& name) override;
+  Result<std::vector<std::string>> recording_chunks(std::int64_t id, std::int64_t first_seq,
+                                                    std::size_t limit) override;
+  Result<std::vector<std::string>> prune_recordings(const std::string& agent_id,
+                                                    std::size_t keep) override;
+  Status delete_recording(const std::string& agent_id, const std::string& name) override;
+  Status delete_recordings(const std::string& agent_id) override;
 
   // A statement with its parameters (text format; nullopt is NULL).
   struct Statement {

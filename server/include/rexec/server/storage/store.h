@@ -98,6 +98,50 @@ struct AuditQuery {
   std::size_t limit = 100;
 };
 
+// One session recording kept in the database (RecordingRows).
+struct RecordingRow {
+  std::int64_t id = 0;  // assigned by the store, increasing
+  std::string name;     // as the file would be named: <session>-<UTC start>-<8 hex>.cast
+  std::string session_id;
+  Millis started_at = 0;
+  std::uint64_t bytes = 0;  // the sum of its chunks
+};
+
+// Session recordings as rows of chunks in the database, so that every instance sharing it reads
+// what any instance recorded (docs/protocol.md "Session recordings"). A chunk is a run of whole
+// bytes of the asciicast file, numbered from 0 without gaps. Errors as Store's; loop thread only.
+class RecordingRows {
+ public:
+  virtual ~RecordingRows() = default;
+
+  // A new, empty recording of `agent_id`; returns its id. kExists: no such agent, or the name
+  // is taken.
+  virtual Result<std::int64_t> add_recording(const std::string& agent_id,
+                                             const RecordingRow& r) = 0;
+  // Stores `chunks` as numbers first_seq, first_seq + 1, ... and adds their sizes to the
+  // recording's bytes, in one statement (all or nothing).
+  virtual Status append_recording(std::int64_t id, std::int64_t first_seq,
+                                  const std::vector<std::string>& chunks) = 0;
+  virtual Result<std::vector<RecordingRow>> recordings_of(const std::string& agent_id) = 0;
+  virtual Result<std::optional<RecordingRow>> recording_named(const std::string& agent_id,
+                                                              const std::string& name) = 0;
+  // At most `limit` chunks from number `first_seq` on, in order; fewer at the end.
+  virtual Result<std::vector<std::string>> recording_chunks(std::int64_t id, std::int64_t first_seq,
+                                                            std::size_t limit) = 0;
+  // Keeps the newest `keep` recordings of the agent; returns the names of those removed.
+  virtual Result<std::vector<std::string>> prune_recordings(const std::string& agent_id,
+                                                            std::size_t keep) = 0;
+  virtual Status delete_recording(const std::string& agent_id, const std::string& name) = 0;
+  virtual Status delete_recordings(const std::string& agent_id) = 0;
+
+ protected:
+  RecordingRows() = default;
+  RecordingRows(const RecordingRows&) = default;
+  RecordingRows& operator=(const RecordingRows&) = default;
+  RecordingRows(RecordingRows&&) = default;
+  RecordingRows& operator=(RecordingRows&&) = default;
+};
+
 // Every method returns kStorage on a database failure (kExists when a constraint refuses the
 // write) and never throws. Loop thread only.
 class Store {
@@ -169,6 +213,10 @@ class Store {
   [[nodiscard]] virtual std::string describe() const = 0;
   // Database operations that failed since start (GET /metrics).
   [[nodiscard]] virtual std::uint64_t error_count() const = 0;
+
+  // Where recordings can be kept in this database, shared by every instance using it; nullptr
+  // when they go to files (SQLite: one instance, a local directory serves as well).
+  virtual RecordingRows* recording_rows() { return nullptr; }
 
   // A server-wide secret kept in the database (the JWT key when none is configured).
   virtual Result<std::string> setting(const std::string& key) = 0;  // "" when unset
