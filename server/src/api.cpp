@@ -16,8 +16,6 @@
 #include <algorithm>
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "api_internal.h"
 
@@ -587,20 +585,7 @@ HttpResponse Api::recording_route(const Principal& p, const HttpRequest& req,
     }
     return reply(200, {{"recordings", list}});
   }
-  if (rest == "recordings" && !name.empty() && req.method == "GET") {
-    auto path = recordings_->path_of(a.id, name);
-    if (!path) {
-      return error(path.error().code == Errc::kInvalidArgument ? 400 : 404, path.error().message);
-    }
-    std::ifstream in(*path, std::ios::binary);
-    std::ostringstream whole;
-    whole << in.rdbuf();  // istreambuf_iterator trips GCC 12's -Wnull-dereference at -O2
-    if (!in) return error(500, "cannot read the recording");
-    std::string body = std::move(whole).str();
-    HttpResponse r{200, std::move(body), "application/x-asciicast", {}};
-    r.headers.emplace_back("content-disposition", "attachment; filename=\"" + name + "\"");
-    return r;
-  }
+  // GET .../recordings/NAME is streamed: stream() and RecordingDownload.
   return error(404, "not found");
 }
 
@@ -960,11 +945,18 @@ void Api::agent_online(const std::string& agent_id) {
 void Api::attach(Hub& hub) {
   hub_ = &hub;
   std::string dir = config_.recordings_dir;
-  if (dir.empty() && config_.db_path.rfind("postgres", 0) != 0) {
-    dir = (std::filesystem::path(config_.db_path).parent_path() / "recordings").string();
-    if (dir == "recordings" || dir.empty()) dir = "./recordings";
+  if (dir.empty() && store_.recording_rows() != nullptr) {
+    // PostgreSQL: in the database every instance shares, so any instance lists and plays what
+    // any other recorded (docs/protocol.md "Session recordings").
+    recordings_ = std::make_unique<Recordings>(store_, hub.loop(), config_.recordings_keep);
+  } else {
+    if (dir.empty()) {
+      dir = (std::filesystem::path(config_.db_path).parent_path() / "recordings").string();
+      if (dir == "recordings" || dir.empty()) dir = "./recordings";
+    }
+    recordings_ = std::make_unique<Recordings>(dir, config_.recordings_keep);
   }
-  recordings_ = std::make_unique<Recordings>(dir, config_.recordings_keep);
+  spdlog::info("recordings in {}", recordings_->where());
   hub.set_recordings(recordings_.get(),
                      [this](const std::string& agent_id) { return recording_mode(agent_id); });
   FileServiceConfig fc;
@@ -1004,6 +996,54 @@ class Answered final : public HttpStreamHandler {
   void on_closed() override {}
 };
 
+// GET /api/agents/:id/recordings/NAME: the recording streamed, read a piece at a time as the
+// client's socket drains, so a download holds at most about kWindow of it in memory, however
+// large the recording.
+class RecordingDownload final : public HttpStreamHandler {
+ public:
+  RecordingDownload(std::unique_ptr<RecordingReader> reader, HttpStream& stream)
+      : reader_(std::move(reader)), stream_(stream) {}
+
+  // The head, then the first pieces.
+  void start(const std::string& name) {
+    HttpResponse head{200, "", "application/x-asciicast", {}};
+    head.headers.emplace_back("content-disposition", "attachment; filename=\"" + name + "\"");
+    stream_.respond_head(std::move(head), reader_->size());
+    pump();
+  }
+
+  void on_body(std::string_view /*bytes*/) override {}
+
+  void on_body_end() override {}
+
+  void on_written(std::uint64_t /*total*/) override { pump(); }
+
+  void on_closed() override { reader_.reset(); }
+
+ private:
+  // bytes queued to the socket at most; a reader's piece is up to 256 KiB.
+  static constexpr std::size_t kWindow = 512U * 1024U;
+
+  void pump() {
+    while (reader_ && given_ < reader_->size() && stream_.queued_bytes() < kWindow) {
+      auto piece = reader_->next();
+      if (!piece || piece->empty()) {
+        spdlog::warn("recording download cut error={}",
+                     piece ? "the recording ended early" : piece.error().message);
+        reader_.reset();
+        stream_.abort();  // the client sees fewer bytes than announced
+        return;
+      }
+      given_ += piece->size();
+      stream_.write(std::move(*piece));
+    }
+  }
+
+  std::unique_ptr<RecordingReader> reader_;
+  HttpStream& stream_;
+  std::uint64_t given_ = 0;
+};
+
 std::optional<std::uint32_t> parse_mode(const std::string& text) {
   if (text.empty() || text.size() > 4) return std::nullopt;
   std::uint32_t mode = 0;
@@ -1023,7 +1063,10 @@ std::unique_ptr<HttpStreamHandler> Api::stream(const HttpRequest& req, HttpStrea
                      (parts.size() == 4 || (parts.size() == 5 && parts[4] == "list"));
   // A command waits for the agent's answer, so it is an exchange of its own too.
   const bool exec = agent_route && parts.size() == 4 && parts[3] == "exec";
-  if ((!files && !exec) || files_ == nullptr) return nullptr;
+  // A recording's download streams out of a file or the database.
+  const bool recording = agent_route && parts.size() == 5 && parts[3] == "recordings" &&
+                         req.method == "GET" && recordings_ != nullptr;
+  if (!recording && ((!files && !exec) || files_ == nullptr)) return nullptr;
   const bool listing = parts.size() == 5;
   auto answer = [&s](HttpResponse r) -> std::unique_ptr<HttpStreamHandler> {
     s.respond(std::move(r));
@@ -1048,6 +1091,20 @@ std::unique_ptr<HttpStreamHandler> Api::stream(const HttpRequest& req, HttpStrea
   const OwnedAgent owned = owned_agent(p, parts[2]);
   if (!owned.agent) return answer(owned.refusal);
   const Agent& a = *owned.agent;
+  if (recording) {
+    auto reader = recordings_->open(a.id, parts[4]);
+    if (!reader) {
+      const Errc code = reader.error().code;
+      if (code != Errc::kInvalidArgument && code != Errc::kNotFound) {
+        spdlog::warn("recording download failed agent={} error={}", a.id, reader.error().message);
+        return answer(error(500, "cannot read the recording"));
+      }
+      return answer(error(code == Errc::kInvalidArgument ? 400 : 404, reader.error().message));
+    }
+    auto download = std::make_unique<RecordingDownload>(std::move(*reader), s);
+    download->start(parts[4]);
+    return download;
+  }
   // A command counts against the plan like a terminal on the agent (PROTOCOL §4.1 order).
   if (exec) {
     if (auto over = terminal_limit(p, a.id)) return answer(std::move(*over));

@@ -273,7 +273,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   serve_cmd->add_option("--recordings-dir", config.recordings_dir,
                         "Where session recordings go (default: recordings/ next to a SQLite "
-                        "database)");
+                        "database; with PostgreSQL, in the database)");
   serve_cmd
       ->add_option("--recordings-keep", config.recordings_keep,
                    "Recordings kept per agent; the oldest go first")

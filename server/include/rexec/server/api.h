@@ -46,7 +46,8 @@ class Api final : public HubSink {
 
   HttpResponse handle(const HttpRequest& req);
   UpgradeDecision upgrade(const HttpRequest& req);
-  // File transfers (PROTOCOL §8): a handler for /api/agents/:id/files[/list], else nullptr.
+  // File transfers (PROTOCOL §8), commands and recording downloads: a handler for
+  // /api/agents/:id/files[/list], .../exec and GET .../recordings/NAME, else nullptr.
   std::unique_ptr<HttpStreamHandler> stream(const HttpRequest& req, HttpStream& s);
   // A file request run on this instance, from stream() or from another instance (FileRelay).
   std::unique_ptr<HttpStreamHandler> start_file(const FileRequest& r, HttpStream& s);
@@ -116,8 +117,9 @@ class Api final : public HubSink {
   std::unique_ptr<HttpStreamHandler> exec_here(const FileRequest& r, HttpStream& s);
   HttpResponse mfa_route(const Principal& p, const HttpRequest& req, const std::string& agent_id,
                          const std::string& action);
-  // GET/PUT /api/agents/:id/recording (the policy), GET .../recordings (the list) and
-  // GET .../recordings/NAME (one asciicast file). docs/protocol.md, "Session recordings".
+  // GET/PUT /api/agents/:id/recording (the policy) and GET .../recordings (the list); a
+  // download (GET .../recordings/NAME) is streamed (stream()). docs/protocol.md, "Session
+  // recordings".
   HttpResponse recording_route(const Principal& p, const HttpRequest& req,
                                const std::string& agent_id, const std::string& rest,
                                const std::string& name);

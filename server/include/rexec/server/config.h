@@ -35,7 +35,8 @@ struct ServerConfig {
   std::size_t max_body_bytes = 1U << 20U;        // HTTP request bodies
   std::uint64_t max_upload_bytes = 100U << 20U;  // PUT /api/agents/:id/files: 413 past this
   // Session recordings (asciicast v2): where, and how many are kept per agent. Empty dir: next to
-  // a SQLite database ("<db dir>/recordings"); with PostgreSQL, recording needs the flag.
+  // a SQLite database ("<db dir>/recordings"), or in a PostgreSQL database (every instance reads
+  // them); a dir given with PostgreSQL keeps them in files there instead.
   std::string recordings_dir;
   std::size_t recordings_keep = 100;
   std::size_t user_queue_limit = 8U << 20U;  // bytes queued to a user socket before dropping
