@@ -74,6 +74,8 @@ ClusterSystem::ClusterSystem(int instances, std::string log_level,
   }
 }
 
+const std::string& ClusterSystem::db_url() const { return db_->url(); }
+
 ClusterSystem::~ClusterSystem() {
   servers_.clear();
   redis_.reset();

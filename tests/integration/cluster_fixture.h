@@ -35,6 +35,9 @@ class ClusterSystem {
 
   [[nodiscard]] const std::string& dir() const { return dir_; }
 
+  // The database every instance shares.
+  [[nodiscard]] const std::string& db_url() const;
+
   // `rexec-server user add`; returns the API token. Admins are exempt from plan limits.
   std::string add_user(const std::string& name, bool admin = false);
 

@@ -2,11 +2,13 @@
 // Several rexec-server instances (PROTOCOL §9): real PostgreSQL, real Redis, real agents and
 // shells. The agent is on instance B; users are on A and C and must get what a user on B gets.
 #include <catch2/catch.hpp>
+#include <libpq-fe.h>
 
 #include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <sstream>
 
 #include "cluster_fixture.h"
 
@@ -26,9 +28,12 @@ struct Setup {
   std::string token;
   ClusterSystem::Agent agent;
 
-  // The agent on B (directly, or through a balancer over `instances`).
-  explicit Setup(const std::vector<int>& instances = {kB})
-      : token(sys.add_user("alice")), agent(sys.start_agent(token, instances)) {
+  // The agent on B (directly, or through a balancer over `instances`). `extra_args` go to every
+  // instance.
+  explicit Setup(const std::vector<int>& instances = {kB}, std::vector<std::string> extra_args = {})
+      : sys(3, "debug", std::move(extra_args)),
+        token(sys.add_user("alice")),
+        agent(sys.start_agent(token, instances)) {
     const bool online = sys.wait_online(token, agent.id, kA);
     if (!online) sys.dump_logs();
     REQUIRE(online);
@@ -51,6 +56,36 @@ bool all_ready(ClusterSystem& sys, std::chrono::milliseconds timeout) {
         return true;
       },
       timeout);
+}
+
+// The concatenated "o" events of an asciicast v2 recording, after checking its header.
+std::string replay(const std::string& cast) {
+  std::istringstream in(cast);
+  std::string line;
+  REQUIRE(std::getline(in, line));
+  CHECK(json::parse(line)["version"] == 2);
+  std::string out;
+  while (std::getline(in, line)) {
+    const json e = json::parse(line);
+    REQUIRE(e.size() == 3);
+    if (e[1] == "o") out += e[2].get<std::string>();
+  }
+  return out;
+}
+
+// The one number a query answers, straight from the database the instances share.
+long long db_count(const std::string& url, const std::string& query) {
+  PGconn* c = PQconnectdb(url.c_str());
+  long long n = -1;
+  if (PQstatus(c) == CONNECTION_OK) {
+    PGresult* r = PQexec(c, query.c_str());
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+      n = std::atoll(PQgetvalue(r, 0, 0));
+    }
+    PQclear(r);
+  }
+  PQfinish(c);
+  return n;
 }
 
 bool run_in(TestSocket& s, const std::string& command, const std::string& marker,
@@ -376,4 +411,127 @@ TEST_CASE("cluster: files go up through A and come back through C from B's agent
         dir + "/nothing: no such file or directory");
   CHECK(s.sys.instance(kA).log().find("file transfer relayed") != std::string::npos);
   CHECK(s.sys.instance(kC).log().find("file transfer relayed") != std::string::npos);
+}
+
+TEST_CASE("cluster: B's recordings are listed, played and streamed through A and C, and pruned",
+          "[cluster]") {
+  Setup s({kB}, {"--recordings-keep", "2"});
+  auto& loop = s.sys.loop();
+  const std::string base = "/api/agents/" + s.agent.id;
+  auto get = [&](int instance, const std::string& path) {
+    return rx::test::http(loop, "GET", s.sys.http_url(instance, base + path), s.token);
+  };
+  // No directory was given: on PostgreSQL recordings are available all the same.
+  CHECK(get(kC, "/recording").body["available"] == true);
+  REQUIRE(rx::test::http(loop, "PUT", s.sys.http_url(kA, base + "/recording"), s.token,
+                         R"({"mode":"on"})")
+              .status == 200);
+
+  // A viewer on A; B (the agent's instance) records.
+  TestSocket v(loop);
+  REQUIRE(v.open(s.url(kA, "rec-v"), s.token, "rexec.v2"));
+  REQUIRE(v.wait_type("shell_started"));
+  // Many small output frames: typed one command at a time.
+  for (int i = 1; i <= 40; ++i) {
+    v.send_json({{"type", "input"}, {"data", "echo k-'" + std::to_string(i) + "'\n"}});
+    loop.run_for(15ms);
+  }
+  REQUIRE(v.wait_output("k-40"));
+  const bool shown =
+      run_in(v,
+             "seq 1 3000 | sed 's/^/R/'; printf 'h\\303\\251llo \\342\\234\\223\\n'; "
+             "echo rec-'done'",
+             "rec-done", 20s);
+  if (!shown) s.sys.dump_logs();
+  REQUIRE(shown);
+  loop.run_for(800ms);  // the prompt after it, and the recording's last batch (200 ms)
+
+  // Listed alike on A and C, and played back to exactly what A's viewer saw.
+  const auto on_a = get(kA, "/recordings");
+  const auto on_c = get(kC, "/recordings");
+  REQUIRE(on_a.status == 200);
+  REQUIRE(on_a.body["recordings"].size() == 1);
+  CHECK(on_c.body == on_a.body);
+  const json first = on_a.body["recordings"][0];
+  CHECK(first["session_id"] == "main");
+  const std::string name = first["name"].get<std::string>();
+  const auto cast_a = get(kA, "/recordings/" + name);
+  const auto cast_c = get(kC, "/recordings/" + name);
+  REQUIRE(cast_a.status == 200);
+  CHECK(cast_a.raw.size() == first["bytes"].get<std::size_t>());
+  CHECK(cast_c.raw == cast_a.raw);
+  const std::string played = replay(cast_a.raw);
+  CHECK(played == v.output());
+  CHECK(played.find("h\xc3\xa9llo \xe2\x9c\x93") != std::string::npos);
+  // Batched: far fewer rows than events (output frames and resizes), not one INSERT each.
+  const auto events =
+      static_cast<long long>(std::count(cast_a.raw.begin(), cast_a.raw.end(), '\n')) - 1;
+  const long long chunks = db_count(s.sys.db_url(), "SELECT count(*) FROM recording_chunks");
+  INFO("events " << events << ", rows " << chunks);
+  CHECK(events >= 40);
+  CHECK(chunks >= 1);
+  CHECK(chunks * 4 <= events);
+  CHECK(get(kC, "/recordings/not-a-recording.txt").status == 400);
+
+  // A large recording (a split, on B) downloads through A streamed: A reads the database as the
+  // (slowed) client drains, so A's peak memory does not grow by anything like its size.
+  constexpr long long kBig = 32000000;
+  TestSocket big(loop);
+  REQUIRE(big.open(s.url(kB, "rec-big", "&newSession=true"), s.token, "rexec.v2"));
+  REQUIRE(big.wait_type("shell_started"));
+  REQUIRE(run_in(big,
+                 "head -c " + std::to_string(kBig) + " /dev/zero | tr '\\0' x; echo big-'done'",
+                 "big-done", 90s));
+  loop.run_for(800ms);
+  std::string big_name;
+  std::uint64_t big_bytes = 0;
+  const auto listed = get(kC, "/recordings");
+  INFO(listed.raw);
+  for (const auto& r : listed.body["recordings"]) {
+    if (r["session_id"] != "main") {
+      big_name = r["name"].get<std::string>();
+      big_bytes = r["bytes"].get<std::uint64_t>();
+    }
+  }
+  REQUIRE_FALSE(big_name.empty());
+  CHECK(big_bytes > static_cast<std::uint64_t>(kBig));
+  const pid_t a_pid = s.sys.instance(kA).pid();
+  // Peak RSS from here on: writing 5 to clear_refs resets VmHWM (Linux 4.0).
+  std::ofstream(std::string("/proc/") + std::to_string(a_pid) + "/clear_refs") << "5";
+  const std::uint64_t rss_before = rx::test::proc_number(a_pid, "status", "VmRSS:");
+  const std::string dir = s.sys.dir() + "/rec-download";
+  std::filesystem::create_directories(dir);
+  const auto fetched = rx::test::run_program(
+      {"/usr/bin/curl", "-sS", "--max-time", "120", "--limit-rate", "16M", "-w", "%{http_code}",
+       "-H", "Authorization: Bearer " + s.token, "-o", dir + "/big.cast",
+       s.sys.http_url(kA, base + "/recordings/" + big_name)},
+      dir + "/curl.log", 180s);
+  CHECK(fetched.out == "200");
+  const std::uint64_t peak = rx::test::proc_number(a_pid, "status", "VmHWM:");
+  const std::string big_cast = rx::test::read_file(dir + "/big.cast");
+  CHECK(big_cast.size() == big_bytes);
+  const std::string big_played = replay(big_cast);
+  CHECK(big_played.size() == big.output().size());
+  CHECK(big_played == big.output());  // byte-exact with what B's viewer saw
+  CHECK(std::count(big_played.begin(), big_played.end(), 'x') >= kBig);
+  WARN("instance A: VmRSS before " << rss_before << " KiB, VmHWM during the download " << peak
+                                   << " KiB, recording " << big_bytes / 1024 << " KiB");
+  CHECK(peak < rss_before + big_bytes / 1024 / 4);
+
+  // Retention (2 per agent): a third recording removes the oldest everywhere, chunks and all.
+  const long long main_id =
+      db_count(s.sys.db_url(), "SELECT id FROM recordings WHERE name='" + name + "'");
+  REQUIRE(main_id > 0);
+  TestSocket third(loop);
+  REQUIRE(third.open(s.url(kC, "rec-3", "&newSession=true"), s.token, "rexec.v2"));
+  REQUIRE(third.wait_type("shell_started"));
+  REQUIRE(run_in(third, "echo third-'out'", "third-out"));
+  for (int i : {kA, kC}) {
+    const auto list = get(i, "/recordings");
+    REQUIRE(list.body["recordings"].size() == 2);
+    for (const auto& r : list.body["recordings"]) CHECK(r["name"] != name);
+    CHECK(get(i, "/recordings/" + name).status == 404);
+  }
+  CHECK(db_count(s.sys.db_url(), "SELECT count(*) FROM recording_chunks WHERE recording_id=" +
+                                     std::to_string(main_id)) == 0);
 }
