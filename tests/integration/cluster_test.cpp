@@ -493,6 +493,7 @@ TEST_CASE("cluster: B's recordings are listed, played and streamed through A and
       big_bytes = r["bytes"].get<std::uint64_t>();
     }
   }
+  if (big_name.empty()) s.sys.dump_logs();
   REQUIRE_FALSE(big_name.empty());
   CHECK(big_bytes > static_cast<std::uint64_t>(kBig));
   const pid_t a_pid = s.sys.instance(kA).pid();
