@@ -24,10 +24,20 @@ constexpr const char* kTerminalProxy = "rexec:terminal_proxy";
 constexpr const char* kAgentEvents = "rexec:agent_events";
 constexpr const char* kTokenRevoked = "rexec:token_revoked";
 constexpr const char* kFileProxy = "rexec:file_proxy";  // ours: file transfers (FileRelay)
+// Binary relay frames addressed to one instance: `rexec:relay:<instance id>`. A channel per
+// receiver, so terminal bytes reach only the instance they are for (not every instance, the
+// sender included, as on a shared channel).
+constexpr std::string_view kRelayChannelPrefix = "rexec:relay:";
 constexpr std::chrono::milliseconds kStartRetry{500};
 // A remote viewer's queue at or below this after an acknowledgement: the hub hears on_drain,
 // as from a socket's low-water mark (HttpServerOptions::ws_low_water).
 constexpr std::uint64_t kDrainMark = 256U * 1024U;
+
+std::string relay_channel(std::string_view instance) {
+  std::string channel(kRelayChannelPrefix);
+  channel.append(instance);
+  return channel;
+}
 
 std::string location_key(const std::string& agent_id) { return "rexec:agent:location:" + agent_id; }
 
@@ -130,6 +140,10 @@ class Cluster::Relay final : public WsHandler {
   }
 
   void send_input(std::string_view payload, bool binary) {
+    if (binary_frames_) {
+      c_.publish_frame({RelayType::kInput, binary, 0, {}, target_, wire_id_, payload});
+      return;
+    }
     c_.publish(kTerminalProxy, "input",
                {{"viewer", wire_id_},
                 {"target", target_},
@@ -165,6 +179,7 @@ class Cluster::Relay final : public WsHandler {
     target_ = instance;
     expected_seq_ = 0;
     received_ = acked_ = 0;
+    binary_frames_ = false;
     TerminalRequest r = req_;
     r.offset = pos_;
     if (instance == c_.instance_id()) {
@@ -187,7 +202,8 @@ class Cluster::Relay final : public WsHandler {
               {"user_id", req_.user_id},
               {"conn_id", req_.conn_id},
               {"new_session", req_.new_session},
-              {"peer", user_.peer_address()}};
+              {"peer", user_.peer_address()},
+              {"binary_frames", c_.config_.binary_frames}};
     if (pos_) m["offset"] = *pos_;
     if (req_.session) m["attach"] = true;  // view session_id as it is (&session=)
     c_.publish(kTerminalProxy, "start_session", std::move(m));
@@ -198,8 +214,10 @@ class Cluster::Relay final : public WsHandler {
     return is_remote() && !attached_ && now - started_at_ >= kStartRetry;
   }
 
-  void attached() {
+  // The far hub attached the viewer; `binary_frames`: its instance takes binary relay frames.
+  void attached(bool binary_frames) {
     attached_ = true;
+    binary_frames_ = binary_frames;
     auto pending = std::move(pending_);
     pending_.clear();
     for (const auto& [bytes, binary] : pending) send_input(bytes, binary);
@@ -341,7 +359,8 @@ class Cluster::Relay final : public WsHandler {
   std::optional<std::uint64_t> pos_;    // output bytes shown to the user
   std::string tail_;                    // v1: an incomplete UTF-8 sequence held back
   std::uint64_t expected_seq_ = 0;
-  bool attached_ = true;  // the far hub confirmed the start
+  bool attached_ = true;        // the far hub confirmed the start
+  bool binary_frames_ = false;  // input goes as relay frames (the far instance said it can)
   Clock::time_point started_at_{};
   std::vector<std::pair<std::string, bool>> pending_;  // input before the far hub attached
   std::size_t pending_bytes_ = 0;
@@ -372,8 +391,9 @@ struct Cluster::RemoteViewer {
   std::string session_id;
   std::string peer;
   std::uint64_t seq = 0;
-  std::uint64_t sent = 0;   // payload bytes published to the viewer
-  std::uint64_t acked = 0;  // of which its instance acknowledged
+  std::uint64_t sent = 0;      // payload bytes published to the viewer
+  std::uint64_t acked = 0;     // of which its instance acknowledged
+  bool binary_frames = false;  // output goes as relay frames (the start said its instance can)
   bool closing = false;
   std::unique_ptr<RemoteConn> conn;
   std::unique_ptr<WsHandler> handler;
@@ -386,6 +406,11 @@ class Cluster::RemoteConn final : public WsConn {
   void send(net::WsMessage m) override {
     if (v_.closing) return;
     v_.sent += m.payload_size();
+    if (v_.binary_frames) {
+      c_.publish_frame(
+          {RelayType::kOutput, m.binary, v_.seq++, {}, v_.origin, v_.wire_id, payload_of(m)});
+      return;
+    }
     c_.publish(kTerminalProxy, "output",
                {{"viewer", v_.wire_id},
                 {"target", v_.origin},
@@ -438,8 +463,9 @@ Cluster::Cluster(uv_loop_t* loop, ClusterConfig config, RedisAddress redis, Hub&
       retry_timer_(loop) {
   redis_ = std::make_unique<RedisLink>(
       loop, std::move(redis),
-      std::vector<std::string>{kTerminalProxy, kAgentEvents, kTokenRevoked, kFileProxy},
-      [this](const std::string& channel, const std::string& text) { on_message(channel, text); },
+      std::vector<std::string>{kTerminalProxy, kAgentEvents, kTokenRevoked, kFileProxy,
+                               relay_channel(config_.instance_id)},
+      [this](const std::string& channel, std::string_view text) { on_message(channel, text); },
       [this] { on_ready(); });
   hub_.set_events_observer([this](const std::string& user_id, const json& event) {
     publish(kAgentEvents, str(event, "type"), {{"user_id", user_id}, {"event", event}});
@@ -480,13 +506,23 @@ void Cluster::publish(const std::string& channel, const std::string& type, json 
   redis_->publish(channel, envelope.dump());
 }
 
+void Cluster::publish_frame(RelayFrame f) {
+  if (stopped_) return;
+  f.origin = config_.instance_id;
+  redis_->publish(relay_channel(f.target), encode_relay_frame(f));
+}
+
 void Cluster::publish_file(const std::string& target, json payload) {
   const std::string type = str(payload, "type");
   payload["target"] = target;
   publish(kFileProxy, type, std::move(payload));
 }
 
-void Cluster::on_message(const std::string& channel, const std::string& text) {
+void Cluster::on_message(const std::string& channel, std::string_view text) {
+  if (is_relay_frame(text)) {
+    on_frame(text);
+    return;
+  }
   const auto env = json::parse(text, nullptr, false);
   if (!env.is_object() || !env.contains("payload") || !env["payload"].is_object()) {
     spdlog::debug("cluster message dropped channel={}: not an envelope", channel);
@@ -533,6 +569,7 @@ void Cluster::on_proxy(const std::string& from, const json& m) {
     auto v = std::make_unique<RemoteViewer>();
     v->wire_id = wire;
     v->origin = from;
+    v->binary_frames = config_.binary_frames && m.value("binary_frames", false);
     v->agent_id = str(m, "agent_id");
     v->session_id = str(m, "session_id");
     v->peer = str(m, "peer");
@@ -548,7 +585,11 @@ void Cluster::on_proxy(const std::string& from, const json& m) {
     remote_[wire] = std::move(v);
     // Message 0 says the viewer is attached; the hub's own messages follow.
     publish(kTerminalProxy, "status",
-            {{"viewer", wire}, {"target", from}, {"seq", raw->seq++}, {"attached", true}});
+            {{"viewer", wire},
+             {"target", from},
+             {"seq", raw->seq++},
+             {"attached", true},
+             {"binary_frames", config_.binary_frames}});
     raw->handler = hub_.accept_user(*raw->conn, r);
     return;
   }
@@ -586,7 +627,7 @@ void Cluster::on_proxy(const std::string& from, const json& m) {
     Relay* relay = it->second;
     if (!relay->in_sequence(m.value("seq", std::uint64_t{0}))) return;
     if (m.value("attached", false)) {
-      relay->attached();
+      relay->attached(config_.binary_frames && m.value("binary_frames", false));
     } else if (m.value("resync", false)) {
       relay->attach(relay->target());
     } else if (type == "output") {
@@ -596,6 +637,31 @@ void Cluster::on_proxy(const std::string& from, const json& m) {
       relay->closed_by_target(m["close"].value("code", 1011), str(m["close"], "reason"));
     }
   }
+}
+
+// A binary relay frame: `output` or `input` as on_proxy handles them, without JSON or base64.
+void Cluster::on_frame(std::string_view bytes) {
+  auto decoded = decode_relay_frame(bytes);
+  if (!decoded) {
+    spdlog::warn("cluster relay frame dropped: {} at byte {} size={}", decoded.error().message,
+                 decoded.error().offset, bytes.size());
+    return;
+  }
+  const RelayFrame& f = *decoded;
+  if (f.origin == config_.instance_id || f.target != config_.instance_id) return;
+  if (f.type == RelayType::kInput) {
+    const auto it = remote_.find(f.viewer);
+    if (it == remote_.end() || it->second->closing) return;
+    it->second->handler->on_message(f.payload, f.binary);
+    return;
+  }
+  const auto it = relays_.find(f.viewer);
+  if (it == relays_.end()) {  // an attachment that is over, whose stop was lost: stop it again
+    publish(kTerminalProxy, "stop_session",
+            {{"viewer", std::string(f.viewer)}, {"target", std::string(f.origin)}});
+    return;
+  }
+  if (it->second->in_sequence(f.seq)) it->second->from_target(f.payload, f.binary);
 }
 
 void Cluster::drop_remote(const std::string& wire) {

@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 
 namespace rx::server {
@@ -285,11 +286,34 @@ void RedisLink::on_sub_reply(redisAsyncContext* ac, void* reply, void* /*privdat
   }
   if (kind != "message") return;
   auto channel = reply_text(r->element[1]);
-  auto payload = reply_text(r->element[2]);
-  if (!channel || !payload) return;
+  const redisReply* body = r->element[2];
+  if (!channel || body == nullptr || body->type != REDIS_REPLY_STRING) return;
   self->sub_heard_ = true;
-  if (payload->rfind(kProbePrefix, 0) == 0) return;  // any instance's probe: not for the caller
-  if (self->on_message_) self->on_message_(*channel, *payload);
+  // A view of hiredis's reply: terminal bytes are not copied once more on their way.
+  const std::string_view payload(body->str, body->len);
+  if (payload.rfind(kProbePrefix, 0) == 0) return;  // any instance's probe: not for the caller
+  if (self->on_message_) self->on_message_(*channel, payload);
+}
+
+void RedisLink::on_command_reply(redisAsyncContext* /*ac*/, void* reply, void* privdata) {
+  std::unique_ptr<Pending> p(static_cast<Pending*>(privdata));
+  if (!*p->alive) return;
+  const auto* r = static_cast<const redisReply*>(reply);
+  if (r != nullptr) p->link->cmd_heard_ = true;
+  if (r == nullptr || r->type == REDIS_REPLY_ERROR) ++p->link->errors_;
+  if (p->done) p->done(r != nullptr && r->type != REDIS_REPLY_ERROR ? reply_text(r) : std::nullopt);
+}
+
+void RedisLink::publish(std::string_view channel, std::string_view payload) {
+  if (cmd_ == nullptr || !cmd_up_) {
+    ++errors_;
+    return;
+  }
+  std::array<const char*, 3> argv = {"PUBLISH", channel.data(), payload.data()};
+  const std::array<std::size_t, 3> lens = {7, channel.size(), payload.size()};
+  auto* pending = new Pending{alive_, this, {}};  // NOLINT: freed in the callback
+  redisAsyncCommandArgv(cmd_, on_command_reply, pending, static_cast<int>(argv.size()), argv.data(),
+                        lens.data());
 }
 
 void RedisLink::command(const std::vector<std::string>& argv,
@@ -300,19 +324,7 @@ void RedisLink::command(const std::vector<std::string>& argv,
     return;
   }
   auto* pending = new Pending{alive_, this, std::move(done)};  // NOLINT: freed in the callback
-  send_argv(
-      cmd_,
-      [](redisAsyncContext* /*ac*/, void* reply, void* priv) {
-        std::unique_ptr<Pending> p(static_cast<Pending*>(priv));
-        if (!*p->alive) return;
-        const auto* r = static_cast<const redisReply*>(reply);
-        if (r != nullptr) p->link->cmd_heard_ = true;
-        if (r == nullptr || r->type == REDIS_REPLY_ERROR) ++p->link->errors_;
-        if (p->done) {
-          p->done(r != nullptr && r->type != REDIS_REPLY_ERROR ? reply_text(r) : std::nullopt);
-        }
-      },
-      pending, argv);
+  send_argv(cmd_, on_command_reply, pending, argv);
 }
 
 Result<redisContext*> RedisLink::blocking() {

@@ -536,3 +536,56 @@ TEST_CASE("cluster: B's recordings are listed, played and streamed through A and
   CHECK(db_count(s.sys.db_url(), "SELECT count(*) FROM recording_chunks WHERE recording_id=" +
                                      std::to_string(main_id)) == 0);
 }
+
+namespace {
+
+// Every byte value 0..255 through a raw terminal to a v2 viewer on `instance`: what arrives
+// between the markers is exactly those 256 bytes.
+void check_every_byte(Setup& s, int instance, const std::string& conn_id) {
+  INFO("viewer on instance " << instance);
+  TestSocket v(s.sys.loop());
+  REQUIRE(v.open(s.url(instance, conn_id, "&newSession=true"), s.token, "rexec.v2"));
+  REQUIRE(v.wait_type("shell_started"));
+  // No output processing (\n stays \n), no echo: the bytes the program writes are the bytes.
+  REQUIRE(run_in(v, "stty raw -echo; echo raw-'on'", "raw-on"));
+  std::string format;  // printf's octal escapes; the quotes keep the markers out of any echo
+  std::string want;
+  for (int i = 0; i < 256; ++i) {
+    const char digits[] = {'\\', static_cast<char>('0' + (i >> 6)),
+                           static_cast<char>('0' + ((i >> 3) & 7)),
+                           static_cast<char>('0' + (i & 7))};
+    format.append(digits, sizeof digits);
+    want.push_back(static_cast<char>(i));
+  }
+  v.send_binary("printf '<<by''tes>>" + format + "<<e''nd>>'\n");
+  REQUIRE(v.wait_output("<<end>>"));
+  const std::string& out = v.output();
+  const auto begin = out.find("<<bytes>>");
+  REQUIRE(begin != std::string::npos);
+  const auto end = out.find("<<end>>", begin);
+  REQUIRE(end != std::string::npos);
+  CHECK(out.substr(begin + 9, end - begin - 9) == want);
+  for (const auto& f : v.frames()) {
+    if (f.binary) continue;
+    CHECK(f.json().is_object());  // the rest is JSON control messages
+  }
+}
+
+}  // namespace
+
+TEST_CASE("cluster: every byte value reaches a v2 viewer on another instance exactly",
+          "[cluster]") {
+  Setup s;
+  check_every_byte(s, kA, "x-bytes-a");
+  check_every_byte(s, kB, "x-bytes-b");  // the agent's own instance, for comparison
+}
+
+TEST_CASE("cluster: an instance without relay frames gets base64 JSON, byte-exact", "[cluster]") {
+  Setup s;
+  // A as an instance from before binary relay frames (a rolling upgrade): B must see that and
+  // answer it in JSON, while C and B keep using frames.
+  s.sys.restart_instance(kA, {"--relay-json"});
+  REQUIRE(all_ready(s.sys, 20s));
+  check_every_byte(s, kA, "x-json-a");
+  check_every_byte(s, kC, "x-frames-c");
+}

@@ -7,12 +7,15 @@
 // - Terminals: in cluster mode every user terminal socket is a Relay. A Relay attaches to the
 //   hub of the agent's instance as one more viewer: directly when that is this instance,
 //   through `rexec:terminal_proxy` otherwise, where the far instance gives its hub a
-//   RemoteConn. The hub therefore does everything for a remote viewer that it does for a local
-//   one (replay, flow control, status, exec, takeover, limits), and the Relay only copies
-//   frames, acknowledging what reached the user so that the far hub's flow control sees the
-//   user's pace. It always speaks v2 to the hub and keeps the viewer's output position, so when the
-//   agent moves to another instance, or messages were lost, it attaches there again at that
-//   position and the hub replays exactly what is missing. v1 users get v1 frames from it.
+//   RemoteConn. Terminal bytes (`output`, `input`) go as binary relay frames (relay_frame.h) on
+//   the receiving instance's own channel `rexec:relay:<instance>` once both sides said they can,
+//   and as JSON on `rexec:terminal_proxy` otherwise. The hub therefore does everything for a remote
+//   viewer that it does for a local one (replay, flow control, status, exec, takeover, limits), and
+//   the Relay only copies frames, acknowledging what reached the user so that the far hub's flow
+//   control sees the user's pace. It always speaks v2 to the hub and keeps the viewer's output
+//   position, so when the agent moves to another instance, or messages were lost, it attaches there
+//   again at that position and the hub replays exactly what is missing. v1 users get v1 frames from
+//   it.
 // - Events: what a hub tells its events sockets is published on `rexec:agent_events` for the
 //   other instances' sockets of that user; `agent_connected` also moves the Relays.
 // - Revocation: revoked tokens and deleted agents are published on `rexec:token_revoked`, so no
@@ -25,6 +28,7 @@
 #include "rexec/common/result.h"
 #include "rexec/server/hub.h"
 #include "rexec/server/redis_link.h"
+#include "rexec/server/relay_frame.h"
 #include "rexec/server/ws_conn.h"
 #include "rexec/uvx/timer.h"
 
@@ -39,6 +43,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace rx::server {
@@ -53,6 +58,9 @@ struct ClusterConfig {
   // the far hub sees the viewer fall behind (flow control, PROTOCOL §7).
   std::size_t flow_pause_bytes = 1U << 20U;
   std::size_t user_queue_limit = 8U << 20U;  // a user socket past this is closed 1008
+  // Offer and accept binary relay frames. Off, the instance behaves as one that predates them
+  // (base64 JSON only): the tests of the compatibility path run a cluster of both kinds.
+  bool binary_frames = true;
 };
 
 std::string make_instance_id();
@@ -121,11 +129,14 @@ class Cluster {
   struct RemoteViewer;
 
  private:
-  void on_message(const std::string& channel, const std::string& text);
+  void on_message(const std::string& channel, std::string_view text);
   void on_proxy(const std::string& from, const nlohmann::json& m);
+  void on_frame(std::string_view bytes);
   void on_ready();
   void check();
   void publish(const std::string& channel, const std::string& type, nlohmann::json payload);
+  // A binary relay frame to f.target's own channel; f.origin is this instance.
+  void publish_frame(RelayFrame f);
   // Moves every Relay of `agent_id` that is not attached to `instance` there.
   void follow(const std::string& agent_id, const std::string& instance);
   void set_location(const std::string& agent_id);
@@ -143,8 +154,8 @@ class Cluster {
   uvx::Timer reap_timer_;
   uvx::Timer retry_timer_;  // while a remote start is not yet confirmed
   std::set<std::string> local_agents_;
-  std::map<std::string, Relay*> relays_;  // by wire id (viewer.generation); owned by lws
-  std::map<std::string, std::unique_ptr<RemoteViewer>> remote_;  // by wire id
+  std::map<std::string, Relay*, std::less<>> relays_;  // by wire id (viewer.generation); lws owns
+  std::map<std::string, std::unique_ptr<RemoteViewer>, std::less<>> remote_;  // by wire id
   std::vector<std::string> to_reap_;
   std::vector<std::string> to_follow_;
   RevokedFn on_revoked_;

@@ -56,6 +56,7 @@ struct ServerConfig {
   std::chrono::seconds web_session_max{12 * 3600};  // renewals end this long after sign-in
   std::string redis_url;      // cluster mode (PROTOCOL §9) when set: redis://[:password@]host:port
   std::string instance_id;    // this instance's name in the cluster; generated when empty
+  bool relay_json = false;    // cluster: terminal bytes as base64 JSON only, as before relay frames
   std::string metrics_token;  // when set, GET /metrics needs it as a Bearer token
   std::string downloads_dir;  // serves rexec-agent-linux-<arch> (+ .sha256) from here; empty: 404
 };

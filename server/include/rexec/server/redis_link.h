@@ -18,6 +18,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 struct redisAsyncContext;
@@ -39,7 +40,8 @@ Result<RedisAddress> parse_redis_url(const std::string& url);
 
 class RedisLink {
  public:
-  using MessageFn = std::function<void(const std::string& channel, const std::string& payload)>;
+  // A message of a subscribed channel. `payload` (any bytes) is valid only during the call.
+  using MessageFn = std::function<void(const std::string& channel, std::string_view payload)>;
 
   // Loop thread only; the loop must outlive the link. Connects at once, and again whenever a
   // connection drops.
@@ -57,9 +59,9 @@ class RedisLink {
   void command(const std::vector<std::string>& argv,
                std::function<void(std::optional<std::string>)> done = {});
 
-  void publish(const std::string& channel, const std::string& payload) {
-    command({"PUBLISH", channel, payload});
-  }
+  // PUBLISH on the asynchronous connection, binary-safe: `payload` may hold any bytes. Neither
+  // is copied before hiredis formats the command. Dropped (and counted) while the link is down.
+  void publish(std::string_view channel, std::string_view payload);
 
   // Blocking, at most `timeout`: GET and MGET (nil: nullopt). Errors: kUnavailable.
   Result<std::optional<std::string>> get(const std::string& key);
@@ -99,6 +101,8 @@ class RedisLink {
   static void on_sub_connect(const redisAsyncContext* ac, int status);
   static void on_sub_disconnect(const redisAsyncContext* ac, int status);
   static void on_sub_reply(redisAsyncContext* ac, void* reply, void* privdata);
+  // The reply to command() or publish(): counts an error, and passes the reply on.
+  static void on_command_reply(redisAsyncContext* ac, void* reply, void* privdata);
 
   uv_loop_t* loop_;
   RedisAddress address_;
