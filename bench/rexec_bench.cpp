@@ -652,6 +652,13 @@ void bench_cluster(const Options& o) {
   std::map<int, std::vector<double>> tput;
   std::map<int, std::vector<double>> p50;
   std::map<int, std::vector<double>> p99;
+  std::map<int, std::vector<double>> cpu;  // ms per MB: both instances and Redis
+  // CPU seconds so far of what relays the terminal: both instances and Redis. The throughput
+  // depends on what else the machine runs; the work per MB much less.
+  auto relay_cpu = [&] {
+    return cpu_seconds(sys.instance(0).pid()) + cpu_seconds(sys.instance(1).pid()) +
+           cpu_seconds(sys.redis().pid());
+  };
   // A terminal (a split of its own) through `instance`, its shell started.
   auto open = [&](int instance, const std::string& conn_id) {
     auto s = std::make_unique<TestSocket>(loop);
@@ -668,9 +675,11 @@ void bench_cluster(const Options& o) {
     run_to_sentinel(loop, *t, "stty -echo; echo warm-'up'\n", "warm-up", 20s);
     for (int r = 0; r < o.runs; ++r) {
       const std::string sentinel = "cl-end-" + std::to_string(r);
+      const double cpu0 = relay_cpu();
       const double secs = run_to_sentinel(
           loop, *t, flood_command(o.bytes, "cl-'end'-" + std::to_string(r)) + "\n", sentinel, 600s);
       tput[instance].push_back(mb / secs);
+      cpu[instance].push_back((relay_cpu() - cpu0) * 1e3 / mb);
     }
     auto e = open(instance, "ce" + std::to_string(instance));
     for (int r = 0; r < o.runs; ++r) {
@@ -684,6 +693,12 @@ void bench_cluster(const Options& o) {
   add_row("cluster: output throughput v2, user on the agent's instance", "MB/s", same);
   add_row("cluster: output throughput v2, user on another instance", "MB/s", cross,
           "same instance " + fmt(same.median), fmt(cross.median / same.median) + " × same");
+  const Stat same_cpu = stat_of(cpu[1]);
+  const Stat cross_cpu = stat_of(cpu[0]);
+  add_row("cluster: CPU per MB of output, instances + Redis, same instance", "ms/MB", same_cpu);
+  add_row("cluster: CPU per MB of output, instances + Redis, another instance", "ms/MB", cross_cpu,
+          "same instance " + fmt(same_cpu.median),
+          fmt(cross_cpu.median / same_cpu.median) + " × same");
   const Stat s99 = stat_of(p99[1]);
   const Stat c99 = stat_of(p99[0]);
   add_row("cluster: keystroke echo p50, same instance", "ms", stat_of(p50[1]));
