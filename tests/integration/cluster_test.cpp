@@ -517,7 +517,13 @@ TEST_CASE("cluster: B's recordings are listed, played and streamed through A and
   CHECK(std::count(big_played.begin(), big_played.end(), 'x') >= kBig);
   WARN("instance A: VmRSS before " << rss_before << " KiB, VmHWM during the download " << peak
                                    << " KiB, recording " << big_bytes / 1024 << " KiB");
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  // Sanitizer runtimes keep freed memory in quarantine: RSS says nothing there (the bytes
+  // checked above are the proof of the download).
+  WARN("peak RSS not checked under a sanitizer");
+#else
   CHECK(peak < rss_before + big_bytes / 1024 / 4);
+#endif
 
   // Retention (2 per agent): a third recording removes the oldest everywhere, chunks and all.
   const long long main_id =
