@@ -602,13 +602,16 @@ async function endSession(a, sid) {
 }
 
 // Recordings: the policy, the list, and links to the player.
+let policyEdits = 0;  // choices saved by setRecordingMode: a load begun before one is stale
+
 async function loadRecordings(id, generation) {
   const $ = ctx.$;
   const base = `/api/agents/${encodeURIComponent(id)}`;
+  const edits = policyEdits;
   const [policy, list] = await Promise.all([
     ctx.api('GET', `${base}/recording`), ctx.api('GET', `${base}/recordings`)]);
   if (generation !== agent.generation) return;
-  if (policy.status === 200 && policy.data) {
+  if (policy.status === 200 && policy.data && edits === policyEdits) {
     $('recording-mode').value = policy.data.mode;
     $('recording-mode').disabled = !policy.data.available;
     $('recording-mode-status').textContent = policy.data.available ? ''
@@ -636,6 +639,7 @@ async function loadRecordings(id, generation) {
 async function setRecordingMode() {
   const $ = ctx.$;
   const mode = $('recording-mode').value;
+  policyEdits += 1;
   const r = await ctx.api('PUT', `/api/agents/${encodeURIComponent(agent.id)}/recording`, { mode });
   $('recording-mode-status').textContent = r.status === 200
     ? `Saved: ${mode}. It applies to terminals opened from now on.`
