@@ -4,6 +4,7 @@
 #include "rexec/server/recordings.h"
 
 #include "rexec/common/check.h"
+#include "rexec/common/unique_fd.h"
 #include "rexec/proto/utf8.h"
 #include "rexec/server/auth/tokens.h"
 #include "rexec/uvx/timer.h"
@@ -170,14 +171,7 @@ class FileSink final : public RecordingSink {
 
 class FileReader final : public RecordingReader {
  public:
-  FileReader(int fd, std::uint64_t size) : fd_(fd), size_(size) {}
-
-  ~FileReader() override { ::close(fd_); }
-
-  FileReader(const FileReader&) = delete;
-  FileReader& operator=(const FileReader&) = delete;
-  FileReader(FileReader&&) = delete;
-  FileReader& operator=(FileReader&&) = delete;
+  FileReader(UniqueFd fd, std::uint64_t size) : fd_(std::move(fd)), size_(size) {}
 
   [[nodiscard]] std::uint64_t size() const override { return size_; }
 
@@ -186,7 +180,7 @@ class FileReader final : public RecordingReader {
     std::string out(static_cast<std::size_t>(std::min<std::uint64_t>(left, kReadBytes)), '\0');
     std::size_t got = 0;
     while (got < out.size()) {
-      const ssize_t n = ::read(fd_, out.data() + got, out.size() - got);
+      const ssize_t n = ::read(fd_.get(), out.data() + got, out.size() - got);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) return Error::from_errno("read recording", errno);
       if (n == 0) return Error(Errc::kSystem, "the recording shrank while being read");
@@ -197,7 +191,7 @@ class FileReader final : public RecordingReader {
   }
 
  private:
-  int fd_;
+  UniqueFd fd_;
   std::uint64_t size_;
   std::uint64_t done_ = 0;
 };
@@ -275,20 +269,19 @@ class FileBackend final : public Recordings::Backend {
       const std::string& agent_id, const std::string& name) const override {
     if (!available()) return Error(Errc::kNotFound, "recording not found");
     const fs::path path = fs::path(dir_) / agent_id / name;
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0) {
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+    if (!fd) {
       if (errno == ENOENT) return Error(Errc::kNotFound, "recording not found");
       return Error::from_errno("open recording", errno);
     }
 
     struct stat st {};
 
-    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-      ::close(fd);
+    if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
       return Error(Errc::kNotFound, "recording not found");
     }
     return std::unique_ptr<RecordingReader>(
-        std::make_unique<FileReader>(fd, static_cast<std::uint64_t>(st.st_size)));
+        std::make_unique<FileReader>(std::move(fd), static_cast<std::uint64_t>(st.st_size)));
   }
 
   void prune(const std::string& agent_id, std::size_t keep) override {
@@ -318,7 +311,7 @@ class DbBackend;
 // second, not one per output frame.
 class DbSink final : public RecordingSink {
  public:
-  DbSink(DbBackend& backend, RecordingRows& rows, std::int64_t id);
+  DbSink(DbBackend& backend, std::int64_t id);
   ~DbSink() override;
   DbSink(const DbSink&) = delete;
   DbSink& operator=(const DbSink&) = delete;
@@ -332,7 +325,6 @@ class DbSink final : public RecordingSink {
 
  private:
   DbBackend& backend_;
-  RecordingRows& rows_;
   std::int64_t id_;
   std::int64_t next_seq_ = 0;
   std::string buf_;
@@ -391,7 +383,7 @@ class DbBackend final : public Recordings::Backend {
     row.started_at = info.started_ms;
     auto id = rows_.add_recording(agent_id, row);
     if (!id) return Error(id.error().code, "create recording: " + id.error().message);
-    return std::unique_ptr<RecordingSink>(std::make_unique<DbSink>(*this, rows_, *id));
+    return std::unique_ptr<RecordingSink>(std::make_unique<DbSink>(*this, *id));
   }
 
   void discard(const std::string& agent_id, const std::string& name) override {
@@ -427,6 +419,8 @@ class DbBackend final : public Recordings::Backend {
 
   void remove_all(const std::string& agent_id) override { (void)rows_.delete_recordings(agent_id); }
 
+  RecordingRows& rows() { return rows_; }
+
   void opened(DbSink* sink) { open_.insert(sink); }
 
   void closed(DbSink* sink) {
@@ -452,8 +446,7 @@ class DbBackend final : public Recordings::Backend {
   std::set<DbSink*> open_;
 };
 
-DbSink::DbSink(DbBackend& backend, RecordingRows& rows, std::int64_t id)
-    : backend_(backend), rows_(rows), id_(id) {
+DbSink::DbSink(DbBackend& backend, std::int64_t id) : backend_(backend), id_(id) {
   backend_.opened(this);
 }
 
@@ -476,7 +469,7 @@ Status DbSink::flush() {
     chunks.push_back(buf_.substr(at, Recordings::kChunkBytes));
   }
   buf_.clear();
-  if (auto st = rows_.append_recording(id_, next_seq_, chunks); !st) {
+  if (auto st = backend_.rows().append_recording(id_, next_seq_, chunks); !st) {
     if (st.error().code == Errc::kExists || st.error().code == Errc::kNotFound) {
       // Retention removed it while still open (a file removed so is written on, unseen): the
       // rest goes nowhere, as the policy wants.
