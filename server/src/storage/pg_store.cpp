@@ -805,13 +805,11 @@ Result<std::optional<RecordingRow>> PgStore::recording_named(const std::string& 
 
 Result<std::vector<std::string>> PgStore::recording_chunks(std::int64_t id, std::int64_t first_seq,
                                                            std::size_t limit) {
-  auto r = conn_->run(
-      "SELECT data FROM recording_chunks WHERE recording_id=$1 AND seq>=$2 ORDER BY seq LIMIT $3",
-      {p(id), p(first_seq), p(static_cast<std::int64_t>(limit))}, {}, 1);
-  if (!r) return std::move(r).error();
-  std::vector<std::string> out;
-  for (int i = 0; i < r->rows(); ++i) out.push_back(r->text(i, 0));  // raw bytes (binary result)
-  return out;
+  return collect<std::string>(  // raw bytes: the result is binary
+      conn_->run("SELECT data FROM recording_chunks WHERE recording_id=$1 AND seq>=$2 ORDER BY seq "
+                 "LIMIT $3",
+                 {p(id), p(first_seq), p(static_cast<std::int64_t>(limit))}, {}, 1),
+      [](const PgResult& r, int i) { return r.text(i, 0); });
 }
 
 Result<std::vector<std::string>> PgStore::prune_recordings(const std::string& agent_id,
