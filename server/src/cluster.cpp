@@ -594,37 +594,30 @@ void Cluster::on_proxy(const std::string& from, const json& m) {
     return;
   }
   if (type == "input" || type == "stop_session" || type == "ack") {
-    const auto it = remote_.find(wire);
-    if (it == remote_.end() || it->second->closing) return;
+    RemoteViewer* v = open_remote(wire);
+    if (v == nullptr) return;
     if (type == "ack") {
-      RemoteViewer& v = *it->second;
       const std::uint64_t bytes = m.value("bytes", std::uint64_t{0});
-      if (bytes <= v.acked || bytes > v.sent) return;
-      const bool was_behind = v.sent - v.acked > kDrainMark;
-      v.acked = bytes;
-      if (was_behind && v.sent - v.acked <= kDrainMark) v.handler->on_drain();
+      if (bytes <= v->acked || bytes > v->sent) return;
+      const bool was_behind = v->sent - v->acked > kDrainMark;
+      v->acked = bytes;
+      if (was_behind && v->sent - v->acked <= kDrainMark) v->handler->on_drain();
       return;
     }
     if (type == "stop_session") {
-      auto v = std::move(it->second);
+      const auto it = remote_.find(wire);
+      auto owned = std::move(it->second);
       remote_.erase(it);
-      v->handler->on_closed();
+      owned->handler->on_closed();
       return;
     }
     auto bytes = proto::base64_decode(str(m, "data"));
-    if (bytes) it->second->handler->on_message(*bytes, m.value("binary", false));
+    if (bytes) v->handler->on_message(*bytes, m.value("binary", false));
     return;
   }
   if (type == "output" || type == "status") {
-    const auto it = relays_.find(wire);
-    if (it == relays_.end()) {
-      // An attachment that is over, whose stop was lost: stop it again.
-      if (!m.contains("close")) {
-        publish(kTerminalProxy, "stop_session", {{"viewer", wire}, {"target", from}});
-      }
-      return;
-    }
-    Relay* relay = it->second;
+    Relay* relay = relay_or_stop(wire, from, !m.contains("close"));
+    if (relay == nullptr) return;
     if (!relay->in_sequence(m.value("seq", std::uint64_t{0}))) return;
     if (m.value("attached", false)) {
       relay->attached(config_.binary_frames && m.value("binary_frames", false));
@@ -650,18 +643,26 @@ void Cluster::on_frame(std::string_view bytes) {
   const RelayFrame& f = *decoded;
   if (f.origin == config_.instance_id || f.target != config_.instance_id) return;
   if (f.type == RelayType::kInput) {
-    const auto it = remote_.find(f.viewer);
-    if (it == remote_.end() || it->second->closing) return;
-    it->second->handler->on_message(f.payload, f.binary);
+    if (RemoteViewer* v = open_remote(f.viewer)) v->handler->on_message(f.payload, f.binary);
     return;
   }
-  const auto it = relays_.find(f.viewer);
-  if (it == relays_.end()) {  // an attachment that is over, whose stop was lost: stop it again
+  Relay* relay = relay_or_stop(f.viewer, f.origin, true);
+  if (relay != nullptr && relay->in_sequence(f.seq)) relay->from_target(f.payload, f.binary);
+}
+
+Cluster::RemoteViewer* Cluster::open_remote(std::string_view wire) {
+  const auto it = remote_.find(wire);
+  return it == remote_.end() || it->second->closing ? nullptr : it->second.get();
+}
+
+Cluster::Relay* Cluster::relay_or_stop(std::string_view wire, std::string_view from, bool tell) {
+  const auto it = relays_.find(wire);
+  if (it != relays_.end()) return it->second;
+  if (tell) {
     publish(kTerminalProxy, "stop_session",
-            {{"viewer", std::string(f.viewer)}, {"target", std::string(f.origin)}});
-    return;
+            {{"viewer", std::string(wire)}, {"target", std::string(from)}});
   }
-  if (it->second->in_sequence(f.seq)) it->second->from_target(f.payload, f.binary);
+  return nullptr;
 }
 
 void Cluster::drop_remote(const std::string& wire) {

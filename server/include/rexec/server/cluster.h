@@ -132,6 +132,12 @@ class Cluster {
   void on_message(const std::string& channel, std::string_view text);
   void on_proxy(const std::string& from, const nlohmann::json& m);
   void on_frame(std::string_view bytes);
+  // Where `output`/`input` (JSON or relay frame) and the other per-viewer messages go.
+  // The viewer attached here from another instance; nullptr when it is gone or closing.
+  RemoteViewer* open_remote(std::string_view wire);
+  // The Relay of `wire`. nullptr when the attachment is over and its stop was lost: `from` is
+  // then told again to stop it, if `tell`.
+  Relay* relay_or_stop(std::string_view wire, std::string_view from, bool tell);
   void on_ready();
   void check();
   void publish(const std::string& channel, const std::string& type, nlohmann::json payload);
