@@ -304,11 +304,14 @@ void RedisLink::on_command_reply(redisAsyncContext* /*ac*/, void* reply, void* p
   if (p->done) p->done(r != nullptr && r->type != REDIS_REPLY_ERROR ? reply_text(r) : std::nullopt);
 }
 
+bool RedisLink::cmd_ready() {
+  if (cmd_ != nullptr && cmd_up_) return true;
+  ++errors_;
+  return false;
+}
+
 void RedisLink::publish(std::string_view channel, std::string_view payload) {
-  if (cmd_ == nullptr || !cmd_up_) {
-    ++errors_;
-    return;
-  }
+  if (!cmd_ready()) return;
   std::array<const char*, 3> argv = {"PUBLISH", channel.data(), payload.data()};
   const std::array<std::size_t, 3> lens = {7, channel.size(), payload.size()};
   auto* pending = new Pending{alive_, this, {}};  // NOLINT: freed in the callback
@@ -318,8 +321,7 @@ void RedisLink::publish(std::string_view channel, std::string_view payload) {
 
 void RedisLink::command(const std::vector<std::string>& argv,
                         std::function<void(std::optional<std::string>)> done) {
-  if (cmd_ == nullptr || !cmd_up_) {
-    ++errors_;
+  if (!cmd_ready()) {
     if (done) done(std::nullopt);
     return;
   }

@@ -103,6 +103,8 @@ class RedisLink {
   static void on_sub_reply(redisAsyncContext* ac, void* reply, void* privdata);
   // The reply to command() or publish(): counts an error, and passes the reply on.
   static void on_command_reply(redisAsyncContext* ac, void* reply, void* privdata);
+  // Whether command() and publish() can send now; one that cannot is counted as an error.
+  bool cmd_ready();
 
   uv_loop_t* loop_;
   RedisAddress address_;
