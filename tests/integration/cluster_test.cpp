@@ -2,14 +2,13 @@
 // Several rexec-server instances (PROTOCOL §9): real PostgreSQL, real Redis, real agents and
 // shells. The agent is on instance B; users are on A and C and must get what a user on B gets.
 #include <catch2/catch.hpp>
-#include <libpq-fe.h>
 
 #include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <regex>
-#include <sstream>
 
+#include "asciicast.h"
 #include "cluster_fixture.h"
 
 using rx::test::ClusterSystem;
@@ -58,34 +57,9 @@ bool all_ready(ClusterSystem& sys, std::chrono::milliseconds timeout) {
       timeout);
 }
 
-// The concatenated "o" events of an asciicast v2 recording, after checking its header.
-std::string replay(const std::string& cast) {
-  std::istringstream in(cast);
-  std::string line;
-  REQUIRE(std::getline(in, line));
-  CHECK(json::parse(line)["version"] == 2);
-  std::string out;
-  while (std::getline(in, line)) {
-    const json e = json::parse(line);
-    REQUIRE(e.size() == 3);
-    if (e[1] == "o") out += e[2].get<std::string>();
-  }
-  return out;
-}
-
 // The one number a query answers, straight from the database the instances share.
 long long db_count(const std::string& url, const std::string& query) {
-  PGconn* c = PQconnectdb(url.c_str());
-  long long n = -1;
-  if (PQstatus(c) == CONNECTION_OK) {
-    PGresult* r = PQexec(c, query.c_str());
-    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
-      n = std::atoll(PQgetvalue(r, 0, 0));
-    }
-    PQclear(r);
-  }
-  PQfinish(c);
-  return n;
+  return std::stoll(rx::test::pg_query(url, query));
 }
 
 bool run_in(TestSocket& s, const std::string& command, const std::string& marker,
@@ -460,7 +434,7 @@ TEST_CASE("cluster: B's recordings are listed, played and streamed through A and
   REQUIRE(cast_a.status == 200);
   CHECK(cast_a.raw.size() == first["bytes"].get<std::size_t>());
   CHECK(cast_c.raw == cast_a.raw);
-  const std::string played = replay(cast_a.raw);
+  const std::string played = rx::test::replay_asciicast(cast_a.raw);
   CHECK(played == v.output());
   CHECK(played.find("h\xc3\xa9llo \xe2\x9c\x93") != std::string::npos);
   // Batched: far fewer rows than events (output frames and resizes), not one INSERT each.
@@ -511,7 +485,7 @@ TEST_CASE("cluster: B's recordings are listed, played and streamed through A and
   const std::uint64_t peak = rx::test::proc_number(a_pid, "status", "VmHWM:");
   const std::string big_cast = rx::test::read_file(dir + "/big.cast");
   CHECK(big_cast.size() == big_bytes);
-  const std::string big_played = replay(big_cast);
+  const std::string big_played = rx::test::replay_asciicast(big_cast);
   CHECK(big_played.size() == big.output().size());
   CHECK(big_played == big.output());  // byte-exact with what B's viewer saw
   CHECK(std::count(big_played.begin(), big_played.end(), 'x') >= kBig);

@@ -8,8 +8,8 @@
 #include <sys/mount.h>
 
 #include <filesystem>
-#include <sstream>
 
+#include "asciicast.h"
 #include "online_agent.h"
 
 using rx::test::TestSocket;
@@ -31,27 +31,6 @@ struct Setup : rx::test::OnlineAgent {
     return terminal_url(conn, split ? "&newSession=true" : "");
   }
 };
-
-// The concatenated "o" events of an asciicast v2 file, after checking its header.
-std::string replay(const std::string& cast, int& resizes) {
-  std::istringstream in(cast);
-  std::string line;
-  REQUIRE(std::getline(in, line));
-  const json header = json::parse(line);
-  CHECK(header["version"] == 2);
-  CHECK(header["width"].is_number());
-  std::string out;
-  resizes = 0;
-  while (std::getline(in, line)) {
-    const json e = json::parse(line);
-    REQUIRE(e.is_array());
-    REQUIRE(e.size() == 3);
-    CHECK(e[0].is_number());
-    if (e[1] == "o") out += e[2].get<std::string>();
-    if (e[1] == "r") ++resizes;
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -95,7 +74,7 @@ TEST_CASE(
   auto cast = s.api("GET", "/recordings/" + name);
   REQUIRE(cast.status == 200);
   int resizes = 0;
-  const std::string played = replay(cast.raw, resizes);
+  const std::string played = rx::test::replay_asciicast(cast.raw, &resizes);
   // Exactly what the viewer was shown, byte for byte (UTF-8 included), and the resize.
   CHECK(played == v.output());
   CHECK(played.find("h\xc3\xa9llo \xe2\x9c\x93") != std::string::npos);

@@ -13,24 +13,23 @@
 
 namespace rx::test {
 
-namespace {
-
-void admin(const std::string& cluster_url, const std::string& sql) {
-  PGconn* c = PQconnectdb(cluster_url.c_str());
+std::string pg_query(const std::string& url, const std::string& sql) {
+  PGconn* c = PQconnectdb(url.c_str());
   if (PQstatus(c) != CONNECTION_OK) {
     std::string why = PQerrorMessage(c);
     PQfinish(c);
-    throw std::runtime_error("test cluster " + cluster_url + ": " + why);
+    throw std::runtime_error("test cluster " + url + ": " + why);
   }
   PGresult* r = PQexec(c, sql.c_str());
-  const bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+  const ExecStatusType status = PQresultStatus(r);
+  const bool ok = status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK;
   std::string why = PQresultErrorMessage(r);
+  std::string value = ok && PQntuples(r) > 0 && PQnfields(r) > 0 ? PQgetvalue(r, 0, 0) : "";
   PQclear(r);
   PQfinish(c);
   if (!ok) throw std::runtime_error(sql + ": " + why);
+  return value;
 }
-
-}  // namespace
 
 std::string pg_cluster_url() {
   const char* file = std::getenv("REXEC_TEST_PG_URL_FILE");  // NOLINT(concurrency-mt-unsafe)
@@ -51,14 +50,14 @@ PgTestDb::PgTestDb(const std::string& cluster_url) : cluster_url_(cluster_url) {
   std::random_device rd;
   name_ = "rx_" + std::to_string(::getpid()) + "_" + std::to_string(counter++) + "_" +
           std::to_string(rd() % 100000);
-  admin(cluster_url_, "CREATE DATABASE " + name_);
+  pg_query(cluster_url_, "CREATE DATABASE " + name_);
   const std::size_t slash = cluster_url_.rfind('/');
   url_ = cluster_url_.substr(0, slash + 1) + name_;
 }
 
 PgTestDb::~PgTestDb() {
   try {
-    admin(cluster_url_, "DROP DATABASE IF EXISTS " + name_ + " WITH (FORCE)");
+    pg_query(cluster_url_, "DROP DATABASE IF EXISTS " + name_ + " WITH (FORCE)");
   } catch (const std::exception&) {  // the cluster is gone with everything in it
   }
 }

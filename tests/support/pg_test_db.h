@@ -14,6 +14,10 @@ std::string pg_cluster_url();
 // Whether a missing cluster is a failure rather than a skip (REXEC_REQUIRE_PG, set in CI).
 bool pg_required();
 
+// Runs one statement on the database at `url`: the first column of its first row, or "" when it
+// returns none. Throws std::runtime_error, with the server's reason, when it fails.
+std::string pg_query(const std::string& url, const std::string& sql);
+
 class PgTestDb {
  public:
   // Throws std::runtime_error when the cluster does not answer.
