@@ -442,12 +442,9 @@ TEST_CASE("postgres: writes behind keep their order and survive a flood", "[serv
 
 TEST_CASE("postgres: recordings are chunk rows, raw bytes, pruned and deleted with the agent",
           "[server][pg]") {
-  const std::string cluster = pg_cluster_or_skip();
-  if (cluster.empty()) return;
-  rx::test::PgTestDb db(cluster);
-  auto s = PgStore::open(db.url());
-  REQUIRE(s);
-  PgStore& st = **s;
+  Backend b = open_backend("postgres");
+  if (!b.store) return;
+  Store& st = *b.store;
   RecordingRows* rows = st.recording_rows();
   REQUIRE(rows != nullptr);
   REQUIRE(st.create_user({"u1", "alice", "free", false, false, 1, ""}));
