@@ -9,49 +9,17 @@
 #   nginx_cluster_test.sh SERVER AGENT CLIENT REPO_ROOT
 set -euo pipefail
 server=$1 agent=$2 client=$3 repo=$4
-nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
-for need in "$nginx_bin" /usr/bin/redis-server; do
-  if [ ! -x "$need" ]; then
-    [ -n "${REXEC_REQUIRE_NGINX:-}" ] && { echo "FAIL: $need is not installed" >&2; exit 1; }
-    echo "SKIP: $need is not installed"; exit 77
-  fi
-done
 # shellcheck source=tests/deploy/lib.sh
 source "$(dirname "$0")/lib.sh"
+cluster_need_tools
 deploy_init rexec-nginx-cluster
-chmod 755 "$tmp"  # the PostgreSQL cluster inside belongs to the postgres user
-cleanup_extra() { bash "$repo/tests/fixtures/pg_cluster.sh" stop "$tmp/pg" >/dev/null 2>&1 || true; }
-
-rc=0
-bash "$repo/tests/fixtures/pg_cluster.sh" start "$tmp/pg" > "$tmp/pg.log" 2>&1 || rc=$?
-[ "$rc" -eq 77 ] && { echo "SKIP: PostgreSQL is not installed"; exit 77; }
-[ "$rc" -eq 0 ] || fail "the PostgreSQL test cluster did not start"
-db=$(cat "$tmp/pg/url")
-redis_port=$(free_port)
-/usr/bin/redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
-  > "$tmp/redis.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 1 100); do grep -q "Ready to accept" "$tmp/redis.log" && break; sleep 0.05; done
+cluster_start_backends "$repo"
 
 make_cert
 ngx_port=$(free_port)
 public="https://127.0.0.1:$ngx_port"
 
-declare -A port pid
-start_instance() {  # NAME
-  local name=$1
-  [ -n "${port[$name]:-}" ] || port[$name]=$(free_port)
-  : >"$tmp/server-$name.log"
-  "$server" serve --listen "127.0.0.1:${port[$name]}" --db "$db" \
-    --redis "redis://127.0.0.1:$redis_port" --instance-id "$name" --log-level debug \
-    --jwt-secret nginx-cluster-secret-0123456789abcdef01 --public-url "$public" \
-    --trusted-proxy 127.0.0.1 --ping-interval-ms 500 --pong-timeout-ms 2000 \
-    > "$tmp/server-$name.log" 2>&1 &
-  pid[$name]=$!
-  pids+=($!)
-  for _ in $(seq 1 100); do grep -q "listening on" "$tmp/server-$name.log" && break; sleep 0.05; done
-  grep -q "listening on" "$tmp/server-$name.log" || fail "instance $name did not start"
-}
+instance_flags=(--ping-interval-ms 500 --pong-timeout-ms 2000)
 for name in a b c; do start_instance "$name"; done
 
 # The shipped config; the upstream's one server line becomes the three instances.
