@@ -52,7 +52,7 @@ make_cert() {
 nginx_site() {  # REPO PORT UPSTREAM
   local repo=$1 port=$2 upstream=$3 conf="$tmp/nginx/conf/rexec.conf"
   mkdir -p "$tmp/nginx/logs" "$tmp/nginx/conf"
-  sed -e "s|server 127.0.0.1:8080;|$upstream|" \
+  sed -e "s|server 127.0.0.1:8080 max_fails=0;|$upstream|" \
       -e "s|listen 443 ssl;|listen 127.0.0.1:$port ssl;|" \
       -e "s|server_name rexec.example.com;|server_name 127.0.0.1;|" \
       -e "s|/etc/ssl/rexec/fullchain.pem|$tmp/cert.pem|" \

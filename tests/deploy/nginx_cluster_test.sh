@@ -23,7 +23,8 @@ instance_flags=(--ping-interval-ms 500 --pong-timeout-ms 2000)
 for name in a b c; do start_instance "$name"; done
 
 # The shipped config; the upstream's one server line becomes the three instances.
-servers="server 127.0.0.1:${port[a]}; server 127.0.0.1:${port[b]}; server 127.0.0.1:${port[c]};"
+servers=""
+for name in a b c; do servers+="server 127.0.0.1:${port[$name]} max_fails=0; "; done
 conf=$(nginx_site "$repo" "$ngx_port" "$servers")
 start_nginx "$nginx_bin" "$conf"
 curl_n() { curl -sS --cacert "$tmp/cert.pem" "$@"; }
