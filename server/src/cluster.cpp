@@ -717,9 +717,16 @@ void Cluster::retry_starts() {
 }
 
 void Cluster::follow(const std::string& agent_id, const std::string& instance) {
+  // The agent has a new link. Viewers attached to another instance move to this one. Those
+  // attached remotely to this very instance attach again too: it may have restarted (the same
+  // id, a new incarnation) and then holds no attachment for them, which left them without
+  // output until their socket closed (tests/deploy/nginx_rolling_test.sh). When it did not
+  // restart, attaching again at the position shown costs one replay.
   std::vector<Relay*> moving;
   for (auto& [wire, r] : relays_) {
-    if (r->agent_id() == agent_id && r->target() != instance) moving.push_back(r);
+    if (r->agent_id() == agent_id && (r->target() != instance || r->is_remote())) {
+      moving.push_back(r);
+    }
   }
   for (Relay* r : moving) {
     spdlog::info("cluster viewer follows agent={} to={}", agent_id, instance);
