@@ -146,7 +146,7 @@ python3 - "$tmp/agents" "$agents" "$dial_allowance_ms" <<'PY' || fail "an agent 
 import datetime, re, sys
 root, count, allowance = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 stamp = re.compile(r"^(\S+) \S+ (.*)$")
-periods, bad, worst, failed = 0, [], 0, 0
+periods, bad, worst, failed, offline = 0, [], 0, 0, []
 for n in range(1, count + 1):
     down, delay, dials = None, 0, 0
     for line in open(f"{root}/{n}.log", errors="replace"):
@@ -161,6 +161,7 @@ for n in range(1, count + 1):
             dials += 1
         elif down is not None and text.startswith("connected to server"):
             periods += 1
+            offline.append(t - down)
             excess = t - down - delay
             worst = max(worst, excess)
             if dials != 1:
@@ -170,7 +171,10 @@ for n in range(1, count + 1):
                 bad.append(f"agent {n}: offline {t - down:.0f} ms after a {delay} ms delay")
             down = None
     if down is not None: bad.append(f"agent {n}: still offline at the end")
-print(f"agents: {periods} reconnects, failed dials {failed}, "
+offline.sort()
+pick = lambda p: offline[max(1, -(-len(offline) * p // 100)) - 1] if offline else 0
+print(f"agents: {periods} reconnects, offline p50 {pick(50):.0f} ms, p99 {pick(99):.0f} ms, "
+      f"max {pick(100):.0f} ms; failed dials {failed}; "
       f"worst offline beyond the drawn delay {worst:.0f} ms")
 for b in bad[:20]: print("FAIL:", b, file=sys.stderr)
 sys.exit(1 if bad or periods == 0 else 0)
