@@ -200,6 +200,26 @@ TEST_CASE("cluster: instance B dies, the agent moves to C, and A's viewer follow
   CHECK(s.sys.instance(kC).log().find("agent connected agent=" + s.agent.id) != std::string::npos);
 }
 
+TEST_CASE("cluster: B restarts, the agent comes back to it, and A's viewer gets every line",
+          "[cluster]") {
+  Setup s;  // the agent dials B alone, so it comes back to B: the same id, a new incarnation
+  auto& loop = s.sys.loop();
+  TestSocket v(loop);
+  REQUIRE(v.open(s.url(kA, "rb-v"), s.token, "rexec.v2"));
+  REQUIRE(v.wait_type("shell_started"));
+  v.send_json({{"type", "input"},
+               {"data", "for i in $(seq 1 80); do echo R$i; sleep 0.05; done; echo back-'fin'\n"}});
+  REQUIRE(v.wait_output("R5"));
+  s.sys.restart_instance(kB, {});
+  // The restarted B holds no attachment for A's viewer: the agent's agent_connected makes A
+  // attach it again, at the position it had shown, and B's hub replays what the shell wrote.
+  const bool done = v.wait_output("back-fin", 30s);
+  if (!done) s.sys.dump_logs();
+  REQUIRE(done);
+  CHECK(rx::test::lines_matching(v.output(), "R[0-9]+") == rx::test::numbered("R", 1, 80));
+  CHECK(v.messages("gap").empty());
+}
+
 TEST_CASE("cluster: Redis restarts mid-session, and routing resumes", "[cluster]") {
   Setup s;
   auto& loop = s.sys.loop();
