@@ -164,6 +164,10 @@ std::optional<HttpResponse> Api::operability(const HttpRequest& req) {
   m.counter("rexec_rate_limited_total", "Requests and upgrades refused by the rate limit.",
             rate_limited_);
   m.counter("rexec_db_errors_total", "Database operations that failed.", store_.error_count());
+  m.counter("rexec_db_write_statements_total",
+            "Statements that wrote to the database (INSERT, UPDATE, DELETE).",
+            store_.write_statements());
+  m.counter("rexec_db_commits_total", "Transactions committed, explicit or not.", store_.commits());
   if (files_ != nullptr) {
     const FileStats f = files_->stats();
     m.gauge("rexec_file_transfers", "File transfers in progress (PROTOCOL §8).",
@@ -1236,16 +1240,26 @@ void Api::agent_heartbeats(const std::vector<std::string>& agent_ids) {
   if (cluster_ != nullptr) cluster_->agent_heartbeats(agent_ids);
 }
 
-void Api::agent_system_info(const std::string& agent_id, const nlohmann::json& info) {
-  (void)store_.set_system_info(agent_id, info.dump());
+void Api::agent_system_info(const std::string& agent_id, const std::string& info) {
+  (void)store_.set_system_info(agent_id, info);
 }
 
-void Api::agent_stats(const std::string& agent_id, const nlohmann::json& stats) {
+void Api::agent_stats(const std::string& agent_id, const std::string& stats) {
   const Millis now = now_ms();
-  (void)store_.add_stats(agent_id, now, stats.dump());
-  const Millis cutoff =
-      now - std::chrono::duration_cast<std::chrono::milliseconds>(config_.stats_retention).count();
-  (void)store_.prune_stats(agent_id, cutoff, config_.stats_history_max);
+  (void)store_.add_stats(agent_id, now, stats);
+  // Every agent's old samples go in one statement, once a minute. A sample is kept for
+  // --stats-retention, or for --stats-history-max sample intervals if that is shorter: the hub
+  // stores one per interval per agent, so that bounds each agent's count too.
+  constexpr Millis kPruneEveryMs = 60'000;
+  if (now - last_stats_prune_ < kPruneEveryMs) return;
+  last_stats_prune_ = now;
+  const auto ms = [](auto d) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+  };
+  const Millis interval = std::max<Millis>(ms(config_.stats_sample_interval), 5000);
+  const Millis keep = std::min<Millis>(ms(config_.stats_retention),
+                                       interval * static_cast<Millis>(config_.stats_history_max));
+  (void)store_.prune_stats(now - keep);
 }
 
 void Api::audit(const std::string& type, const std::string& user_id, const std::string& owner_id,

@@ -42,7 +42,9 @@ void Audit::record(const std::string& type, const std::string& user_id, const st
   if (auto st = store_.add_audit(e); !st) {
     spdlog::warn("audit event not stored type={} error={}", type, st.error().message);
   }
-  spdlog::info("audit {}", to_json(e).dump(-1, ' ', false, json::error_handler_t::replace));
+  if (spdlog::should_log(spdlog::level::info)) {  // not even built at a higher level
+    spdlog::info("audit {}", to_json(e).dump(-1, ' ', false, json::error_handler_t::replace));
+  }
   if (++since_prune_ >= kPruneEvery) prune();
 }
 

@@ -2,6 +2,7 @@
 // The hub's routing: agent ⇄ sessions ⇄ viewers, heartbeats, grace and linger timers.
 #include "rexec/server/hub.h"
 
+#include "rexec/common/check.h"
 #include "rexec/proto/base64.h"
 #include "rexec/proto/binary_frame.h"
 #include "rexec/proto/message_codec.h"
@@ -19,6 +20,19 @@ namespace rx::server {
 using Clock = std::chrono::steady_clock;
 using SysClock = std::chrono::system_clock;
 using nlohmann::json;
+
+namespace {
+
+// The `data` member of a message as proto::encode() writes it: {"type":"…","data":<data>}.
+std::string data_of(std::string_view text) {
+  const auto at = text.find(R"(,"data":)");
+  REXEC_CHECK(at != std::string_view::npos && text.back() == '}');
+  text.remove_prefix(at + 8);
+  text.remove_suffix(1);
+  return std::string(text);
+}
+
+}  // namespace
 
 std::string format_time(SysClock::time_point t) {
   const std::time_t tt = SysClock::to_time_t(t);
@@ -42,19 +56,23 @@ struct Hub::ExecWaiter {
   Clock::time_point started;
 };
 
+// One connected agent. Kept small: an instance holds 100,000 of them (docs/performance.md,
+// "Scale"), so what the agent reported is kept as JSON text, not as parsed trees.
 struct Hub::AgentConn {
   std::string id;
   std::string user_id;
   WsConn* conn = nullptr;
-  AgentHello hello;
+  AgentHello hello;  // its agent_id and user_id moved to the two above
   Clock::time_point last_rx;
+  Clock::time_point stats_stored;  // when a stats sample last went to the store
   SysClock::time_point connected_at;
   SysClock::time_point last_ping;
-  json system_info;
-  json stats;
+  std::string system_info;               // its `data`, JSON text; empty until sent
+  std::string stats;                     // the latest stats `data`, JSON text; empty until sent
   std::vector<ExecWaiter> exec_waiters;  // in the order they were sent
   std::set<UserConn*> paused_senders;    // not read until this agent's input queue drains
   int paused_sessions = 0;               // v1: its link is not read while this is above 0
+  bool ponged = false;                   // answered a ping not yet written to the store
   bool gone = false;
 };
 
@@ -142,7 +160,7 @@ struct AgentHandler final : WsHandler {
     if (a->gone) return;
     a->last_rx = Clock::now();
     a->last_ping = SysClock::now();
-    hub.ponged_.insert(a->id);  // written to the store once per ping interval, in one go
+    a->ponged = true;  // written to the store once per ping interval, in one go
   }
 
   void on_drain() override {
@@ -197,11 +215,13 @@ struct EventsHandler final : WsHandler {
 Hub::Hub(uv_loop_t* loop, HubConfig config, HubSink& sink)
     : loop_(loop), config_(config), sink_(sink), ping_timer_(loop), check_timer_(loop) {
   ping_timer_.start(config_.ping_interval, config_.ping_interval, [this] {
-    if (!ponged_.empty()) {
-      sink_.agent_heartbeats({ponged_.begin(), ponged_.end()});
-      ponged_.clear();
+    std::vector<std::string> ponged;
+    for (auto& [id, a] : agents_) {
+      if (a->ponged) ponged.push_back(id);
+      a->ponged = false;
+      a->conn->send_ping();
     }
-    for (auto& [id, a] : agents_) a->conn->send_ping();
+    if (!ponged.empty()) sink_.agent_heartbeats(ponged);
   });
   const auto check = std::min(config_.ping_interval / 2, std::chrono::milliseconds(1000));
   check_timer_.start(check, check, [this] {
@@ -233,8 +253,8 @@ std::unique_ptr<WsHandler> Hub::accept_agent(WsConn& conn, AgentHello hello) {
     if (file_hooks_.gone) file_hooks_.gone(id);  // transfers on the old link cannot go on
   }
   auto a = std::make_shared<AgentConn>();
-  a->id = id;
-  a->user_id = hello.user_id;
+  a->id = std::move(hello.agent_id);
+  a->user_id = std::move(hello.user_id);
   a->conn = &conn;
   a->conn->set_room_mark(kFileRoom);
   a->hello = std::move(hello);
@@ -366,8 +386,8 @@ std::optional<AgentLive> Hub::live(const std::string& agent_id) const {
   l.last_ping = it->second->last_ping;
   l.os = it->second->hello.os;
   l.arch = it->second->hello.arch;
-  l.system_info = it->second->system_info;
-  l.stats = it->second->stats;
+  if (!it->second->system_info.empty()) l.system_info = json::parse(it->second->system_info);
+  if (!it->second->stats.empty()) l.stats = json::parse(it->second->stats);
   for (const auto& [key, s] : sessions_) {
     if (key.first == agent_id && !s->viewers.empty()) ++l.sessions;
   }
@@ -1014,17 +1034,9 @@ void Hub::on_agent_message(AgentConn& a, std::string_view payload, bool binary) 
             for (UserConn* u : it->second->viewers) reset_position(*u);
           }
         } else if constexpr (std::is_same_v<T, proto::Stats>) {
-          // Encoded once: the text goes to viewers, its parsed data to the store and events.
-          const std::string text = proto::encode(proto::UserMessage(m));
-          a.stats = json::parse(text)["data"];
-          sink_.agent_stats(a.id, a.stats);
-          for (UserConn* u : users_) {
-            if (u->agent_id == a.id && !u->gone) u->conn->send_text(text);
-          }
-          broadcast_events(a.user_id, {{"type", "agent_stats"},
-                                       {"data", {{"agent_id", a.id}, {"stats", a.stats}}}});
+          on_stats(a, m);
         } else if constexpr (std::is_same_v<T, proto::SystemInfo>) {
-          a.system_info = json::parse(proto::encode(proto::AgentMessage(m)))["data"];
+          a.system_info = data_of(proto::encode(proto::AgentMessage(m)));
           sink_.agent_system_info(a.id, a.system_info);
         } else if constexpr (std::is_same_v<T, proto::ExecResult>) {
           // Commands run side by side, so results come in any order: ours carry the exec_id
@@ -1046,6 +1058,30 @@ void Hub::on_agent_message(AgentConn& a, std::string_view payload, bool binary) 
         }
       },
       *decoded);
+}
+
+// Every 5 s from every agent: encoded once, and kept as text. Its viewers get the message; the
+// store gets a sample at most every stats_sample_interval; the owner's events sockets (on any
+// instance) get it only when there are any.
+void Hub::on_stats(AgentConn& a, const proto::Stats& m) {
+  const std::string text = proto::encode(proto::UserMessage(m));
+  a.stats = data_of(text);
+  const auto now = Clock::now();
+  if (a.stats_stored == Clock::time_point{} ||
+      now - a.stats_stored >= config_.stats_sample_interval) {
+    a.stats_stored = now;
+    sink_.agent_stats(a.id, a.stats);
+  }
+  for (auto it = sessions_.lower_bound({a.id, ""});
+       it != sessions_.end() && it->first.first == a.id; ++it) {
+    for (UserConn* u : it->second->viewers) {
+      if (!u->gone) u->conn->send_text(text);
+    }
+  }
+  if (events_observer_ || events_.count(a.user_id) != 0) {
+    broadcast_events(a.user_id, {{"type", "agent_stats"},
+                                 {"data", {{"agent_id", a.id}, {"stats", json::parse(a.stats)}}}});
+  }
 }
 
 void Hub::on_agent_closed(AgentConn& a) {

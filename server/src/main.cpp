@@ -77,6 +77,7 @@ int serve(ServerConfig config, const std::string& jwt_flag) {
     hc.max_frame_bytes = config.max_frame_bytes;
     hc.user_queue_limit = config.user_queue_limit;
     hc.slow_consumer_stall = config.slow_consumer_stall;
+    hc.stats_sample_interval = config.stats_sample_interval;
     auto hub = std::make_unique<Hub>(&loop, hc, api);
     api.attach(*hub);
     std::unique_ptr<Cluster> cluster;
@@ -264,6 +265,10 @@ int main(int argc, char** argv) {
                         "Delete audit events older than this, e.g. 90d, 720h; 0: keep them all "
                         "(default 90d)");
   std::string stall_text;
+  std::string stats_sample_text;
+  serve_cmd->add_option("--stats-sample-interval", stats_sample_text,
+                        "Store an agent's stats for its charts at most this often, e.g. 30s; 0: "
+                        "every sample, 5 s apart (default 30s)");
   std::string web_ttl_text;
   std::string web_max_text;
   serve_cmd->add_option("--web-session", web_ttl_text,
@@ -350,6 +355,11 @@ int main(int argc, char** argv) {
       auto d = parse_duration(stall_text);
       if (!d) return fail("--slow-consumer-stall must be a duration like 10s");
       config.slow_consumer_stall = *d;
+    }
+    if (!stats_sample_text.empty()) {
+      auto d = parse_duration(stats_sample_text);
+      if (!d) return fail("--stats-sample-interval must be a duration like 30s");
+      config.stats_sample_interval = *d;
     }
     if (!web_ttl_text.empty()) {
       auto d = parse_duration(web_ttl_text);

@@ -234,7 +234,9 @@ TEST_CASE("web: sessions are listed with their viewers, attached to, ended, and 
 
 TEST_CASE("web: the stats history for the charts, tags, and audit filters by user and time",
           "[integration][web]") {
-  System sys;
+  rx::test::ServerOptions so;
+  so.extra_args = {"--stats-sample-interval", "0s"};  // store every sample, not one per 30 s
+  System sys(so);
   auto& loop = sys.loop();
   const std::string token = sys.add_user("cora");
   auto agent = sys.start_agent(token, "charts", {"REXEC_STATS_INTERVAL_MS=200"});

@@ -6,11 +6,13 @@
 #include <libpq-fe.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdlib>
 
 #include "storage/columns.h"
+#include "storage/write_queue.h"
 
 namespace rx::server {
 
@@ -18,7 +20,7 @@ namespace {
 
 // The same records as SqliteStore's migrations, in PostgreSQL's types. Append only; the table
 // rexec_schema records how many ran. `seq` columns give insertion order (SQLite's rowid).
-constexpr std::array<const char*, 5> kMigrations = {R"sql(
+constexpr std::array<const char*, 6> kMigrations = {R"sql(
 CREATE TABLE users (
   id TEXT PRIMARY KEY, username TEXT NOT NULL UNIQUE, tier TEXT NOT NULL,
   is_admin BOOLEAN NOT NULL DEFAULT false, subscription_active BOOLEAN NOT NULL DEFAULT false,
@@ -69,6 +71,9 @@ CREATE TABLE recordings (
 CREATE TABLE recording_chunks (
   recording_id BIGINT NOT NULL REFERENCES recordings(id) ON DELETE CASCADE,
   seq INTEGER NOT NULL, data BYTEA NOT NULL, PRIMARY KEY (recording_id, seq));
+)sql",
+                                                    R"sql(
+CREATE INDEX agent_stats_at ON agent_stats(at);
 )sql"};
 
 // Any number, so instances migrating the same database at once take turns.
@@ -172,10 +177,17 @@ class PgResult {
 };
 
 // One libpq connection, used by one thread. Reconnects when the server went away.
+// What the database has seen from this process (GET /metrics): failed operations, statements
+// that wrote, and commits (explicit, or of a write outside a transaction).
+struct PgCounters {
+  std::atomic<std::uint64_t> errors{0};
+  std::atomic<std::uint64_t> writes{0};
+  std::atomic<std::uint64_t> commits{0};
+};
+
 class PgConn {
  public:
-  PgConn(PGconn* c, std::shared_ptr<std::atomic<std::uint64_t>> errors)
-      : c_(c), errors_(std::move(errors)) {}
+  PgConn(PGconn* c, std::shared_ptr<PgCounters> counters) : c_(c), counters_(std::move(counters)) {}
 
   ~PgConn() { PQfinish(c_); }
 
@@ -186,8 +198,8 @@ class PgConn {
 
   // Timeouts bound how long a dead or stalled database can hold the caller: 5 s to connect,
   // 5 s for a statement, and 10 s of unacknowledged data on the socket (a cable pulled).
-  static Result<std::unique_ptr<PgConn>> connect(
-      const std::string& url, const std::shared_ptr<std::atomic<std::uint64_t>>& errors) {
+  static Result<std::unique_ptr<PgConn>> connect(const std::string& url,
+                                                 const std::shared_ptr<PgCounters>& counters) {
     // Keywords before "dbname" are defaults; what the URL says overrides them.
     const std::array<const char*, 8> keys = {
         "connect_timeout",  "application_name", "options", "keepalives_idle",
@@ -208,7 +220,7 @@ class PgConn {
       PQfinish(c);
       return Error(Errc::kStorage, "cannot connect to PostgreSQL: " + why);
     }
-    return std::make_unique<PgConn>(c, errors);
+    return std::make_unique<PgConn>(c, counters);
   }
 
   [[nodiscard]] std::string describe() const {
@@ -240,12 +252,15 @@ class PgConn {
                                     values.data(), lengths.data(),
                                     binary.empty() ? nullptr : binary.data(), binary_result));
       const auto st = PQresultStatus(r.get());
-      if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return r;
+      if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+        count(sql);
+        return r;
+      }
       if (r.get() != nullptr && is_constraint(r.get())) {
         return Error(Errc::kExists, one_line(PQresultErrorMessage(r.get())));
       }
       if (PQstatus(c_) != CONNECTION_OK && attempt == 0 && !in_transaction_) continue;
-      ++*errors_;
+      ++counters_->errors;
       std::string why = r.get() != nullptr ? PQresultErrorMessage(r.get()) : "";
       if (why.empty()) why = PQerrorMessage(c_);
       return Error(Errc::kStorage, one_line(why));
@@ -278,8 +293,19 @@ class PgConn {
   void set_in_transaction(bool v) { in_transaction_ = v; }
 
  private:
+  // Counts a statement that succeeded, by its first word.
+  void count(const std::string& sql) {
+    const auto starts = [&sql](const char* word) { return sql.rfind(word, 0) == 0; };
+    if (starts("INSERT") || starts("UPDATE") || starts("DELETE")) {
+      ++counters_->writes;
+      if (!in_transaction_) ++counters_->commits;
+    } else if (starts("COMMIT")) {
+      ++counters_->commits;
+    }
+  }
+
   PGconn* c_;
-  std::shared_ptr<std::atomic<std::uint64_t>> errors_;
+  std::shared_ptr<PgCounters> counters_;
   bool in_transaction_ = false;  // a broken transaction is not retried statement by statement
 };
 
@@ -350,31 +376,32 @@ std::string sql(const char* head, const char* cols, const char* tail) {
 }  // namespace
 
 Result<std::unique_ptr<PgStore>> PgStore::open(const std::string& url) {
-  auto errors = std::make_shared<std::atomic<std::uint64_t>>(0);
-  auto conn = PgConn::connect(url, errors);
+  auto counters = std::make_shared<PgCounters>();
+  auto conn = PgConn::connect(url, counters);
   if (!conn) return std::move(conn).error();
-  auto writer = PgConn::connect(url, errors);
+  auto writer = PgConn::connect(url, counters);
   if (!writer) return std::move(writer).error();
-  std::unique_ptr<PgStore> s(new PgStore(errors, std::move(*conn), std::move(*writer)));
+  std::unique_ptr<PgStore> s(new PgStore(counters, std::move(*conn), std::move(*writer)));
   if (auto st = s->migrate(); !st) return std::move(st).error();
   return s;
 }
 
-PgStore::PgStore(std::shared_ptr<std::atomic<std::uint64_t>> errors, std::unique_ptr<PgConn> conn,
+PgStore::PgStore(std::shared_ptr<PgCounters> counters, std::unique_ptr<PgConn> conn,
                  std::unique_ptr<PgConn> writer_conn)
-    : errors_(std::move(errors)),
+    : counters_(std::move(counters)),
       conn_(std::move(conn)),
       writer_conn_(std::move(writer_conn)),
-      writer_([this] { writer_main(); }) {}
+      queue_(std::make_unique<WriteQueue>(
+          [this](const AgentWrites& w, bool stopping) { return apply(w, stopping); },
+          counters_->errors)) {}
 
-PgStore::~PgStore() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stopping_ = true;
-  }
-  wake_.notify_one();
-  writer_.join();
-}
+PgStore::~PgStore() { queue_->stop(); }  // what is queued first, giving up on a dead database
+
+std::uint64_t PgStore::error_count() const { return counters_->errors.load(); }
+
+std::uint64_t PgStore::write_statements() const { return counters_->writes.load(); }
+
+std::uint64_t PgStore::commits() const { return counters_->commits.load(); }
 
 std::string PgStore::describe() const { return conn_->describe(); }
 
@@ -416,57 +443,93 @@ Status PgStore::migrate() {
   return {};
 }
 
-// The writer thread: one transaction per queued batch, in order. A batch that fails is counted
-// (PgConn) and dropped: heartbeats and stats are superseded by the next ones anyway.
-void PgStore::writer_main() {
-  std::unique_lock<std::mutex> lock(mu_);
-  while (true) {
-    wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-    if (queue_.empty()) break;  // stopping, and everything is written
-    std::vector<Statement> batch = std::move(queue_.front());
-    queue_.pop_front();
-    writing_ = true;
-    const bool stopping = stopping_;
-    lock.unlock();
-    const bool gone = stopping && !writer_conn_->is_ok();
-    Status st = gone                ? Status(Error(Errc::kStorage, "database gone at shutdown"))
-                : batch.size() == 1 ? writer_conn_->exec(batch[0].sql, batch[0].params)
-                                    : writer_conn_->transaction(batch);
-    if (!st && st.error().code != Errc::kExists) {
-      spdlog::warn("database write failed error={}", st.error().message);
-    }
-    lock.lock();
-    writing_ = false;
-    if (stopping_ && !writer_conn_->is_ok()) queue_.clear();  // nothing more will get through
-    if (queue_.empty()) idle_.notify_all();
-  }
-  idle_.notify_all();
-}
+Status PgStore::write_agents(AgentWrites writes) { return queue_->push(std::move(writes)); }
 
-Status PgStore::write_behind(std::vector<Statement> statements) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (queue_.size() >= kMaxQueued) {
-      ++*errors_;
-      if (!overflow_logged_) {
-        spdlog::error(
-            "database writes are {} behind; dropping heartbeats and stats until it "
-            "catches up",
-            queue_.size());
-        overflow_logged_ = true;
+void PgStore::flush() { queue_->flush(); }
+
+namespace {
+
+// Rows per multi-row statement: 500 rows of at most 7 values stay far below PostgreSQL's limit
+// of 65,535 parameters.
+constexpr std::size_t kRowsPerStatement = 500;
+
+// Multi-row statements over `rows`, at most kRowsPerStatement rows each: `head`, then one
+// "($n,...)" per row with the given casts (one per value), then `tail`; `params` gives a row's
+// values.
+template <class T, class Params>
+void add_rows(std::vector<PgStore::Statement>& out, const std::vector<T>& rows, const char* head,
+              const std::vector<const char*>& casts, const char* tail, Params params) {
+  for (std::size_t at = 0; at < rows.size(); at += kRowsPerStatement) {
+    const std::size_t n = std::min(kRowsPerStatement, rows.size() - at);
+    PgStore::Statement st{head, {}};
+    st.params.reserve(n * casts.size());
+    for (std::size_t i = at; i < at + n; ++i) {
+      st.sql += i == at ? "(" : ",(";
+      for (std::size_t c = 0; c < casts.size(); ++c) {
+        if (c != 0) st.sql += ',';
+        st.sql += '$' + std::to_string(st.params.size() + c + 1) + casts[c];
       }
-      return Error(Errc::kStorage, "database write queue full");
+      st.sql += ')';
+      for (auto& v : params(rows[i])) st.params.push_back(std::move(v));
     }
-    if (queue_.empty()) overflow_logged_ = false;
-    queue_.push_back(std::move(statements));
+    st.sql += tail;
+    out.push_back(std::move(st));
   }
-  wake_.notify_one();
-  return {};
 }
 
-void PgStore::flush() {
-  std::unique_lock<std::mutex> lock(mu_);
-  idle_.wait(lock, [this] { return queue_.empty() && !writing_; });
+}  // namespace
+
+// One batch in one transaction on the writer's connection (WriteQueue's thread).
+Status PgStore::apply(const AgentWrites& w, bool stopping) {
+  if (stopping && !writer_conn_->is_ok()) return Error(Errc::kStorage, "database gone at shutdown");
+  std::vector<Statement> sts;
+  add_rows(sts, w.audit,
+           "INSERT INTO audit_events (at, type, user_id, owner_id, agent_id, session_id, "
+           "details) VALUES ",
+           {"", "", "", "", "", "", ""}, "", [](const AuditEvent& e) {
+             return std::vector<Param>{p(e.at),       p(e.type),       p(e.user_id), p(e.owner_id),
+                                       p(e.agent_id), p(e.session_id), p(e.details)};
+           });
+  std::vector<std::pair<std::string, Millis>> online;
+  std::vector<std::pair<std::string, Millis>> offline;
+  for (const auto& c : w.status) (c.online ? online : offline).emplace_back(c.agent_id, c.at);
+  const auto id_at = [](const std::pair<std::string, Millis>& r) {
+    return std::vector<Param>{p(r.first), p(r.second)};
+  };
+  add_rows(sts, online,
+           "UPDATE agents SET status='online', connected_at=v.at, last_ping=v.at FROM (VALUES ",
+           {"", "::bigint"}, ") AS v(id, at) WHERE agents.id=v.id", id_at);
+  add_rows(sts, offline, "UPDATE agents SET status='offline', updated_at=v.at FROM (VALUES ",
+           {"", "::bigint"}, ") AS v(id, at) WHERE agents.id=v.id", id_at);
+  // One statement for all the heartbeats (100,000 agents: one round trip).
+  if (!w.heartbeats.empty()) {
+    sts.push_back({"UPDATE agents SET last_ping=$1 WHERE id = ANY($2::text[])",
+                   {p(w.heartbeat_at), p(text_array(w.heartbeats))}});
+  }
+  add_rows(sts, w.system_info, "UPDATE agents SET system_info=v.info FROM (VALUES ", {"", ""},
+           ") AS v(id, info) WHERE agents.id=v.id",
+           [](const std::pair<std::string, std::string>& r) {
+             return std::vector<Param>{p(r.first), p(r.second)};
+           });
+  // A sample of an agent deleted meanwhile is dropped, not refused by the foreign key.
+  add_rows(sts, w.stats,
+           "INSERT INTO agent_stats (agent_id, at, data) SELECT v.id, v.at, v.data FROM (VALUES ",
+           {"", "::bigint", ""},
+           ") AS v(id, at, data) WHERE EXISTS (SELECT 1 FROM agents WHERE agents.id=v.id)",
+           [](const StatsSample& r) {
+             return std::vector<Param>{p(r.agent_id), p(r.at), p(r.json)};
+           });
+  add_rows(sts, w.token_uses, "UPDATE api_tokens SET last_used_at=v.at FROM (VALUES ",
+           {"", "::bigint"}, ") AS v(id, at) WHERE api_tokens.id=v.id", id_at);
+  if (w.prune_stats_before) {
+    sts.push_back({"DELETE FROM agent_stats WHERE at<$1", {p(*w.prune_stats_before)}});
+  }
+  if (w.prune_audit_before) {
+    sts.push_back({"DELETE FROM audit_events WHERE at<$1", {p(*w.prune_audit_before)}});
+  }
+  if (sts.empty()) return {};
+  return sts.size() == 1 ? writer_conn_->exec(sts[0].sql, sts[0].params)
+                         : writer_conn_->transaction(sts);
 }
 
 Status PgStore::create_user(const User& u) {
@@ -508,6 +571,7 @@ Result<std::optional<ApiToken>> PgStore::token_by_hash(const std::string& hash) 
 }
 
 Result<std::vector<ApiToken>> PgStore::tokens_of(const std::string& user_id) {
+  flush();  // a token used a moment ago shows its last use
   return collect<ApiToken>(
       conn_->run(sql("SELECT ", columns::kToken,
                      " FROM api_tokens WHERE user_id=$1 ORDER BY created_at DESC, id"),
@@ -530,10 +594,6 @@ Result<std::vector<std::string>> PgStore::revoke_agent_tokens(const std::string&
       {p(now), p(agent_id)});
   return collect<std::string>(std::move(r),
                               [](const PgResult& row, int i) { return row.text(i, 0); });
-}
-
-Status PgStore::touch_token(const std::string& id, Millis now) {
-  return write_behind({{"UPDATE api_tokens SET last_used_at=$1 WHERE id=$2", {p(now), p(id)}}});
 }
 
 Status PgStore::create_agent(const Agent& a) {
@@ -580,48 +640,9 @@ Status PgStore::delete_agent(const std::string& id) {
   return conn_->exec("DELETE FROM agents WHERE id=$1", {p(id)});
 }
 
-Status PgStore::set_online(const std::string& id, Millis now) {
-  return write_behind(
-      {{"UPDATE agents SET status='online', connected_at=$1, last_ping=$1 WHERE id=$2",
-        {p(now), p(id)}}});
-}
-
-Status PgStore::set_offline(const std::string& id, Millis now) {
-  return write_behind(
-      {{"UPDATE agents SET status='offline', updated_at=$1 WHERE id=$2", {p(now), p(id)}}});
-}
-
 Status PgStore::set_all_offline() {
   flush();  // after, not before, what is queued
   return conn_->exec("UPDATE agents SET status='offline' WHERE status<>'offline'");
-}
-
-Status PgStore::touch_agents(const std::vector<std::string>& ids, Millis now) {
-  // One statement for the whole batch (10,000 agents: one round trip, not 10,000).
-  if (ids.empty()) return {};
-  return write_behind({{"UPDATE agents SET last_ping=$1 WHERE id = ANY($2::text[])",
-                        {p(now), p(text_array(ids))}}});
-}
-
-Status PgStore::set_system_info(const std::string& id, const std::string& json) {
-  return write_behind({{"UPDATE agents SET system_info=$1 WHERE id=$2", {p(json), p(id)}}});
-}
-
-Status PgStore::add_stats(const std::string& agent_id, Millis at, const std::string& json) {
-  // Written behind: the agent may be deleted meanwhile, and a sample for it is then dropped
-  // rather than refused by the foreign key.
-  return write_behind(
-      {{"INSERT INTO agent_stats (agent_id, at, data) SELECT $1, $2, $3 WHERE "
-        "EXISTS (SELECT 1 FROM agents WHERE id=$1)",
-        {p(agent_id), p(at), p(json)}}});
-}
-
-Status PgStore::prune_stats(const std::string& agent_id, Millis cutoff, std::size_t keep) {
-  return write_behind(
-      {{"DELETE FROM agent_stats WHERE agent_id=$1 AND at<$2", {p(agent_id), p(cutoff)}},
-       {"DELETE FROM agent_stats WHERE agent_id=$1 AND seq NOT IN (SELECT seq FROM agent_stats "
-        "WHERE agent_id=$1 ORDER BY at DESC, seq DESC LIMIT $2)",
-        {p(agent_id), p(static_cast<std::int64_t>(keep))}}});
 }
 
 Result<std::vector<std::pair<Millis, std::string>>> PgStore::stats_of(const std::string& agent_id,
@@ -668,16 +689,8 @@ Status PgStore::set_mfa_locked(const std::string& agent_id, bool locked) {
   return conn_->exec("UPDATE agents SET mfa_locked=$1 WHERE id=$2", {p(locked), p(agent_id)});
 }
 
-Status PgStore::add_audit(const AuditEvent& e) {
-  // Written behind, in order with the other queued writes: ids follow the order of recording.
-  return write_behind(
-      {{"INSERT INTO audit_events (at, type, user_id, owner_id, agent_id, session_id, details) "
-        "VALUES ($1,$2,$3,$4,$5,$6,$7)",
-        {p(e.at), p(e.type), p(e.user_id), p(e.owner_id), p(e.agent_id), p(e.session_id),
-         p(e.details)}}});
-}
-
 Result<std::vector<AuditEvent>> PgStore::audit_events(const AuditQuery& q) {
+  flush();  // what was done a moment ago is in the answer
   std::string text =
       "SELECT id, at, type, user_id, owner_id, agent_id, session_id, details FROM audit_events "
       "WHERE true";
@@ -707,10 +720,6 @@ Result<std::vector<AuditEvent>> PgStore::audit_events(const AuditQuery& q) {
     e.details = r.text(i, 7);
     return e;
   });
-}
-
-Status PgStore::prune_audit(Millis cutoff) {
-  return write_behind({{"DELETE FROM audit_events WHERE at<$1", {p(cutoff)}}});
 }
 
 Result<std::string> PgStore::setting(const std::string& key) {

@@ -3,16 +3,20 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <array>
+#include <cstring>
+#include <functional>
 
 #include "storage/columns.h"
+#include "storage/write_queue.h"
 
 namespace rx::server {
 
 namespace {
 
 // Schema migrations, applied in order; PRAGMA user_version records how many ran. Append only.
-constexpr std::array<const char*, 4> kMigrations = {R"sql(
+constexpr std::array<const char*, 5> kMigrations = {R"sql(
 CREATE TABLE users (
   id TEXT PRIMARY KEY, username TEXT NOT NULL UNIQUE, tier TEXT NOT NULL,
   is_admin INTEGER NOT NULL DEFAULT 0, subscription_active INTEGER NOT NULL DEFAULT 0,
@@ -53,6 +57,9 @@ CREATE INDEX audit_events_at ON audit_events(at);
 )sql",
                                                     R"sql(
 ALTER TABLE users ADD COLUMN email TEXT NOT NULL DEFAULT '';
+)sql",
+                                                    R"sql(
+CREATE INDEX agent_stats_at ON agent_stats(at);
 )sql"};
 
 Error db_error(sqlite3* db, const std::string& what) {
@@ -64,7 +71,12 @@ Error db_error(sqlite3* db, const std::string& what) {
 // A prepared statement, finalized on destruction.
 class SqliteStore::Stmt {
  public:
-  Stmt(const SqliteStore& store, const char* sql) : db_(store.db_), errors_(store.errors_) {
+  // On the loop thread's connection.
+  Stmt(const SqliteStore& store, const char* sql) : Stmt(store, store.db_, sql) {}
+
+  // On `db`, one of the store's connections.
+  Stmt(const SqliteStore& store, sqlite3* db, const char* sql)
+      : db_(db), errors_(store.errors_), writes_(store.writes_) {
     ok_ = sqlite3_prepare_v2(db_, sql, -1, &stmt_, nullptr) == SQLITE_OK;
   }
 
@@ -74,6 +86,12 @@ class SqliteStore::Stmt {
   Stmt& operator=(const Stmt&) = delete;
   Stmt(Stmt&&) = delete;
   Stmt& operator=(Stmt&&) = delete;
+
+  // Binds the next parameter (1, 2, ... in the order of the calls to add()).
+  template <class T>
+  Stmt& add(const T& v) {
+    return bind(++next_, v);
+  }
 
   Stmt& bind(int i, const std::string& v) {
     sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
@@ -100,6 +118,8 @@ class SqliteStore::Stmt {
       ++errors_;
       return db_error(db_, "prepare");
     }
+    if (!stepped_ && sqlite3_stmt_readonly(stmt_) == 0) ++writes_;
+    stepped_ = true;
     const int rc = sqlite3_step(stmt_);
     if (rc == SQLITE_ROW) return true;
     if (rc == SQLITE_DONE) return false;
@@ -135,9 +155,12 @@ class SqliteStore::Stmt {
 
  private:
   sqlite3* db_;
-  std::uint64_t& errors_;
+  std::atomic<std::uint64_t>& errors_;
+  std::atomic<std::uint64_t>& writes_;
   sqlite3_stmt* stmt_ = nullptr;
   bool ok_ = false;
+  bool stepped_ = false;
+  int next_ = 0;
 };
 
 namespace {
@@ -210,7 +233,10 @@ std::string sql(const char* head, const char* cols, const char* tail) {
 
 }  // namespace
 
-Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path) {
+namespace {
+
+// One connection to `path`, set up as every connection of the store is.
+Result<sqlite3*> connect(const std::string& path, std::atomic<std::uint64_t>& commits) {
   sqlite3* db = nullptr;
   const int rc =
       sqlite3_open_v2(path.c_str(), &db,
@@ -220,23 +246,69 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path) 
     sqlite3_close(db);
     return Error(Errc::kStorage, "cannot open database " + path + ": " + why);
   }
-  std::unique_ptr<SqliteStore> s(new SqliteStore(db, path));
   sqlite3_busy_timeout(db, 5000);
+  // Every commit, explicit or not, as the database sees it (GET /metrics).
+  sqlite3_commit_hook(
+      db,
+      [](void* count) {
+        ++*static_cast<std::atomic<std::uint64_t>*>(count);
+        return 0;
+      },
+      &commits);
   for (const char* pragma :
        {"PRAGMA journal_mode=WAL", "PRAGMA foreign_keys=ON", "PRAGMA synchronous=NORMAL"}) {
-    if (auto st = s->exec(pragma); !st) {
-      return Error(Errc::kStorage, "cannot open database " + path + ": " + st.error().message);
+    char* err = nullptr;
+    if (sqlite3_exec(db, pragma, nullptr, nullptr, &err) != SQLITE_OK) {
+      std::string why = err != nullptr ? err : "unknown error";
+      sqlite3_free(err);
+      sqlite3_close(db);
+      return Error(Errc::kStorage, "cannot open database " + path + ": " + why);
     }
   }
+  return db;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path) {
+  std::unique_ptr<SqliteStore> s(new SqliteStore(path));
+  auto db = connect(path, s->commits_);
+  if (!db) return std::move(db).error();
+  s->db_ = *db;
   if (auto st = s->migrate(); !st) return std::move(st).error();
+  // The writer thread's own connection: WAL lets the loop thread read while it writes. An
+  // in-memory database exists only on its one connection, which the two threads then share
+  // (SQLITE_OPEN_FULLMUTEX serialises them).
+  if (path == ":memory:" || path.empty()) {
+    s->writer_db_ = s->db_;
+  } else {
+    auto writer = connect(path, s->commits_);
+    if (!writer) return std::move(writer).error();
+    s->writer_db_ = *writer;
+  }
+  SqliteStore* raw = s.get();
+  s->queue_ = std::make_unique<WriteQueue>(
+      [raw](const AgentWrites& w, bool) { return raw->apply(w); }, s->errors_);
   return s;
 }
 
-SqliteStore::~SqliteStore() { sqlite3_close(db_); }
+SqliteStore::SqliteStore(std::string path) : path_(std::move(path)) {}
 
-Status SqliteStore::exec(const char* text) {
+SqliteStore::~SqliteStore() {
+  if (queue_) queue_->stop();  // what is queued is written first
+  if (writer_db_ != db_) sqlite3_close(writer_db_);
+  sqlite3_close(db_);
+}
+
+Status SqliteStore::write_agents(AgentWrites writes) { return queue_->push(std::move(writes)); }
+
+void SqliteStore::flush() { queue_->flush(); }
+
+Status SqliteStore::exec(const char* text) { return exec(db_, text); }
+
+Status SqliteStore::exec(sqlite3* db, const char* text) {
   char* err = nullptr;
-  if (sqlite3_exec(db_, text, nullptr, nullptr, &err) != SQLITE_OK) {
+  if (sqlite3_exec(db, text, nullptr, nullptr, &err) != SQLITE_OK) {
     std::string msg = err != nullptr ? err : "unknown error";
     sqlite3_free(err);
     ++errors_;
@@ -269,6 +341,137 @@ Status SqliteStore::migrate() {
     }
   }
   return {};
+}
+
+namespace {
+
+// Rows per multi-row statement: 500 rows of at most 7 values stay far below SQLite's limit of
+// 32,766 bound values, and a batch of 100,000 rows is then 200 statements.
+constexpr std::size_t kRowsPerStatement = 500;
+
+std::string placeholders(std::size_t rows, const char* row) {
+  std::string out;
+  out.reserve(rows * (std::strlen(row) + 1));
+  for (std::size_t i = 0; i < rows; ++i) {
+    if (i != 0) out += ',';
+    out += row;
+  }
+  return out;
+}
+
+// Runs `head` + n × `row` + `tail` over `rows`, n at most kRowsPerStatement at a time: `pre`
+// binds what comes before the rows' values, `bind` one row's.
+template <class T, class Pre, class Bind>
+Status each_chunk(const SqliteStore& store, sqlite3* db, const std::vector<T>& rows,
+                  const char* head, const char* row, const char* tail, Pre pre, Bind bind) {
+  for (std::size_t at = 0; at < rows.size(); at += kRowsPerStatement) {
+    const std::size_t n = std::min(kRowsPerStatement, rows.size() - at);
+    const std::string text = std::string(head) + placeholders(n, row) + tail;
+    SqliteStore::Stmt s(store, db, text.c_str());
+    pre(s);
+    for (std::size_t i = at; i < at + n; ++i) bind(s, rows[i]);
+    if (auto st = s.run(); !st) return st;
+  }
+  return {};
+}
+
+template <class T, class Bind>
+Status each_chunk(const SqliteStore& store, sqlite3* db, const std::vector<T>& rows,
+                  const char* head, const char* row, const char* tail, Bind bind) {
+  return each_chunk(
+      store, db, rows, head, row, tail, [](SqliteStore::Stmt&) {}, bind);
+}
+
+}  // namespace
+
+// One batch in one transaction on the writer's connection (WriteQueue's thread).
+Status SqliteStore::apply(const AgentWrites& w) {
+  if (auto st = exec(writer_db_, "BEGIN IMMEDIATE"); !st) return st;
+  auto body = [&]() -> Status {
+    if (auto st = each_chunk(
+            *this, writer_db_, w.audit,
+            "INSERT INTO audit_events (at, type, user_id, owner_id, agent_id, session_id, "
+            "details) VALUES ",
+            "(?,?,?,?,?,?,?)", "",
+            [](Stmt& s, const AuditEvent& e) {
+              s.add(e.at)
+                  .add(e.type)
+                  .add(e.user_id)
+                  .add(e.owner_id)
+                  .add(e.agent_id)
+                  .add(e.session_id);
+              s.add(e.details);
+            });
+        !st) {
+      return st;
+    }
+    std::vector<std::pair<std::string, Millis>> online;
+    std::vector<std::pair<std::string, Millis>> offline;
+    for (const auto& c : w.status) (c.online ? online : offline).emplace_back(c.agent_id, c.at);
+    const auto id_at = [](Stmt& s, const std::pair<std::string, Millis>& r) {
+      s.add(r.first).add(r.second);
+    };
+    if (auto st = each_chunk(*this, writer_db_, online,
+                             "UPDATE agents SET status='online', connected_at=v.column2, "
+                             "last_ping=v.column2 FROM (VALUES ",
+                             "(?,?)", ") AS v WHERE agents.id=v.column1", id_at);
+        !st) {
+      return st;
+    }
+    if (auto st = each_chunk(*this, writer_db_, offline,
+                             "UPDATE agents SET status='offline', updated_at=v.column2 FROM "
+                             "(VALUES ",
+                             "(?,?)", ") AS v WHERE agents.id=v.column1", id_at);
+        !st) {
+      return st;
+    }
+    if (auto st = each_chunk(
+            *this, writer_db_, w.heartbeats, "UPDATE agents SET last_ping=? WHERE id IN (", "?",
+            ")", [&w](Stmt& s) { s.add(w.heartbeat_at); },
+            [](Stmt& s, const std::string& id) { s.add(id); });
+        !st) {
+      return st;
+    }
+    if (auto st = each_chunk(*this, writer_db_, w.system_info,
+                             "UPDATE agents SET system_info=v.column2 FROM (VALUES ", "(?,?)",
+                             ") AS v WHERE agents.id=v.column1",
+                             [](Stmt& s, const std::pair<std::string, std::string>& r) {
+                               s.add(r.first).add(r.second);
+                             });
+        !st) {
+      return st;
+    }
+    // A sample of an agent deleted meanwhile is dropped, not refused by the foreign key.
+    if (auto st = each_chunk(
+            *this, writer_db_, w.stats,
+            "INSERT INTO agent_stats (agent_id, at, data) SELECT v.column1, "
+            "v.column2, v.column3 FROM (VALUES ",
+            "(?,?,?)", ") AS v WHERE EXISTS (SELECT 1 FROM agents WHERE agents.id=v.column1)",
+            [](Stmt& s, const StatsSample& r) { s.add(r.agent_id).add(r.at).add(r.json); });
+        !st) {
+      return st;
+    }
+    if (auto st = each_chunk(*this, writer_db_, w.token_uses,
+                             "UPDATE api_tokens SET last_used_at=v.column2 FROM (VALUES ", "(?,?)",
+                             ") AS v WHERE api_tokens.id=v.column1", id_at);
+        !st) {
+      return st;
+    }
+    if (w.prune_stats_before) {
+      Stmt s(*this, writer_db_, "DELETE FROM agent_stats WHERE at<?");
+      if (auto st = s.add(*w.prune_stats_before).run(); !st) return st;
+    }
+    if (w.prune_audit_before) {
+      Stmt s(*this, writer_db_, "DELETE FROM audit_events WHERE at<?");
+      if (auto st = s.add(*w.prune_audit_before).run(); !st) return st;
+    }
+    return {};
+  };
+  if (auto st = body(); !st) {
+    (void)exec(writer_db_, "ROLLBACK");
+    return st;
+  }
+  return exec(writer_db_, "COMMIT");
 }
 
 Status SqliteStore::create_user(const User& u) {
@@ -323,6 +526,7 @@ Result<std::optional<ApiToken>> SqliteStore::token_by_hash(const std::string& ha
 }
 
 Result<std::vector<ApiToken>> SqliteStore::tokens_of(const std::string& user_id) {
+  flush();  // a token used a moment ago shows its last use
   Stmt s(*this, sql("SELECT ", columns::kToken,
                     " FROM api_tokens WHERE user_id=? ORDER BY created_at DESC")
                     .c_str());
@@ -355,11 +559,6 @@ Result<std::vector<std::string>> SqliteStore::revoke_agent_tokens(const std::str
   Stmt s(*this, "UPDATE api_tokens SET revoked_at=? WHERE agent_id=? AND revoked_at IS NULL");
   if (auto st = s.bind(1, now).bind(2, agent_id).run(); !st) return std::move(st).error();
   return ids;
-}
-
-Status SqliteStore::touch_token(const std::string& id, Millis now) {
-  Stmt s(*this, "UPDATE api_tokens SET last_used_at=? WHERE id=?");
-  return s.bind(1, now).bind(2, id).run();
 }
 
 Status SqliteStore::create_agent(const Agent& a) {
@@ -422,50 +621,7 @@ Status SqliteStore::delete_agent(const std::string& id) {
   return s.bind(1, id).run();
 }
 
-Status SqliteStore::set_online(const std::string& id, Millis now) {
-  Stmt s(*this, "UPDATE agents SET status='online', connected_at=?, last_ping=? WHERE id=?");
-  return s.bind(1, now).bind(2, now).bind(3, id).run();
-}
-
-Status SqliteStore::set_offline(const std::string& id, Millis now) {
-  Stmt s(*this, "UPDATE agents SET status='offline', updated_at=? WHERE id=?");
-  return s.bind(1, now).bind(2, id).run();
-}
-
 Status SqliteStore::set_all_offline() { return exec("UPDATE agents SET status='offline'"); }
-
-Status SqliteStore::touch_agents(const std::vector<std::string>& ids, Millis now) {
-  // One commit for all: a commit per pong cost 20 % of a core at 10,000 agents.
-  if (ids.empty()) return {};
-  if (auto st = exec("BEGIN"); !st) return st;
-  for (const std::string& id : ids) {
-    Stmt s(*this, "UPDATE agents SET last_ping=? WHERE id=?");
-    if (auto st = s.bind(1, now).bind(2, id).run(); !st) {
-      (void)exec("ROLLBACK");
-      return st;
-    }
-  }
-  return exec("COMMIT");
-}
-
-Status SqliteStore::set_system_info(const std::string& id, const std::string& json) {
-  Stmt s(*this, "UPDATE agents SET system_info=? WHERE id=?");
-  return s.bind(1, json).bind(2, id).run();
-}
-
-Status SqliteStore::add_stats(const std::string& agent_id, Millis at, const std::string& json) {
-  Stmt s(*this, "INSERT INTO agent_stats VALUES (?,?,?)");
-  return s.bind(1, agent_id).bind(2, at).bind(3, json).run();
-}
-
-Status SqliteStore::prune_stats(const std::string& agent_id, Millis cutoff, std::size_t keep) {
-  Stmt old(*this, "DELETE FROM agent_stats WHERE agent_id=? AND at<?");
-  if (auto st = old.bind(1, agent_id).bind(2, cutoff).run(); !st) return st;
-  Stmt extra(*this,
-             "DELETE FROM agent_stats WHERE agent_id=?1 AND rowid NOT IN (SELECT rowid FROM "
-             "agent_stats WHERE agent_id=?1 ORDER BY at DESC LIMIT ?2)");
-  return extra.bind(1, agent_id).bind(2, static_cast<std::int64_t>(keep)).run();
-}
 
 Result<std::vector<std::pair<Millis, std::string>>> SqliteStore::stats_of(
     const std::string& agent_id, std::size_t limit) {
@@ -521,21 +677,8 @@ Status SqliteStore::set_mfa_locked(const std::string& agent_id, bool locked) {
   return s.bind(1, locked).bind(2, agent_id).run();
 }
 
-Status SqliteStore::add_audit(const AuditEvent& e) {
-  Stmt s(*this,
-         "INSERT INTO audit_events (at, type, user_id, owner_id, agent_id, session_id, details) "
-         "VALUES (?,?,?,?,?,?,?)");
-  return s.bind(1, e.at)
-      .bind(2, e.type)
-      .bind(3, e.user_id)
-      .bind(4, e.owner_id)
-      .bind(5, e.agent_id)
-      .bind(6, e.session_id)
-      .bind(7, e.details)
-      .run();
-}
-
 Result<std::vector<AuditEvent>> SqliteStore::audit_events(const AuditQuery& q) {
+  flush();  // what was done a moment ago is in the answer
   // Only the filters asked for, so the (owner_id, id) index serves a user's newest events.
   std::string text =
       "SELECT id, at, type, user_id, owner_id, agent_id, session_id, details FROM audit_events "
@@ -569,11 +712,6 @@ Result<std::vector<AuditEvent>> SqliteStore::audit_events(const AuditQuery& q) {
     e.details = r.text(7);
     return e;
   });
-}
-
-Status SqliteStore::prune_audit(Millis cutoff) {
-  Stmt s(*this, "DELETE FROM audit_events WHERE at<?");
-  return s.bind(1, cutoff).run();
 }
 
 Result<std::string> SqliteStore::init_setting(const std::string& key, const std::string& value) {

@@ -56,8 +56,8 @@ class Api final : public HubSink {
   void agent_online(const std::string& agent_id) override;
   void agent_offline(const std::string& agent_id) override;
   void agent_heartbeats(const std::vector<std::string>& agent_ids) override;
-  void agent_system_info(const std::string& agent_id, const nlohmann::json& info) override;
-  void agent_stats(const std::string& agent_id, const nlohmann::json& stats) override;
+  void agent_system_info(const std::string& agent_id, const std::string& info) override;
+  void agent_stats(const std::string& agent_id, const std::string& stats) override;
   void audit(const std::string& type, const std::string& user_id, const std::string& owner_id,
              const std::string& agent_id, const std::optional<std::string>& session_id,
              const nlohmann::json& details) override;
@@ -137,6 +137,7 @@ class Api final : public HubSink {
   std::unique_ptr<FileRelay> file_relay_;  // cluster mode
   std::unique_ptr<Recordings> recordings_;
   Cluster* cluster_ = nullptr;
+  Millis last_stats_prune_ = 0;  // when agent_stats last pruned the old samples
   RateLimiter limiter_;
   Downloads downloads_;
   std::chrono::system_clock::time_point started_ = std::chrono::system_clock::now();

@@ -28,6 +28,9 @@ struct ServerConfig {
   std::chrono::milliseconds session_linger{15 * 60 * 1000};  // main shell after its last viewer
   std::chrono::milliseconds agent_grace{60000};  // user sockets wait this long for the agent
   std::chrono::hours stats_retention{24};
+  // Stats samples stored per agent at most this often (the charts' history); the latest sample
+  // still reaches viewers and events sockets every 5 s. 0: every sample.
+  std::chrono::milliseconds stats_sample_interval{30000};
   // Audit events older than this are deleted (docs/security.md "Audit"); 0 keeps them all.
   std::chrono::hours audit_retention{90 * 24};
   std::size_t stats_history_max = 1000;          // samples kept per agent

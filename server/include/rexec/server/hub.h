@@ -39,6 +39,9 @@ struct HubConfig {
   std::size_t flow_pause_bytes = 1U << 20U;
   // Input queued to an agent above this: stop reading the users that send it until it drains.
   std::size_t agent_input_high_water = 1U << 20U;
+  // An agent's stats (every 5 s) go to its viewers and events sockets as they come, and to the
+  // store (the charts' history) at most this often (--stats-sample-interval; 0: every one).
+  std::chrono::milliseconds stats_sample_interval{30000};
 };
 
 // Where the hub reports what must be persisted. Called on the loop thread; must not throw.
@@ -49,8 +52,9 @@ class HubSink {
   virtual void agent_offline(const std::string& agent_id) = 0;
   // Agents that answered a ping since the last call (called once per ping interval).
   virtual void agent_heartbeats(const std::vector<std::string>& agent_ids) = 0;
-  virtual void agent_system_info(const std::string& agent_id, const nlohmann::json& info) = 0;
-  virtual void agent_stats(const std::string& agent_id, const nlohmann::json& stats) = 0;
+  // The agent's system_info and a stats sample: their `data` objects as JSON text.
+  virtual void agent_system_info(const std::string& agent_id, const std::string& info) = 0;
+  virtual void agent_stats(const std::string& agent_id, const std::string& stats) = 0;
   // An audit event (Audit::record): agent_connected, agent_disconnected, terminal_opened,
   // terminal_closed, exec_run. `user_id` acted on `owner_id`'s agent; `details` is an object.
   virtual void audit(const std::string& type, const std::string& user_id,
@@ -233,6 +237,7 @@ class Hub {
   // `reason` goes into the agent_disconnected audit event: closed, heartbeat_lost.
   void mark_offline(const std::string& agent_id, const char* reason);
   void check_heartbeats();
+  void on_stats(AgentConn& a, const proto::Stats& m);
   void send_to_agent(const std::string& agent_id, const std::string& text);
   // Input from a viewer to its session's shell: to the agent, or held (below).
   void send_input(UserConn& from, std::string_view bytes);
@@ -299,7 +304,6 @@ class Hub {
   std::map<std::string, std::set<EventsConn*>> events_;
   std::map<std::string, std::unique_ptr<uvx::Timer>> grace_;
   std::map<std::string, std::string> agent_owner_;  // agent id → user id, for events
-  std::set<std::string> ponged_;  // agents whose pong is not yet written to the store
   std::map<std::string, std::size_t> sockets_by_user_;
   std::map<std::string, std::size_t> sockets_by_address_;
   std::function<void(const std::string&, const nlohmann::json&)> events_observer_;

@@ -6,28 +6,26 @@
 // they are synchronous, like SQLite's, and bounded by statement_timeout and tcp_user_timeout, so
 // a stalled database holds the loop for at most a few seconds rather than forever. The writer
 // thread's takes the writes nothing waits for and that scale with the number of agents —
-// heartbeats, stats, online/offline, system info, token use — queued in order and written
-// behind, so a slow database never slows terminals down. Why not every query on a worker:
-// lws decides a WebSocket upgrade inside its callback (HTTP_CONFIRM_UPGRADE), so the
-// authentication behind it must answer synchronously anyway (docs/architecture.md).
+// heartbeats, stats, online/offline, system info, token use, audit events — queued in order and
+// written behind in batches (WriteQueue), so a slow database never slows terminals down. Why not
+// every query on a worker: lws decides a WebSocket upgrade inside its callback
+// (HTTP_CONFIRM_UPGRADE), so the authentication behind it must answer synchronously anyway
+// (docs/architecture.md).
 #pragma once
 
 #include "rexec/server/storage/store.h"
 
-#include <atomic>
-#include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 namespace rx::server {
 
 class PgConn;
+struct PgCounters;
+class WriteQueue;
 
 // Whether `db` names a PostgreSQL database (postgres:// or postgresql://) rather than a file.
 bool is_postgres_url(const std::string& db);
@@ -48,7 +46,10 @@ class PgStore final : public Store, public RecordingRows {
   void flush() override;
   [[nodiscard]] std::string describe() const override;
 
-  [[nodiscard]] std::uint64_t error_count() const override { return errors_->load(); }
+  [[nodiscard]] std::uint64_t error_count() const override;
+  [[nodiscard]] std::uint64_t write_statements() const override;
+  [[nodiscard]] std::uint64_t commits() const override;
+  Status write_agents(AgentWrites writes) override;
 
   Status create_user(const User& u) override;
   Result<std::optional<User>> user_by_id(const std::string& id) override;
@@ -60,7 +61,6 @@ class PgStore final : public Store, public RecordingRows {
   Result<bool> revoke_token(const std::string& id, const std::string& user_id, Millis now) override;
   Result<std::vector<std::string>> revoke_agent_tokens(const std::string& agent_id,
                                                        Millis now) override;
-  Status touch_token(const std::string& id, Millis now) override;
   Status create_agent(const Agent& a) override;
   Result<std::optional<Agent>> agent(const std::string& id) override;
   Result<std::vector<Agent>> agents_of(const std::string& user_id) override;
@@ -70,22 +70,14 @@ class PgStore final : public Store, public RecordingRows {
   Status set_agent_tags(const std::string& id, const std::vector<std::string>& tags,
                         Millis now) override;
   Status delete_agent(const std::string& id) override;
-  Status set_online(const std::string& id, Millis now) override;
-  Status set_offline(const std::string& id, Millis now) override;
   Status set_all_offline() override;
-  Status touch_agents(const std::vector<std::string>& ids, Millis now) override;
-  Status set_system_info(const std::string& id, const std::string& json) override;
-  Status add_stats(const std::string& agent_id, Millis at, const std::string& json) override;
-  Status prune_stats(const std::string& agent_id, Millis cutoff, std::size_t keep) override;
   Result<std::vector<std::pair<Millis, std::string>>> stats_of(const std::string& agent_id,
                                                                std::size_t limit) override;
   Status set_mfa(const std::string& user_id, const std::string& secret_base32, Millis now) override;
   Result<std::optional<MfaRecord>> mfa_of(const std::string& user_id) override;
   Result<bool> use_mfa_step(const std::string& user_id, std::int64_t step) override;
   Status set_mfa_locked(const std::string& agent_id, bool locked) override;
-  Status add_audit(const AuditEvent& e) override;
   Result<std::vector<AuditEvent>> audit_events(const AuditQuery& q) override;
-  Status prune_audit(Millis cutoff) override;
   Result<std::string> setting(const std::string& key) override;
   Result<std::string> init_setting(const std::string& key, const std::string& value) override;
   Status set_setting(const std::string& key, const std::string& value) override;
@@ -109,35 +101,21 @@ class PgStore final : public Store, public RecordingRows {
 
   // A statement with its parameters (text format; nullopt is NULL).
   struct Statement {
-    const char* sql;
+    std::string sql;
     std::vector<std::optional<std::string>> params;
   };
 
-  // Writes queued at most; past this, new ones are dropped and counted as errors (the database
-  // is down or far behind, and heartbeats and stats are the first thing to shed).
-  static constexpr std::size_t kMaxQueued = 100000;
-
  private:
-  PgStore(std::shared_ptr<std::atomic<std::uint64_t>> errors, std::unique_ptr<PgConn> conn,
+  PgStore(std::shared_ptr<PgCounters> counters, std::unique_ptr<PgConn> conn,
           std::unique_ptr<PgConn> writer_conn);
 
   Status migrate();
-  // Queues statements to be run in order, in one transaction, by the writer thread.
-  Status write_behind(std::vector<Statement> statements);
-  void writer_main();
+  Status apply(const AgentWrites& w, bool stopping);  // on the writer thread
 
-  std::shared_ptr<std::atomic<std::uint64_t>> errors_;  // shared with both connections
-  std::unique_ptr<PgConn> conn_;                        // loop thread
-  std::unique_ptr<PgConn> writer_conn_;                 // writer thread
-
-  std::mutex mu_;
-  std::condition_variable wake_;  // work queued, or stopping
-  std::condition_variable idle_;  // the queue is empty and nothing is being written
-  std::deque<std::vector<Statement>> queue_;
-  bool writing_ = false;
-  bool stopping_ = false;
-  bool overflow_logged_ = false;
-  std::thread writer_;
+  std::shared_ptr<PgCounters> counters_;  // shared with both connections
+  std::unique_ptr<PgConn> conn_;          // loop thread
+  std::unique_ptr<PgConn> writer_conn_;   // writer thread
+  std::unique_ptr<WriteQueue> queue_;     // last: stopped first
 };
 
 }  // namespace rx::server

@@ -142,6 +142,52 @@ class RecordingRows {
   RecordingRows& operator=(RecordingRows&&) = default;
 };
 
+// A stats sample as stored (PROTOCOL §3.2 `stats` data, JSON text).
+struct StatsSample {
+  std::string agent_id;
+  Millis at = 0;
+  std::string json;
+};
+
+// Writes to be made together (Store::write_agents). Within one batch the last online/offline
+// event of an agent wins, as do its last system info and a token's last use; audit events and
+// stats samples are all written, in order.
+struct AgentWrites {
+  struct StatusChange {
+    std::string agent_id;
+    bool online = false;
+    Millis at = 0;  // connected_at and last_ping when online, updated_at when offline
+  };
+
+  std::vector<StatusChange> status;
+  std::vector<std::string> heartbeats;  // last_ping = heartbeat_at
+  Millis heartbeat_at = 0;
+  std::vector<std::pair<std::string, std::string>> system_info;  // agent id, JSON text
+  std::vector<StatsSample> stats;
+  std::vector<std::pair<std::string, Millis>> token_uses;  // token id, last used at
+  std::vector<AuditEvent> audit;
+  std::optional<Millis> prune_stats_before;
+  std::optional<Millis> prune_audit_before;
+
+  [[nodiscard]] bool empty() const {
+    return status.empty() && heartbeats.empty() && system_info.empty() && stats.empty() &&
+           token_uses.empty() && audit.empty() && !prune_stats_before && !prune_audit_before;
+  }
+
+  // Rows it writes (a prune counts as one), for queue limits.
+  [[nodiscard]] std::size_t rows() const {
+    return status.size() + heartbeats.size() + system_info.size() + stats.size() +
+           token_uses.size() + audit.size() + (prune_stats_before ? 1U : 0U) +
+           (prune_audit_before ? 1U : 0U);
+  }
+
+  // Appends `later`: its events come after ours.
+  void append(AgentWrites&& later);
+  // Keeps only the last status change and system info of each agent and the last use of each
+  // token, in the order of those last events.
+  void coalesce();
+};
+
 // Every method returns kStorage on a database failure (kExists when a constraint refuses the
 // write) and never throws. Loop thread only.
 class Store {
@@ -155,13 +201,14 @@ class Store {
 
   virtual Status create_token(const ApiToken& t) = 0;
   virtual Result<std::optional<ApiToken>> token_by_hash(const std::string& hash) = 0;
+  // After what is queued for write_agents() is written (token uses), like audit_events(): a
+  // user looks at these right after acting. Rare reads, so the loop thread may wait for a batch.
   virtual Result<std::vector<ApiToken>> tokens_of(const std::string& user_id) = 0;
   // Returns false when no live token with that id belongs to the user.
   virtual Result<bool> revoke_token(const std::string& id, const std::string& user_id,
                                     Millis now) = 0;
   virtual Result<std::vector<std::string>> revoke_agent_tokens(const std::string& agent_id,
                                                                Millis now) = 0;
-  virtual Status touch_token(const std::string& id, Millis now) = 0;
 
   virtual Status create_agent(const Agent& a) = 0;
   virtual Result<std::optional<Agent>> agent(const std::string& id) = 0;
@@ -172,16 +219,63 @@ class Store {
   virtual Status set_agent_tags(const std::string& id, const std::vector<std::string>& tags,
                                 Millis now) = 0;
   virtual Status delete_agent(const std::string& id) = 0;
-  virtual Status set_online(const std::string& id, Millis now) = 0;
-  virtual Status set_offline(const std::string& id, Millis now) = 0;
   virtual Status set_all_offline() = 0;
-  // Sets last_ping of every agent in `ids` to `now`, in one transaction.
-  virtual Status touch_agents(const std::vector<std::string>& ids, Millis now) = 0;
-  virtual Status set_system_info(const std::string& id, const std::string& json) = 0;
 
-  virtual Status add_stats(const std::string& agent_id, Millis at, const std::string& json) = 0;
-  // Keeps samples newer than `cutoff` and at most `keep` per agent.
-  virtual Status prune_stats(const std::string& agent_id, Millis cutoff, std::size_t keep) = 0;
+  // The writes that grow with the number of agents go through write_agents(): online and
+  // offline, heartbeats, system info, stats samples, token use, audit events. They are written
+  // behind, by a thread of the backend, in batches: what arrives within kGatherMs (or while the
+  // previous batch is being written) goes into one transaction of a few statements, however
+  // many agents it concerns (docs/deploy.md). flush() waits for them.
+  virtual Status write_agents(AgentWrites writes) = 0;
+
+  // One-record forms of write_agents(), written behind the same way.
+  Status set_online(const std::string& id, Millis now) {
+    AgentWrites w;
+    w.status.push_back({id, true, now});
+    return write_agents(std::move(w));
+  }
+
+  Status set_offline(const std::string& id, Millis now) {
+    AgentWrites w;
+    w.status.push_back({id, false, now});
+    return write_agents(std::move(w));
+  }
+
+  // Sets last_ping of every agent in `ids` to `now`.
+  Status touch_agents(const std::vector<std::string>& ids, Millis now) {
+    if (ids.empty()) return {};
+    AgentWrites w;
+    w.heartbeats = ids;
+    w.heartbeat_at = now;
+    return write_agents(std::move(w));
+  }
+
+  Status set_system_info(const std::string& id, const std::string& json) {
+    AgentWrites w;
+    w.system_info.emplace_back(id, json);
+    return write_agents(std::move(w));
+  }
+
+  // A sample for an agent that is deleted before it is written is dropped.
+  Status add_stats(const std::string& agent_id, Millis at, const std::string& json) {
+    AgentWrites w;
+    w.stats.push_back({agent_id, at, json});
+    return write_agents(std::move(w));
+  }
+
+  // Deletes every agent's samples older than `cutoff`.
+  Status prune_stats(Millis cutoff) {
+    AgentWrites w;
+    w.prune_stats_before = cutoff;
+    return write_agents(std::move(w));
+  }
+
+  Status touch_token(const std::string& id, Millis now) {
+    AgentWrites w;
+    w.token_uses.emplace_back(id, now);
+    return write_agents(std::move(w));
+  }
+
   virtual Result<std::vector<std::pair<Millis, std::string>>> stats_of(
       const std::string& agent_id, std::size_t limit) = 0;  // newest first
 
@@ -194,25 +288,39 @@ class Store {
   virtual Result<bool> use_mfa_step(const std::string& user_id, std::int64_t step) = 0;
   virtual Status set_mfa_locked(const std::string& agent_id, bool locked) = 0;
 
-  // Audit events (docs/security.md "Audit"). A backend may write them behind, in order.
-  virtual Status add_audit(const AuditEvent& e) = 0;
+  // Audit events (docs/security.md "Audit"), written behind in order (write_agents).
+  Status add_audit(const AuditEvent& e) {
+    AgentWrites w;
+    w.audit.push_back(e);
+    return write_agents(std::move(w));
+  }
+
+  // After what is queued is written (see tokens_of).
   virtual Result<std::vector<AuditEvent>> audit_events(const AuditQuery& q) = 0;
+
   // Deletes the events older than `cutoff`.
-  virtual Status prune_audit(Millis cutoff) = 0;
+  Status prune_audit(Millis cutoff) {
+    AgentWrites w;
+    w.prune_audit_before = cutoff;
+    return write_agents(std::move(w));
+  }
 
   // A trivial query: OK when the database answers (GET /readyz).
   virtual Status ping() = 0;
 
-  // Waits until every write accepted so far is in the database. A backend that writes some
-  // records behind (PgStore: heartbeats, stats, online/offline) returns before they are written;
-  // this is for tests and shutdown.
-  virtual void flush() {}
+  // Waits until every write accepted so far by write_agents() is in the database (tests and
+  // shutdown).
+  virtual void flush() = 0;
 
   // What the database is, for logs: a file path, or host, port and database name (never a
   // password).
   [[nodiscard]] virtual std::string describe() const = 0;
   // Database operations that failed since start (GET /metrics).
   [[nodiscard]] virtual std::uint64_t error_count() const = 0;
+  // Statements that wrote (INSERT, UPDATE, DELETE) and transactions committed since start,
+  // explicit or not (GET /metrics): what the database sees.
+  [[nodiscard]] virtual std::uint64_t write_statements() const = 0;
+  [[nodiscard]] virtual std::uint64_t commits() const = 0;
 
   // Where recordings can be kept in this database, shared by every instance using it; nullptr
   // when they go to files (SQLite: one instance, a local directory serves as well).
