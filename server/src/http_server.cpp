@@ -10,7 +10,6 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <sys/resource.h>
 
 #include <algorithm>
 #include <array>
@@ -35,22 +34,6 @@ std::optional<std::string> HttpRequest::query_param(std::string_view name) const
 }
 
 namespace {
-
-// Raises the open-file limit to its hard limit (systemd starts services at 1,024, which would
-// hold that many agents) and returns it. lws sizes its lookup table by it; a smaller table of its
-// own (ContextOptions::max_connections) would make it search connections one by one, which cost
-// most of the server's CPU at 18,000 agents. When accept() runs out of descriptors, lws stops
-// accepting until a connection closes (scripts/lws-patches/0005).
-rlim_t raise_open_file_limit() {
-  rlimit lim{};
-  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return 0;
-  if (lim.rlim_cur < lim.rlim_max) {
-    rlimit raised = lim;
-    raised.rlim_cur = lim.rlim_max;
-    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) lim = raised;
-  }
-  return lim.rlim_cur;
-}
 
 constexpr const char* kProtocolV1 = "rexec.v1";
 constexpr const char* kProtocolV2 = "rexec.v2";
@@ -794,8 +777,6 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(const HttpServerOptions& o
   net::ContextOptions c;
   c.loop = options.loop;
   c.protocols = impl->protocols_.data();
-  spdlog::info("open-file limit {}: the connections this instance can hold",
-               raise_open_file_limit());
   c.port = options.port;
   c.bind_address = options.host;
   c.user = impl.get();
