@@ -176,7 +176,6 @@ class PgResult {
   std::unique_ptr<PGresult, Clear> r_;
 };
 
-// One libpq connection, used by one thread. Reconnects when the server went away.
 // What the database has seen from this process (GET /metrics): failed operations, statements
 // that wrote, and commits (explicit, or of a write outside a transaction).
 struct PgCounters {
@@ -185,6 +184,7 @@ struct PgCounters {
   std::atomic<std::uint64_t> commits{0};
 };
 
+// One libpq connection, used by one thread. Reconnects when the server went away.
 class PgConn {
  public:
   PgConn(PGconn* c, std::shared_ptr<PgCounters> counters) : c_(c), counters_(std::move(counters)) {}
@@ -490,17 +490,15 @@ Status PgStore::apply(const AgentWrites& w, bool stopping) {
              return std::vector<Param>{p(e.at),       p(e.type),       p(e.user_id), p(e.owner_id),
                                        p(e.agent_id), p(e.session_id), p(e.details)};
            });
-  std::vector<std::pair<std::string, Millis>> online;
-  std::vector<std::pair<std::string, Millis>> offline;
-  for (const auto& c : w.status) (c.online ? online : offline).emplace_back(c.agent_id, c.at);
   const auto id_at = [](const std::pair<std::string, Millis>& r) {
     return std::vector<Param>{p(r.first), p(r.second)};
   };
-  add_rows(sts, online,
+  add_rows(sts, w.changes(true),
            "UPDATE agents SET status='online', connected_at=v.at, last_ping=v.at FROM (VALUES ",
            {"", "::bigint"}, ") AS v(id, at) WHERE agents.id=v.id", id_at);
-  add_rows(sts, offline, "UPDATE agents SET status='offline', updated_at=v.at FROM (VALUES ",
-           {"", "::bigint"}, ") AS v(id, at) WHERE agents.id=v.id", id_at);
+  add_rows(sts, w.changes(false),
+           "UPDATE agents SET status='offline', updated_at=v.at FROM (VALUES ", {"", "::bigint"},
+           ") AS v(id, at) WHERE agents.id=v.id", id_at);
   // One statement for all the heartbeats (100,000 agents: one round trip).
   if (!w.heartbeats.empty()) {
     sts.push_back({"UPDATE agents SET last_ping=$1 WHERE id = ANY($2::text[])",

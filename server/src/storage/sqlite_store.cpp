@@ -235,6 +235,17 @@ std::string sql(const char* head, const char* cols, const char* tail) {
 
 namespace {
 
+// Runs `text` (no results) on `db`; the error is SQLite's message.
+Status run_sql(sqlite3* db, const char* text) {
+  char* err = nullptr;
+  if (sqlite3_exec(db, text, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err != nullptr ? err : "unknown error";
+    sqlite3_free(err);
+    return Error(Errc::kStorage, msg);
+  }
+  return {};
+}
+
 // One connection to `path`, set up as every connection of the store is.
 Result<sqlite3*> connect(const std::string& path, std::atomic<std::uint64_t>& commits) {
   sqlite3* db = nullptr;
@@ -257,12 +268,9 @@ Result<sqlite3*> connect(const std::string& path, std::atomic<std::uint64_t>& co
       &commits);
   for (const char* pragma :
        {"PRAGMA journal_mode=WAL", "PRAGMA foreign_keys=ON", "PRAGMA synchronous=NORMAL"}) {
-    char* err = nullptr;
-    if (sqlite3_exec(db, pragma, nullptr, nullptr, &err) != SQLITE_OK) {
-      std::string why = err != nullptr ? err : "unknown error";
-      sqlite3_free(err);
+    if (auto st = run_sql(db, pragma); !st) {
       sqlite3_close(db);
-      return Error(Errc::kStorage, "cannot open database " + path + ": " + why);
+      return Error(Errc::kStorage, "cannot open database " + path + ": " + st.error().message);
     }
   }
   return db;
@@ -307,14 +315,9 @@ void SqliteStore::flush() { queue_->flush(); }
 Status SqliteStore::exec(const char* text) { return exec(db_, text); }
 
 Status SqliteStore::exec(sqlite3* db, const char* text) {
-  char* err = nullptr;
-  if (sqlite3_exec(db, text, nullptr, nullptr, &err) != SQLITE_OK) {
-    std::string msg = err != nullptr ? err : "unknown error";
-    sqlite3_free(err);
-    ++errors_;
-    return Error(Errc::kStorage, msg);
-  }
-  return {};
+  Status st = run_sql(db, text);
+  if (!st) ++errors_;
+  return st;
 }
 
 Status SqliteStore::ping() {
@@ -399,26 +402,23 @@ Status SqliteStore::apply(const AgentWrites& w) {
                   .add(e.user_id)
                   .add(e.owner_id)
                   .add(e.agent_id)
-                  .add(e.session_id);
-              s.add(e.details);
+                  .add(e.session_id)
+                  .add(e.details);
             });
         !st) {
       return st;
     }
-    std::vector<std::pair<std::string, Millis>> online;
-    std::vector<std::pair<std::string, Millis>> offline;
-    for (const auto& c : w.status) (c.online ? online : offline).emplace_back(c.agent_id, c.at);
     const auto id_at = [](Stmt& s, const std::pair<std::string, Millis>& r) {
       s.add(r.first).add(r.second);
     };
-    if (auto st = each_chunk(*this, writer_db_, online,
+    if (auto st = each_chunk(*this, writer_db_, w.changes(true),
                              "UPDATE agents SET status='online', connected_at=v.column2, "
                              "last_ping=v.column2 FROM (VALUES ",
                              "(?,?)", ") AS v WHERE agents.id=v.column1", id_at);
         !st) {
       return st;
     }
-    if (auto st = each_chunk(*this, writer_db_, offline,
+    if (auto st = each_chunk(*this, writer_db_, w.changes(false),
                              "UPDATE agents SET status='offline', updated_at=v.column2 FROM "
                              "(VALUES ",
                              "(?,?)", ") AS v WHERE agents.id=v.column1", id_at);

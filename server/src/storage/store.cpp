@@ -57,6 +57,14 @@ void AgentWrites::append(AgentWrites&& w) {
   prune_audit_before = later(prune_audit_before, w.prune_audit_before);
 }
 
+std::vector<std::pair<std::string, Millis>> AgentWrites::changes(bool online) const {
+  std::vector<std::pair<std::string, Millis>> out;
+  for (const auto& c : status) {
+    if (c.online == online) out.emplace_back(c.agent_id, c.at);
+  }
+  return out;
+}
+
 void AgentWrites::coalesce() {
   keep_last(status, [](const StatusChange& s) { return s.agent_id; });
   keep_last(system_info, [](const auto& p) { return p.first; });

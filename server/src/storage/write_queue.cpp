@@ -25,22 +25,22 @@ Status WriteQueue::push(AgentWrites w) {
   if (rows == 0) return {};
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (pending_rows_ + rows > kMaxRows) {
+    const std::size_t queued = pending_.rows();
+    if (queued + rows > kMaxRows) {
       errors_ += rows;
       if (!overflow_logged_) {
         spdlog::error("database writes are {} rows behind; dropping new ones until it catches up",
-                      pending_rows_);
+                      queued);
         overflow_logged_ = true;
       }
       return Error(Errc::kStorage, "database write queue full");
     }
-    if (pending_rows_ == 0) {
+    if (queued == 0) {
       first_at_ = std::chrono::steady_clock::now();
       overflow_logged_ = false;
     }
     pending_.append(std::move(w));
-    pending_rows_ += rows;
-    if (pending_rows_ < kBatchRows && pending_rows_ != rows) return {};  // already woken
+    if (queued != 0 && queued + rows < kBatchRows) return {};  // already woken
   }
   wake_.notify_one();
   return {};
@@ -50,20 +50,20 @@ void WriteQueue::flush() {
   std::unique_lock<std::mutex> lock(mu_);
   ++flushing_;
   wake_.notify_one();
-  idle_.wait(lock, [this] { return pending_rows_ == 0 && !writing_; });
+  idle_.wait(lock, [this] { return pending_.rows() == 0 && !writing_; });
   --flushing_;
 }
 
 void WriteQueue::run() {
   std::unique_lock<std::mutex> lock(mu_);
   while (true) {
-    wake_.wait(lock, [this] { return stopping_ || pending_rows_ > 0; });
-    if (pending_rows_ == 0) break;  // stopping, and everything is written
-    wake_.wait_until(lock, first_at_ + kGather,
-                     [this] { return stopping_ || flushing_ > 0 || pending_rows_ >= kBatchRows; });
+    wake_.wait(lock, [this] { return stopping_ || pending_.rows() > 0; });
+    if (pending_.rows() == 0) break;  // stopping, and everything is written
+    wake_.wait_until(lock, first_at_ + kGather, [this] {
+      return stopping_ || flushing_ > 0 || pending_.rows() >= kBatchRows;
+    });
     AgentWrites batch = std::move(pending_);
     pending_ = AgentWrites();
-    pending_rows_ = 0;
     writing_ = true;
     const bool stopping = stopping_;
     lock.unlock();
@@ -73,7 +73,7 @@ void WriteQueue::run() {
     }
     lock.lock();
     writing_ = false;
-    if (pending_rows_ == 0) idle_.notify_all();
+    if (pending_.rows() == 0) idle_.notify_all();
   }
   writing_ = false;
   idle_.notify_all();

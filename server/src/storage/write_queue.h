@@ -59,7 +59,6 @@ class WriteQueue {
   std::condition_variable wake_;  // work queued, a flush, or stopping
   std::condition_variable idle_;  // nothing queued and nothing being written
   AgentWrites pending_;
-  std::size_t pending_rows_ = 0;
   std::chrono::steady_clock::time_point first_at_;
   int flushing_ = 0;
   bool writing_ = false;

@@ -169,17 +169,15 @@ struct AgentWrites {
   std::optional<Millis> prune_stats_before;
   std::optional<Millis> prune_audit_before;
 
-  [[nodiscard]] bool empty() const {
-    return status.empty() && heartbeats.empty() && system_info.empty() && stats.empty() &&
-           token_uses.empty() && audit.empty() && !prune_stats_before && !prune_audit_before;
-  }
-
   // Rows it writes (a prune counts as one), for queue limits.
   [[nodiscard]] std::size_t rows() const {
     return status.size() + heartbeats.size() + system_info.size() + stats.size() +
            token_uses.size() + audit.size() + (prune_stats_before ? 1U : 0U) +
            (prune_audit_before ? 1U : 0U);
   }
+
+  // The status changes to online (true) or offline (false): agent id and time.
+  [[nodiscard]] std::vector<std::pair<std::string, Millis>> changes(bool online) const;
 
   // Appends `later`: its events come after ours.
   void append(AgentWrites&& later);
@@ -223,9 +221,10 @@ class Store {
 
   // The writes that grow with the number of agents go through write_agents(): online and
   // offline, heartbeats, system info, stats samples, token use, audit events. They are written
-  // behind, by a thread of the backend, in batches: what arrives within kGatherMs (or while the
-  // previous batch is being written) goes into one transaction of a few statements, however
-  // many agents it concerns (docs/deploy.md). flush() waits for them.
+  // behind, by a thread of the backend, in batches: what arrives within 100 ms
+  // (WriteQueue::kGather), or while the previous batch is being written, goes into one
+  // transaction of a few statements, however many agents it concerns (docs/deploy.md). flush()
+  // waits for them.
   virtual Status write_agents(AgentWrites writes) = 0;
 
   // One-record forms of write_agents(), written behind the same way.
