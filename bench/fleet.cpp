@@ -36,6 +36,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include "percentile.h"
+
 extern char** environ;  // NOLINT: POSIX
 
 namespace rx::bench {
@@ -63,7 +65,6 @@ struct Conn {
   std::uint32_t source = 0;
   std::int64_t opened_at = 0;
   std::int64_t back_at = 0;  // first open after the last drop
-  bool ever_open = false;
   std::string rx;
   std::string tx;
   std::unique_ptr<agent::Backoff> backoff;
@@ -155,10 +156,7 @@ class Fleet {
     stats_ = client_frame(0x1, proto::encode(proto::AgentMessage(st)));
     epoll_ = epoll_create1(EPOLL_CLOEXEC);
     if (epoll_ < 0) throw std::runtime_error("fleet: epoll_create1");
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.u64 = kStdin;
-    epoll_ctl(epoll_, EPOLL_CTL_ADD, 0, &ev);
+    watch(EPOLL_CTL_ADD, 0, kStdin, EPOLLIN);
   }
 
   // Runs until `quit` or the parent goes away.
@@ -241,12 +239,6 @@ class Fleet {
       if (drop_at_ != 0 && c.back_at != 0)
         back.push_back(static_cast<double>(c.back_at - drop_at_));
     }
-    std::sort(back.begin(), back.end());
-    const auto pct = [&](double p) {
-      if (back.empty()) return 0.0;
-      return back[std::min(back.size() - 1,
-                           static_cast<std::size_t>(p * static_cast<double>(back.size() - 1)))];
-    };
     return {{"agents", conns_.size()},
             {"open", open},
             {"connecting", connecting},
@@ -259,9 +251,17 @@ class Fleet {
             {"server_closes", server_closes_},
             {"dropped", dropped_},
             {"back", back.size()},
-            {"back_p50_ms", pct(0.5)},
-            {"back_p99_ms", pct(0.99)},
-            {"back_max_ms", back.empty() ? 0.0 : back.back()}};
+            {"back_p50_ms", percentile(back, 0.5)},
+            {"back_p99_ms", percentile(back, 0.99)},
+            {"back_max_ms", percentile(back, 1.0)}};
+  }
+
+  // Adds `fd` to the epoll set, or changes what it waits for; events carry `tag`.
+  void watch(int op, int fd, std::uint64_t tag, std::uint32_t events) const {
+    epoll_event ev{};
+    ev.events = events;
+    ev.data.u64 = tag;
+    epoll_ctl(epoll_, op, fd, &ev);
   }
 
   void fail(const std::string& kind) { failures_[kind] = failures_.value(kind, 0) + 1; }
@@ -341,10 +341,7 @@ class Fleet {
       return;
     }
     set_state(c, State::kConnecting);
-    epoll_event ev{};
-    ev.events = EPOLLOUT | EPOLLIN;
-    ev.data.u64 = index;
-    epoll_ctl(epoll_, EPOLL_CTL_ADD, c.fd, &ev);
+    watch(EPOLL_CTL_ADD, c.fd, index, EPOLLOUT | EPOLLIN);
     add_timer(index, TimerKind::kHandshakeDeadline, now_ms() + kHandshakeTimeout.count());
   }
 
@@ -406,10 +403,7 @@ class Fleet {
           a.token +
           "\r\nX-Agent-OS: linux\r\nX-Agent-Arch: amd64\r\n"
           "X-Agent-Shell: /bin/bash\r\nX-Agent-Version: 0.0.0-fleet\r\n\r\n";
-      epoll_event ev{};
-      ev.events = EPOLLIN;
-      ev.data.u64 = index;
-      epoll_ctl(epoll_, EPOLL_CTL_MOD, c.fd, &ev);
+      watch(EPOLL_CTL_MOD, c.fd, index, EPOLLIN);
       send(index, req);
       return;
     }
@@ -449,7 +443,6 @@ class Fleet {
       c.rx.erase(0, end + 4);
       set_state(c, State::kOpen);
       c.opened_at = now_ms();
-      c.ever_open = true;
       if (drop_at_ != 0 && c.back_at == 0) c.back_at = c.opened_at;
       send(index, system_info_);
       send(index, stats_);
@@ -505,10 +498,7 @@ class Fleet {
     const std::size_t sent = n > 0 ? static_cast<std::size_t>(n) : 0;
     if (sent == bytes.size()) return;
     c.tx.assign(bytes.substr(sent));
-    epoll_event ev{};
-    ev.events = EPOLLIN | EPOLLOUT;
-    ev.data.u64 = index;
-    epoll_ctl(epoll_, EPOLL_CTL_MOD, c.fd, &ev);
+    watch(EPOLL_CTL_MOD, c.fd, index, EPOLLIN | EPOLLOUT);
   }
 
   void flush(std::uint32_t index) {
@@ -516,10 +506,7 @@ class Fleet {
     const ssize_t n = ::send(c.fd, c.tx.data(), c.tx.size(), MSG_NOSIGNAL);
     if (n > 0) c.tx.erase(0, static_cast<std::size_t>(n));
     if (!c.tx.empty()) return;
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.u64 = index;
-    epoll_ctl(epoll_, EPOLL_CTL_MOD, c.fd, &ev);
+    watch(EPOLL_CTL_MOD, c.fd, index, EPOLLIN);
   }
 
   std::string host_;

@@ -52,10 +52,13 @@
 #include "cluster_fixture.h"
 #include "fixture.h"
 #include "fleet.h"
+#include "percentile.h"
 #include "test_certs.h"
 #include "test_client.h"
 
 namespace {
+
+using rx::bench::percentile;
 
 using rx::test::ServerOptions;
 using rx::test::System;
@@ -99,12 +102,6 @@ Stat stat_of(std::vector<double> v) {
   const std::size_t n = v.size();
   const double median = n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
   return {median, v.front(), v.back()};
-}
-
-double percentile(std::vector<double> v, double p) {
-  std::sort(v.begin(), v.end());
-  const auto i = static_cast<std::size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
-  return v[std::min(i, v.size() - 1)];
 }
 
 struct Row {
@@ -984,10 +981,10 @@ std::map<std::string, double> server_metrics(System& sys) {
   return out;
 }
 
-// TcpExt ListenOverflows + ListenDrops of the whole machine (/proc/net/netstat): SYNs and
-// handshakes a full accept queue turned away. Each is a retransmission for the client, not an
-// error; it becomes one only when the client gives up.
-std::pair<double, double> listen_drops() {
+// TcpExt ListenOverflows of the whole machine (/proc/net/netstat): SYNs a full accept queue
+// turned away. Each is a retransmission for the client, not an error; it becomes one only when
+// the client gives up.
+double listen_overflows() {
   std::ifstream in("/proc/net/netstat");
   std::string names;
   std::string values;
@@ -995,11 +992,20 @@ std::pair<double, double> listen_drops() {
     if (names.rfind("TcpExt:", 0) != 0) continue;
     std::istringstream n(names);
     std::istringstream v(values);
-    std::map<std::string, double> m;
-    for (std::string k, x; n >> k && v >> x;) m[k] = std::atof(x.c_str());
-    return {m["ListenOverflows"], m["ListenDrops"]};
+    for (std::string k, x; n >> k && v >> x;) {
+      if (k == "ListenOverflows") return std::atof(x.c_str());
+    }
   }
-  return {0, 0};
+  return 0;
+}
+
+// How much counter `name` grew from `before` to `after` (server_metrics()).
+double metric_delta(const std::map<std::string, double>& before,
+                    const std::map<std::string, double>& after, const std::string& name) {
+  const auto b = before.find(name);
+  const auto a = after.find(name);
+  if (a == after.end() || b == before.end()) fail("GET /metrics has no " + name);
+  return a->second - b->second;
 }
 
 // `n` agents made in the server's SQLite database directly, each with its own agent token
@@ -1120,13 +1126,8 @@ void bench_scale(const Options& o) {
     add_row("server RSS, " + tag, "MiB", {rss, rss, rss}, "before the fleet " + fmt(base));
     add_row("server CPU at idle (pings 15 s, stats 5 s), " + tag, "% of a core", {cpu, cpu, cpu},
             "≤ 15 %", cpu <= 15.0 ? "met" : "missed");
-    const double w0 =
-        m0.count("rexec_db_write_statements_total") != 0
-            ? m1.at("rexec_db_write_statements_total") - m0.at("rexec_db_write_statements_total")
-            : 0;
-    const double c0 = m0.count("rexec_db_commits_total") != 0
-                          ? m1.at("rexec_db_commits_total") - m0.at("rexec_db_commits_total")
-                          : 0;
+    const double w0 = metric_delta(m0, m1, "rexec_db_write_statements_total");
+    const double c0 = metric_delta(m0, m1, "rexec_db_commits_total");
     add_row("database writes at idle, " + tag, "statements/s",
             {w0 / idle_s, w0 / idle_s, w0 / idle_s}, "", fmt(c0 / idle_s) + " commits/s");
     add_row("time to connect " + tag + " (one fleet process, 2,000 handshakes at a time)", "s",
@@ -1141,7 +1142,7 @@ void bench_scale(const Options& o) {
     // The storm: every fleet connection reset at once.
     std::fprintf(stderr, "reconnect storm: %d agents\n", n);
     reset_peak_rss(server);
-    const auto drops0 = listen_drops();
+    const double overflows0 = listen_overflows();
     const auto s0 = server_metrics(sys);
     fleet.command("drop");
     st = fleet_wait(
@@ -1149,7 +1150,7 @@ void bench_scale(const Options& o) {
     const double peak = peak_rss_mib(server);
     sys.loop().run_for(o.quick ? 2s : 5s);  // the writes of the last ones
     const auto s1 = server_metrics(sys);
-    const auto drops1 = listen_drops();
+    const double overflows1 = listen_overflows();
     if (st["back"] != n)
       fail("only " + st["back"].dump() + " of " + std::to_string(n) +
            " agents came back: " + st.dump());
@@ -1165,15 +1166,12 @@ void bench_scale(const Options& o) {
     for (const auto& [kind, count] : st["failures"].items()) {
       failed += (failed.empty() ? "" : ", ") + kind + " " + count.dump();
     }
-    const double overflows = drops1.first - drops0.first;
+    const double overflows = overflows1 - overflows0;
     add_row("reconnect storm: accept queue overflows (kernel, retried by TCP)", "SYNs",
             {overflows, overflows, overflows}, "",
             "agents' failed attempts: " + (failed.empty() ? std::string("none") : failed));
-    const auto delta = [&](const char* name) {
-      return s1.count(name) != 0 && s0.count(name) != 0 ? s1.at(name) - s0.at(name) : 0.0;
-    };
-    const double writes = delta("rexec_db_write_statements_total");
-    const double commits = delta("rexec_db_commits_total");
+    const double writes = metric_delta(s0, s1, "rexec_db_write_statements_total");
+    const double commits = metric_delta(s0, s1, "rexec_db_commits_total");
     add_row("reconnect storm: database write statements", "statements", {writes, writes, writes},
             "2 × " + std::to_string(n) + " agent events",
             fmt(commits) + " commits, " + fmt(writes / n) + " statements per agent");
