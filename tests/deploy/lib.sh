@@ -8,7 +8,7 @@
 #                      before the directory is removed (kept when REXEC_DEPLOY_KEEP is set).
 #
 # The cluster tests (three instances behind nginx) also use cluster_need_tools,
-# cluster_start_backends, start_instance and stop_instance below.
+# cluster_start_backends, start_instance, cluster_upstream and stop_instance below.
 
 deploy_init() {
   tmp=$(mktemp -d "/tmp/$1-XXXXXX")
@@ -143,6 +143,13 @@ start_instance() {  # NAME
     sleep 0.05
   done
   fail "instance $name did not start"
+}
+
+# The upstream's server lines for instances NAME..., each with max_fails=0 as the shipped config
+# has it (nginx_site's UPSTREAM).
+cluster_upstream() {  # NAME...
+  local name
+  for name in "$@"; do printf 'server 127.0.0.1:%s max_fails=0; ' "${port[$name]}"; done
 }
 
 # SIGTERM to instance NAME, as systemd stops it; fails unless it exits within 15 s.

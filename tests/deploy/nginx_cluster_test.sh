@@ -23,9 +23,7 @@ instance_flags=(--ping-interval-ms 500 --pong-timeout-ms 2000)
 for name in a b c; do start_instance "$name"; done
 
 # The shipped config; the upstream's one server line becomes the three instances.
-servers=""
-for name in a b c; do servers+="server 127.0.0.1:${port[$name]} max_fails=0; "; done
-conf=$(nginx_site "$repo" "$ngx_port" "$servers")
+conf=$(nginx_site "$repo" "$ngx_port" "$(cluster_upstream a b c)")
 start_nginx "$nginx_bin" "$conf"
 curl_n() { curl -sS --cacert "$tmp/cert.pem" "$@"; }
 for _ in $(seq 1 100); do curl_n -o /dev/null "$public/healthz" 2>/dev/null && break; sleep 0.05; done

@@ -41,9 +41,7 @@ public="https://127.0.0.1:$ngx_port"
 # that it does not stand for one address per agent. The plan limit lets one user hold them all.
 instance_flags=(--rate-limit 2000 --plan-limit "free=$agents")
 for name in a b c; do start_instance "$name"; done
-servers=""
-for name in a b c; do servers+="server 127.0.0.1:${port[$name]} max_fails=0; "; done
-conf=$(nginx_site "$repo" "$ngx_port" "$servers")
+conf=$(nginx_site "$repo" "$ngx_port" "$(cluster_upstream a b c)")
 start_nginx "$nginx_bin" "$conf" $((4 * (agents + viewers) + 256))
 curl_n() { curl -sS --cacert "$tmp/cert.pem" "$@"; }
 for _ in $(seq 1 100); do curl_n -o /dev/null "$public/healthz" 2>/dev/null && break; sleep 0.05; done
