@@ -57,7 +57,9 @@ struct Hub::ExecWaiter {
 };
 
 // One connected agent. Kept small: an instance holds 100,000 of them (docs/performance.md,
-// "Scale"), so what the agent reported is kept as JSON text, not as parsed trees.
+// "Scale"), so its system info is kept as JSON text, not as a parsed tree, and its stats as the
+// flat struct they decode to (smaller than their text, and encoded only when something reads
+// them).
 struct Hub::AgentConn {
   std::string id;
   std::string user_id;
@@ -68,7 +70,7 @@ struct Hub::AgentConn {
   SysClock::time_point connected_at;
   SysClock::time_point last_ping;
   std::string system_info;               // its `data`, JSON text; empty until sent
-  std::string stats;                     // the latest stats `data`, JSON text; empty until sent
+  std::optional<proto::Stats> stats;     // the latest; none until sent
   std::vector<ExecWaiter> exec_waiters;  // in the order they were sent
   std::set<UserConn*> paused_senders;    // not read until this agent's input queue drains
   int paused_sessions = 0;               // v1: its link is not read while this is above 0
@@ -387,7 +389,8 @@ std::optional<AgentLive> Hub::live(const std::string& agent_id) const {
   l.os = it->second->hello.os;
   l.arch = it->second->hello.arch;
   if (!it->second->system_info.empty()) l.system_info = json::parse(it->second->system_info);
-  if (!it->second->stats.empty()) l.stats = json::parse(it->second->stats);
+  if (it->second->stats)
+    l.stats = json::parse(data_of(proto::encode(proto::UserMessage(*it->second->stats))));
   for (const auto& [key, s] : sessions_) {
     if (key.first == agent_id && !s->viewers.empty()) ++l.sessions;
   }
@@ -1060,27 +1063,33 @@ void Hub::on_agent_message(AgentConn& a, std::string_view payload, bool binary) 
       *decoded);
 }
 
-// Every 5 s from every agent: encoded once, and kept as text. Its viewers get the message; the
-// store gets a sample at most every stats_sample_interval; the owner's events sockets (on any
-// instance) get it only when there are any.
+// Every 5 s from every agent, so the common case (nobody watches, no sample due) only keeps
+// the struct: encoding it was a third of an idle instance's CPU. Otherwise it is encoded once:
+// its viewers get the message; the store gets a sample at most every stats_sample_interval; the
+// owner's events sockets (on any instance) get it only when there are any.
 void Hub::on_stats(AgentConn& a, const proto::Stats& m) {
-  const std::string text = proto::encode(proto::UserMessage(m));
-  a.stats = data_of(text);
+  a.stats = m;
+  std::string text;  // the user message, encoded on first use
+  const auto encoded = [&]() -> const std::string& {
+    if (text.empty()) text = proto::encode(proto::UserMessage(m));
+    return text;
+  };
   const auto now = Clock::now();
   if (a.stats_stored == Clock::time_point{} ||
       now - a.stats_stored >= config_.stats_sample_interval) {
     a.stats_stored = now;
-    sink_.agent_stats(a.id, a.stats);
+    sink_.agent_stats(a.id, data_of(encoded()));
   }
   for (auto it = sessions_.lower_bound({a.id, ""});
        it != sessions_.end() && it->first.first == a.id; ++it) {
     for (UserConn* u : it->second->viewers) {
-      if (!u->gone) u->conn->send_text(text);
+      if (!u->gone) u->conn->send_text(encoded());
     }
   }
   if (events_observer_ || events_.count(a.user_id) != 0) {
-    broadcast_events(a.user_id, {{"type", "agent_stats"},
-                                 {"data", {{"agent_id", a.id}, {"stats", json::parse(a.stats)}}}});
+    broadcast_events(a.user_id,
+                     {{"type", "agent_stats"},
+                      {"data", {{"agent_id", a.id}, {"stats", json::parse(data_of(encoded()))}}}});
   }
 }
 
