@@ -227,7 +227,13 @@ Hub::Hub(uv_loop_t* loop, HubConfig config, HubSink& sink)
   });
   const auto check = std::min(config_.ping_interval / 2, std::chrono::milliseconds(1000));
   check_timer_.start(check, check, [this] {
-    check_heartbeats();
+    // A sweep of every agent touches 100,000 cold records: a tenth of the timeout late is
+    // precise enough for a silence that long (4.5 s on 45 s).
+    const auto now = Clock::now();
+    if (now - heartbeats_checked_ >= config_.pong_timeout / 10) {
+      heartbeats_checked_ = now;
+      check_heartbeats();
+    }
     close_stalled_viewers();
   });
 }

@@ -298,6 +298,7 @@ class Hub {
   HubSink& sink_;
   uvx::Timer ping_timer_;
   uvx::Timer check_timer_;
+  std::chrono::steady_clock::time_point heartbeats_checked_{};
   std::map<std::string, std::shared_ptr<AgentConn>> agents_;  // shared with its AgentHandler
   std::map<std::pair<std::string, std::string>, std::unique_ptr<Session>> sessions_;
   std::set<UserConn*> users_;
