@@ -209,14 +209,8 @@ class ServerConn final : public WsiState, public WsConn {
   // a partial write that it still holds. With messages queued, the ping waits its turn.
   void send_ping() override {
     if (closing_) return;
-    if (outbox_.empty() && !ping_) {
-      net::WsMessage ping = net::make_message(net::kPingPayload, false);
-      if (lws_write(wsi_, reinterpret_cast<unsigned char*>(ping.buffer.data()) + LWS_PRE,
-                    net::kPingPayload.size(), LWS_WRITE_PING) >= 0) {
-        return;
-      }
-      // The link is broken: the writeable callback tries again and closes it.
-    }
+    // On failure the link is broken: the writeable callback tries again and closes it.
+    if (outbox_.empty() && !ping_ && write_ping()) return;
     ping_ = true;
     lws_callback_on_writable(wsi_);
   }
@@ -244,11 +238,7 @@ class ServerConn final : public WsiState, public WsConn {
   int on_writeable() {
     if (ping_) {
       ping_ = false;
-      net::WsMessage ping = net::make_message(net::kPingPayload, false);  // never empty
-      if (lws_write(wsi_, reinterpret_cast<unsigned char*>(ping.buffer.data()) + LWS_PRE,
-                    net::kPingPayload.size(), LWS_WRITE_PING) < 0) {
-        return -1;
-      }
+      if (!write_ping()) return -1;
       if (!outbox_.empty() || closing_) lws_callback_on_writable(wsi_);
       return 0;
     }
@@ -307,6 +297,13 @@ class ServerConn final : public WsiState, public WsConn {
   std::unique_ptr<WsHandler> handler_;
 
  private:
+  // One ping control frame; false when the link is broken.
+  bool write_ping() {
+    net::WsMessage ping = net::make_message(net::kPingPayload, false);  // never empty
+    return lws_write(wsi_, reinterpret_cast<unsigned char*>(ping.buffer.data()) + LWS_PRE,
+                     net::kPingPayload.size(), LWS_WRITE_PING) >= 0;
+  }
+
   lws* wsi_;
   std::string peer_;
   bool v2_;
