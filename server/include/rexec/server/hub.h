@@ -297,8 +297,8 @@ class Hub {
   HubConfig config_;
   HubSink& sink_;
   uvx::Timer ping_timer_;
-  uvx::Timer check_timer_;
-  std::chrono::steady_clock::time_point heartbeats_checked_{};
+  uvx::Timer check_timer_;                                    // stalled viewers
+  uvx::Timer heartbeat_timer_;                                // agents silent for pong_timeout
   std::map<std::string, std::shared_ptr<AgentConn>> agents_;  // shared with its AgentHandler
   std::map<std::pair<std::string, std::string>, std::unique_ptr<Session>> sessions_;
   std::set<UserConn*> users_;
