@@ -1,13 +1,17 @@
 // SPDX-License-Identifier: MIT
-// ChildReaper: SIGCHLD through uv_signal_t, then waitpid(pid, WNOHANG) for each watched pid.
+// ChildReaper: a readable pidfd or SIGCHLD (through uv_signal_t), then waitpid(pid, WNOHANG)
+// for each watched pid.
 #include "rexec/uvx/child_reaper.h"
 
 #include "rexec/common/check.h"
 
 #include <signal.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cerrno>
+#include <utility>
 #include <vector>
 
 namespace rx::uvx {
@@ -16,6 +20,27 @@ namespace {
 
 void on_sigchld(uv_signal_t* handle, int /*signum*/) {
   if (auto* self = static_cast<ChildReaper*>(handle->data)) self->poll();
+}
+
+void on_pidfd(uv_poll_t* handle, int /*status*/, int /*events*/) {
+  // An error (status < 0) is checked the same way: waitpid says what became of the child.
+  if (auto* self = static_cast<ChildReaper*>(handle->data)) self->poll();
+}
+
+// A pidfd for `pid` watched on `loop`, or an empty pair where the kernel has no pidfd_open (or
+// is out of fds): SIGCHLD alone then tells of the exit.
+std::pair<UniqueFd, UvHandle<uv_poll_t>> watch_pidfd(uv_loop_t* loop, pid_t pid, void* self) {
+  UniqueFd fd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  if (!fd) return {};
+  auto* poll = new uv_poll_t();  // NOLINT(cppcoreguidelines-owning-memory): UvHandle frees it
+  if (uv_poll_init(loop, poll, fd.get()) != 0) {
+    delete poll;  // NOLINT(cppcoreguidelines-owning-memory): never initialised, nothing to close
+    return {};
+  }
+  UvHandle<uv_poll_t> handle(poll);
+  poll->data = self;
+  if (uv_poll_start(poll, UV_READABLE, on_pidfd) != 0) return {};
+  return {std::move(fd), std::move(handle)};
 }
 
 }  // namespace
@@ -38,7 +63,13 @@ void ChildReaper::update_ref() {
 }
 
 void ChildReaper::watch(pid_t pid, ExitCallback on_exit) {
-  watched_[pid] = std::move(on_exit);
+  Watch& w = watched_[pid];
+  w.on_exit = std::move(on_exit);
+  if (!w.pidfd) {
+    auto [fd, readable] = watch_pidfd(signal_->loop, pid, this);
+    w.readable = std::move(readable);  // the old handle (none) first, then the fd it watches
+    w.pidfd = std::move(fd);
+  }
   update_ref();
   recheck_.start(std::chrono::milliseconds(0), [this] { poll(); });
 }
@@ -71,8 +102,8 @@ void ChildReaper::poll() {
     } else {
       st.exit_code = -1;  // ECHILD: someone else reaped it (or it was never our child)
     }
-    ExitCallback callback = std::move(it->second);
-    watched_.erase(it);
+    ExitCallback callback = std::move(it->second.on_exit);
+    watched_.erase(it);  // closes the pidfd's poll handle (safe inside its own callback)
     update_ref();
     if (callback) callback(st);
   }
