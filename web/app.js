@@ -503,6 +503,9 @@ class Pane {
     this.attempt = 0;
     this.disposed = false;
     this.stopped = false;    // the shell exited; Enter starts a new one
+    // The agent came back and its shell's fate is on the way: shell_started (resumed, or a new
+    // shell in place of one that died with the agent, announced by a shell_stopped just before).
+    this.resuming = false;
     this.received = 0;       // output bytes received, and gap markers (for tests and stats)
     this.gaps = 0;
     this.flowPaused = false;  // we asked the server to pause this socket's session
@@ -655,6 +658,7 @@ class Pane {
     this.ws = ws;
     ws.onopen = () => {
       this.attempt = 0;
+      this.resuming = false;
       this.flowPaused = false;  // flow state belongs to the socket
       this.checkFlow();
       this.setState('open', ws.protocol === 'rexec.v2' ? 'connected' : 'connected (v1)');
@@ -667,6 +671,7 @@ class Pane {
   onMessage(data) {
     if (data instanceof ArrayBuffer) {  // v2 output: raw bytes
       const bytes = new Uint8Array(data);
+      this.resuming = false;
       if (this.offset !== null) this.offset += bytes.length;
       this.output(bytes);
       return;
@@ -677,6 +682,7 @@ class Pane {
       case 'offset': this.offset = Number(m.data); break;
       case 'output': {  // v1: text, with the offset of its first byte
         const bytes = encoder.encode(String(m.data || ''));
+        this.resuming = false;
         if (typeof m.offset === 'number') this.offset = m.offset + bytes.length;
         this.output(bytes);
         break;
@@ -689,9 +695,11 @@ class Pane {
       case 'shell_starting': this.setState('connecting', 'starting shell…'); break;
       case 'shell_started':  // also a new shell in place of one that died with its agent
         this.stopped = false;
+        this.resuming = false;
         this.setState('open', 'connected');
         break;
       case 'shell_error':
+        this.resuming = false;
         this.setState('error', 'shell error');
         this.output(encoder.encode(`\r\n\x1b[31m${m.data && m.data.error}\x1b[0m\r\n`));
         break;
@@ -700,14 +708,23 @@ class Pane {
         let how = '';
         if (d.signal) how = ` (signal ${d.signal})`;
         else if (d.exit_code !== undefined && d.exit_code !== null) how = ` (exit code ${d.exit_code})`;
+        this.output(encoder.encode(`\r\n\x1b[33m[shell ended${how}]\x1b[0m\r\n`));
+        if (this.resuming) {
+          // It died with the agent, and its replacement's shell_started follows. What is typed
+          // meanwhile goes to the new shell; Enter must not open yet another one.
+          this.setState('connecting', 'starting a new shell…');
+          break;
+        }
         this.stopped = true;
         this.setState('closed', `shell ended${how}: press Enter for a new one`);
-        this.output(encoder.encode(`\r\n\x1b[33m[shell ended${how}]\x1b[0m\r\n`));
         break;
       }
       case 'session_ended': this.ended(); break;
       case 'agent_disconnected': this.setState('waiting', 'agent disconnected: waiting'); break;
-      case 'agent_connected': this.setState('open', 'connected'); break;
+      case 'agent_connected':
+        this.resuming = true;
+        this.setState('open', 'connected');
+        break;
       default: break;  // stats, exec_result, pong: not shown here
     }
   }

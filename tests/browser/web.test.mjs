@@ -422,6 +422,26 @@ try {
     await waitFor('pane 0 to connect again', async () => await paneState(0) === 'open', 20000);
     await typeIn(0, 'echo back-$((1+1))\n');
     await waitText(0, /^back-2\s*$/m, 'output after the agent came back', 20000);
+    // An agent back without its shells is followed by agent_connected, then the old shell's
+    // shell_stopped just before the new one's shell_started. Keys typed in between, which a race
+    // with the page's reading once delivered, must reach the new shell: Enter there must not
+    // drop the socket to start yet another shell. The messages are replayed in that order.
+    const between = await page.evaluate(() => {
+      const p = window.rexec.state.panes[0];
+      const ws = p.ws;
+      p.onMessage(JSON.stringify({ type: 'agent_connected', data: { agent_id: p.agentId } }));
+      p.onMessage(JSON.stringify({ type: 'shell_stopped', data: { session_id: 'main' } }));
+      const seen = { stopped: p.stopped, state: p.el.dataset.state };
+      p.input(new TextEncoder().encode('echo between-$((3+3))\r'));
+      seen.sameSocket = p.ws === ws;
+      p.onMessage(JSON.stringify({ type: 'shell_started', data: { session_id: 'main' } }));
+      seen.after = p.el.dataset.state;
+      return seen;
+    });
+    check(between.sameSocket && !between.stopped && between.after === 'open',
+      `Enter between a dead shell's end and its replacement's start stays on the socket: ` +
+      JSON.stringify(between));
+    await waitText(0, /^between-6\s*$/m, 'the line typed between the two messages');
     await waitFor('the waiting pane to connect', async () => await paneState(2) === 'open', 20000);
     await typeIn(2, 'echo late-$((2+2))\n');
     await waitText(2, /^late-4\s*$/m, 'output in the pane opened while the agent was away');
