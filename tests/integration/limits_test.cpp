@@ -1,16 +1,19 @@
 // SPDX-License-Identifier: MIT
 // Resource limits end to end (docs/security.md): request bodies, WebSocket messages, sessions
 // per agent (server and agent), user sockets per user and per address, TCP connections per
-// address, and the request-head timeout that bounds slow-loris clients. Each limit answers with
-// its documented error and, once the holder lets go, frees its place.
+// address, the request-head timeout that bounds slow-loris clients, and the 1,024 connections
+// that may wait for their request head at once. Each limit answers with its documented error
+// and, once the holder lets go, frees its place.
 #include <catch2/catch.hpp>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <filesystem>
 #include <memory>
@@ -337,5 +340,54 @@ TEST_CASE("limits: slow-loris clients are cut at the header timeout, others are 
   }
   // Everything they held is freed.
   CHECK(loop.run_until([&] { return open_fds(sys.server().pid()) <= fds_before; }, 5s));
+  CHECK(rx::test::http(loop, "GET", sys.http_url("/api/version")).status == 200);
+}
+
+TEST_CASE("limits: past 1,024 connections waiting for a request head, the next one waits its turn",
+          "[integration][limits]") {
+  // scripts/lws-patches/0006: the listener stops accepting, the kernel queues the connection,
+  // and it is served once the header timeout has closed the silent ones.
+  rlimit files{};
+  REQUIRE(::getrlimit(RLIMIT_NOFILE, &files) == 0);
+  files.rlim_cur = std::max<rlim_t>(files.rlim_cur, std::min<rlim_t>(files.rlim_max, 4096));
+  REQUIRE(::setrlimit(RLIMIT_NOFILE, &files) == 0);
+  REQUIRE(files.rlim_cur >= 1200);
+  ServerOptions o;
+  o.extra_args = {"--header-timeout", "4s"};
+  System sys(o);
+  auto& loop = sys.loop();
+  REQUIRE(rx::test::http(loop, "GET", sys.http_url("/api/version")).status == 200);
+  const pid_t server = sys.server().pid();
+  const std::size_t fds_before = open_fds(server);
+
+  // 1,024 connections that never send a byte, from three addresses (under 512 each).
+  constexpr std::size_t kSilent = 1024;
+  std::vector<std::unique_ptr<RawConn>> silent;
+  for (std::size_t i = 0; i < kSilent; ++i) {
+    silent.push_back(std::make_unique<RawConn>("127.0.0." + std::to_string(4 + i % 3), sys.port()));
+  }
+  REQUIRE(loop.run_until([&] { return open_fds(server) >= fds_before + kSilent; }, 5s));
+
+  // The next connection is queued by the kernel, not accepted: no answer while they wait.
+  RawConn next("127.0.0.7", sys.port());
+  REQUIRE(next.send("GET /api/version HTTP/1.0\r\nHost: x\r\n\r\n"));
+  CHECK_FALSE(next.closed_by_peer(1500ms));
+  CHECK(next.received().empty());
+  CHECK(open_fds(server) <= fds_before + kSilent);  // the next one was not accepted
+
+  // The header timeout closes the silent ones; then the queued request is answered.
+  const auto start = Clock::now();
+  bool answered = false;
+  while (!answered && Clock::now() - start < 15s) {
+    answered = next.closed_by_peer(100ms);
+    loop.run_for(10ms);
+  }
+  CHECK(answered);
+  CHECK(next.received().rfind("HTTP/1.0 200", 0) == 0);
+  std::size_t cut = 0;
+  for (auto& c : silent) cut += c->closed_by_peer(2000ms) ? 1U : 0U;
+  CHECK(cut == silent.size());
+  silent.clear();
+  CHECK(loop.run_until([&] { return open_fds(server) <= fds_before; }, 5s));
   CHECK(rx::test::http(loop, "GET", sys.http_url("/api/version")).status == 200);
 }
