@@ -1047,13 +1047,15 @@ std::pair<double, double> echo_figure(rx::test::Loop& loop, TestSocket& s, int n
   return {percentile(ms, 0.5), percentile(ms, 0.99)};
 }
 
-// Runs the bench's loop while polling the fleet every 250 ms, until `done` or `limit`.
+// Runs the bench's loop while polling the fleet every 250 ms, until `done` or `limit`; `each`
+// (if set) runs once per round, before the loop does.
 nlohmann::json fleet_wait(System& sys, rx::bench::FleetProcess& fleet,
                           const std::function<bool(const nlohmann::json&)>& done,
-                          std::chrono::seconds limit) {
+                          std::chrono::seconds limit, const std::function<void()>& each = {}) {
   const auto start = Clock::now();
   nlohmann::json st = fleet.command("status");
   while (!done(st) && Clock::now() - start < limit) {
+    if (each) each();
     sys.loop().run_for(250ms);
     st = fleet.command("status");
   }
@@ -1148,16 +1150,14 @@ void bench_scale(const Options& o) {
     // A load balancer's health check through the storm: GET /healthz every quarter second.
     std::vector<double> health_ms;
     int health_failed = 0;
-    const auto storm_start = Clock::now();
-    st = fleet.command("status");
-    while (st["back"] != n && Clock::now() - storm_start < 120s) {
-      const auto asked = Clock::now();
-      const auto r = rx::test::http(sys.loop(), "GET", sys.http_url("/healthz"));
-      health_ms.push_back(seconds_since(asked) * 1000.0);
-      health_failed += r.status == 200 ? 0 : 1;
-      sys.loop().run_for(250ms);
-      st = fleet.command("status");
-    }
+    st = fleet_wait(
+        sys, fleet, [n](const nlohmann::json& j) { return j["back"] == n; }, 120s,
+        [&] {
+          const auto asked = Clock::now();
+          const auto r = rx::test::http(sys.loop(), "GET", sys.http_url("/healthz"));
+          health_ms.push_back(seconds_since(asked) * 1000.0);
+          health_failed += r.status == 200 ? 0 : 1;
+        });
     const double peak = peak_rss_mib(server);
     sys.loop().run_for(o.quick ? 2s : 5s);  // the writes of the last ones
     const auto s1 = server_metrics(sys);
