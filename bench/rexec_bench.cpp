@@ -1703,14 +1703,9 @@ int main(int argc, char** argv) {
   // Hundreds of thousands of sockets in this process and its children (the server and the
   // fleet inherit it): as many as the kernel allows a process when we may raise the hard limit
   // (root), else up to the hard limit.
-  rlimit nofile{};
-  ::getrlimit(RLIMIT_NOFILE, &nofile);
   rlimit want{};
   want.rlim_cur = want.rlim_max = 1U << 20U;  // fs.nr_open's default
-  if (::setrlimit(RLIMIT_NOFILE, &want) != 0) {
-    nofile.rlim_cur = nofile.rlim_max;
-    ::setrlimit(RLIMIT_NOFILE, &nofile);
-  }
+  if (::setrlimit(RLIMIT_NOFILE, &want) != 0) (void)rx::raise_open_file_limit();
   if (!agent_path.empty()) ::setenv("REXEC_AGENT_BINARY", agent_path.c_str(), 1);
   ::setenv("HOME", "/tmp", 1);
   ::setenv("HISTFILE", "/dev/null", 1);

@@ -3,6 +3,7 @@
 // manage users and API tokens in its database.
 #include "rexec/common/check.h"
 #include "rexec/common/log.h"
+#include "rexec/common/unique_fd.h"
 #include "rexec/common/version.h"
 #include "rexec/net/lws_context.h"
 #include "rexec/server/api.h"
@@ -18,7 +19,6 @@
 #include <uv.h>
 
 #include <signal.h>
-#include <sys/resource.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -27,22 +27,6 @@
 #include <tuple>
 
 namespace {
-
-// Raises the open-file limit to its hard limit (systemd starts services at 1,024, which would
-// hold that many agents) and returns it. lws sizes its lookup table by it; a smaller table of its
-// own (ContextOptions::max_connections) would make it search connections one by one, which cost
-// most of the server's CPU at 18,000 agents. When accept() runs out of descriptors, lws stops
-// accepting until a connection closes (scripts/lws-patches/0005).
-rlim_t raise_open_file_limit() {
-  rlimit lim{};
-  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return 0;
-  if (lim.rlim_cur < lim.rlim_max) {
-    rlimit raised = lim;
-    raised.rlim_cur = lim.rlim_max;
-    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) lim = raised;
-  }
-  return lim.rlim_cur;
-}
 
 using namespace rx::server;
 
@@ -130,9 +114,13 @@ int serve(ServerConfig config, const std::string& jwt_flag) {
     handlers.on_request = [&api](const HttpRequest& r) { return api.handle(r); };
     handlers.on_upgrade = [&api](const HttpRequest& r) { return api.upgrade(r); };
     handlers.on_stream = [&api](const HttpRequest& r, HttpStream& s) { return api.stream(r, s); };
-    // Before lws sizes its tables by the limit.
+    // The open-file limit goes to its hard limit (1,024 under systemd would hold that many
+    // agents) before lws sizes its lookup table by it; a smaller table of lws's own
+    // (ContextOptions::max_connections) would make it search connections one by one, which cost
+    // most of the server's CPU at 18,000 agents. When accept() runs out of descriptors, lws stops
+    // accepting until a connection closes (scripts/lws-patches/0005).
     spdlog::info("open-file limit {}: the connections this instance can hold",
-                 raise_open_file_limit());
+                 rx::raise_open_file_limit());
     auto http = HttpServer::start(ho, std::move(handlers));
     if (!http) {
       rc = fail(http.error().message);

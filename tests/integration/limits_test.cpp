@@ -4,16 +4,16 @@
 // address, the request-head timeout that bounds slow-loris clients, and the 1,024 connections
 // that may wait for their request head at once. Each limit answers with its documented error
 // and, once the holder lets go, frees its place.
+#include "rexec/common/unique_fd.h"
+
 #include <catch2/catch.hpp>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <filesystem>
 #include <memory>
@@ -347,11 +347,7 @@ TEST_CASE("limits: past 1,024 connections waiting for a request head, the next o
           "[integration][limits]") {
   // scripts/lws-patches/0006: the listener stops accepting, the kernel queues the connection,
   // and it is served once the header timeout has closed the silent ones.
-  rlimit files{};
-  REQUIRE(::getrlimit(RLIMIT_NOFILE, &files) == 0);
-  files.rlim_cur = std::max<rlim_t>(files.rlim_cur, std::min<rlim_t>(files.rlim_max, 4096));
-  REQUIRE(::setrlimit(RLIMIT_NOFILE, &files) == 0);
-  REQUIRE(files.rlim_cur >= 1200);
+  REQUIRE(rx::raise_open_file_limit() >= 1200);
   ServerOptions o;
   o.extra_args = {"--header-timeout", "4s"};
   System sys(o);

@@ -3,6 +3,7 @@
 // the only way to hand the fd to another owner (for example uv_pipe_open, which closes it later).
 #pragma once
 
+#include <cstdint>
 #include <utility>
 
 namespace rx {
@@ -41,5 +42,9 @@ class UniqueFd {
  private:
   int fd_ = -1;
 };
+
+// Raises this process's soft limit on open files to its hard limit (systemd starts services at
+// 1,024) and returns the soft limit now in force (0 if it cannot be read). Children inherit it.
+std::uint64_t raise_open_file_limit();
 
 }  // namespace rx
