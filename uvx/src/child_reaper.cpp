@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -65,11 +66,7 @@ void ChildReaper::update_ref() {
 void ChildReaper::watch(pid_t pid, ExitCallback on_exit) {
   Watch& w = watched_[pid];
   w.on_exit = std::move(on_exit);
-  if (!w.pidfd) {
-    auto [fd, readable] = watch_pidfd(signal_->loop, pid, this);
-    w.readable = std::move(readable);  // the old handle (none) first, then the fd it watches
-    w.pidfd = std::move(fd);
-  }
+  if (!w.pidfd) std::tie(w.pidfd, w.readable) = watch_pidfd(signal_->loop, pid, this);
   update_ref();
   recheck_.start(std::chrono::milliseconds(0), [this] { poll(); });
 }
