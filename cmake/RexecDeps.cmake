@@ -55,6 +55,13 @@ function(rexec_build_dep out script)
   set(${out} "${prefix}" PARENT_SCOPE)
 endfunction()
 
+# The scripts stamp their builds with their options and our patches: a changed script or patch
+# reconfigures the next build, which rebuilds the library.
+file(GLOB rexec_dep_inputs "${PROJECT_SOURCE_DIR}/scripts/lws-patches/*.patch")
+set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${rexec_dep_inputs}
+             "${PROJECT_SOURCE_DIR}/scripts/build-lws.sh"
+             "${PROJECT_SOURCE_DIR}/scripts/build-openssl.sh")
+
 # rexec_add_lws(<target> <install prefix> <OpenSSL targets or files>...)
 function(rexec_add_lws target root)
   rexec_check_lws_config("${root}/include/lws_config.h" "${REXEC_STATIC}")
