@@ -103,6 +103,8 @@ Result<std::unique_ptr<LwsContext>> LwsContext::create(const ContextOptions& opt
   info.user = options.user;
   info.pt_serv_buf_size = options.pt_serv_buf_size;
   info.fd_limit_per_thread = options.max_connections;  // one service thread
+  // A field of our own (scripts/lws-patches/0006).
+  info.accept_ah_limit = options.max_pending_requests;
   // lws reads its signal handling from here; the application owns signals (ttyd does the same).
   info.signal_cb = nullptr;
 

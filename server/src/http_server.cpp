@@ -795,6 +795,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(const HttpServerOptions& o
   c.tls_cert_file = options.tls_cert_file;
   c.tls_key_file = options.tls_key_file;
   c.header_timeout_s = options.header_timeout_s;
+  c.max_pending_requests = options.max_pending_requests;
   auto context = net::LwsContext::create(c);
   if (!context) return std::move(context).error();
   impl->context_ = std::move(context).value();

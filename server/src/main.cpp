@@ -107,6 +107,7 @@ int serve(ServerConfig config, const std::string& jwt_flag) {
     ho.max_frame_bytes = config.max_frame_bytes;
     ho.max_conns_per_ip = config.max_conns_per_ip;
     ho.header_timeout_s = static_cast<unsigned int>(config.header_timeout.count());
+    ho.max_pending_requests = config.max_pending_requests;
     ho.trusted_proxies = config.trusted_proxies;
     ho.tls_cert_file = config.tls_cert_file;
     ho.tls_key_file = config.tls_key_file;
@@ -287,6 +288,11 @@ int main(int argc, char** argv) {
                         "How long a viewer may stay behind before it is closed 1008 (default 10s)");
   serve_cmd->add_option("--header-timeout", header_timeout_text,
                         "Time a client has to send a request head, e.g. 10s (slow-loris bound)");
+  serve_cmd
+      ->add_option("--max-pending-requests", config.max_pending_requests,
+                   "Connections waiting for their request head at once; more wait in the "
+                   "kernel's accept queue (0: no limit)")
+      ->capture_default_str();
   serve_cmd->add_option("--max-body", config.max_body_bytes, "Largest HTTP request body, bytes")
       ->capture_default_str();
   serve_cmd

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
 // Resource limits end to end (docs/security.md): request bodies, WebSocket messages, sessions
 // per agent (server and agent), user sockets per user and per address, TCP connections per
-// address, the request-head timeout that bounds slow-loris clients, and the 1,024 connections
-// that may wait for their request head at once. Each limit answers with its documented error
-// and, once the holder lets go, frees its place.
+// address, the request-head timeout that bounds slow-loris clients, and the connections that may
+// wait for their request head at once (--max-pending-requests). Each limit answers with its
+// documented error and, once the holder lets go, frees its place.
 #include "rexec/common/unique_fd.h"
 
 #include <catch2/catch.hpp>
@@ -343,33 +343,64 @@ TEST_CASE("limits: slow-loris clients are cut at the header timeout, others are 
   CHECK(rx::test::http(loop, "GET", sys.http_url("/api/version")).status == 200);
 }
 
-TEST_CASE("limits: past 1,024 connections waiting for a request head, the next one waits its turn",
-          "[integration][limits]") {
+namespace {
+
+// Opens `silent` connections that never send a byte, from three addresses (under the default
+// 512 each), to a server started with `args` and a 4 s header timeout.
+struct SilentCrowd {
+  explicit SilentCrowd(std::vector<std::string> args, std::size_t silent) : sys(options(args)) {
+    REQUIRE(rx::raise_open_file_limit() >= silent + 200);
+    REQUIRE(rx::test::http(sys.loop(), "GET", sys.http_url("/api/version")).status == 200);
+    fds_before = open_fds(sys.server().pid());
+    for (std::size_t i = 0; i < silent; ++i) {
+      conns.push_back(
+          std::make_unique<RawConn>("127.0.0." + std::to_string(4 + i % 3), sys.port()));
+    }
+  }
+
+  static ServerOptions options(std::vector<std::string> args) {
+    ServerOptions o;
+    o.extra_args = std::move(args);
+    o.extra_args.insert(o.extra_args.end(), {"--header-timeout", "4s"});
+    return o;
+  }
+
+  // Waits until the server has accepted `n` of them.
+  bool accepted(std::size_t n) {
+    return sys.loop().run_until([&] { return open_fds(sys.server().pid()) >= fds_before + n; }, 5s);
+  }
+
+  System sys;
+  std::size_t fds_before = 0;
+  std::vector<std::unique_ptr<RawConn>> conns;
+};
+
+}  // namespace
+
+TEST_CASE(
+    "limits: past --max-pending-requests connections waiting for a request head, the next "
+    "one waits its turn",
+    "[integration][limits]") {
   // scripts/lws-patches/0006: the listener stops accepting, the kernel queues the connection,
   // and it is served once the header timeout has closed the silent ones.
-  REQUIRE(rx::raise_open_file_limit() >= 1200);
-  ServerOptions o;
-  o.extra_args = {"--header-timeout", "4s"};
-  System sys(o);
-  auto& loop = sys.loop();
-  REQUIRE(rx::test::http(loop, "GET", sys.http_url("/api/version")).status == 200);
-  const pid_t server = sys.server().pid();
-  const std::size_t fds_before = open_fds(server);
-
-  // 1,024 connections that never send a byte, from three addresses (under 512 each).
-  constexpr std::size_t kSilent = 1024;
-  std::vector<std::unique_ptr<RawConn>> silent;
-  for (std::size_t i = 0; i < kSilent; ++i) {
-    silent.push_back(std::make_unique<RawConn>("127.0.0." + std::to_string(4 + i % 3), sys.port()));
+  std::vector<std::string> args;
+  std::size_t limit = 0;
+  SECTION("the default, 1,024") { limit = 1024; }
+  SECTION("--max-pending-requests 64") {
+    limit = 64;
+    args = {"--max-pending-requests", "64"};
   }
-  REQUIRE(loop.run_until([&] { return open_fds(server) >= fds_before + kSilent; }, 5s));
+  SilentCrowd crowd(args, limit);
+  auto& loop = crowd.sys.loop();
+  const pid_t server = crowd.sys.server().pid();
+  REQUIRE(crowd.accepted(limit));
 
   // The next connection is queued by the kernel, not accepted: no answer while they wait.
-  RawConn next("127.0.0.7", sys.port());
+  RawConn next("127.0.0.7", crowd.sys.port());
   REQUIRE(next.send("GET /api/version HTTP/1.0\r\nHost: x\r\n\r\n"));
   CHECK_FALSE(next.closed_by_peer(1500ms));
   CHECK(next.received().empty());
-  CHECK(open_fds(server) <= fds_before + kSilent);  // the next one was not accepted
+  CHECK(open_fds(server) <= crowd.fds_before + limit);  // the next one was not accepted
 
   // The header timeout closes the silent ones; then the queued request is answered.
   const auto start = Clock::now();
@@ -381,9 +412,27 @@ TEST_CASE("limits: past 1,024 connections waiting for a request head, the next o
   CHECK(answered);
   CHECK(next.received().rfind("HTTP/1.0 200", 0) == 0);
   std::size_t cut = 0;
-  for (auto& c : silent) cut += c->closed_by_peer(2000ms) ? 1U : 0U;
-  CHECK(cut == silent.size());
-  silent.clear();
-  CHECK(loop.run_until([&] { return open_fds(server) <= fds_before; }, 5s));
-  CHECK(rx::test::http(loop, "GET", sys.http_url("/api/version")).status == 200);
+  for (auto& c : crowd.conns) cut += c->closed_by_peer(2000ms) ? 1U : 0U;
+  CHECK(cut == crowd.conns.size());
+  crowd.conns.clear();
+  CHECK(loop.run_until([&] { return open_fds(server) <= crowd.fds_before; }, 5s));
+  CHECK(rx::test::http(loop, "GET", crowd.sys.http_url("/api/version")).status == 200);
+}
+
+TEST_CASE("limits: --max-pending-requests 0 accepts every connection at once",
+          "[integration][limits]") {
+  // lws's own behaviour: with 1,100 silent connections held, a request is still answered at once.
+  constexpr std::size_t kSilent = 1100;
+  SilentCrowd crowd({"--max-pending-requests", "0"}, kSilent);
+  REQUIRE(crowd.accepted(kSilent));
+  RawConn next("127.0.0.7", crowd.sys.port());
+  REQUIRE(next.send("GET /api/version HTTP/1.0\r\nHost: x\r\n\r\n"));
+  bool answered = false;
+  const auto start = Clock::now();
+  while (!answered && Clock::now() - start < 2s) answered = next.closed_by_peer(100ms);
+  CHECK(answered);
+  CHECK(next.received().rfind("HTTP/1.0 200", 0) == 0);
+  std::size_t open = 0;
+  for (auto& c : crowd.conns) open += c->closed_by_peer() ? 0U : 1U;
+  CHECK(open == kSilent);  // all still held: the request did not wait for the header timeout
 }

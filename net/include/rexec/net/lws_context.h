@@ -41,6 +41,10 @@ struct ContextOptions {
   // Server: seconds a connection may take to send its whole request head (slow-loris bound);
   // lws closes it after that. 0: lws's default (10 s).
   unsigned int header_timeout_s = 0;
+  // Server: connections that may wait for their request head at once (each holds a ~5 KiB lws
+  // header table); at that many, further connections stay in the kernel's accept queue until one
+  // is served or closed (scripts/lws-patches/0006). 0: accept whenever a descriptor is free.
+  unsigned int max_pending_requests = 0;
 };
 
 // Owns one lws_context. Created and destroyed on the loop thread. Destroying it starts lws's

@@ -51,6 +51,8 @@ struct ServerConfig {
   std::size_t max_sockets_per_ip = 256;     // the same, per client address
   std::size_t max_conns_per_ip = 512;       // TCP connections; more are closed at accept
   std::chrono::seconds header_timeout{10};  // to send a request head (slow-loris bound)
+  // Connections waiting for their request head at once; more stay in the kernel's accept queue.
+  unsigned int max_pending_requests = 1024;
   PlanLimits plan_limits;
   std::string log_level = "info";
   std::string tls_cert_file;  // PEM chain; with tls_key_file, the server speaks only TLS

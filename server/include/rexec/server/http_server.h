@@ -64,6 +64,9 @@ struct HttpServerOptions {
   // (there is no request yet to answer). 0: no limit.
   std::size_t max_conns_per_ip = 0;
   unsigned int header_timeout_s = 10;  // to send a whole request head, else closed (slow-loris)
+  // Connections waiting for their request head at once; more wait in the kernel's accept queue.
+  // 0: no limit.
+  unsigned int max_pending_requests = 0;
   // Reverse proxies (exact addresses) whose X-Forwarded-For is believed: a request from one of
   // them is from the address the proxy appended last, and they are exempt from
   // max_conns_per_ip. Anyone else's X-Forwarded-For is ignored.
