@@ -78,6 +78,9 @@ struct Options {
   std::uint64_t weight_bytes = 48ULL << 20U;
   std::set<std::string> only;
   bool quick = false;
+  // The scale server's --max-pending-requests; empty: its default. 0 gives lws's own accepting,
+  // the storm before scripts/lws-patches/0006, for a before/after from one build.
+  std::string max_pending_requests;
 
   [[nodiscard]] bool want(const std::string& part) const {
     return only.empty() || only.count(part) != 0;
@@ -1074,6 +1077,9 @@ void bench_scale(const Options& o) {
     so.pong_timeout = 45s;
     so.log_level = "warn";
     so.extra_args = {"--max-conns-per-ip", "0"};
+    if (!o.max_pending_requests.empty()) {
+      so.extra_args.insert(so.extra_args.end(), {"--max-pending-requests", o.max_pending_requests});
+    }
     so.rate_limit = 1000000;  // thousands of upgrades a second from a few addresses
     System sys(so);
     const pid_t server = sys.server().pid();
@@ -1633,7 +1639,7 @@ const char* const kUsage =
     "                   [--sessions 0,1,100,1000] [--agents 1000,10000] [--terminals N]\n"
     "                   [--only "
     "throughput,echo,paste,idle,memory,slow,terminals,scale,cluster,files,handover,size,weight]\n"
-    "                   [--weight-bytes N] [--agent PATH] [--quick]\n";
+    "                   [--weight-bytes N] [--max-pending-requests N] [--agent PATH] [--quick]\n";
 
 int main(int argc, char** argv) {
   // The simulated agents of the scale part run in a child of their own (fleet.h).
@@ -1677,6 +1683,8 @@ int main(int argc, char** argv) {
         only = value;
       } else if (arg == "--agent") {
         agent_path = value;
+      } else if (arg == "--max-pending-requests") {
+        o.max_pending_requests = std::to_string(std::stoul(value));
       } else {
         std::fputs(kUsage, stderr);
         return 2;
